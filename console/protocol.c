@@ -1,0 +1,205 @@
+/*
+ * Console protocol framing shared by plexusd and the plexus client: parsing
+ * "KIND ID LEN\n<payload>" frames out of a byte stream and writing them out
+ * whole (see docs/console-protocol.md).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+void px_frame_reader_init(struct px_frame_reader *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void px_frame_reader_free(struct px_frame_reader *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+static int reserve(char **buf, size_t *cap, size_t need)
+{
+	size_t ncap;
+	char *nbuf;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap : 4096;
+	while (ncap < need)
+		ncap *= 2;
+	nbuf = realloc(*buf, ncap);
+	if (!nbuf)
+		return -1;
+	*buf = nbuf;
+	*cap = ncap;
+	return 0;
+}
+
+ssize_t px_frame_reader_fill(struct px_frame_reader *r, int fd)
+{
+	ssize_t n;
+
+	if (r->consumed) {
+		memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
+		r->len -= r->consumed;
+		r->consumed = 0;
+	}
+	/* Room for a full frame at most: header + payload + the NUL we add. */
+	if (reserve(&r->buf, &r->cap, r->len + 16384) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	do
+		n = read(fd, r->buf + r->len, r->cap - r->len - 1);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		r->len += (size_t)n;
+	return n;
+}
+
+static int parse_header(const char *line, size_t n, struct px_frame *f)
+{
+	char tmp[PX_PROTO_MAX_HEADER + 1];
+	char *p, *end;
+	size_t k;
+	unsigned long long v;
+
+	memcpy(tmp, line, n);
+	tmp[n] = '\0';
+	p = tmp;
+	for (k = 0; islower((unsigned char)p[k]); k++)
+		;
+	if (k == 0 || k > PX_PROTO_MAX_KIND || p[k] != ' ')
+		return -1;
+	memcpy(f->kind, p, k);
+	f->kind[k] = '\0';
+	p += k + 1;
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	errno = 0;
+	v = strtoull(p, &end, 10);
+	if (errno || *end != ' ')
+		return -1;
+	f->id = v;
+	p = end + 1;
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	v = strtoull(p, &end, 10);
+	if (errno || *end != '\0' || v > PX_PROTO_MAX_PAYLOAD)
+		return -1;
+	f->len = (size_t)v;
+	return 0;
+}
+
+int px_frame_next(struct px_frame_reader *r, struct px_frame *f, const char **errmsg)
+{
+	char *start = r->buf + r->consumed;
+	size_t avail = r->len - r->consumed;
+	char *nl;
+	size_t hlen;
+
+	if (!avail)
+		return 0;
+	nl = memchr(start, '\n', avail < PX_PROTO_MAX_HEADER + 1 ? avail : PX_PROTO_MAX_HEADER + 1);
+	if (!nl) {
+		if (avail > PX_PROTO_MAX_HEADER) {
+			*errmsg = "frame header too long";
+			return -1;
+		}
+		return 0;
+	}
+	hlen = (size_t)(nl - start);
+	if (parse_header(start, hlen, f) < 0) {
+		*errmsg = "malformed frame header";
+		return -1;
+	}
+	if (avail < hlen + 1 + f->len) {
+		/* Make sure the whole frame will fit before asking for more. */
+		if (reserve(&r->buf, &r->cap, r->len + f->len + 2) < 0) {
+			*errmsg = "out of memory";
+			return -1;
+		}
+		return 0;
+	}
+	f->payload = start + hlen + 1;
+	/* The byte after the payload belongs to the next frame: shift the
+	 * remainder by one so we can NUL-terminate in place. */
+	{
+		size_t rest = avail - (hlen + 1 + f->len);
+		if (reserve(&r->buf, &r->cap, r->len + 1) < 0) {
+			*errmsg = "out of memory";
+			return -1;
+		}
+		start = r->buf + r->consumed;
+		f->payload = start + hlen + 1;
+		memmove(f->payload + f->len + 1, f->payload + f->len, rest);
+		f->payload[f->len] = '\0';
+		r->len += 1;
+		r->consumed += hlen + 1 + f->len + 1;
+	}
+	return 1;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int px_frame_write(int fd, const char *kind, uint64_t id, const void *payload, size_t len)
+{
+	char *buf = NULL;
+	size_t blen = 0, cap = 0;
+	int rc;
+
+	if (px_frame_append(&buf, &blen, &cap, kind, id, payload, len) < 0)
+		return -1;
+	rc = write_all(fd, buf, blen);
+	free(buf);
+	return rc;
+}
+
+int px_frame_append(char **buf, size_t *len, size_t *cap, const char *kind, uint64_t id,
+		    const void *payload, size_t plen)
+{
+	char head[PX_PROTO_MAX_HEADER + 1];
+	int h;
+
+	if (plen > PX_PROTO_MAX_PAYLOAD) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	h = snprintf(head, sizeof(head), "%s %" PRIu64 " %zu\n", kind, id, plen);
+	if (h < 0 || (size_t)h >= sizeof(head)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (reserve(buf, cap, *len + (size_t)h + plen) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(*buf + *len, head, (size_t)h);
+	if (plen)
+		memcpy(*buf + *len + h, payload, plen);
+	*len += (size_t)h + plen;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * Frames of the console protocol (docs/console-protocol.md), shared by the
+ * daemon's console server and the plexus client: a header line
+ * "KIND ID LEN\n" and LEN bytes of payload. Reading is incremental so that
+ * a caller can feed whatever bytes arrived and take out complete frames.
+ */
+#ifndef PLEXUS_CONSOLE_PROTOCOL_H
+#define PLEXUS_CONSOLE_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PX_PROTO_MAX_PAYLOAD (1024 * 1024)
+#define PX_PROTO_MAX_HEADER 64
+#define PX_PROTO_MAX_KIND 15
+
+struct px_frame {
+	char kind[PX_PROTO_MAX_KIND + 1];
+	uint64_t id;
+	size_t len;
+	char *payload; /* NUL-terminated for convenience; owned by the reader */
+};
+
+/* Accumulates bytes from a stream and yields complete frames. */
+struct px_frame_reader {
+	char *buf;
+	size_t len, cap;
+	size_t consumed; /* bytes of buf already handed out as a frame */
+};
+
+void px_frame_reader_init(struct px_frame_reader *r);
+void px_frame_reader_free(struct px_frame_reader *r);
+/* Read what fd has (one read(2)). Returns bytes read, 0 on end of stream,
+ * -1 on error (errno set; EAGAIN when nothing was ready). */
+ssize_t px_frame_reader_fill(struct px_frame_reader *r, int fd);
+/* Take the next complete frame: 1 when f was filled (valid until the next
+ * call), 0 when more bytes are needed, -1 when the stream is malformed
+ * (errmsg describes it). */
+int px_frame_next(struct px_frame_reader *r, struct px_frame *f, const char **errmsg);
+
+/* Write a whole frame to a blocking fd, retrying short writes and EINTR;
+ * never raises SIGPIPE. 0 or -1 (errno set). */
+int px_frame_write(int fd, const char *kind, uint64_t id, const void *payload, size_t len);
+/* Append a frame to a memory buffer (for queued, non-blocking output). */
+int px_frame_append(char **buf, size_t *len, size_t *cap, const char *kind, uint64_t id,
+		    const void *payload, size_t plen);
+
+#endif

@@ -1,0 +1,578 @@
+/*
+ * The console server. An accept thread takes connections on the control
+ * socket, reads each peer's credentials and starts a thread for it. That
+ * thread reads frames (docs/console-protocol.md), runs commands and
+ * completion through the command registry, and writes answers and queued
+ * log lines back. Writes never hold a lock and never raise SIGPIPE; a client
+ * that vanishes only ends its own thread.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <plexus/core.h>
+#include <plexus/log.h>
+
+#include "cli_internal.h"
+#include "console_server.h"
+#include "log_internal.h"
+#include "protocol.h"
+
+/* A console that reads its log lines too slowly loses the oldest first
+ * beyond this many, and is told how many. */
+#define LOG_QUEUE_MAX 2000
+#define MAX_CONSOLES 256
+
+struct log_line {
+	struct log_line *next;
+	size_t len;
+	char text[];
+};
+
+struct px_console {
+	int fd;
+	int wake_fd; /* eventfd: log lines queued, or the server stops */
+	pthread_t thread;
+	bool done; /* thread finished; may be joined */
+	struct ucred cred;
+	unsigned serial;
+	struct px_log_subscriber sub;
+	bool log_on;
+	bool dead; /* a write failed: the client is gone */
+	uint64_t current_id;
+
+	pthread_mutex_t qlock; /* protects the queue and dropped only */
+	struct log_line *qhead, *qtail;
+	size_t qlen;
+	size_t dropped;
+
+	struct px_console *next;
+};
+
+static pthread_mutex_t consoles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct px_console *consoles;
+static int nconsoles;
+static int listen_fd = -1;
+static int stop_fd = -1;
+static bool stopping;
+static pthread_t accept_thread;
+static bool accept_running;
+static char *socket_path;
+static char *bye_reason;
+
+int px_console_probe(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc == 0;
+}
+
+/* ---- output ---- */
+
+static void console_send(struct px_console *c, const char *kind, uint64_t id, const char *data,
+			 size_t len)
+{
+	if (c->dead)
+		return;
+	if (px_frame_write(c->fd, kind, id, data, len) < 0) {
+		c->dead = true;
+		px_debug(1, "console %u: write failed (%s); dropping the client", c->serial,
+			 strerror(errno));
+	}
+}
+
+static void flush_logs(struct px_console *c)
+{
+	struct log_line *list;
+	size_t dropped;
+
+	pthread_mutex_lock(&c->qlock);
+	list = c->qhead;
+	dropped = c->dropped;
+	c->qhead = c->qtail = NULL;
+	c->qlen = 0;
+	c->dropped = 0;
+	pthread_mutex_unlock(&c->qlock);
+	if (dropped) {
+		char note[64];
+		int n = snprintf(note, sizeof(note), "[%zu log lines dropped]\n", dropped);
+		console_send(c, "log", 0, note, (size_t)n);
+	}
+	while (list) {
+		struct log_line *next = list->next;
+		console_send(c, "log", 0, list->text, list->len);
+		free(list);
+		list = next;
+	}
+}
+
+/* Logger callback: queue the line; never blocks beyond the queue lock. */
+static void console_deliver(void *ctx, enum px_log_level level, const char *line, size_t len)
+{
+	struct px_console *c = ctx;
+	struct log_line *l;
+	uint64_t one = 1;
+
+	(void)level;
+	pthread_mutex_lock(&c->qlock);
+	if (c->qlen >= LOG_QUEUE_MAX) {
+		c->dropped++;
+		pthread_mutex_unlock(&c->qlock);
+		return;
+	}
+	l = malloc(sizeof(*l) + len);
+	if (!l) {
+		c->dropped++;
+		pthread_mutex_unlock(&c->qlock);
+		return;
+	}
+	l->next = NULL;
+	l->len = len;
+	memcpy(l->text, line, len);
+	if (c->qtail)
+		c->qtail->next = l;
+	else
+		c->qhead = l;
+	c->qtail = l;
+	c->qlen++;
+	pthread_mutex_unlock(&c->qlock);
+	if (write(c->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter only saturates; the thread drains the queue anyway. */
+	}
+}
+
+/* Command output goes out as "out" frames; pending log lines first, so the
+ * client sees events in the order they happened. */
+static void console_out(void *ctx, const char *data, size_t len)
+{
+	struct px_console *c = ctx;
+
+	flush_logs(c);
+	console_send(c, "out", c->current_id, data, len);
+}
+
+/* ---- levels ---- */
+
+void px_console_set_levels(struct px_console *c, int verbose, int debug)
+{
+	px_log_subscriber_changed(&c->sub, c->sub.mask, verbose, debug);
+}
+
+void px_console_get_levels(struct px_console *c, int *verbose, int *debug)
+{
+	*verbose = c->sub.verbose;
+	*debug = c->sub.debug;
+}
+
+void px_console_set_level_enabled(struct px_console *c, enum px_log_level level, bool on)
+{
+	unsigned mask = c->sub.mask;
+
+	if (on)
+		mask |= PX_LOG_MASK(level);
+	else
+		mask &= ~PX_LOG_MASK(level);
+	px_log_subscriber_changed(&c->sub, mask, c->sub.verbose, c->sub.debug);
+}
+
+unsigned px_console_level_mask(struct px_console *c)
+{
+	return c->sub.mask;
+}
+
+int px_console_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&consoles_lock);
+	n = nconsoles;
+	pthread_mutex_unlock(&consoles_lock);
+	return n;
+}
+
+/* ---- one console ---- */
+
+static void handle_frame(struct px_console *c, const struct px_frame *f)
+{
+	px_cli cli = {.write = console_out,
+		      .ctx = c,
+		      .console = c,
+		      .uid = c->cred.uid,
+		      .pid = c->cred.pid};
+	char status[16];
+	int n;
+
+	if (!strcmp(f->kind, "cmd")) {
+		enum px_cli_status st;
+		c->current_id = f->id;
+		px_debug(2, "console %u (pid %d): %s", c->serial, (int)c->cred.pid, f->payload);
+		st = px_cli_execute(&cli, f->payload);
+		flush_logs(c);
+		n = snprintf(status, sizeof(status), "%d", (int)st);
+		console_send(c, "end", f->id, status, (size_t)n);
+	} else if (!strcmp(f->kind, "complete")) {
+		char *cands = px_cli_complete(&cli, f->payload);
+		console_send(c, "comp", f->id, cands ? cands : "", cands ? strlen(cands) : 0);
+		free(cands);
+	} else if (!strcmp(f->kind, "log")) {
+		bool on = !strcmp(f->payload, "on");
+		if (!on && strcmp(f->payload, "off")) {
+			console_send(c, "end", f->id, "2", 1);
+			return;
+		}
+		if (on != c->log_on) {
+			c->log_on = on;
+			if (on)
+				px_log_subscribe(&c->sub);
+			else
+				px_log_unsubscribe(&c->sub);
+		}
+		console_send(c, "end", f->id, "0", 1);
+	} else {
+		px_log_warning("console %u (pid %d): unknown frame kind '%s'; closing", c->serial,
+			       (int)c->cred.pid, f->kind);
+		c->dead = true;
+	}
+}
+
+static void *console_main(void *arg)
+{
+	struct px_console *c = arg;
+	struct px_frame_reader reader;
+	char host[256] = "localhost";
+	char banner[512];
+	int n;
+
+	px_frame_reader_init(&reader);
+	gethostname(host, sizeof(host) - 1);
+	n = snprintf(banner, sizeof(banner), "Plexus %s on %s (pid %d)", px_version(), host,
+		     (int)getpid());
+	console_send(c, "banner", 0, banner, (size_t)n);
+
+	while (!c->dead) {
+		struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+					{.fd = c->wake_fd, .events = POLLIN}};
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(c->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
+			flush_logs(c);
+			if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
+				const char *why = bye_reason ? bye_reason : "shutting down";
+				console_send(c, "bye", 0, why, strlen(why));
+				break;
+			}
+		}
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			struct px_frame f;
+			const char *msg = NULL;
+			int got;
+			ssize_t r = px_frame_reader_fill(&reader, c->fd);
+			if (r == 0 || (r < 0 && errno != EAGAIN))
+				break;
+			while (!c->dead && (got = px_frame_next(&reader, &f, &msg)) == 1)
+				handle_frame(c, &f);
+			if (got < 0) {
+				px_log_warning("console %u (pid %d): %s; closing", c->serial,
+					       (int)c->cred.pid, msg);
+				break;
+			}
+		}
+	}
+	if (c->log_on)
+		px_log_unsubscribe(&c->sub);
+	c->log_on = false;
+	px_frame_reader_free(&reader);
+	px_verbose(2, "Console %u (pid %d, uid %d) disconnected", c->serial, (int)c->cred.pid,
+		   (int)c->cred.uid);
+	pthread_mutex_lock(&consoles_lock);
+	c->done = true;
+	nconsoles--;
+	pthread_mutex_unlock(&consoles_lock);
+	return NULL;
+}
+
+static void console_free(struct px_console *c)
+{
+	struct log_line *l = c->qhead;
+
+	while (l) {
+		struct log_line *next = l->next;
+		free(l);
+		l = next;
+	}
+	close(c->fd);
+	close(c->wake_fd);
+	pthread_mutex_destroy(&c->qlock);
+	free(c);
+}
+
+/* Join and free the consoles whose threads have finished. */
+static void reap_consoles(bool all)
+{
+	for (;;) {
+		struct px_console *found = NULL;
+		pthread_mutex_lock(&consoles_lock);
+		for (struct px_console **pp = &consoles; *pp; pp = &(*pp)->next) {
+			if ((*pp)->done || all) {
+				found = *pp;
+				*pp = found->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&consoles_lock);
+		if (!found)
+			return;
+		pthread_join(found->thread, NULL);
+		console_free(found);
+	}
+}
+
+static void start_console(int fd)
+{
+	static unsigned serial;
+	struct px_console *c;
+	socklen_t len = sizeof(struct ucred);
+	char name[32];
+
+	if (px_console_count() >= MAX_CONSOLES) {
+		static const char msg[] = "too many consoles";
+		px_log_warning("Refusing a console: %d already connected", MAX_CONSOLES);
+		px_frame_write(fd, "bye", 0, msg, sizeof(msg) - 1);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->wake_fd < 0) {
+		px_log_error("Cannot accept a console: eventfd: %s", strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		c->cred.pid = 0;
+		c->cred.uid = (uid_t)-1;
+		c->cred.gid = (gid_t)-1;
+	}
+	pthread_mutex_init(&c->qlock, NULL);
+	c->serial = ++serial;
+	c->sub.mask = PX_LOG_MASK_ALL;
+	c->sub.verbose = px_log_get_verbose();
+	c->sub.debug = px_log_get_debug();
+	c->sub.deliver = console_deliver;
+	c->sub.ctx = c;
+	c->log_on = true;
+	px_log_subscribe(&c->sub);
+	px_verbose(2, "Console %u connected (pid %d, uid %d, gid %d)", c->serial, (int)c->cred.pid,
+		   (int)c->cred.uid, (int)c->cred.gid);
+
+	pthread_mutex_lock(&consoles_lock);
+	c->next = consoles;
+	consoles = c;
+	nconsoles++;
+	pthread_mutex_unlock(&consoles_lock);
+	snprintf(name, sizeof(name), "console/%u", c->serial);
+	if (px_thread_start(&c->thread, name, console_main, c) != 0) {
+		px_log_error("Cannot start a console thread: %s", strerror(errno));
+		px_log_unsubscribe(&c->sub);
+		pthread_mutex_lock(&consoles_lock);
+		for (struct px_console **pp = &consoles; *pp; pp = &(*pp)->next)
+			if (*pp == c) {
+				*pp = c->next;
+				break;
+			}
+		nconsoles--;
+		pthread_mutex_unlock(&consoles_lock);
+		console_free(c);
+	}
+}
+
+static void *accept_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = listen_fd, .events = POLLIN},
+					{.fd = stop_fd, .events = POLLIN}};
+		int fd;
+
+		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+			break;
+		reap_consoles(false);
+		if (pfd[1].revents & POLLIN)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+				px_log_warning("Console accept failed: %s", strerror(errno));
+			continue;
+		}
+		start_console(fd);
+	}
+	return NULL;
+}
+
+static int make_parent_dir(const char *path, px_err *err)
+{
+	char *copy = strdup(path), *slash;
+
+	if (!copy)
+		return px_err_set(err, "out of memory");
+	slash = strrchr(copy, '/');
+	if (slash && slash != copy) {
+		*slash = '\0';
+		if (mkdir(copy, 0755) < 0 && errno != EEXIST) {
+			px_err_set(err, "cannot create directory %s: %s", copy, strerror(errno));
+			free(copy);
+			return -1;
+		}
+	}
+	free(copy);
+	return 0;
+}
+
+int px_console_server_start(const struct px_console_listen *l, px_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (strlen(l->path) >= sizeof(sa.sun_path))
+		return px_err_set(err, "control socket path too long: %s", l->path);
+	if (px_console_probe(l->path))
+		return px_err_set(err, "another plexusd is already running on %s", l->path);
+	if (make_parent_dir(l->path, err) < 0)
+		return -1;
+	if (l->owner) {
+		struct passwd *pw = getpwnam(l->owner);
+		if (!pw)
+			return px_err_set(err, "no such user '%s' for the control socket", l->owner);
+		uid = pw->pw_uid;
+	}
+	if (l->group) {
+		struct group *gr = getgrnam(l->group);
+		if (!gr)
+			return px_err_set(err, "no such group '%s' for the control socket", l->group);
+		gid = gr->gr_gid;
+	}
+	strcpy(sa.sun_path, l->path);
+	/* Nothing answers there: whatever is left is a stale socket. */
+	unlink(l->path);
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (listen_fd < 0)
+		return px_err_set(err, "socket: %s", strerror(errno));
+	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		px_err_set(err, "cannot bind control socket %s: %s", l->path, strerror(errno));
+		goto fail;
+	}
+	if (chmod(l->path, l->mode) < 0) {
+		px_err_set(err, "cannot chmod %s: %s", l->path, strerror(errno));
+		goto fail_unlink;
+	}
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(l->path, uid, gid) < 0) {
+		px_err_set(err, "cannot chown %s: %s", l->path, strerror(errno));
+		goto fail_unlink;
+	}
+	if (listen(listen_fd, 64) < 0) {
+		px_err_set(err, "listen on %s: %s", l->path, strerror(errno));
+		goto fail_unlink;
+	}
+	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (stop_fd < 0) {
+		px_err_set(err, "eventfd: %s", strerror(errno));
+		goto fail_unlink;
+	}
+	socket_path = strdup(l->path);
+	stopping = false;
+	if (px_thread_start(&accept_thread, "console-accept", accept_main, NULL) != 0) {
+		px_err_set(err, "cannot start the console thread");
+		close(stop_fd);
+		stop_fd = -1;
+		free(socket_path);
+		socket_path = NULL;
+		goto fail_unlink;
+	}
+	accept_running = true;
+	px_verbose(1, "Console listening on %s (mode %04o)", l->path, (unsigned)l->mode);
+	return 0;
+fail_unlink:
+	unlink(l->path);
+fail:
+	close(listen_fd);
+	listen_fd = -1;
+	return -1;
+}
+
+void px_console_server_stop(const char *reason)
+{
+	uint64_t one = 1;
+
+	if (!accept_running)
+		return;
+	/* No new consoles. */
+	if (write(stop_fd, &one, sizeof(one)) < 0)
+		px_log_warning("Cannot wake the console thread: %s", strerror(errno));
+	pthread_join(accept_thread, NULL);
+	accept_running = false;
+
+	/* Every console says goodbye and ends its thread. A thread stuck
+	 * writing to a client that does not read is cut loose after a while. */
+	free(bye_reason);
+	bye_reason = reason ? strdup(reason) : NULL;
+	__atomic_store_n(&stopping, true, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&consoles_lock);
+	for (struct px_console *c = consoles; c; c = c->next)
+		if (write(c->wake_fd, &one, sizeof(one)) < 0)
+			px_log_warning("Cannot wake console %u", c->serial);
+	pthread_mutex_unlock(&consoles_lock);
+	for (int waited = 0; waited < 200 && px_console_count() > 0; waited++)
+		usleep(10000);
+	pthread_mutex_lock(&consoles_lock);
+	for (struct px_console *c = consoles; c; c = c->next)
+		if (!c->done)
+			shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&consoles_lock);
+	reap_consoles(true);
+
+	close(listen_fd);
+	listen_fd = -1;
+	close(stop_fd);
+	stop_fd = -1;
+	if (socket_path)
+		unlink(socket_path);
+	free(socket_path);
+	socket_path = NULL;
+	free(bye_reason);
+	bye_reason = NULL;
+}

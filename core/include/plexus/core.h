@@ -1,0 +1,45 @@
+/*
+ * The daemon itself: version, where it runs from, and requests to stop or
+ * reload that any thread may make (they are carried out by the main thread).
+ */
+#ifndef PLEXUS_CORE_H
+#define PLEXUS_CORE_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include <plexus/config.h>
+#include <plexus/error.h>
+
+const char *px_version(void);
+
+/* Directory of the configuration files (-c), and the main file (-C). */
+const char *px_core_config_dir(void);
+const char *px_core_main_config(void);
+/* Load a configuration file by name, relative to the configuration
+ * directory unless absolute. */
+int px_core_load_config(const char *name, px_config **out, px_err *err);
+
+time_t px_core_start_time(void);
+time_t px_core_reload_time(void);
+
+enum px_stop_mode {
+	PX_STOP_NOW,        /* hang everything up and stop */
+	PX_STOP_GRACEFULLY, /* refuse new work, stop when the current work is done */
+};
+void px_core_request_stop(enum px_stop_mode mode);
+void px_core_request_reload(void);
+bool px_core_stopping(void);
+
+/*
+ * Threads the daemon starts are named and listed by "core show threads".
+ * px_thread_start starts fn(arg) as a joinable thread named name.
+ */
+#include <pthread.h>
+int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void *arg);
+/* A thread that was not started by px_thread_start (main) registers itself. */
+void px_thread_register_self(const char *name);
+/* Called by a thread just before it returns. */
+void px_thread_unregister_self(void);
+
+#endif

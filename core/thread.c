@@ -1,0 +1,125 @@
+/*
+ * Named threads. Every thread plexusd starts is recorded here with its name
+ * and kernel thread id, so "core show threads" can list what is running and
+ * a stuck thread can be found with gdb or top by its id.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <plexus/core.h>
+
+#include "thread_internal.h"
+
+struct px_thread_entry {
+	char name[32];
+	pid_t tid;
+	pthread_t self;
+	time_t started;
+	struct px_thread_entry *next;
+};
+
+struct thread_start {
+	char name[32];
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct px_thread_entry *threads;
+
+void px_thread_register_self(const char *name)
+{
+	struct px_thread_entry *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->tid = (pid_t)syscall(SYS_gettid);
+	t->self = pthread_self();
+	t->started = time(NULL);
+	/* The kernel's thread name is limited to 15 characters. */
+	char comm[16];
+	snprintf(comm, sizeof(comm), "%s", name);
+	pthread_setname_np(t->self, comm);
+	pthread_mutex_lock(&threads_lock);
+	t->next = threads;
+	threads = t;
+	pthread_mutex_unlock(&threads_lock);
+}
+
+void px_thread_unregister_self(void)
+{
+	pthread_t self = pthread_self();
+
+	pthread_mutex_lock(&threads_lock);
+	for (struct px_thread_entry **pp = &threads; *pp; pp = &(*pp)->next) {
+		if (pthread_equal((*pp)->self, self)) {
+			struct px_thread_entry *t = *pp;
+			*pp = t->next;
+			free(t);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&threads_lock);
+}
+
+static void *thread_main(void *p)
+{
+	struct thread_start start = *(struct thread_start *)p;
+	void *ret;
+
+	free(p);
+	px_thread_register_self(start.name);
+	ret = start.fn(start.arg);
+	px_thread_unregister_self();
+	return ret;
+}
+
+int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void *arg)
+{
+	struct thread_start *start = malloc(sizeof(*start));
+	int rc;
+
+	if (!start)
+		return ENOMEM;
+	snprintf(start->name, sizeof(start->name), "%s", name);
+	start->fn = fn;
+	start->arg = arg;
+	rc = pthread_create(out, NULL, thread_main, start);
+	if (rc)
+		free(start);
+	return rc;
+}
+
+size_t px_thread_list(struct px_thread_info *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&threads_lock);
+	for (struct px_thread_entry *t = threads; t; t = t->next, n++) {
+		if (n < max) {
+			snprintf(out[n].name, sizeof(out[n].name), "%s", t->name);
+			out[n].tid = t->tid;
+			out[n].started = t->started;
+		}
+	}
+	pthread_mutex_unlock(&threads_lock);
+	return n;
+}
+
+void px_thread_registry_shutdown(void)
+{
+	pthread_mutex_lock(&threads_lock);
+	while (threads) {
+		struct px_thread_entry *t = threads;
+		threads = t->next;
+		free(t);
+	}
+	pthread_mutex_unlock(&threads_lock);
+}
