@@ -213,6 +213,6 @@ int px_core_reload(px_err *err)
 	px_daemon_unlock();
 	px_loader_reload_all();
 	reload_time = time(NULL);
-	px_verbose(1, "Reload complete%s", rc ? " (plexus.conf kept its running values)" : "");
+	px_log_notice("Reload complete%s", rc ? " (plexus.conf kept its running values)" : "");
 	return rc;
 }

@@ -290,7 +290,7 @@ int main(int argc, char **argv)
 {
 	struct options opt;
 	struct px_settings settings;
-	char main_config[PATH_MAX];
+	char config_dir[PATH_MAX], main_config[PATH_MAX], path[PATH_MAX + 32];
 	px_err err = {""};
 	px_store *store = NULL;
 	px_config *modules_conf = NULL;
@@ -300,17 +300,25 @@ int main(int argc, char **argv)
 
 	if (parse_options(argc, argv, &opt) < 0)
 		return EXIT_START_FAILED;
-	if (opt.main_config)
-		snprintf(main_config, sizeof(main_config), "%s", opt.main_config);
-	else
-		snprintf(main_config, sizeof(main_config), "%s/plexus.conf", opt.config_dir);
+	/* Paths are made absolute now: a detached daemon runs from "/". */
+	if (!realpath(opt.config_dir, config_dir)) {
+		fprintf(stderr, "plexusd: configuration directory %s: %s\n", opt.config_dir,
+			strerror(errno));
+		return EXIT_START_FAILED;
+	}
+	snprintf(path, sizeof(path), "%s/plexus.conf", config_dir);
+	if (!realpath(opt.main_config ? opt.main_config : path, main_config)) {
+		fprintf(stderr, "plexusd: %s: %s\n", opt.main_config ? opt.main_config : path,
+			strerror(errno));
+		return EXIT_START_FAILED;
+	}
 
 	px_log_init();
 	if (px_settings_load(main_config, &settings, &err) < 0) {
 		fprintf(stderr, "plexusd: %s\n", err.msg);
 		return EXIT_START_FAILED;
 	}
-	px_daemon_init(opt.config_dir, main_config);
+	px_daemon_init(config_dir, main_config);
 	px_log_set_levels((int)settings.verbose + opt.verbose, (int)settings.debug + opt.debug);
 	if (px_console_probe(settings.socket)) {
 		fprintf(stderr, "plexusd: another plexusd is already running on %s\n",
@@ -374,13 +382,12 @@ int main(int argc, char **argv)
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_loader;
 	}
-	if (px_core_load_config("modules.conf", &modules_conf, &err) < 0) {
-		if (access(err.msg, F_OK) == 0 || !strstr(err.msg, "No such file")) {
-			status = start_failed(EXIT_START_FAILED, "%s", err.msg);
-			goto out_console;
-		}
-		px_log_notice("No modules.conf in %s: loading every module", opt.config_dir);
-		modules_conf = NULL;
+	snprintf(path, sizeof(path), "%s/modules.conf", config_dir);
+	if (access(path, F_OK) != 0) {
+		px_log_notice("No %s: loading every module in %s", path, s->module_dir);
+	} else if (px_config_load(path, &modules_conf, &err) < 0) {
+		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
+		goto out_console;
 	}
 	if (px_loader_load_all(modules_conf, &err) < 0) {
 		status = start_failed(EXIT_REQUIRED_MODULE, "%s; stopping", err.msg);

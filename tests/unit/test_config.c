@@ -36,9 +36,13 @@
 
 static char tmpdir[] = "/tmp/plexus-test-config-XXXXXX";
 
+static px_config *typed_cfg;
+static const px_config_section *typed;
+static int load_typed(void);
+
 static int suite_init(void)
 {
-	return mkdtemp(tmpdir) ? 0 : -1;
+	return mkdtemp(tmpdir) && load_typed() == 0 ? 0 : -1;
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
@@ -48,6 +52,7 @@ static int remove_entry(const char *path, const struct stat *sb, int type, struc
 
 static int suite_cleanup(void)
 {
+	px_config_unref(typed_cfg);
 	return nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -261,14 +266,14 @@ static void test_sections_and_keys(void)
 static void test_comments_blanks_and_escapes(void)
 {
 	px_config *cfg = load_text("text.conf", "  ; leading comment\n"
-						"\n"
-						"   [ spaced ]   ; comment after a header\n"
-						"\tkey\t=\tvalue with  inner  blanks \t \n"
-						"semi = a\\;b\\;c;rest is comment\n"
-						"back = C:\\path\\to ; only \\; is an escape\n"
-						"eq = a=b=c\n"
-						"arrow=>x=>y\n"
-						"ends = \\;\n");
+	                                        "\n"
+	                                        "   [ spaced ]   ; comment after a header\n"
+	                                        "\tkey\t=\tvalue with  inner  blanks \t \n"
+	                                        "semi = a\\;b\\;c;rest is comment\n"
+	                                        "back = C:\\path\\to ; only \\; is an escape\n"
+	                                        "eq = a=b=c\n"
+	                                        "arrow=>x=>y\n"
+	                                        "ends = \\;\n");
 	const px_config_section *s;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
@@ -290,7 +295,8 @@ static void test_comments_blanks_and_escapes(void)
 
 static void test_crlf_and_bom(void)
 {
-	static const char text[] = "\xEF\xBB\xBF[a]\r\nkey = value\r\n\r\nk2 => v2 ; c\r\nlast = end";
+	static const char text[] =
+	        "\xEF\xBB\xBF[a]\r\nkey = value\r\n\r\nk2 => v2 ; c\r\nlast = end";
 	char path[PATH_MAX];
 	px_config *cfg;
 
@@ -541,7 +547,8 @@ static void test_include_glob(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	glob_section = px_config_find(cfg, "glob");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(glob_section);
-	CU_ASSERT_STRING_EQUAL(px_config_section_file(glob_section), DATA_DIR "/glob.d/10-first.conf");
+	CU_ASSERT_STRING_EQUAL(px_config_section_file(glob_section),
+	                       DATA_DIR "/glob.d/10-first.conf");
 	/* Sorted by name whatever the directory order; *.txt not matched. */
 	CU_ASSERT_EQUAL(count_vars(glob_section), 3);
 	v = first_var(glob_section, "order");
@@ -580,7 +587,9 @@ static void test_include_glob_skips_directories(void)
 	px_config_unref(cfg);
 
 	tmp_path(path, sizeof(path), "gd/literal.conf");
-	snprintf(expected, sizeof(expected), "%s/gd/literal.conf:2: cannot open '%s/gd/inc.d/dir.conf': Is a directory", tmpdir, tmpdir);
+	snprintf(expected, sizeof(expected),
+	         "%s/gd/literal.conf:2: cannot open '%s/gd/inc.d/dir.conf': Is a directory", tmpdir,
+	         tmpdir);
 	expect_load_error(path, expected);
 }
 
@@ -644,7 +653,8 @@ static void test_include_depth(void)
 	px_config_unref(cfg);
 
 	tmp_path(path, sizeof(path), "deep/f08.conf");
-	snprintf(expected, sizeof(expected), "%s/deep/f39.conf:1: includes nested deeper than 32 levels", tmpdir);
+	snprintf(expected, sizeof(expected),
+	         "%s/deep/f39.conf:1: includes nested deeper than 32 levels", tmpdir);
 	expect_load_error(path, expected);
 }
 
@@ -665,8 +675,10 @@ static void test_include_from_string_uses_cwd(void)
 	CU_ASSERT(fchdir(saved_cwd) == 0);
 	close(saved_cwd);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-	CU_ASSERT_STRING_EQUAL(px_config_var_find(px_config_find(cfg, "g"), "from_part")->file, "part.conf");
-	CU_ASSERT_STRING_EQUAL(px_config_section_file(px_config_find(cfg, "g")), "elsewhere/gen.conf");
+	CU_ASSERT_STRING_EQUAL(px_config_var_find(px_config_find(cfg, "g"), "from_part")->file,
+	                       "part.conf");
+	CU_ASSERT_STRING_EQUAL(px_config_section_file(px_config_find(cfg, "g")),
+	                       "elsewhere/gen.conf");
 	px_config_unref(cfg);
 }
 
@@ -678,17 +690,17 @@ static void test_syntax_errors(void)
 		const char *file;
 		const char *message;
 	} cases[] = {
-		{"bad_outside.conf", ":2: value outside of any section"},
-		{"bad_line.conf", ":3: expected 'key = value', got 'this is not valid'"},
-		{"bad_section.conf", ":3: unterminated section header"},
-		{"bad_section_options.conf", ":1: unterminated section header"},
-		{"bad_empty_name.conf", ":2: empty section name"},
-		{"bad_template.conf", ":2: unknown template 'nosuch'"},
-		{"bad_append.conf", ":2: no section 'b' to append to"},
-		{"bad_directive.conf", ":2: unknown directive '#exec'"},
-		{"bad_include_no_name.conf", ":1: #include needs a file name"},
-		{"bad_trailing.conf", ":1: unexpected 'junk' after section header"},
-		{"bad_empty_key.conf", ":2: expected 'key = value', got '= value'"},
+	        {"bad_outside.conf", ":2: value outside of any section"},
+	        {"bad_line.conf", ":3: expected 'key = value', got 'this is not valid'"},
+	        {"bad_section.conf", ":3: unterminated section header"},
+	        {"bad_section_options.conf", ":1: unterminated section header"},
+	        {"bad_empty_name.conf", ":2: empty section name"},
+	        {"bad_template.conf", ":2: unknown template 'nosuch'"},
+	        {"bad_append.conf", ":2: no section 'b' to append to"},
+	        {"bad_directive.conf", ":2: unknown directive '#exec'"},
+	        {"bad_include_no_name.conf", ":1: #include needs a file name"},
+	        {"bad_trailing.conf", ":1: unexpected 'junk' after section header"},
+	        {"bad_empty_key.conf", ":2: expected 'key = value', got '= value'"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -703,19 +715,24 @@ static void test_syntax_errors(void)
 
 static void test_syntax_errors_in_text(void)
 {
-	expect_text_error("[a](+,!)\n", "inline.conf:1: '+' cannot be combined with other section options");
-	expect_text_error("[a]\n[a](+,a)\n", "inline.conf:2: '+' cannot be combined with other section options");
+	expect_text_error("[a](+,!)\n",
+	                  "inline.conf:1: '+' cannot be combined with other section options");
+	expect_text_error("[a]\n[a](+,a)\n",
+	                  "inline.conf:2: '+' cannot be combined with other section options");
 	expect_text_error("[a]()\n", "inline.conf:1: empty name in section options");
 	expect_text_error("[t](!)\n[a](t,,t)\n", "inline.conf:2: empty name in section options");
 	expect_text_error("[a](!) x\n", "inline.conf:1: unexpected 'x' after section header");
-	expect_text_error("[a]\n#include \"x.conf\n", "inline.conf:2: #include: missing closing \"");
+	expect_text_error("[a]\n#include \"x.conf\n",
+	                  "inline.conf:2: #include: missing closing \"");
 	expect_text_error("[a]\n#include <x.conf\n", "inline.conf:2: #include: missing closing >");
-	expect_text_error("[a]\n#include \"x.conf\" y\n", "inline.conf:2: #include: unexpected 'y' after the file name");
+	expect_text_error("[a]\n#include \"x.conf\" y\n",
+	                  "inline.conf:2: #include: unexpected 'y' after the file name");
 	expect_text_error("[a]\n#include \"\"\n", "inline.conf:2: #include needs a file name");
 	expect_text_error("[a]\n#\n", "inline.conf:2: unknown directive '#'");
 	expect_text_error("[a]\n#includes x\n", "inline.conf:2: unknown directive '#includes'");
 	expect_text_error("\n\nk => v\n", "inline.conf:3: value outside of any section");
-	expect_text_error("[a]\njust words\n", "inline.conf:2: expected 'key = value', got 'just words'");
+	expect_text_error("[a]\njust words\n",
+	                  "inline.conf:2: expected 'key = value', got 'just words'");
 	/* The template must come first; the section itself does not count. */
 	expect_text_error("[a](b)\n[b](!)\n", "inline.conf:1: unknown template 'b'");
 	expect_text_error("[a](a)\n", "inline.conf:1: unknown template 'a'");
@@ -725,18 +742,17 @@ static void test_syntax_errors_in_text(void)
 static void test_include_errors(void)
 {
 	expect_load_error(DATA_DIR "/bad_include_missing.conf",
-			  DATA_DIR "/bad_include_missing.conf:2: cannot open '" DATA_DIR
-				   "/nosuch.conf': No such file or directory");
+	                  DATA_DIR "/bad_include_missing.conf:2: cannot open '" DATA_DIR
+	                           "/nosuch.conf': No such file or directory");
 	/* An error inside an included file names that file. */
-	expect_load_error(DATA_DIR "/bad_nested.conf",
-			  DATA_DIR "/sub/bad_child.conf:2: expected 'key = value', got 'broken line'");
-	expect_load_error(DATA_DIR "/cycle_a.conf",
-			  DATA_DIR "/cycle_b.conf:2: include cycle: " DATA_DIR
-				   "/cycle_a.conf -> " DATA_DIR "/cycle_b.conf -> " DATA_DIR
-				   "/cycle_a.conf");
+	expect_load_error(DATA_DIR "/bad_nested.conf", DATA_DIR
+	                  "/sub/bad_child.conf:2: expected 'key = value', got 'broken line'");
+	expect_load_error(DATA_DIR "/cycle_a.conf", DATA_DIR
+	                  "/cycle_b.conf:2: include cycle: " DATA_DIR "/cycle_a.conf -> " DATA_DIR
+	                  "/cycle_b.conf -> " DATA_DIR "/cycle_a.conf");
 	expect_load_error(DATA_DIR "/self_include.conf",
-			  DATA_DIR "/self_include.conf:1: include cycle: " DATA_DIR
-				   "/self_include.conf -> " DATA_DIR "/self_include.conf");
+	                  DATA_DIR "/self_include.conf:1: include cycle: " DATA_DIR
+	                           "/self_include.conf -> " DATA_DIR "/self_include.conf");
 }
 
 static void test_cycle_through_other_spelling(void)
@@ -749,8 +765,8 @@ static void test_cycle_through_other_spelling(void)
 	write_tmp_text("loop/loop.conf", "[l]\n#include ./loop.conf\n");
 	tmp_path(path, sizeof(path), "loop/loop.conf");
 	snprintf(expected, sizeof(expected),
-		 "%s/loop/loop.conf:2: include cycle: %s/loop/loop.conf -> %s/loop/./loop.conf",
-		 tmpdir, tmpdir, tmpdir);
+	         "%s/loop/loop.conf:2: include cycle: %s/loop/loop.conf -> %s/loop/./loop.conf",
+	         tmpdir, tmpdir, tmpdir);
 	expect_load_error(path, expected);
 }
 
@@ -812,8 +828,8 @@ static void test_huge_line(void)
 	memset(text, 'z', size);
 	strcpy(text + size, "\n");
 	memcpy(text, "[s]\n", 4);
-	snprintf(expected, sizeof(expected), "inline.conf:2: expected 'key = value', got '%.80s...'",
-		 text + 4);
+	snprintf(expected, sizeof(expected),
+	         "inline.conf:2: expected 'key = value', got '%.80s...'", text + 4);
 	expect_text_error(text, expected);
 	free(text);
 }
@@ -825,7 +841,8 @@ static void test_load_string_and_refcount(void)
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_STRING_EQUAL(px_config_path(cfg), "<string>");
-	CU_ASSERT_STRING_EQUAL(px_config_var_find(px_config_find(cfg, "only"), "k")->file, "<string>");
+	CU_ASSERT_STRING_EQUAL(px_config_var_find(px_config_find(cfg, "only"), "k")->file,
+	                       "<string>");
 	s = px_config_find(cfg, "only");
 	CU_ASSERT_PTR_EQUAL(px_config_ref(cfg), cfg);
 	px_config_unref(cfg);
@@ -844,54 +861,51 @@ static void test_load_string_and_refcount(void)
 /* ---------------------------------------------------------------- typed getters */
 
 /* Line numbers matter: the messages below name them. */
-static const char typed_text[] = "[t]\n"                                /* 1 */
-				 "b_yes = Yes\n"                        /* 2 */
-				 "b_off = OFF\n"                        /* 3 */
-				 "b_one = 1\n"                          /* 4 */
-				 "b_bad = maybe\n"                      /* 5 */
-				 "i_dec = 5060\n"                       /* 6 */
-				 "i_hex = 0x1F\n"                       /* 7 */
-				 "i_neg = -12\n"                        /* 8 */
-				 "i_big = 70000\n"                      /* 9 */
-				 "i_junk = 12abc\n"                     /* 10 */
-				 "i_empty =\n"                          /* 11 */
-				 "i_octal = 010\n"                      /* 12 */
-				 "i_overflow = 99999999999999999999\n"  /* 13 */
-				 "d_bare = 30\n"                        /* 14 */
-				 "d_ms = 250ms\n"                       /* 15 */
-				 "d_m = 5m\n"                           /* 16 */
-				 "d_h = 2h\n"                           /* 17 */
-				 "d_d = 1d\n"                           /* 18 */
-				 "d_space = 10 S\n"                     /* 19 */
-				 "d_bad = 5 parsecs\n"                  /* 20 */
-				 "d_neg = -5s\n"                        /* 21 */
-				 "d_long = 3h\n"                        /* 22 */
-				 "d_overflow = 999999999999999999d\n"   /* 23 */
-				 "e_ok = TCP\n"                         /* 24 */
-				 "e_bad = sctp\n"                       /* 25 */
-				 "a_v4 = 192.0.2.1\n"                   /* 26 */
-				 "a_v4port = 192.0.2.1:5061\n"          /* 27 */
-				 "a_v6port = [2001:db8::1]:5062\n"      /* 28 */
-				 "a_v6 = 2001:db8::2\n"                 /* 29 */
-				 "a_host = localhost:5063\n"            /* 30 */
-				 "a_badport = 192.0.2.1:70000\n"        /* 31 */
-				 "a_zeroport = 192.0.2.1:0\n"           /* 32 */
-				 "a_textport = 192.0.2.1:sip\n"         /* 33 */
-				 "a_noport = 192.0.2.1:\n"              /* 34 */
-				 "a_unclosed = [::1\n"                  /* 35 */
-				 "a_junk = [::1]x\n"                    /* 36 */
-				 "a_v4inbrackets = [192.0.2.1]:5060\n"  /* 37 */
-				 "a_nohost = :5060\n"                   /* 38 */
-				 "a_badv6 = 1:2:3:zz\n"                 /* 39 */
-				 "l_ok = a, b ,c\n"                     /* 40 */
-				 "l_one = single\n"                     /* 41 */
-				 "l_empty =\n"                          /* 42 */
-				 "l_hole = a,,b\n"                      /* 43 */
-				 "l_trailing = a,\n"                    /* 44 */
-				 "a_default = [::1]\n";                 /* 45 */
-
-static px_config *typed_cfg;
-static const px_config_section *typed;
+static const char typed_text[] = "[t]\n"                               /* 1 */
+                                 "b_yes = Yes\n"                       /* 2 */
+                                 "b_off = OFF\n"                       /* 3 */
+                                 "b_one = 1\n"                         /* 4 */
+                                 "b_bad = maybe\n"                     /* 5 */
+                                 "i_dec = 5060\n"                      /* 6 */
+                                 "i_hex = 0x1F\n"                      /* 7 */
+                                 "i_neg = -12\n"                       /* 8 */
+                                 "i_big = 70000\n"                     /* 9 */
+                                 "i_junk = 12abc\n"                    /* 10 */
+                                 "i_empty =\n"                         /* 11 */
+                                 "i_octal = 010\n"                     /* 12 */
+                                 "i_overflow = 99999999999999999999\n" /* 13 */
+                                 "d_bare = 30\n"                       /* 14 */
+                                 "d_ms = 250ms\n"                      /* 15 */
+                                 "d_m = 5m\n"                          /* 16 */
+                                 "d_h = 2h\n"                          /* 17 */
+                                 "d_d = 1d\n"                          /* 18 */
+                                 "d_space = 10 S\n"                    /* 19 */
+                                 "d_bad = 5 parsecs\n"                 /* 20 */
+                                 "d_neg = -5s\n"                       /* 21 */
+                                 "d_long = 3h\n"                       /* 22 */
+                                 "d_overflow = 999999999999999999d\n"  /* 23 */
+                                 "e_ok = TCP\n"                        /* 24 */
+                                 "e_bad = sctp\n"                      /* 25 */
+                                 "a_v4 = 192.0.2.1\n"                  /* 26 */
+                                 "a_v4port = 192.0.2.1:5061\n"         /* 27 */
+                                 "a_v6port = [2001:db8::1]:5062\n"     /* 28 */
+                                 "a_v6 = 2001:db8::2\n"                /* 29 */
+                                 "a_host = localhost:5063\n"           /* 30 */
+                                 "a_badport = 192.0.2.1:70000\n"       /* 31 */
+                                 "a_zeroport = 192.0.2.1:0\n"          /* 32 */
+                                 "a_textport = 192.0.2.1:sip\n"        /* 33 */
+                                 "a_noport = 192.0.2.1:\n"             /* 34 */
+                                 "a_unclosed = [::1\n"                 /* 35 */
+                                 "a_junk = [::1]x\n"                   /* 36 */
+                                 "a_v4inbrackets = [192.0.2.1]:5060\n" /* 37 */
+                                 "a_nohost = :5060\n"                  /* 38 */
+                                 "a_badv6 = 1:2:3:zz\n"                /* 39 */
+                                 "l_ok = a, b ,c\n"                    /* 40 */
+                                 "l_one = single\n"                    /* 41 */
+                                 "l_empty =\n"                         /* 42 */
+                                 "l_hole = a,,b\n"                     /* 43 */
+                                 "l_trailing = a,\n"                   /* 44 */
+                                 "a_default = [::1]\n";                /* 45 */
 
 static const px_config_var *typed_var(const char *name)
 {
@@ -901,7 +915,7 @@ static const px_config_var *typed_var(const char *name)
 	return v;
 }
 
-static int typed_init(void)
+static int load_typed(void)
 {
 	px_err err;
 
@@ -909,12 +923,6 @@ static int typed_init(void)
 		return -1;
 	typed = px_config_find(typed_cfg, "t");
 	return typed ? 0 : -1;
-}
-
-static int typed_cleanup(void)
-{
-	px_config_unref(typed_cfg);
-	return 0;
 }
 
 static void test_var_bool(void)
@@ -930,7 +938,9 @@ static void test_var_bool(void)
 	CU_ASSERT_TRUE(b);
 	CU_ASSERT_EQUAL(px_config_var_bool(typed_var("b_bad"), &b, &err), -1);
 	CU_ASSERT_TRUE(b); /* untouched */
-	check_message(err.msg, "typed.conf:5: b_bad: 'maybe' is not a boolean (yes/no, true/false, on/off, 1/0)");
+	check_message(
+	        err.msg,
+	        "typed.conf:5: b_bad: 'maybe' is not a boolean (yes/no, true/false, on/off, 1/0)");
 	CU_ASSERT_EQUAL(px_config_var_bool(NULL, &b, &err), -1);
 }
 
@@ -958,9 +968,10 @@ static void test_var_int(void)
 	check_message(err.msg, "typed.conf:10: i_junk: '12abc' is not an integer");
 	CU_ASSERT_EQUAL(px_config_var_int(typed_var("i_empty"), 0, 100, &n, &err), -1);
 	check_message(err.msg, "typed.conf:11: i_empty: '' is not an integer");
-	CU_ASSERT_EQUAL(px_config_var_int(typed_var("i_overflow"), LLONG_MIN, LLONG_MAX, &n, &err), -1);
+	CU_ASSERT_EQUAL(px_config_var_int(typed_var("i_overflow"), LLONG_MIN, LLONG_MAX, &n, &err),
+	                -1);
 	check_message(err.msg, "typed.conf:13: i_overflow: '99999999999999999999' is out of range "
-			       "-9223372036854775808..9223372036854775807");
+	                       "-9223372036854775808..9223372036854775807");
 	CU_ASSERT_EQUAL(n, 42);
 }
 
@@ -991,12 +1002,14 @@ static void test_var_duration(void)
 	check_message(err.msg, "typed.conf:14: d_bare: '30' is out of range 0..1500ms");
 	CU_ASSERT_EQUAL(px_config_var_duration(typed_var("d_bad"), 0, INT64_MAX, &ms, &err), -1);
 	check_message(err.msg, "typed.conf:20: d_bad: '5 parsecs' is not a duration "
-			       "(like 30, 250ms, 30s, 5m, 2h, 1d)");
+	                       "(like 30, 250ms, 30s, 5m, 2h, 1d)");
 	CU_ASSERT_EQUAL(px_config_var_duration(typed_var("d_neg"), 0, INT64_MAX, &ms, &err), -1);
 	check_message(err.msg, "typed.conf:21: d_neg: '-5s' is not a duration "
-			       "(like 30, 250ms, 30s, 5m, 2h, 1d)");
-	CU_ASSERT_EQUAL(px_config_var_duration(typed_var("d_overflow"), 0, 86400000, &ms, &err), -1);
-	check_message(err.msg, "typed.conf:23: d_overflow: '999999999999999999d' is out of range 0..1d");
+	                       "(like 30, 250ms, 30s, 5m, 2h, 1d)");
+	CU_ASSERT_EQUAL(px_config_var_duration(typed_var("d_overflow"), 0, 86400000, &ms, &err),
+	                -1);
+	check_message(err.msg,
+	              "typed.conf:23: d_overflow: '999999999999999999d' is out of range 0..1d");
 	CU_ASSERT_EQUAL(ms, 7);
 }
 
@@ -1190,17 +1203,29 @@ static const char *const transport_names[] = {"udp", "tcp", "tls", NULL};
 	}
 
 static const struct px_config_option settings_options[] = {
-	OPTION("name", PX_CFG_STRING, "plexus", 0, 0, name),
-	OPTION("enabled", PX_CFG_BOOL, "yes", 0, 0, enabled),
-	OPTION("port", PX_CFG_INT, "5060", 1, 65535, port),
-	OPTION("timeout", PX_CFG_DURATION, "30s", 1000, 3600000, timeout),
-	OPTION("transport", PX_CFG_ENUM, "udp", 0, 0, transport),
-	OPTION("bind", PX_CFG_ADDR, "192.0.2.7", 0, 5060, bind),
-	OPTION("codecs", PX_CFG_LIST, "ulaw, alaw", 0, 0, codecs),
-	OPTION("nodefault", PX_CFG_STRING, NULL, 0, 0, nodefault),
+        OPTION("name", PX_CFG_STRING, "plexus", 0, 0, name),
+        OPTION("enabled", PX_CFG_BOOL, "yes", 0, 0, enabled),
+        OPTION("port", PX_CFG_INT, "5060", 1, 65535, port),
+        OPTION("timeout", PX_CFG_DURATION, "30s", 1000, 3600000, timeout),
+        OPTION("transport", PX_CFG_ENUM, "udp", 0, 0, transport),
+        OPTION("bind", PX_CFG_ADDR, "192.0.2.7", 0, 5060, bind),
+        OPTION("codecs", PX_CFG_LIST, "ulaw, alaw", 0, 0, codecs),
+        OPTION("nodefault", PX_CFG_STRING, NULL, 0, 0, nodefault),
 };
 
 #define NOPTIONS (sizeof(settings_options) / sizeof(settings_options[0]))
+
+/* Apply the section (NULL: defaults only) to st, which must succeed. */
+static int apply_ok(const px_config_section *s, struct settings *st)
+{
+	px_err err = {""};
+	int rc = px_config_apply(s, settings_options, NOPTIONS, st, &err);
+
+	CU_ASSERT_EQUAL(rc, 0);
+	if (rc != 0)
+		fprintf(stderr, "\n    apply: %s\n", err.msg);
+	return rc;
+}
 
 /* A struct as the stack would give it: garbage that apply must not free. */
 static void scramble(struct settings *st)
@@ -1235,25 +1260,27 @@ static void test_apply_defaults(void)
 static void test_apply_overrides(void)
 {
 	px_config *cfg = load_text("apply.conf", "[tpl](!)\n"
-						 "port = 5070\n"
-						 "name = from-template\n"
-						 "[phone](tpl)\n"
-						 "name = first\n"
-						 "NAME = second\n"
-						 "enabled = off\n"
-						 "timeout = 250ms\n"
-						 "timeout = 2m\n"
-						 "transport = TLS\n"
-						 "bind = 127.0.0.1:5080\n"
-						 "codecs = g722\n"
-						 "codecs = opus, speex\n"
-						 "nodefault = set\n");
+	                                         "port = 5070\n"
+	                                         "name = from-template\n"
+	                                         "[phone](tpl)\n"
+	                                         "name = first\n"
+	                                         "NAME = second\n"
+	                                         "enabled = off\n"
+	                                         "timeout = 250ms\n"
+	                                         "timeout = 2m\n"
+	                                         "transport = TLS\n"
+	                                         "bind = 127.0.0.1:5080\n"
+	                                         "codecs = g722\n"
+	                                         "codecs = opus, speex\n"
+	                                         "nodefault = set\n");
 	struct settings st;
 	px_err err = {""};
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	scramble(&st);
-	CU_ASSERT_EQUAL_FATAL(px_config_apply(px_config_find(cfg, "phone"), settings_options, NOPTIONS, &st, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_config_apply(px_config_find(cfg, "phone"), settings_options,
+	                                      NOPTIONS, &st, &err),
+	                      0);
 	CU_ASSERT_STRING_EQUAL(st.name, "second");
 	CU_ASSERT_FALSE(st.enabled);
 	CU_ASSERT_EQUAL(st.port, 5070); /* inherited */
@@ -1272,7 +1299,9 @@ static void test_apply_overrides(void)
 	px_config_unref(cfg);
 	cfg = load_text("apply.conf", "[s]\nbind = 127.0.0.2\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-	CU_ASSERT_EQUAL_FATAL(px_config_apply(px_config_find(cfg, "s"), settings_options, NOPTIONS, &st, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(
+	        px_config_apply(px_config_find(cfg, "s"), settings_options, NOPTIONS, &st, &err),
+	        0);
 	expect_inet(&st.bind, "127.0.0.2", 5060);
 	px_config_options_free(settings_options, NOPTIONS, &st);
 	px_config_unref(cfg);
@@ -1286,7 +1315,9 @@ static void expect_apply_error(const char *text, const char *section, const char
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	scramble(&st);
-	CU_ASSERT_EQUAL(px_config_apply(px_config_find(cfg, section), settings_options, NOPTIONS, &st, &err), -1);
+	CU_ASSERT_EQUAL(px_config_apply(px_config_find(cfg, section), settings_options, NOPTIONS,
+	                                &st, &err),
+	                -1);
 	check_message(err.msg, expected);
 	/* Nothing is left allocated, and freeing again is safe. */
 	CU_ASSERT_PTR_NULL(st.name);
@@ -1297,16 +1328,24 @@ static void expect_apply_error(const char *text, const char *section, const char
 
 static void test_apply_errors(void)
 {
-	expect_apply_error("[x]\nname = n\nport = 1\nfoo = bar\n", "x", "apply.conf:4: unknown option 'foo' in [x]");
-	expect_apply_error("[x]\ncodecs = a\nport = 70000\n", "x", "apply.conf:3: port: '70000' is out of range 1..65535");
+	expect_apply_error("[x]\nname = n\nport = 1\nfoo = bar\n", "x",
+	                   "apply.conf:4: unknown option 'foo' in [x]");
+	expect_apply_error("[x]\ncodecs = a\nport = 70000\n", "x",
+	                   "apply.conf:3: port: '70000' is out of range 1..65535");
 	expect_apply_error("[x]\nenabled = perhaps\n", "x",
-			   "apply.conf:2: enabled: 'perhaps' is not a boolean (yes/no, true/false, on/off, 1/0)");
-	expect_apply_error("[x]\ntransport = sctp\n", "x", "apply.conf:2: transport: 'sctp' is not one of: udp, tcp, tls");
-	expect_apply_error("[x]\ntimeout = 2h\n", "x", "apply.conf:2: timeout: '2h' is out of range 1s..1h");
-	expect_apply_error("[x]\ncodecs = a,,b\n", "x", "apply.conf:2: codecs: 'a,,b' has an empty item");
-	expect_apply_error("[x]\nbind = 1.2.3.4:0\n", "x", "apply.conf:2: bind: port '0' is out of range 1..65535");
+	                   "apply.conf:2: enabled: 'perhaps' is not a boolean (yes/no, true/false, "
+	                   "on/off, 1/0)");
+	expect_apply_error("[x]\ntransport = sctp\n", "x",
+	                   "apply.conf:2: transport: 'sctp' is not one of: udp, tcp, tls");
+	expect_apply_error("[x]\ntimeout = 2h\n", "x",
+	                   "apply.conf:2: timeout: '2h' is out of range 1s..1h");
+	expect_apply_error("[x]\ncodecs = a,,b\n", "x",
+	                   "apply.conf:2: codecs: 'a,,b' has an empty item");
+	expect_apply_error("[x]\nbind = 1.2.3.4:0\n", "x",
+	                   "apply.conf:2: bind: port '0' is out of range 1..65535");
 	/* An unknown key from a template is reported where it was written. */
-	expect_apply_error("[t](!)\nbogus = 1\n[x](t)\nport = 1\n", "x", "apply.conf:2: unknown option 'bogus' in [x]");
+	expect_apply_error("[t](!)\nbogus = 1\n[x](t)\nport = 1\n", "x",
+	                   "apply.conf:2: unknown option 'bogus' in [x]");
 }
 
 static void test_apply_bad_table(void)
@@ -1344,62 +1383,53 @@ int main(void)
 	static const struct {
 		const char *name;
 		CU_TestFunc func;
-	} parse_tests[] = {
-		{"sections and keys", test_sections_and_keys},
-		{"comments, blanks and escapes", test_comments_blanks_and_escapes},
-		{"CRLF and byte-order mark", test_crlf_and_bom},
-		{"templates and inheritance", test_templates_and_inheritance},
-		{"templates excluded by find", test_templates_excluded_by_find},
-		{"duplicate sections", test_duplicate_sections},
-		{"append and repeated keys", test_append_and_repeated_keys},
-		{"include relative to the including file", test_include_relative},
-		{"include glob", test_include_glob},
-		{"include glob skips directories", test_include_glob_skips_directories},
-		{"include glob in a bracketed directory", test_include_glob_in_bracketed_directory},
-		{"tryinclude", test_tryinclude},
-		{"include depth", test_include_depth},
-		{"include from a string uses the cwd", test_include_from_string_uses_cwd},
-		{"syntax errors", test_syntax_errors},
-		{"syntax errors in text", test_syntax_errors_in_text},
-		{"include errors", test_include_errors},
-		{"cycle through another spelling", test_cycle_through_other_spelling},
-		{"missing main file", test_missing_main_file},
-		{"NUL byte", test_nul_byte},
-		{"huge line", test_huge_line},
-		{"load_string and refcount", test_load_string_and_refcount},
-		{"plain parsers", test_plain_parsers},
-		{"apply defaults", test_apply_defaults},
-		{"apply overrides", test_apply_overrides},
-		{"apply errors", test_apply_errors},
-		{"apply bad table", test_apply_bad_table},
-	};
-	static const struct {
-		const char *name;
-		CU_TestFunc func;
-	} typed_tests[] = {
-		{"bool", test_var_bool},       {"int", test_var_int},   {"duration", test_var_duration},
-		{"enum", test_var_enum},       {"addr", test_var_addr}, {"list", test_var_list},
+	} tests[] = {
+	        {"sections and keys", test_sections_and_keys},
+	        {"comments, blanks and escapes", test_comments_blanks_and_escapes},
+	        {"CRLF and byte-order mark", test_crlf_and_bom},
+	        {"templates and inheritance", test_templates_and_inheritance},
+	        {"templates excluded by find", test_templates_excluded_by_find},
+	        {"duplicate sections", test_duplicate_sections},
+	        {"append and repeated keys", test_append_and_repeated_keys},
+	        {"include relative to the including file", test_include_relative},
+	        {"include glob", test_include_glob},
+	        {"include glob skips directories", test_include_glob_skips_directories},
+	        {"include glob in a bracketed directory", test_include_glob_in_bracketed_directory},
+	        {"tryinclude", test_tryinclude},
+	        {"include depth", test_include_depth},
+	        {"include from a string uses the cwd", test_include_from_string_uses_cwd},
+	        {"syntax errors", test_syntax_errors},
+	        {"syntax errors in text", test_syntax_errors_in_text},
+	        {"include errors", test_include_errors},
+	        {"cycle through another spelling", test_cycle_through_other_spelling},
+	        {"missing main file", test_missing_main_file},
+	        {"NUL byte", test_nul_byte},
+	        {"huge line", test_huge_line},
+	        {"load_string and refcount", test_load_string_and_refcount},
+	        {"bool getter", test_var_bool},
+	        {"int getter", test_var_int},
+	        {"duration getter", test_var_duration},
+	        {"enum getter", test_var_enum},
+	        {"addr getter", test_var_addr},
+	        {"list getter", test_var_list},
+	        {"plain parsers", test_plain_parsers},
+	        {"apply defaults", test_apply_defaults},
+	        {"apply overrides", test_apply_overrides},
+	        {"apply errors", test_apply_errors},
+	        {"apply bad table", test_apply_bad_table},
 	};
 	CU_pSuite suite;
-	CU_pSuite getters;
 	unsigned failures;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	suite = CU_add_suite("config", suite_init, suite_cleanup);
-	getters = CU_add_suite("config typed getters", typed_init, typed_cleanup);
-	if (!suite || !getters) {
+	if (!suite) {
 		CU_cleanup_registry();
 		return 1;
 	}
-	for (size_t i = 0; i < sizeof(parse_tests) / sizeof(parse_tests[0]); i++) {
-		if (!CU_add_test(suite, parse_tests[i].name, parse_tests[i].func)) {
-			CU_cleanup_registry();
-			return 1;
-		}
-	}
-	for (size_t i = 0; i < sizeof(typed_tests) / sizeof(typed_tests[0]); i++) {
-		if (!CU_add_test(getters, typed_tests[i].name, typed_tests[i].func)) {
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (!CU_add_test(suite, tests[i].name, tests[i].func)) {
 			CU_cleanup_registry();
 			return 1;
 		}
