@@ -48,15 +48,15 @@
 #define DEFAULT_SOCKET PX_RUNDIR "/plexus.ctl"
 
 /* Exit statuses of the client itself; 0..3 are passed through from `end`. */
-#define EXIT_USAGE 2
+#define EXIT_USAGE         2
 #define EXIT_NO_CONNECTION 4
 
 #define RECONNECT_INTERVAL_MS 1000
 /* A daemon that accepted us but says nothing is not worth waiting for long:
  * the prompt comes up without a banner after this. */
 #define BANNER_TIMEOUT_MS 5000
-#define HISTORY_SIZE 1000
-#define HISTORY_FILE ".plexus_history"
+#define HISTORY_SIZE      1000
+#define HISTORY_FILE      ".plexus_history"
 
 /* Set by the signal handler, acted upon where the client waits. Outside
  * those waits the signals stay blocked, so none is lost between a check of
@@ -82,14 +82,14 @@ struct console {
 	History *history;
 	char *history_path;
 	char *prompt;
-	bool in_editor;     /* inside el_gets(): printing must redraw the prompt */
-	bool line_open;     /* the last thing printed did not end with a newline */
+	bool in_editor;      /* inside el_gets(): printing must redraw the prompt */
+	bool line_open;      /* the last thing printed did not end with a newline */
 	mbstate_t key_state; /* partial multibyte character typed so far */
 	int64_t next_attempt_ms;
 
 	bool session_started; /* the first connection got its banner */
 	bool line_abandoned;  /* Ctrl-C: drop the edited line */
-	bool finished;       /* leave with exit_status */
+	bool finished;        /* leave with exit_status */
 	int exit_status;
 };
 
@@ -275,8 +275,10 @@ static void input_rows(struct console *c, size_t *cursor_row, size_t *last_row)
 	size_t cols = terminal_columns();
 	size_t prompt = display_width(c->prompt, strlen(c->prompt));
 
-	*cursor_row = (prompt + display_width(li->buffer, (size_t)(li->cursor - li->buffer))) / cols;
-	*last_row = (prompt + display_width(li->buffer, (size_t)(li->lastchar - li->buffer))) / cols;
+	*cursor_row =
+	        (prompt + display_width(li->buffer, (size_t)(li->cursor - li->buffer))) / cols;
+	*last_row =
+	        (prompt + display_width(li->buffer, (size_t)(li->lastchar - li->buffer))) / cols;
 }
 
 /* Wipe the prompt and the line being edited so that other text can take
@@ -313,7 +315,7 @@ static void show_notice(struct console *c, const char *text, size_t len)
 }
 
 static void show_noticef(struct console *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 static void show_noticef(struct console *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -338,7 +340,7 @@ static void connection_lost(struct console *c, const char *reason)
 		return; /* a failed first attempt: open_connection() reports */
 	if (!c->interactive) {
 		fprintf(stderr, "plexus: connection to plexusd lost%s%s\n", reason ? ": " : "",
-			reason ? reason : "");
+		        reason ? reason : "");
 		c->finished = true;
 		c->exit_status = EXIT_NO_CONNECTION;
 		return;
@@ -532,7 +534,7 @@ static bool open_connection(struct console *c)
 		}
 		if (!c->keep_trying || !transient_connect_error(err)) {
 			fprintf(stderr, "plexus: cannot connect to %s: %s (is plexusd running?)\n",
-				c->socket_path, strerror(err));
+			        c->socket_path, strerror(err));
 			return false;
 		}
 		if (!announced) {
@@ -603,7 +605,7 @@ static bool send_request(struct console *c, const char *kind, const char *payloa
 
 	if (len > PX_PROTO_MAX_PAYLOAD) {
 		fprintf(stderr, "plexus: request too long (%zu bytes, at most %d)\n", len,
-			PX_PROTO_MAX_PAYLOAD);
+		        PX_PROTO_MAX_PAYLOAD);
 		return false;
 	}
 	*id = ++c->last_id;
@@ -780,22 +782,23 @@ static int read_key(EditLine *el, wchar_t *key)
 	struct console *c = console_of(el);
 
 	for (;;) {
-		struct pollfd fds[2] = {
-			{.fd = STDIN_FILENO, .events = POLLIN},
-			{.fd = c->fd, .events = POLLIN},
-		};
-		nfds_t nfds = c->fd >= 0 ? 2 : 1;
+		struct pollfd fds[2];
+		nfds_t nfds = 1;
 		int timeout = -1;
 		char byte;
 		ssize_t n;
 		size_t used;
 		int ready;
 
-		/* Frames read along with an earlier answer wake no poll(). */
+		/* Frames read along with an earlier answer wake no poll(). They
+		 * may end the connection, so look at c->fd only after them. */
 		if (c->fd >= 0)
 			process_buffered_frames(c);
 		if (!take_signals_at_prompt(c))
 			return 0;
+		fds[0] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+		if (c->fd >= 0)
+			fds[nfds++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
 		if (c->fd < 0 && c->keep_trying)
 			timeout = ms_until(c->next_attempt_ms);
 		ready = wait_ready(c, fds, nfds, timeout);
@@ -911,7 +914,7 @@ static size_t common_prefix_length(char **words, size_t count)
 /* Put text in place of the word being completed (which it extends when it
  * starts with it, the usual case). */
 static bool replace_word(EditLine *el, const char *word, const char *text, size_t text_len,
-			 bool then_space)
+                         bool then_space)
 {
 	size_t word_len = strlen(word);
 	char *insert;
@@ -958,14 +961,16 @@ static void list_candidates(struct console *c, char **words, size_t count)
 	for (size_t r = 0; r < rows; r++) {
 		for (size_t k = 0; k < per_row; k++) {
 			size_t i = k * rows + r;
-			bool last = k + 1 == per_row || i + rows >= count;
+			size_t width;
 
 			if (i >= count)
 				break;
 			fputs(words[i], stdout);
-			if (!last)
-				printf("%*s", (int)(widest + 2 - display_width(words[i], strlen(words[i]))),
-				       "");
+			/* No trailing blanks after the last column. */
+			if (k + 1 == per_row || i + rows >= count)
+				break;
+			width = display_width(words[i], strlen(words[i]));
+			printf("%*s", (int)(widest + 2 - width), "");
 		}
 		fputc('\n', stdout);
 	}
@@ -1222,23 +1227,23 @@ static char *choose_socket_path(const char *socket_opt, const char *config_opt)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: plexus [-s SOCKET | -C plexus.conf] [-x COMMAND] [-r] [-q] [-h] [-V]\n"
-		"Talk to a running plexusd over its console socket.\n"
-		"\n"
-		"  -s SOCKET    console socket of plexusd\n"
-		"  -C FILE      take the socket from the [console] socket key of FILE\n"
-		"  -x COMMAND   run COMMAND, print its output, exit with its status\n"
-		"  -r           wait for plexusd to start and reconnect when it restarts\n"
-		"  -q           do not print the banner\n"
-		"  -h           show this help\n"
-		"  -V           show the version\n"
-		"\n"
-		"Without -s or -C the socket is $PLEXUS_SOCKET, else %s.\n"
-		"Without -x, commands are read from the terminal, or one per line from a\n"
-		"non-terminal standard input.\n"
-		"Exit status: the command's (0 success, 1 failed, 2 wrong arguments,\n"
-		"3 no such command), 4 when plexusd could not be reached or went away.\n",
-		DEFAULT_SOCKET);
+	        "Usage: plexus [-s SOCKET | -C plexus.conf] [-x COMMAND] [-r] [-q] [-h] [-V]\n"
+	        "Talk to a running plexusd over its console socket.\n"
+	        "\n"
+	        "  -s SOCKET    console socket of plexusd\n"
+	        "  -C FILE      take the socket from the [console] socket key of FILE\n"
+	        "  -x COMMAND   run COMMAND, print its output, exit with its status\n"
+	        "  -r           wait for plexusd to start and reconnect when it restarts\n"
+	        "  -q           do not print the banner\n"
+	        "  -h           show this help\n"
+	        "  -V           show the version\n"
+	        "\n"
+	        "Without -s or -C the socket is $PLEXUS_SOCKET, else %s.\n"
+	        "Without -x, commands are read from the terminal, or one per line from a\n"
+	        "non-terminal standard input.\n"
+	        "Exit status: the command's (0 success, 1 failed, 2 wrong arguments,\n"
+	        "3 no such command), 4 when plexusd could not be reached or went away.\n",
+	        DEFAULT_SOCKET);
 }
 
 int main(int argc, char **argv)
@@ -1281,8 +1286,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "plexus: unexpected argument '%s' (quote the command given to -x)\n",
-			argv[optind]);
+		fprintf(stderr,
+		        "plexus: unexpected argument '%s' (quote the command given to -x)\n",
+		        argv[optind]);
 		usage(stderr);
 		return EXIT_USAGE;
 	}

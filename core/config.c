@@ -508,12 +508,14 @@ static int parse_directive(struct parser *p, char *line)
 	if (*arg == '"' || *arg == '<') {
 		char closer = *arg == '"' ? '"' : '>';
 		char *end = strchr(arg + 1, closer);
+		char *rest;
 
 		if (!end)
 			return parse_error(p, "#%s: missing closing %c", directive, closer);
-		if (end[1])
+		rest = skip_blanks(end + 1);
+		if (*rest)
 			return parse_error(p, "#%s: unexpected '%.*s%s' after the file name",
-			                   directive, QUOTED(end + 1));
+			                   directive, QUOTED(rest));
 		*end = '\0';
 		arg++;
 	}
@@ -554,9 +556,8 @@ static int parse_text(struct parser *p, char *text, size_t len)
 		p->top->line++;
 		if (memchr(pos, '\0', (size_t)(line_end - pos)))
 			return parse_error(p, "line contains a NUL byte");
+		/* The '\r' of a CRLF line goes with the trailing blanks in parse_line. */
 		*line_end = '\0';
-		if (line_end > pos && line_end[-1] == '\r')
-			line_end[-1] = '\0';
 		if (parse_line(p, pos) < 0)
 			return -1;
 		pos = line_end + 1;
@@ -625,6 +626,7 @@ static int include_cycle_error(struct parser *p, const struct include_frame *sta
 static int load_file(struct parser *p, const char *path, bool must_exist)
 {
 	struct include_frame frame = {0};
+	const char *slash;
 	struct stat st;
 	char *text;
 	size_t len;
@@ -672,7 +674,8 @@ static int load_file(struct parser *p, const char *path, bool must_exist)
 		free(frame.real);
 		return parse_error(p, "out of memory");
 	}
-	frame.dir_len = strrchr(path, '/') ? (size_t)(strrchr(path, '/') - path) + 1 : 0;
+	slash = strrchr(path, '/');
+	frame.dir_len = slash ? (size_t)(slash - path) + 1 : 0;
 	frame.outer = p->top;
 	p->top = &frame;
 	p->depth++;

@@ -93,7 +93,7 @@ int px_config_var_list(const px_config_var *v, char ***out, px_err *err);
 void px_config_list_free(char **list);
 
 /* Parsers that take a plain string, for values that do not come from a file
- * (console arguments); messages then start with what instead of file:line. */
+ * (console arguments): 0 and *out filled, or -1 when s is not acceptable. */
 int px_parse_bool(const char *s, bool *out);
 int px_parse_duration_ms(const char *s, int64_t *out_ms);
 
@@ -102,7 +102,9 @@ int px_parse_duration_ms(const char *s, int64_t *out_ms);
  * default and limits, and where each goes in a struct. px_config_apply fills
  * the struct from defaults and then from the section (NULL: defaults only);
  * an unknown key, or a bad value, is an error naming file:line. Strings and
- * lists are allocated; px_config_options_free releases them.
+ * lists are allocated; px_config_options_free releases them. The struct's
+ * previous contents are overwritten without being freed; after a failure
+ * every string and list field is NULL and nothing is left allocated.
  */
 enum px_config_type {
 	PX_CFG_STRING,   /* char *                    */

@@ -1,0 +1,195 @@
+/*
+ * A channel is one leg of a call: a phone's INVITE to us, or our INVITE to a
+ * phone or a carrier. The core owns its identity (name "SIP/1001-0000002a",
+ * uniqueid, linkedid), state, caller and connected identity, variables,
+ * dialplan position and Q.850 hangup cause; a channel technology (chan_sip)
+ * owns its signalling through the px_channel_tech operations and its
+ * private part.
+ *
+ * Threads: the technology's thread reports what happens on the wire by
+ * queueing events on the channel (px_channel_queue_event); the session
+ * thread that owns the call (dialplan, applications) waits for them with
+ * px_channel_wait_event and acts through px_channel_answer/indicate/hangup,
+ * which call the technology's operations (the technology marshals them to
+ * its own thread). Channels are refcounted; every channel is listed in the
+ * core's channel table from alloc until its last reference is dropped.
+ */
+#ifndef PLEXUS_CHANNEL_H
+#define PLEXUS_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <plexus/error.h>
+#include <plexus/module.h>
+
+typedef struct px_channel px_channel;
+typedef struct px_rtp px_rtp; /* media.h */
+
+/* Asterisk's channel states, so "core show channels" reads the same. */
+enum px_channel_state {
+	PX_STATE_DOWN,
+	PX_STATE_RESERVED,
+	PX_STATE_OFFHOOK,
+	PX_STATE_DIALING,
+	PX_STATE_RING,    /* inbound, not yet answered */
+	PX_STATE_RINGING, /* outbound, the far end is ringing */
+	PX_STATE_UP,
+	PX_STATE_BUSY,
+};
+
+enum px_control {
+	PX_CONTROL_RINGING,    /* 180 */
+	PX_CONTROL_PROGRESS,   /* 183 with early media */
+	PX_CONTROL_ANSWER,     /* 200 */
+	PX_CONTROL_BUSY,       /* 486 */
+	PX_CONTROL_CONGESTION, /* 503 and kin */
+	PX_CONTROL_HOLD,       /* media sendonly/inactive from this leg */
+	PX_CONTROL_UNHOLD,
+	PX_CONTROL_MEDIA_CHANGED, /* remote media address or codec changed */
+};
+
+enum px_event_type {
+	PX_EVENT_CONTROL, /* control: what happened */
+	PX_EVENT_HANGUP,  /* the leg is gone; cause says why */
+	PX_EVENT_DTMF,    /* digit */
+};
+
+struct px_channel_event {
+	enum px_event_type type;
+	enum px_control control;
+	int cause;  /* Q.850, for HANGUP */
+	char digit; /* for DTMF */
+};
+
+/* Q.850 causes used across modules. */
+enum {
+	PX_CAUSE_UNALLOCATED = 1,
+	PX_CAUSE_NORMAL_CLEARING = 16,
+	PX_CAUSE_USER_BUSY = 17,
+	PX_CAUSE_NO_USER_RESPONSE = 18,
+	PX_CAUSE_NO_ANSWER = 19,
+	PX_CAUSE_SUBSCRIBER_ABSENT = 20,
+	PX_CAUSE_CALL_REJECTED = 21,
+	PX_CAUSE_NORMAL_UNSPECIFIED = 31,
+	PX_CAUSE_CONGESTION = 34,
+	PX_CAUSE_INCOMPATIBLE_DESTINATION = 88,
+	PX_CAUSE_INTERWORKING = 127,
+};
+const char *px_cause_text(int cause);
+
+struct px_channel_tech {
+	const char *type;        /* "SIP": the prefix of dial strings and names */
+	const char *description; /* one line for "core show channeltypes" */
+	/* Make an outbound channel for dest (the part after "SIP/"); nothing is
+	 * sent yet. NULL with *cause set when dest cannot be reached. */
+	px_channel *(*request)(const char *dest, px_channel *requestor, int *cause);
+	/* Start calling (send the INVITE). Progress comes back as events. */
+	int (*call)(px_channel *ch, int timeout_ms);
+	int (*answer)(px_channel *ch);
+	/* Tell the far end: ringing, progress, busy, hold ... */
+	int (*indicate)(px_channel *ch, enum px_control control);
+	/* End the leg on the wire (CANCEL, BYE or a final response), with the
+	 * channel's hangup cause. Called exactly once. */
+	int (*hangup)(px_channel *ch);
+	/* Free the private part when the last reference goes. */
+	void (*destroy)(px_channel *ch);
+};
+
+int px_channel_tech_register(px_module *owner, const struct px_channel_tech *tech, px_err *err);
+void px_channel_tech_unregister(const struct px_channel_tech *tech);
+
+/* A new channel with one reference, state DOWN. name_prefix is e.g.
+ * "SIP/1001"; the core appends "-%08x". linkedid NULL: its own uniqueid. */
+px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *name_prefix,
+			     const char *linkedid, void *pvt);
+px_channel *px_channel_ref(px_channel *ch);
+void px_channel_unref(px_channel *ch);
+
+const char *px_channel_name(const px_channel *ch);
+const char *px_channel_uniqueid(const px_channel *ch);
+const char *px_channel_linkedid(const px_channel *ch);
+const struct px_channel_tech *px_channel_tech(const px_channel *ch);
+void *px_channel_pvt(const px_channel *ch);
+time_t px_channel_created(const px_channel *ch);
+
+enum px_channel_state px_channel_state(const px_channel *ch);
+void px_channel_set_state(px_channel *ch, enum px_channel_state state);
+const char *px_channel_state_name(enum px_channel_state state);
+
+/* Identity. Strings are copied; getters copy into buf (always terminated). */
+void px_channel_set_caller(px_channel *ch, const char *num, const char *name);
+void px_channel_get_caller(px_channel *ch, char *num, size_t numsize, char *name, size_t namesize);
+void px_channel_set_connected(px_channel *ch, const char *num, const char *name);
+void px_channel_get_connected(px_channel *ch, char *num, size_t numsize, char *name,
+			      size_t namesize);
+
+/* Dialplan position and the application running now (for show commands). */
+void px_channel_set_dialplan(px_channel *ch, const char *context, const char *exten);
+void px_channel_get_dialplan(px_channel *ch, char *context, size_t csize, char *exten,
+			     size_t esize);
+void px_channel_set_application(px_channel *ch, const char *app, const char *data);
+
+/* Variables: set (value NULL removes), get into buf (-1 when unset). */
+void px_channel_var_set(px_channel *ch, const char *name, const char *value);
+int px_channel_var_get(px_channel *ch, const char *name, char *buf, size_t size);
+/* Call fn for each variable, under the channel's lock: fn must not block. */
+void px_channel_var_foreach(px_channel *ch, void (*fn)(void *ctx, const char *name, const char *value),
+			    void *ctx);
+
+/* Bridged peer (a reference is taken; NULL clears), for show commands. */
+void px_channel_set_peer(px_channel *ch, px_channel *peer);
+px_channel *px_channel_get_peer(px_channel *ch); /* new reference or NULL */
+
+/* Media of the leg (owned by the channel technology). */
+void px_channel_set_rtp(px_channel *ch, px_rtp *rtp);
+px_rtp *px_channel_rtp(px_channel *ch);
+
+/* ---- events: technology thread -> session thread ---- */
+void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev);
+void px_channel_queue_control(px_channel *ch, enum px_control control);
+/* The leg is gone on the wire (BYE received, final error response ...):
+ * records the cause and queues PX_EVENT_HANGUP. The tech's hangup()
+ * operation is then not called again. */
+void px_channel_queue_hangup(px_channel *ch, int cause);
+
+/*
+ * A waiter is what a session thread sleeps on. Every channel has one of its
+ * own; an application watching several channels (Dial) points them all at
+ * one waiter with px_channel_set_waiter and sleeps on it once.
+ */
+typedef struct px_waiter px_waiter;
+px_waiter *px_channel_waiter(px_channel *ch);
+void px_channel_set_waiter(px_channel *ch, px_waiter *w); /* NULL: its own again */
+/* Sleep until an event is queued on a channel using w, or timeout_ms passes
+ * (-1: no limit). Returns 1 when woken by an event, 0 on timeout. */
+int px_waiter_wait(px_waiter *w, int timeout_ms);
+/* Take the next event of ch without sleeping: 1 if ev was filled, else 0. */
+int px_channel_take_event(px_channel *ch, struct px_channel_event *ev);
+/* Sleep on ch's own waiter for its next event: 1, or 0 on timeout. */
+int px_channel_wait_event(px_channel *ch, int timeout_ms, struct px_channel_event *ev);
+
+/* ---- actions: session thread -> technology ---- */
+px_channel *px_channel_request(const char *type, const char *dest, px_channel *requestor,
+			       int *cause);
+int px_channel_call(px_channel *ch, int timeout_ms);
+int px_channel_answer(px_channel *ch);
+int px_channel_indicate(px_channel *ch, enum px_control control);
+/* Hang up with cause (once; later calls do nothing). Safe from any thread. */
+void px_channel_hangup(px_channel *ch, int cause);
+bool px_channel_is_hungup(const px_channel *ch);
+int px_channel_hangup_cause(const px_channel *ch);
+
+/* Run the dialplan for an inbound channel in a new session thread; the
+ * thread takes a reference and hangs the channel up when the dialplan ends. */
+int px_channel_start_session(px_channel *ch, px_err *err);
+
+/* ---- the channel table ---- */
+px_channel *px_channel_find(const char *name); /* new reference or NULL */
+/* Snapshot of every channel: fn gets each with a reference held. */
+void px_channel_foreach(void (*fn)(void *ctx, px_channel *ch), void *ctx);
+size_t px_channel_count(void);
+
+#endif
