@@ -310,7 +310,9 @@ static void show_notice(struct console *c, const char *text, size_t len)
 		fputc('\n', stdout);
 	c->line_open = false;
 	fflush(stdout);
-	if (c->in_editor)
+	/* A session that is over leaves the cursor on a fresh line for the
+	 * shell instead of a prompt nobody will answer. */
+	if (c->in_editor && !c->finished)
 		el_set(c->el, EL_REFRESH);
 }
 
@@ -345,16 +347,16 @@ static void connection_lost(struct console *c, const char *reason)
 		c->exit_status = EXIT_NO_CONNECTION;
 		return;
 	}
-	if (reason)
-		show_noticef(c, "Disconnected from Plexus server (%s)", reason);
-	else
-		show_noticef(c, "Disconnected from Plexus server");
 	if (c->keep_trying) {
 		c->next_attempt_ms = now_ms() + RECONNECT_INTERVAL_MS;
 	} else {
 		c->finished = true;
 		c->exit_status = EXIT_NO_CONNECTION;
 	}
+	if (reason)
+		show_noticef(c, "Disconnected from Plexus server (%s)", reason);
+	else
+		show_noticef(c, "Disconnected from Plexus server");
 }
 
 /* We can no longer tell where frames start: nothing sensible can follow. */
@@ -410,8 +412,8 @@ static enum wait_result await_frame(struct console *c, struct px_frame *f, int64
 	}
 }
 
-/* A frame that is not the answer being waited for. False when it ends the
- * connection (the caller then calls connection_lost). */
+/* A frame that is not the answer being waited for. False for a bye, with its
+ * reason in *bye_reason: the caller then calls connection_closed_by_daemon. */
 static bool handle_unsolicited(struct console *c, const struct px_frame *f, char **bye_reason)
 {
 	if (!strcmp(f->kind, "log")) {
@@ -1026,7 +1028,7 @@ done:
 	return result;
 }
 
-static bool setup_editor(struct console *c, const char *progname)
+static bool setup_editor(struct console *c)
 {
 	char host[HOST_NAME_MAX + 1];
 	const char *home = getenv("HOME");
@@ -1052,7 +1054,8 @@ static bool setup_editor(struct console *c, const char *progname)
 			history(c->history, &ev, H_LOAD, c->history_path);
 	}
 
-	c->el = el_init(progname, stdin, stdout, stderr);
+	/* The name selects the "plexus:" lines of ~/.editrc. */
+	c->el = el_init("plexus", stdin, stdout, stderr);
 	if (!c->el)
 		return false;
 	el_set(c->el, EL_CLIENTDATA, c);
@@ -1130,7 +1133,7 @@ static void run_line(struct console *c, const char *entered)
 	free(copy);
 }
 
-static int run_interactive(struct console *c, const char *progname)
+static int run_interactive(struct console *c)
 {
 	setlocale(LC_CTYPE, "");
 	catch_signals(c);
@@ -1139,7 +1142,7 @@ static int run_interactive(struct console *c, const char *progname)
 		return EXIT_NO_CONNECTION;
 	}
 	fflush(stdout);
-	if (!setup_editor(c, progname)) {
+	if (!setup_editor(c)) {
 		fprintf(stderr, "plexus: cannot set up line editing\n");
 		teardown_editor(c);
 		return EXIT_NO_CONNECTION;
@@ -1152,6 +1155,8 @@ static int run_interactive(struct console *c, const char *progname)
 		c->in_editor = true;
 		entered = el_gets(c->el, &count);
 		c->in_editor = false;
+		if (terminating_signal)
+			fputc('\n', stdout);
 		if (c->finished)
 			break;
 		if (c->line_abandoned) {
@@ -1266,6 +1271,10 @@ int main(int argc, char **argv)
 			config_opt = optarg;
 			break;
 		case 'x':
+			if (command) {
+				fprintf(stderr, "plexus: only one -x COMMAND may be given\n");
+				return EXIT_USAGE;
+			}
 			command = optarg;
 			break;
 		case 'r':
@@ -1307,7 +1316,7 @@ int main(int argc, char **argv)
 		status = run_single_command(&c, command);
 	} else if (isatty(STDIN_FILENO)) {
 		c.interactive = true;
-		status = run_interactive(&c, argv[0]);
+		status = run_interactive(&c);
 	} else {
 		status = run_script(&c);
 	}

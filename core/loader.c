@@ -379,7 +379,8 @@ int px_loader_load(const char *name, px_err *err)
 /* Caller holds loader_lock. */
 static int module_stop(px_module *m, bool force, px_err *err)
 {
-	int users = px_module_use_count(m);
+	/* Running commands, applications and dialplans count as users too. */
+	int users = px_module_use_count(m) + atomic_load(&m->busy);
 	size_t idx;
 
 	if (users > 0 && !force)

@@ -58,12 +58,20 @@ pass() {
 show_daemon_logs() {
 	local d=${1:-$DAEMON_DIR} f
 	[ -n "$d" ] || return 0
-	for f in "$d/plexus.log" "$d/stderr"; do
-		if [ -s "$f" ]; then
-			echo "# --- last lines of $f:"
+	if [ -s "$d/plexus.log" ]; then
+		echo "# --- last lines of $d/plexus.log:"
+		tail -n 25 "$d/plexus.log" | sed 's/^/#   /'
+	fi
+	# stderr repeats the log; show what it has besides (sanitizer reports...).
+	f=$d/stderr
+	if [ -s "$f" ]; then
+		echo "# --- last lines of $f not in the log:"
+		if [ -s "$d/plexus.log" ]; then
+			grep -vxFf "$d/plexus.log" "$f" | tail -n 25 | sed 's/^/#   /'
+		else
 			tail -n 25 "$f" | sed 's/^/#   /'
 		fi
-	done
+	fi
 }
 
 # fail DESCRIPTION [DETAIL...]: report a failed check and stop the script.

@@ -1,0 +1,887 @@
+/*
+ * Channels: allocation and naming, the table of live channels, identity and
+ * variables, the event queue between a technology's thread and the session
+ * thread, hangup that happens exactly once, the registry of channel
+ * technologies, and the session thread that runs the dialplan of an inbound
+ * channel.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <plexus/channel.h>
+#include <plexus/core.h>
+#include <plexus/dialplan.h>
+#include <plexus/log.h>
+
+#include "channel_internal.h"
+
+struct px_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool pending; /* an event arrived since the last wait */
+};
+
+struct channel_var {
+	struct channel_var *next;
+	char *name;
+	char *value;
+};
+
+#define EVENT_QUEUE_MAX 64
+
+struct px_channel {
+	atomic_int refs;
+	const struct px_channel_tech *tech;
+	void *pvt;
+	char name[96];
+	char uniqueid[32];
+	char linkedid[32];
+	time_t created;
+
+	pthread_mutex_t lock; /* everything below */
+	enum px_channel_state state;
+	char *caller_num, *caller_name;
+	char *connected_num, *connected_name;
+	char *context, *exten;
+	char *app, *app_data;
+	struct channel_var *vars;
+	px_channel *peer;
+	px_rtp *rtp;
+	struct px_channel_event events[EVENT_QUEUE_MAX];
+	unsigned ev_head, ev_len;
+	bool hungup;    /* px_channel_hangup ran */
+	bool tech_gone; /* the leg ended on the wire; tech->hangup must not run */
+	int cause;
+
+	px_waiter own_waiter;
+	px_waiter *waiter;
+
+	px_channel *prev, *next; /* channel table */
+};
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static px_channel *table_head;
+static size_t table_count;
+static atomic_uint name_serial;
+static atomic_uint uniqueid_serial;
+
+/* ---- causes ---- */
+
+const char *px_cause_text(int cause)
+{
+	switch (cause) {
+	case PX_CAUSE_UNALLOCATED:
+		return "Unallocated (unassigned) number";
+	case PX_CAUSE_NORMAL_CLEARING:
+		return "Normal Clearing";
+	case PX_CAUSE_USER_BUSY:
+		return "User busy";
+	case PX_CAUSE_NO_USER_RESPONSE:
+		return "No user responding";
+	case PX_CAUSE_NO_ANSWER:
+		return "User alerting, no answer";
+	case PX_CAUSE_SUBSCRIBER_ABSENT:
+		return "Subscriber absent";
+	case PX_CAUSE_CALL_REJECTED:
+		return "Call Rejected";
+	case PX_CAUSE_NORMAL_UNSPECIFIED:
+		return "Normal, unspecified";
+	case PX_CAUSE_CONGESTION:
+		return "Circuit/channel congestion";
+	case PX_CAUSE_INCOMPATIBLE_DESTINATION:
+		return "Incompatible destination";
+	case PX_CAUSE_INTERWORKING:
+		return "Interworking, unspecified";
+	default:
+		return "Unknown";
+	}
+}
+
+static const char *const state_names[] = {"Down", "Rsrvd",   "OffHook", "Dialing",
+					  "Ring", "Ringing", "Up",	"Busy"};
+
+const char *px_channel_state_name(enum px_channel_state state)
+{
+	return (unsigned)state < sizeof(state_names) / sizeof(state_names[0]) ? state_names[state]
+									      : "Unknown";
+}
+
+/* ---- technologies ---- */
+
+struct tech_entry {
+	const struct px_channel_tech *tech;
+	px_module_resource *res;
+	struct tech_entry *next;
+};
+
+static pthread_mutex_t tech_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tech_entry *techs;
+
+static void tech_release(void *obj)
+{
+	struct tech_entry *e = obj;
+
+	pthread_mutex_lock(&tech_lock);
+	for (struct tech_entry **pp = &techs; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&tech_lock);
+	free(e);
+}
+
+int px_channel_tech_register(px_module *owner, const struct px_channel_tech *tech, px_err *err)
+{
+	struct tech_entry *e;
+
+	if (!tech->type || !tech->request || !tech->call || !tech->hangup || !tech->answer)
+		return px_err_set(err, "channel technology %s is incomplete",
+				  tech->type ? tech->type : "(null)");
+	pthread_mutex_lock(&tech_lock);
+	for (e = techs; e; e = e->next) {
+		if (!strcasecmp(e->tech->type, tech->type)) {
+			pthread_mutex_unlock(&tech_lock);
+			return px_err_set(err, "channel technology %s is already registered",
+					  tech->type);
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&tech_lock);
+		return px_err_set(err, "out of memory");
+	}
+	e->tech = tech;
+	e->next = techs;
+	techs = e;
+	e->res = px_module_track(owner, "channel technology", tech_release, e);
+	pthread_mutex_unlock(&tech_lock);
+	return 0;
+}
+
+void px_channel_tech_unregister(const struct px_channel_tech *tech)
+{
+	struct tech_entry *found = NULL;
+
+	pthread_mutex_lock(&tech_lock);
+	for (struct tech_entry **pp = &techs; *pp; pp = &(*pp)->next) {
+		if ((*pp)->tech == tech) {
+			found = *pp;
+			*pp = found->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&tech_lock);
+	if (found) {
+		px_module_untrack(found->res);
+		free(found);
+	}
+}
+
+static const struct px_channel_tech *tech_find(const char *type)
+{
+	const struct px_channel_tech *t = NULL;
+
+	pthread_mutex_lock(&tech_lock);
+	for (struct tech_entry *e = techs; e; e = e->next)
+		if (!strcasecmp(e->tech->type, type))
+			t = e->tech;
+	pthread_mutex_unlock(&tech_lock);
+	return t;
+}
+
+void px_channel_tech_foreach(void (*fn)(void *ctx, const struct px_channel_tech *t), void *ctx)
+{
+	pthread_mutex_lock(&tech_lock);
+	for (struct tech_entry *e = techs; e; e = e->next)
+		fn(ctx, e->tech);
+	pthread_mutex_unlock(&tech_lock);
+}
+
+/* ---- waiters ---- */
+
+static void waiter_init(px_waiter *w)
+{
+	pthread_condattr_t attr;
+
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	w->pending = false;
+}
+
+static void waiter_destroy(px_waiter *w)
+{
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+}
+
+static void waiter_wake(px_waiter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->pending = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int px_waiter_wait(px_waiter *w, int timeout_ms)
+{
+	struct timespec deadline;
+	int woken;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	if (timeout_ms >= 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->pending) {
+		int rc = timeout_ms < 0 ? pthread_cond_wait(&w->cond, &w->lock)
+					: pthread_cond_timedwait(&w->cond, &w->lock, &deadline);
+		if (rc == ETIMEDOUT)
+			break;
+	}
+	woken = w->pending;
+	w->pending = false;
+	pthread_mutex_unlock(&w->lock);
+	return woken ? 1 : 0;
+}
+
+px_waiter *px_channel_waiter(px_channel *ch)
+{
+	px_waiter *w;
+
+	pthread_mutex_lock(&ch->lock);
+	w = ch->waiter;
+	pthread_mutex_unlock(&ch->lock);
+	return w;
+}
+
+void px_channel_set_waiter(px_channel *ch, px_waiter *w)
+{
+	bool has_events;
+
+	pthread_mutex_lock(&ch->lock);
+	ch->waiter = w ? w : &ch->own_waiter;
+	w = ch->waiter;
+	has_events = ch->ev_len > 0;
+	pthread_mutex_unlock(&ch->lock);
+	/* Events already queued must not go unnoticed by the new waiter. */
+	if (has_events)
+		waiter_wake(w);
+}
+
+/* ---- allocation and the table ---- */
+
+px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *name_prefix,
+			     const char *linkedid, void *pvt)
+{
+	px_channel *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		return NULL;
+	atomic_init(&ch->refs, 1);
+	ch->tech = tech;
+	ch->pvt = pvt;
+	ch->created = time(NULL);
+	snprintf(ch->name, sizeof(ch->name), "%s-%08x", name_prefix,
+		 atomic_fetch_add(&name_serial, 1) + 1);
+	snprintf(ch->uniqueid, sizeof(ch->uniqueid), "%lld.%u", (long long)ch->created,
+		 atomic_fetch_add(&uniqueid_serial, 1));
+	snprintf(ch->linkedid, sizeof(ch->linkedid), "%s", linkedid ? linkedid : ch->uniqueid);
+	pthread_mutex_init(&ch->lock, NULL);
+	waiter_init(&ch->own_waiter);
+	ch->waiter = &ch->own_waiter;
+	ch->state = PX_STATE_DOWN;
+
+	pthread_mutex_lock(&table_lock);
+	ch->next = table_head;
+	if (table_head)
+		table_head->prev = ch;
+	table_head = ch;
+	table_count++;
+	pthread_mutex_unlock(&table_lock);
+	px_debug(1, "Channel %s allocated (uniqueid %s)", ch->name, ch->uniqueid);
+	return ch;
+}
+
+px_channel *px_channel_ref(px_channel *ch)
+{
+	atomic_fetch_add(&ch->refs, 1);
+	return ch;
+}
+
+static void channel_free(px_channel *ch)
+{
+	struct channel_var *v = ch->vars;
+
+	if (ch->tech && ch->tech->destroy)
+		ch->tech->destroy(ch);
+	while (v) {
+		struct channel_var *next = v->next;
+		free(v->name);
+		free(v->value);
+		free(v);
+		v = next;
+	}
+	if (ch->peer)
+		px_channel_unref(ch->peer);
+	free(ch->caller_num);
+	free(ch->caller_name);
+	free(ch->connected_num);
+	free(ch->connected_name);
+	free(ch->context);
+	free(ch->exten);
+	free(ch->app);
+	free(ch->app_data);
+	waiter_destroy(&ch->own_waiter);
+	pthread_mutex_destroy(&ch->lock);
+	px_debug(1, "Channel %s destroyed", ch->name);
+	free(ch);
+}
+
+void px_channel_unref(px_channel *ch)
+{
+	if (!ch)
+		return;
+	if (atomic_fetch_sub(&ch->refs, 1) != 1)
+		return;
+	pthread_mutex_lock(&table_lock);
+	if (ch->prev)
+		ch->prev->next = ch->next;
+	else
+		table_head = ch->next;
+	if (ch->next)
+		ch->next->prev = ch->prev;
+	table_count--;
+	pthread_mutex_unlock(&table_lock);
+	channel_free(ch);
+}
+
+px_channel *px_channel_find(const char *name)
+{
+	px_channel *found = NULL;
+
+	pthread_mutex_lock(&table_lock);
+	for (px_channel *ch = table_head; ch; ch = ch->next) {
+		if (!strcasecmp(ch->name, name)) {
+			/* A channel whose last reference is being dropped is skipped. */
+			int refs = atomic_load(&ch->refs);
+			while (refs > 0 && !atomic_compare_exchange_weak(&ch->refs, &refs, refs + 1))
+				;
+			if (refs > 0)
+				found = ch;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	return found;
+}
+
+void px_channel_foreach(void (*fn)(void *ctx, px_channel *ch), void *ctx)
+{
+	px_channel **snap = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&table_lock);
+	snap = calloc(table_count + 1, sizeof(*snap));
+	if (snap) {
+		for (px_channel *ch = table_head; ch; ch = ch->next) {
+			int refs = atomic_load(&ch->refs);
+			while (refs > 0 && !atomic_compare_exchange_weak(&ch->refs, &refs, refs + 1))
+				;
+			if (refs > 0)
+				snap[n++] = ch;
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+	/* Oldest first reads naturally in listings. */
+	for (size_t i = n; i > 0; i--) {
+		fn(ctx, snap[i - 1]);
+		px_channel_unref(snap[i - 1]);
+	}
+	free(snap);
+}
+
+size_t px_channel_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&table_lock);
+	n = table_count;
+	pthread_mutex_unlock(&table_lock);
+	return n;
+}
+
+/* ---- plain accessors ---- */
+
+const char *px_channel_name(const px_channel *ch)
+{
+	return ch->name;
+}
+
+const char *px_channel_uniqueid(const px_channel *ch)
+{
+	return ch->uniqueid;
+}
+
+const char *px_channel_linkedid(const px_channel *ch)
+{
+	return ch->linkedid;
+}
+
+const struct px_channel_tech *px_channel_tech(const px_channel *ch)
+{
+	return ch->tech;
+}
+
+void *px_channel_pvt(const px_channel *ch)
+{
+	return ch->pvt;
+}
+
+time_t px_channel_created(const px_channel *ch)
+{
+	return ch->created;
+}
+
+enum px_channel_state px_channel_state(const px_channel *ch)
+{
+	px_channel *m = (px_channel *)ch;
+	enum px_channel_state st;
+
+	pthread_mutex_lock(&m->lock);
+	st = m->state;
+	pthread_mutex_unlock(&m->lock);
+	return st;
+}
+
+void px_channel_set_state(px_channel *ch, enum px_channel_state state)
+{
+	enum px_channel_state old;
+
+	pthread_mutex_lock(&ch->lock);
+	old = ch->state;
+	ch->state = state;
+	pthread_mutex_unlock(&ch->lock);
+	if (old != state)
+		px_debug(1, "Channel %s: %s -> %s", ch->name, px_channel_state_name(old),
+			 px_channel_state_name(state));
+}
+
+static void set_str(char **field, const char *value)
+{
+	char *copy = value ? strdup(value) : NULL;
+
+	free(*field);
+	*field = copy;
+}
+
+static void get_str(const char *field, char *buf, size_t size)
+{
+	if (size)
+		snprintf(buf, size, "%s", field ? field : "");
+}
+
+void px_channel_set_caller(px_channel *ch, const char *num, const char *name)
+{
+	pthread_mutex_lock(&ch->lock);
+	set_str(&ch->caller_num, num);
+	set_str(&ch->caller_name, name);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_get_caller(px_channel *ch, char *num, size_t numsize, char *name, size_t namesize)
+{
+	pthread_mutex_lock(&ch->lock);
+	get_str(ch->caller_num, num, numsize);
+	get_str(ch->caller_name, name, namesize);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_set_connected(px_channel *ch, const char *num, const char *name)
+{
+	pthread_mutex_lock(&ch->lock);
+	set_str(&ch->connected_num, num);
+	set_str(&ch->connected_name, name);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_get_connected(px_channel *ch, char *num, size_t numsize, char *name,
+			      size_t namesize)
+{
+	pthread_mutex_lock(&ch->lock);
+	get_str(ch->connected_num, num, numsize);
+	get_str(ch->connected_name, name, namesize);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_set_dialplan(px_channel *ch, const char *context, const char *exten)
+{
+	pthread_mutex_lock(&ch->lock);
+	set_str(&ch->context, context);
+	set_str(&ch->exten, exten);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_get_dialplan(px_channel *ch, char *context, size_t csize, char *exten,
+			     size_t esize)
+{
+	pthread_mutex_lock(&ch->lock);
+	get_str(ch->context, context, csize);
+	get_str(ch->exten, exten, esize);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_set_application(px_channel *ch, const char *app, const char *data)
+{
+	pthread_mutex_lock(&ch->lock);
+	set_str(&ch->app, app);
+	set_str(&ch->app_data, data);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *data, size_t dsize)
+{
+	pthread_mutex_lock(&ch->lock);
+	get_str(ch->app, app, asize);
+	get_str(ch->app_data, data, dsize);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+/* ---- variables ---- */
+
+void px_channel_var_set(px_channel *ch, const char *name, const char *value)
+{
+	struct channel_var **pp, *v;
+
+	pthread_mutex_lock(&ch->lock);
+	for (pp = &ch->vars; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->name, name))
+			break;
+	v = *pp;
+	if (!value) {
+		if (v) {
+			*pp = v->next;
+			free(v->name);
+			free(v->value);
+			free(v);
+		}
+	} else if (v) {
+		set_str(&v->value, value);
+	} else if ((v = calloc(1, sizeof(*v)))) {
+		v->name = strdup(name);
+		v->value = strdup(value);
+		if (!v->name || !v->value) {
+			free(v->name);
+			free(v->value);
+			free(v);
+		} else {
+			*pp = v; /* appended: listing order is setting order */
+		}
+	}
+	pthread_mutex_unlock(&ch->lock);
+}
+
+int px_channel_var_get(px_channel *ch, const char *name, char *buf, size_t size)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&ch->lock);
+	for (struct channel_var *v = ch->vars; v; v = v->next) {
+		if (!strcmp(v->name, name)) {
+			get_str(v->value, buf, size);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ch->lock);
+	return rc;
+}
+
+void px_channel_var_foreach(px_channel *ch, void (*fn)(void *ctx, const char *name, const char *value),
+			    void *ctx)
+{
+	pthread_mutex_lock(&ch->lock);
+	for (struct channel_var *v = ch->vars; v; v = v->next)
+		fn(ctx, v->name, v->value);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+/* ---- peer and media ---- */
+
+void px_channel_set_peer(px_channel *ch, px_channel *peer)
+{
+	px_channel *old;
+
+	if (peer)
+		px_channel_ref(peer);
+	pthread_mutex_lock(&ch->lock);
+	old = ch->peer;
+	ch->peer = peer;
+	pthread_mutex_unlock(&ch->lock);
+	px_channel_unref(old);
+}
+
+px_channel *px_channel_get_peer(px_channel *ch)
+{
+	px_channel *p;
+
+	pthread_mutex_lock(&ch->lock);
+	p = ch->peer ? px_channel_ref(ch->peer) : NULL;
+	pthread_mutex_unlock(&ch->lock);
+	return p;
+}
+
+void px_channel_set_rtp(px_channel *ch, px_rtp *rtp)
+{
+	pthread_mutex_lock(&ch->lock);
+	ch->rtp = rtp;
+	pthread_mutex_unlock(&ch->lock);
+}
+
+px_rtp *px_channel_rtp(px_channel *ch)
+{
+	px_rtp *r;
+
+	pthread_mutex_lock(&ch->lock);
+	r = ch->rtp;
+	pthread_mutex_unlock(&ch->lock);
+	return r;
+}
+
+/* ---- events ---- */
+
+void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
+{
+	px_waiter *w;
+
+	pthread_mutex_lock(&ch->lock);
+	if (ch->ev_len < EVENT_QUEUE_MAX) {
+		ch->events[(ch->ev_head + ch->ev_len) % EVENT_QUEUE_MAX] = *ev;
+		ch->ev_len++;
+	} else if (ev->type == PX_EVENT_HANGUP) {
+		/* A hangup must never be lost: it replaces the newest event. */
+		ch->events[(ch->ev_head + ch->ev_len - 1) % EVENT_QUEUE_MAX] = *ev;
+	} else {
+		px_log_warning("Channel %s: event queue full; event dropped", ch->name);
+	}
+	w = ch->waiter;
+	pthread_mutex_unlock(&ch->lock);
+	waiter_wake(w);
+}
+
+void px_channel_queue_control(px_channel *ch, enum px_control control)
+{
+	struct px_channel_event ev = {.type = PX_EVENT_CONTROL, .control = control};
+
+	px_channel_queue_event(ch, &ev);
+}
+
+void px_channel_queue_hangup(px_channel *ch, int cause)
+{
+	struct px_channel_event ev = {.type = PX_EVENT_HANGUP, .cause = cause};
+
+	pthread_mutex_lock(&ch->lock);
+	ch->tech_gone = true;
+	if (!ch->cause)
+		ch->cause = cause;
+	pthread_mutex_unlock(&ch->lock);
+	px_channel_queue_event(ch, &ev);
+}
+
+int px_channel_take_event(px_channel *ch, struct px_channel_event *ev)
+{
+	int got = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	if (ch->ev_len) {
+		*ev = ch->events[ch->ev_head];
+		ch->ev_head = (ch->ev_head + 1) % EVENT_QUEUE_MAX;
+		ch->ev_len--;
+		got = 1;
+	}
+	pthread_mutex_unlock(&ch->lock);
+	return got;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int px_channel_wait_event(px_channel *ch, int timeout_ms, struct px_channel_event *ev)
+{
+	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
+
+	for (;;) {
+		int left;
+		if (px_channel_take_event(ch, ev))
+			return 1;
+		if (deadline < 0) {
+			left = -1;
+		} else {
+			long long l = deadline - now_ms();
+			if (l <= 0)
+				return 0;
+			left = (int)l;
+		}
+		px_waiter_wait(px_channel_waiter(ch), left);
+	}
+}
+
+/* ---- actions ---- */
+
+px_channel *px_channel_request(const char *type, const char *dest, px_channel *requestor,
+			       int *cause)
+{
+	const struct px_channel_tech *tech = tech_find(type);
+	px_channel *ch;
+	int dummy = 0;
+
+	if (!cause)
+		cause = &dummy;
+	if (!tech) {
+		px_log_warning("No channel technology '%s' (dialing %s/%s)", type, type, dest);
+		*cause = PX_CAUSE_INCOMPATIBLE_DESTINATION;
+		return NULL;
+	}
+	*cause = 0;
+	ch = tech->request(dest, requestor, cause);
+	if (!ch && !*cause)
+		*cause = PX_CAUSE_CONGESTION;
+	return ch;
+}
+
+int px_channel_call(px_channel *ch, int timeout_ms)
+{
+	return ch->tech->call(ch, timeout_ms);
+}
+
+int px_channel_answer(px_channel *ch)
+{
+	int rc;
+
+	if (px_channel_state(ch) == PX_STATE_UP)
+		return 0;
+	rc = ch->tech->answer(ch);
+	if (rc == 0)
+		px_channel_set_state(ch, PX_STATE_UP);
+	return rc;
+}
+
+int px_channel_indicate(px_channel *ch, enum px_control control)
+{
+	if (!ch->tech->indicate || px_channel_is_hungup(ch))
+		return -1;
+	return ch->tech->indicate(ch, control);
+}
+
+void px_channel_hangup(px_channel *ch, int cause)
+{
+	bool first, call_tech;
+	struct px_channel_event ev = {.type = PX_EVENT_HANGUP, .cause = cause};
+
+	pthread_mutex_lock(&ch->lock);
+	first = !ch->hungup;
+	ch->hungup = true;
+	if (first && !ch->cause)
+		ch->cause = cause ? cause : PX_CAUSE_NORMAL_CLEARING;
+	call_tech = first && !ch->tech_gone;
+	ch->tech_gone = true;
+	ev.cause = ch->cause;
+	pthread_mutex_unlock(&ch->lock);
+	if (!first)
+		return;
+	px_verbose(3, "Hanging up %s (cause %d: %s)", ch->name, ev.cause, px_cause_text(ev.cause));
+	if (call_tech)
+		ch->tech->hangup(ch);
+	/* Wake whoever waits on this channel (a console may hang it up). */
+	px_channel_queue_event(ch, &ev);
+}
+
+bool px_channel_is_hungup(const px_channel *ch)
+{
+	px_channel *m = (px_channel *)ch;
+	bool h;
+
+	pthread_mutex_lock(&m->lock);
+	h = m->hungup || m->tech_gone;
+	pthread_mutex_unlock(&m->lock);
+	return h;
+}
+
+int px_channel_hangup_cause(const px_channel *ch)
+{
+	px_channel *m = (px_channel *)ch;
+	int c;
+
+	pthread_mutex_lock(&m->lock);
+	c = m->cause;
+	pthread_mutex_unlock(&m->lock);
+	return c;
+}
+
+/* ---- session ---- */
+
+static atomic_int sessions_running;
+
+static void *session_main(void *arg)
+{
+	px_channel *ch = arg;
+
+	px_dialplan_run(ch);
+	/* Does nothing if the dialplan or the far end hung up already. */
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+	atomic_fetch_sub(&sessions_running, 1);
+	return NULL;
+}
+
+int px_channel_start_session(px_channel *ch, px_err *err)
+{
+	pthread_t t;
+	int rc;
+
+	px_channel_ref(ch);
+	atomic_fetch_add(&sessions_running, 1);
+	rc = px_thread_start(&t, "session", session_main, ch);
+	if (rc) {
+		atomic_fetch_sub(&sessions_running, 1);
+		px_channel_unref(ch);
+		return px_err_set(err, "cannot start a session thread: %s", strerror(rc));
+	}
+	pthread_detach(t);
+	return 0;
+}
+
+int px_channel_sessions_running(void)
+{
+	return atomic_load(&sessions_running);
+}
+
+static void hangup_one(void *ctx, px_channel *ch)
+{
+	px_channel_hangup(ch, *(int *)ctx);
+}
+
+void px_channel_hangup_all(int cause)
+{
+	px_channel_foreach(hangup_one, &cause);
+}

@@ -1,0 +1,306 @@
+/*
+ * Console commands about calls: "core show channels [verbose|concise]",
+ * "core show channel NAME", "channel request hangup NAME|all",
+ * "core show channeltypes", "core show applications" and "core show
+ * application NAME", in the formats Asterisk administrators know.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <plexus/app.h>
+#include <plexus/channel.h>
+#include <plexus/cli.h>
+#include <plexus/media.h>
+
+#include "app_internal.h"
+#include "channel_commands.h"
+#include "channel_internal.h"
+
+struct list_ctx {
+	px_cli *cli;
+	bool verbose;
+	bool concise;
+	int count;
+};
+
+static void format_hms(long secs, char *buf, size_t size)
+{
+	snprintf(buf, size, "%02ld:%02ld:%02ld", secs / 3600, (secs / 60) % 60, secs % 60);
+}
+
+static void list_one(void *ctx, px_channel *ch)
+{
+	struct list_ctx *l = ctx;
+	char context[80], exten[80], app[80], data[256], cnum[80], cname[80], dur[64];
+	char location[200], appdata[340];
+	px_channel *peer = px_channel_get_peer(ch);
+	long secs = (long)(time(NULL) - px_channel_created(ch));
+
+	px_channel_get_dialplan(ch, context, sizeof(context), exten, sizeof(exten));
+	px_channel_get_application(ch, app, sizeof(app), data, sizeof(data));
+	px_channel_get_caller(ch, cnum, sizeof(cnum), cname, sizeof(cname));
+	format_hms(secs, dur, sizeof(dur));
+	snprintf(location, sizeof(location), "%s@%s:1", exten, context);
+	snprintf(appdata, sizeof(appdata), "%s(%s)", app[0] ? app : "(None)", data);
+	if (l->concise) {
+		px_cli_printf(l->cli, "%s!%s!%s!1!%s!%s!%s!%s!!%ld!%s!%s!%s\n", px_channel_name(ch),
+			      context, exten, px_channel_state_name(px_channel_state(ch)), app, data,
+			      cnum, secs, peer ? px_channel_name(peer) : "(None)",
+			      px_channel_uniqueid(ch), px_channel_linkedid(ch));
+	} else if (l->verbose) {
+		px_cli_printf(l->cli, "%-24s %-20s %-20s %-7s %-16s %-15s %-8s %-20s\n",
+			      px_channel_name(ch), context, exten,
+			      px_channel_state_name(px_channel_state(ch)), appdata, cnum, dur,
+			      peer ? px_channel_name(peer) : "(None)");
+	} else {
+		px_cli_printf(l->cli, "%-24s %-26s %-7s %s\n", px_channel_name(ch), location,
+			      px_channel_state_name(px_channel_state(ch)), appdata);
+	}
+	l->count++;
+	px_channel_unref(peer);
+}
+
+static enum px_cli_status cmd_show_channels(px_cli *cli, int argc, char **argv)
+{
+	struct list_ctx l = {.cli = cli};
+
+	if (argc == 4 && !strcasecmp(argv[3], "verbose"))
+		l.verbose = true;
+	else if (argc == 4 && !strcasecmp(argv[3], "concise"))
+		l.concise = true;
+	else if (argc != 3)
+		return PX_CLI_SHOWUSAGE;
+	if (l.verbose)
+		px_cli_printf(cli, "%-24s %-20s %-20s %-7s %-16s %-15s %-8s %-20s\n", "Channel",
+			      "Context", "Extension", "State", "Application(Data)", "CallerID",
+			      "Duration", "BridgedTo");
+	else if (!l.concise)
+		px_cli_printf(cli, "%-24s %-26s %-7s %s\n", "Channel", "Location", "State",
+			      "Application(Data)");
+	px_channel_foreach(list_one, &l);
+	if (!l.concise) {
+		px_cli_printf(cli, "%d active channel%s\n", l.count, l.count == 1 ? "" : "s");
+		px_cli_printf(cli, "%d active call%s\n", px_channel_sessions_running(),
+			      px_channel_sessions_running() == 1 ? "" : "s");
+	}
+	return PX_CLI_SUCCESS;
+}
+
+static void print_var(void *ctx, const char *name, const char *value)
+{
+	px_cli_printf(ctx, "%s=%s\n", name, value);
+}
+
+static enum px_cli_status cmd_show_channel(px_cli *cli, int argc, char **argv)
+{
+	px_channel *ch, *peer;
+	char context[80], exten[80], app[80], data[256], num[80], name[80], dur[64];
+	px_rtp *rtp;
+
+	if (argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	ch = px_channel_find(argv[3]);
+	if (!ch) {
+		px_cli_printf(cli, "%s is not a known channel\n", argv[3]);
+		return PX_CLI_FAILURE;
+	}
+	peer = px_channel_get_peer(ch);
+	px_channel_get_dialplan(ch, context, sizeof(context), exten, sizeof(exten));
+	px_channel_get_application(ch, app, sizeof(app), data, sizeof(data));
+	format_hms((long)(time(NULL) - px_channel_created(ch)), dur, sizeof(dur));
+	px_cli_printf(cli, " -- General --\n");
+	px_cli_printf(cli, "           Name: %s\n", px_channel_name(ch));
+	px_cli_printf(cli, "           Type: %s\n", px_channel_tech(ch)->type);
+	px_cli_printf(cli, "       UniqueID: %s\n", px_channel_uniqueid(ch));
+	px_cli_printf(cli, "       LinkedID: %s\n", px_channel_linkedid(ch));
+	px_channel_get_caller(ch, num, sizeof(num), name, sizeof(name));
+	px_cli_printf(cli, "      Caller ID: %s\n", num[0] ? num : "(N/A)");
+	px_cli_printf(cli, " Caller ID Name: %s\n", name[0] ? name : "(N/A)");
+	px_channel_get_connected(ch, num, sizeof(num), name, sizeof(name));
+	px_cli_printf(cli, "Connected Line ID: %s\n", num[0] ? num : "(N/A)");
+	px_cli_printf(cli, "Connected Line ID Name: %s\n", name[0] ? name : "(N/A)");
+	px_cli_printf(cli, "          State: %s (%d)\n", px_channel_state_name(px_channel_state(ch)),
+		      (int)px_channel_state(ch));
+	px_cli_printf(cli, "  Elapsed Time: %s\n", dur);
+	px_cli_printf(cli, "  Bridged Channel: %s\n", peer ? px_channel_name(peer) : "(None)");
+	px_cli_printf(cli, " --   PBX   --\n");
+	px_cli_printf(cli, "        Context: %s\n", context);
+	px_cli_printf(cli, "      Extension: %s\n", exten);
+	px_cli_printf(cli, "    Application: %s\n", app[0] ? app : "(N/A)");
+	px_cli_printf(cli, "           Data: %s\n", data[0] ? data : "(Empty)");
+	rtp = px_channel_rtp(ch);
+	if (rtp) {
+		struct px_rtp_stats st;
+		px_rtp_get_stats(rtp, &st);
+		px_cli_printf(cli, " --   RTP   --\n");
+		px_cli_printf(cli, "     Local port: %u\n", (unsigned)px_rtp_local_port(rtp));
+		px_cli_printf(cli, "  RX packets: %llu  bytes: %llu  lost: %llu  dropped: %llu\n",
+			      (unsigned long long)st.rx_packets, (unsigned long long)st.rx_bytes,
+			      (unsigned long long)st.rx_lost, (unsigned long long)st.rx_dropped);
+		px_cli_printf(cli, "  TX packets: %llu  bytes: %llu\n",
+			      (unsigned long long)st.tx_packets, (unsigned long long)st.tx_bytes);
+	}
+	px_cli_printf(cli, "      Variables:\n");
+	px_channel_var_foreach(ch, print_var, cli);
+	px_channel_unref(peer);
+	px_channel_unref(ch);
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_channel(void *ctx, px_channel *ch)
+{
+	px_cli_complete_add(ctx, px_channel_name(ch));
+}
+
+static void complete_channels(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 3)
+		px_channel_foreach(complete_channel, c);
+}
+
+static enum px_cli_status cmd_request_hangup(px_cli *cli, int argc, char **argv)
+{
+	px_channel *ch;
+
+	if (argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	if (!strcasecmp(argv[3], "all")) {
+		size_t n = px_channel_count();
+		px_channel_hangup_all(PX_CAUSE_NORMAL_CLEARING);
+		px_cli_printf(cli, "Requested hangup on %zu channel%s\n", n, n == 1 ? "" : "s");
+		return PX_CLI_SUCCESS;
+	}
+	ch = px_channel_find(argv[3]);
+	if (!ch) {
+		px_cli_printf(cli, "%s is not a known channel\n", argv[3]);
+		return PX_CLI_FAILURE;
+	}
+	px_cli_printf(cli, "Requested Hangup on channel '%s'\n", px_channel_name(ch));
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_hangup(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 3) {
+		px_cli_complete_add(c, "all");
+		px_channel_foreach(complete_channel, c);
+	}
+}
+
+static void print_tech(void *ctx, const struct px_channel_tech *t)
+{
+	px_cli_printf(ctx, "%-15s %s\n", t->type, t->description ? t->description : "");
+}
+
+static enum px_cli_status cmd_show_channeltypes(px_cli *cli, int argc, char **argv)
+{
+	if (argc != 3)
+		return PX_CLI_SHOWUSAGE;
+	px_cli_printf(cli, "%-15s %s\n", "Type", "Description");
+	px_channel_tech_foreach(print_tech, cli);
+	return PX_CLI_SUCCESS;
+}
+
+static void print_app(void *ctx, const struct px_app *app)
+{
+	px_cli_printf(ctx, "%20s: %s\n", app->name, app->synopsis);
+}
+
+static enum px_cli_status cmd_show_applications(px_cli *cli, int argc, char **argv)
+{
+	if (argc != 3)
+		return PX_CLI_SHOWUSAGE;
+	px_cli_printf(cli, "    -= Registered Plexus Applications =-\n");
+	px_app_foreach(print_app, cli);
+	return PX_CLI_SUCCESS;
+}
+
+struct app_find {
+	const char *name;
+	px_cli *cli;
+	bool found;
+};
+
+static void show_app(void *ctx, const struct px_app *app)
+{
+	struct app_find *f = ctx;
+
+	if (strcasecmp(app->name, f->name))
+		return;
+	f->found = true;
+	px_cli_printf(f->cli, "\n  -= Info about application '%s' =-\n\n", app->name);
+	px_cli_printf(f->cli, "[Synopsis]\n%s\n\n", app->synopsis);
+	px_cli_printf(f->cli, "[Syntax]\n%s\n\n", app->syntax ? app->syntax : app->name);
+	px_cli_printf(f->cli, "[Description]\n%s\n", app->description ? app->description : "");
+}
+
+static enum px_cli_status cmd_show_application(px_cli *cli, int argc, char **argv)
+{
+	struct app_find f = {.cli = cli};
+
+	if (argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	f.name = argv[3];
+	px_app_foreach(show_app, &f);
+	if (!f.found) {
+		px_cli_printf(cli, "Your application '%s' was not found.\n", argv[3]);
+		return PX_CLI_FAILURE;
+	}
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_app(void *ctx, const struct px_app *app)
+{
+	px_cli_complete_add(ctx, app->name);
+}
+
+static void complete_apps(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 3)
+		px_app_foreach(complete_app, c);
+}
+
+static const struct px_cli_command channel_commands[] = {
+	{"core show channels", "Display information on channels",
+	 "Usage: core show channels [verbose|concise]\n"
+	 "       Lists the channels: name, dialplan location, state and application;\n"
+	 "       'verbose' adds caller ID, duration and the bridged channel,\n"
+	 "       'concise' prints one '!'-separated line per channel for scripts.",
+	 cmd_show_channels, NULL},
+	{"core show channel", "Display information on a specific channel",
+	 "Usage: core show channel <channel>\n"
+	 "       Shows everything known about a channel, its RTP counters and its\n"
+	 "       variables.",
+	 cmd_show_channel, complete_channels},
+	{"channel request hangup", "Request a hangup on a given channel",
+	 "Usage: channel request hangup <channel>|all\n"
+	 "       Requests that a channel (or every channel) be hung up.",
+	 cmd_request_hangup, complete_hangup},
+	{"core show channeltypes", "List available channel types",
+	 "Usage: core show channeltypes\n"
+	 "       Lists the registered channel technologies.",
+	 cmd_show_channeltypes, NULL},
+	{"core show applications", "Shows registered dialplan applications",
+	 "Usage: core show applications\n"
+	 "       Lists the registered dialplan applications.",
+	 cmd_show_applications, NULL},
+	{"core show application", "Describe a specific dialplan application",
+	 "Usage: core show application <application>\n"
+	 "       Shows the synopsis, syntax and description of an application.",
+	 cmd_show_application, complete_apps},
+};
+
+int px_channel_commands_register(px_err *err)
+{
+	return px_cli_register(NULL, channel_commands,
+			       sizeof(channel_commands) / sizeof(channel_commands[0]), err);
+}
+
+void px_channel_commands_unregister(void)
+{
+	px_cli_unregister(channel_commands, sizeof(channel_commands) / sizeof(channel_commands[0]));
+}
