@@ -2,7 +2,9 @@
 # plexusd under valgrind's memcheck, from start to SIGTERM, with its own
 # configuration in a temporary directory: it must start, answer a few console
 # commands (module show, database put/get, unloading and loading res_db with
-# its data kept, core show threads, core reload), stop with status 0, and
+# its data kept, core show threads, core reload) and the console's error
+# paths (completion, a client that resets mid-output, garbage, several
+# consoles at once), stop with status 0, and
 # leave a valgrind log with no memory errors (no invalid read or write, no
 # use of uninitialised values, no bad free) and no definitely or indirectly
 # lost bytes. Skipped (77) in a sanitizer build, which valgrind cannot run;
@@ -36,7 +38,7 @@ fail_vg() {
 }
 
 D=$TMP/vg
-make_module_dir "$D/modules" res_db
+make_module_dir "$D/modules" res_db tm_cli
 write_plexus_conf "$D" "$D/modules" 1
 write_modules_conf "$D" "autoload = yes" "require = res_db"
 DAEMON_DIR=$D
@@ -65,6 +67,20 @@ check_cmd "core show threads" 'core show threads' 0 'threads listed\.$'
 check_cmd "core reload" 'core reload' 0 '^Reload complete\.$'
 check_cmd "a failing command" 'module unload nosuch' 1
 check_cmd "no such command" 'no such command here' 3
+
+PXCLIENT="$PYTHON $TEST_HELPERS/pxclient.py"
+out=$($PXCLIENT "$SOCK" complete 'module unload ' 2>&1)
+if [ $? != 0 ] || ! printf '%s\n' "$out" | grep -qx res_db; then
+	fail_vg "completion of 'module unload '" "got:" "$out"
+fi
+pass "completion of 'module unload ' lists res_db"
+out=$($PXCLIENT "$SOCK" abort 'tm cli flood' 65536 2>&1) ||
+	fail_vg "a client resetting its connection mid-output" "$out"
+pass "a client $out"
+out=$($PXCLIENT "$SOCK" garbage header 2>&1) || fail_vg "a client sending garbage is disconnected" "$out"
+pass "a client sending garbage is $(tail -n 1 <<<"$out")"
+out=$($PXCLIENT "$SOCK" many 5 'module show' 2>&1) || fail_vg "5 consoles at once" "$out"
+pass "5 consoles at once: $out"
 
 # Under valgrind everything is slower: give the stop more time.
 if ! stop_daemon "$DAEMON_PID" 30; then
