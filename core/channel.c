@@ -827,6 +827,14 @@ bool px_channel_is_hungup(const px_channel *ch)
 	return h;
 }
 
+void px_channel_set_hangup_cause(px_channel *ch, int cause)
+{
+	pthread_mutex_lock(&ch->lock);
+	if (!ch->hungup)
+		ch->cause = cause;
+	pthread_mutex_unlock(&ch->lock);
+}
+
 int px_channel_hangup_cause(const px_channel *ch)
 {
 	px_channel *m = (px_channel *)ch;

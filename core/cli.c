@@ -478,7 +478,8 @@ char *px_cli_complete(px_cli *cli, const char *line)
 	complete_words(&c, argc, argv, argc - 1);
 	pthread_rwlock_unlock(&registry_lock);
 
-	qsort(c.items, c.n, sizeof(*c.items), compare_strings);
+	if (c.n)
+		qsort(c.items, c.n, sizeof(*c.items), compare_strings);
 	for (size_t i = 0; i < c.n; i++)
 		total += strlen(c.items[i]) + 1;
 	out = malloc(total);

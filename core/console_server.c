@@ -306,6 +306,8 @@ static void *console_main(void *arg)
 	if (c->log_on)
 		px_log_unsubscribe(&c->sub);
 	c->log_on = false;
+	/* The client learns at once; the descriptor is closed when reaped. */
+	shutdown(c->fd, SHUT_RDWR);
 	px_frame_reader_free(&reader);
 	px_verbose(2, "Console %u (pid %d, uid %d) disconnected", c->serial, (int)c->cred.pid,
 		   (int)c->cred.uid);

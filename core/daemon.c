@@ -213,6 +213,9 @@ int px_core_reload(px_err *err)
 	px_daemon_unlock();
 	px_loader_reload_all();
 	reload_time = time(NULL);
-	px_log_notice("Reload complete%s", rc ? " (plexus.conf kept its running values)" : "");
+	if (rc)
+		px_log_notice("Reload finished; plexus.conf was not applied");
+	else
+		px_log_notice("Reload complete");
 	return rc;
 }

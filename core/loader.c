@@ -7,6 +7,7 @@
  * count are atomic so that users never take that mutex.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <ltdl.h>
 #include <pthread.h>
@@ -255,7 +256,15 @@ static px_module *module_open(const char *name, px_err *err)
 	m->handle = lt_dlopenadvise(path, advise);
 	lt_dladvise_destroy(&advise);
 	if (!m->handle) {
-		px_err_set(err, "%s: cannot open %s: %s", name, path, lt_dlerror());
+		/* libltdl reports "file not found" for every failure; the dynamic
+		 * linker says what is really wrong (an undefined symbol ...). */
+		const char *why = lt_dlerror();
+		void *probe = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+		if (!probe)
+			why = dlerror();
+		else
+			dlclose(probe);
+		px_err_set(err, "%s: cannot open %s: %s", name, path, why);
 		goto fail;
 	}
 	info = lt_dlsym(m->handle, "px_module_info");

@@ -28,11 +28,14 @@
 #include <plexus/log.h>
 #include <plexus/store.h>
 
+#include "channel_commands.h"
+#include "channel_internal.h"
 #include "cli_internal.h"
 #include "console_server.h"
 #include "daemon.h"
 #include "loader.h"
 #include "log_internal.h"
+#include "media_internal.h"
 #include "settings.h"
 #include "thread_internal.h"
 
@@ -241,6 +244,24 @@ static void pidfile_release(const char *path)
 	pidfile_fd = -1;
 }
 
+/* Calls end before their modules go: every channel is hung up and the
+ * sessions get a few seconds to run their hangup handling. */
+static void hang_up_everything(void)
+{
+	size_t n = px_channel_count();
+
+	if (!n)
+		return;
+	px_log_notice("Hanging up %zu channel%s", n, n == 1 ? "" : "s");
+	px_channel_hangup_all(PX_CAUSE_NORMAL_CLEARING);
+	for (int waited = 0; waited < 500 && (px_channel_sessions_running() > 0 ||
+					      px_channel_count() > 0);
+	     waited++)
+		usleep(10000);
+	if (px_channel_count() > 0)
+		px_log_warning("%zu channels still exist after hanging up", px_channel_count());
+}
+
 /* Wait for signals and requests; returns when a stop was asked for. */
 static void main_loop(int sigfd)
 {
@@ -293,7 +314,8 @@ int main(int argc, char **argv)
 	char config_dir[PATH_MAX], main_config[PATH_MAX], path[PATH_MAX + 32];
 	px_err err = {""};
 	px_store *store = NULL;
-	px_config *modules_conf = NULL;
+	px_config *modules_conf = NULL, *rtp_conf = NULL;
+	int rc;
 	sigset_t sigs;
 	int sigfd = -1, status = 0;
 	char *pidfile = NULL;
@@ -366,11 +388,22 @@ int main(int argc, char **argv)
 		goto out_pid;
 	}
 	px_store_set_default(store);
-	if (px_loader_init(s->module_dir, &err) < 0) {
+	snprintf(path, sizeof(path), "%s/rtp.conf", config_dir);
+	if (access(path, F_OK) == 0 && px_config_load(path, &rtp_conf, &err) < 0) {
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_store;
 	}
-	if (px_core_commands_register(&err) < 0) {
+	rc = px_media_init(rtp_conf, &err);
+	px_config_unref(rtp_conf);
+	if (rc < 0) {
+		status = start_failed(EXIT_START_FAILED, "media: %s", err.msg);
+		goto out_store;
+	}
+	if (px_loader_init(s->module_dir, &err) < 0) {
+		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
+		goto out_media;
+	}
+	if (px_core_commands_register(&err) < 0 || px_channel_commands_register(&err) < 0) {
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_loader;
 	}
@@ -404,10 +437,14 @@ int main(int argc, char **argv)
 out_console:
 	px_console_server_stop("Plexus is shutting down");
 	px_config_unref(modules_conf);
+	hang_up_everything();
 out_loader:
 	px_loader_shutdown();
+	px_channel_commands_unregister();
 	px_core_commands_unregister();
 	px_cli_registry_shutdown();
+out_media:
+	px_media_shutdown();
 out_store:
 	px_store_set_default(NULL);
 	px_store_close(store);

@@ -117,6 +117,7 @@ wait_exit() {
 	if is_running "$pid"; then
 		return 1
 	fi
+	untrack_pid "$pid"
 	if wait "$pid" 2>/dev/null; then
 		EXIT_STATUS=0
 	else
@@ -132,14 +133,30 @@ track_pid() {
 	STARTED_PIDS+=("$1")
 }
 
+# Forget a process seen to have ended: its pid may be reused by another.
+untrack_pid() {
+	local keep=() p
+	for p in "${STARTED_PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	STARTED_PIDS=("${keep[@]}")
+}
+
+# A tracked process still running and still ours: every process a test
+# starts has the temporary directory on its command line.
+is_ours() {
+	is_running "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$TMP"
+}
+
 cleanup() {
-	local pid
+	local pid pids=()
 	for pid in "${STARTED_PIDS[@]}"; do
-		if is_running "$pid"; then
+		if is_ours "$pid"; then
+			pids+=("$pid")
 			kill -TERM "$pid" 2>/dev/null
 		fi
 	done
-	for pid in "${STARTED_PIDS[@]}"; do
+	for pid in "${pids[@]}"; do
 		if ! wait_exit "$pid" 5; then
 			echo "# pid $pid did not stop on SIGTERM; killing it" >&2
 			kill -KILL "$pid" 2>/dev/null

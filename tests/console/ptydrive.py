@@ -44,9 +44,8 @@ class Session:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
             env = dict(os.environ)
-            env.setdefault("TERM", "xterm")
-            if env["TERM"] in ("", "dumb", "unknown"):
-                env["TERM"] = "xterm"
+            # The same terminal everywhere, whatever the caller's.
+            env["TERM"] = "xterm"
             try:
                 os.execvpe(argv[0], argv, env)
             finally:
@@ -153,6 +152,13 @@ def main(argv):
         return 2
 
     s = Session(program, time.monotonic() + timeout, transcript)
+
+    def stopped(signo, frame):
+        # Stopped by the test's clean-up: take the program along.
+        s.kill()
+        sys.exit(1)
+
+    signal.signal(signal.SIGTERM, stopped)
     for verb, arg in zip(steps[0::2], steps[1::2]):
         if verb == "expect":
             if not s.expect(arg):

@@ -180,6 +180,9 @@ int px_channel_indicate(px_channel *ch, enum px_control control);
 /* Hang up with cause (once; later calls do nothing). Safe from any thread. */
 void px_channel_hangup(px_channel *ch, int cause);
 bool px_channel_is_hungup(const px_channel *ch);
+/* Record why the call failed before hanging up later (Dial after a busy
+ * callee): the cause the caller is eventually told. Overrides an earlier one. */
+void px_channel_set_hangup_cause(px_channel *ch, int cause);
 int px_channel_hangup_cause(const px_channel *ch);
 
 /* Run the dialplan for an inbound channel in a new session thread; the

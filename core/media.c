@@ -1,0 +1,1110 @@
+/*
+ * The media engine (see plexus/media.h and media_internal.h): owns the media
+ * worker threads, each with its epoll set, its wake-up eventfd, the table of
+ * the RTP sessions it serves and its packet buffers; the RTP port range of
+ * rtp.conf and which of its even ports are taken; every px_rtp session with
+ * its socket, far end, bridge peer and statistics; and the relay itself,
+ * which checks each received datagram, keeps the receive statistics, latches
+ * symmetric far ends and rewrites SSRC, sequence number and timestamp for the
+ * bridged leg before sending the packet on, payload untouched.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <plexus/config.h>
+#include <plexus/core.h>
+#include <plexus/log.h>
+#include <plexus/media.h>
+
+#include "media_internal.h"
+
+/*
+ * Threading. Every session belongs to one worker, and everything about it
+ * that the relay reads or writes (peer, far end, stream state) is guarded by
+ * that worker's lock. The worker takes its own lock once per epoll wake-up,
+ * for the whole batch of ready sockets, never per packet, and no worker ever
+ * takes another worker's lock; so the packet path does not contend with the
+ * other workers. The control calls (set_remote, bridge, destroy...) come from
+ * signalling threads, take the lock of the worker(s) concerned and act at
+ * once, which makes them synchronous: when one returns, the next packet the
+ * worker handles sees its effect.
+ *
+ * epoll hands back events the worker may only look at after taking its lock,
+ * and by then a control call may have moved the session to another worker
+ * or freed it. So an event carries no pointer but a handle, slot index and
+ * generation in the worker's own table; a session leaving the table bumps the
+ * generation, and a stale event finds nothing. Outside its lock a worker
+ * holds no session pointer at all, which is why px_rtp_destroy can free the
+ * session as soon as it has removed it under the lock.
+ *
+ * Statistics are atomics written under the worker lock (one writer at a time)
+ * and read without any lock by px_rtp_get_stats.
+ */
+
+/* Datagrams read by one recvmmsg call. */
+#define RECV_BATCH 32
+/* Larger datagrams are truncated by the kernel and dropped as not RTP. */
+#define PACKET_MAX      2048
+#define EPOLL_BATCH     64
+#define SOCKET_RCVBUF   (256 * 1024)
+#define RTP_HEADER_SIZE 12
+#define RTP_VERSION     2
+/* A sequence jump forward by more than this, or back by more than
+ * MAX_MISORDER, is a restart of the source, not loss or reordering
+ * (the limits of RFC 3550, appendix A.1). */
+#define MAX_DROPOUT  3000
+#define MAX_MISORDER 100
+/* Received sequence numbers remembered behind the highest, so that a late
+ * packet takes back its loss and a duplicate is recognised. */
+#define RECEIVED_WINDOW 64
+/* One packet's worth of timestamp until a source shows its own: 20 ms at
+ * 8 kHz. Steps above MAX_TS_STEP (200 ms at 90 kHz) are not believed. */
+#define DEFAULT_TS_STEP 160
+#define MAX_TS_STEP     18000
+#define MAX_WORKERS     256
+#define WAKEUP_HANDLE   UINT64_MAX
+#define NO_SLOT         UINT32_MAX
+
+struct media_worker;
+
+/* What this session receives from its far end, for rx_lost. */
+struct received_stream {
+	bool started;
+	uint32_t ssrc;
+	uint16_t highest_seq;
+	uint64_t received; /* bit k: highest_seq - k has arrived */
+};
+
+/* How the relayed source is mapped onto the stream this session sends. */
+struct sent_stream {
+	uint32_t ssrc;     /* ours, random, for the life of the session */
+	uint16_t last_seq; /* highest sequence number sent (random at first) */
+	uint32_t last_ts;  /* its timestamp */
+	uint32_t ts_step;  /* timestamp advance of one packet of the source */
+	bool have_source;  /* false: the next packet starts a new source */
+	uint32_t source_ssrc;
+	uint16_t source_seq; /* highest sequence number relayed from the source */
+	uint32_t source_ts;  /* its timestamp */
+	uint16_t seq_offset; /* sent = received + offset, modulo 2^16 */
+	uint32_t ts_offset;  /* sent = received + offset, modulo 2^32 */
+};
+
+struct session_stats {
+	atomic_uint_least64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_lost, rx_dropped;
+	atomic_uint_least32_t rx_ssrc, tx_ssrc;
+};
+
+struct px_rtp {
+	/* Fixed once the session is created. */
+	int fd;
+	uint16_t port;
+	struct sockaddr_storage local;
+	/* Changes only with the locks of both the old and the new worker held. */
+	_Atomic(struct media_worker *) worker;
+
+	/* Guarded by worker->lock. */
+	uint32_t slot;
+	px_rtp *peer;
+	struct sockaddr_storage remote;
+	socklen_t remote_len; /* 0: no far end known, nothing is sent */
+	bool symmetric;
+	bool latched; /* symmetric: the far end was taken from a packet already */
+	bool send;
+	struct received_stream rx;
+	struct sent_stream tx;
+
+	struct session_stats stats;
+};
+
+struct worker_slot {
+	px_rtp *session; /* NULL: free */
+	uint32_t generation;
+	uint32_t next_free;
+};
+
+struct media_worker {
+	pthread_mutex_t lock;
+	unsigned index;
+	int epoll_fd;
+	int wakeup_fd;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stopping;
+	atomic_uint load; /* sessions served, for placing new ones */
+
+	/* Guarded by lock. */
+	struct worker_slot *slots;
+	uint32_t nslots;
+	uint32_t free_slot;
+
+	/* Scratch of the worker thread, used under lock. */
+	struct mmsghdr recv_msgs[RECV_BATCH];
+	struct iovec recv_iov[RECV_BATCH];
+	struct sockaddr_storage recv_from[RECV_BATCH];
+	struct mmsghdr send_msgs[RECV_BATCH];
+	struct iovec send_iov[RECV_BATCH];
+	unsigned char buffers[RECV_BATCH][PACKET_MAX];
+};
+
+struct rtp_settings {
+	long long rtpstart;
+	long long rtpend;
+	long long workers;
+};
+
+static const struct px_config_option rtp_options[] = {
+        {"rtpstart", PX_CFG_INT, "10000", 1024, 65535, NULL,
+         offsetof(struct rtp_settings, rtpstart), "first UDP port for RTP (even)"},
+        {"rtpend", PX_CFG_INT, "20000", 1024, 65535, NULL, offsetof(struct rtp_settings, rtpend),
+         "last UDP port for RTP and RTCP"},
+        {"workers", PX_CFG_INT, "0", 0, MAX_WORKERS, NULL, offsetof(struct rtp_settings, workers),
+         "media worker threads; 0: one per core"},
+};
+
+/* Set by px_media_init and cleared by px_media_shutdown, which are not
+ * called concurrently with anything else of the engine. */
+static bool running;
+static struct media_worker *workers;
+static unsigned nworkers;
+static atomic_uint worker_cursor;
+static atomic_uint session_count;
+
+/* The port range, in pairs: pair i is RTP port port_start + 2i and RTCP
+ * port port_start + 2i + 1. */
+static pthread_mutex_t port_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned port_start, port_end;
+static size_t npairs;
+static bool *pair_taken;   /* guarded by port_lock */
+static size_t pair_cursor; /* guarded by port_lock */
+
+/* ------------------------------------------------------------ small helpers */
+
+static uint16_t get_be16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* Only ever written under the worker lock, so a plain load and store keep
+ * the count exact while readers on other threads see whole values. */
+static void counter_add(atomic_uint_least64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	                      memory_order_relaxed);
+}
+
+static void counter_sub(atomic_uint_least64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - n,
+	                      memory_order_relaxed);
+}
+
+/* SSRC, first sequence number and timestamp must be unpredictable
+ * (RFC 3550, 5.1), but need not be cryptographically strong. */
+static uint32_t random_u32(void)
+{
+	static atomic_uint_least32_t fallback;
+	uint32_t value;
+
+	if (getrandom(&value, sizeof(value), GRND_NONBLOCK) == (ssize_t)sizeof(value))
+		return value;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	value = (uint32_t)now.tv_nsec ^ (uint32_t)now.tv_sec * 2654435761u;
+	return value ^ (uint32_t)atomic_fetch_add(&fallback, 0x9e3779b9u);
+}
+
+static socklen_t sockaddr_size(int family)
+{
+	if (family == AF_INET)
+		return sizeof(struct sockaddr_in);
+	if (family == AF_INET6)
+		return sizeof(struct sockaddr_in6);
+	return 0;
+}
+
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	return false;
+}
+
+/* "1.2.3.4:5004" or "[::1]:5004", for log lines. */
+static const char *format_address(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, size, "(none)");
+	}
+	return buf;
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+/* ------------------------------------------------------------ configuration */
+
+/* "file:line: key: message" at the variable that made the range wrong. */
+static int blame_setting(const px_config_section *general, const char *key, px_err *err,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int blame_setting(const px_config_section *general, const char *key, px_err *err,
+                         const char *fmt, ...)
+{
+	const px_config_var *v = general ? px_config_var_find(general, key) : NULL;
+	char why[PX_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (v)
+		return px_err_set(err, "%s:%d: %s: %s", v->file, v->line, v->name, why);
+	return px_err_set(err, "rtp.conf: %s: %s", key, why);
+}
+
+static int read_settings(const px_config *rtp_conf, struct rtp_settings *set, px_err *err)
+{
+	const px_config_section *general = rtp_conf ? px_config_find(rtp_conf, "general") : NULL;
+	const size_t nopts = sizeof(rtp_options) / sizeof(rtp_options[0]);
+
+	if (px_config_apply(general, rtp_options, nopts, set, err) < 0)
+		return -1;
+	if (set->rtpstart % 2)
+		return blame_setting(
+		        general, "rtpstart", err,
+		        "%lld is odd; RTP takes an even port and RTCP the one above it",
+		        set->rtpstart);
+	if (set->rtpend <= set->rtpstart) {
+		/* The defaults are consistent, so the one given is at fault. */
+		if (general && px_config_var_find(general, "rtpend"))
+			return blame_setting(general, "rtpend", err,
+			                     "%lld is not above rtpstart %lld", set->rtpend,
+			                     set->rtpstart);
+		return blame_setting(general, "rtpstart", err, "%lld is not below rtpend %lld",
+		                     set->rtpstart, set->rtpend);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ ports */
+
+/* Bind fd to a free even port of the range at local's address. Ports that
+ * another process holds are skipped; the cursor goes round the range so that
+ * a port just released is not handed out again at once, while late packets
+ * of its old call may still arrive. */
+static int bind_port_from_range(int fd, const struct sockaddr_storage *local, uint16_t *port,
+                                px_err *err)
+{
+	struct sockaddr_storage addr = *local;
+	socklen_t len = sockaddr_size(local->ss_family);
+	int rc = px_err_set(err, "no free RTP port in %u-%u", port_start, port_end);
+
+	pthread_mutex_lock(&port_lock);
+	for (size_t tries = 0; tries < npairs; tries++) {
+		size_t pair = pair_cursor;
+
+		pair_cursor = (pair_cursor + 1) % npairs;
+		if (pair_taken[pair])
+			continue;
+		uint16_t candidate = (uint16_t)(port_start + 2 * pair);
+		set_port(&addr, candidate);
+		if (bind(fd, (struct sockaddr *)&addr, len) == 0) {
+			pair_taken[pair] = true;
+			*port = candidate;
+			rc = 0;
+			break;
+		}
+		if (errno != EADDRINUSE && errno != EACCES) {
+			char where[INET6_ADDRSTRLEN + 16];
+			rc = px_err_set(err, "cannot bind RTP port %s: %s",
+			                format_address(&addr, where, sizeof(where)),
+			                strerror(errno));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&port_lock);
+	return rc;
+}
+
+static void release_port(uint16_t port)
+{
+	pthread_mutex_lock(&port_lock);
+	if (pair_taken && port >= port_start)
+		pair_taken[(port - port_start) / 2] = false;
+	pthread_mutex_unlock(&port_lock);
+}
+
+/* ------------------------------------------------------------ worker table */
+
+static int slot_grow(struct media_worker *w)
+{
+	uint32_t n = w->nslots ? w->nslots * 2 : 16;
+	struct worker_slot *slots;
+
+	if (n >= NO_SLOT || !(slots = realloc(w->slots, n * sizeof(*slots))))
+		return -1;
+	for (uint32_t i = w->nslots; i < n; i++) {
+		slots[i].session = NULL;
+		slots[i].generation = 0;
+		slots[i].next_free = i + 1 < n ? i + 1 : w->free_slot;
+	}
+	w->free_slot = w->nslots;
+	w->slots = slots;
+	w->nslots = n;
+	return 0;
+}
+
+static uint64_t slot_handle(const struct media_worker *w, uint32_t slot)
+{
+	return (uint64_t)w->slots[slot].generation << 32 | slot;
+}
+
+/* Put r in w's table and w's epoll set; w->lock held. Leaves r->worker
+ * to the caller. */
+static int worker_attach(struct media_worker *w, px_rtp *r)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	uint32_t slot;
+
+	if (w->free_slot == NO_SLOT && slot_grow(w) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	slot = w->free_slot;
+	ev.data.u64 = slot_handle(w, slot);
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, r->fd, &ev) < 0)
+		return -1;
+	w->free_slot = w->slots[slot].next_free;
+	w->slots[slot].session = r;
+	r->slot = slot;
+	atomic_fetch_add(&w->load, 1);
+	return 0;
+}
+
+/* Take the session in slot out of w's table and epoll set; w->lock held.
+ * Events for it that epoll has already handed out find a new generation. */
+static void worker_detach(struct media_worker *w, uint32_t slot)
+{
+	px_rtp *r = w->slots[slot].session;
+
+	epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->fd, NULL);
+	w->slots[slot].session = NULL;
+	w->slots[slot].generation++;
+	w->slots[slot].next_free = w->free_slot;
+	w->free_slot = slot;
+	atomic_fetch_sub(&w->load, 1);
+}
+
+static px_rtp *slot_lookup(const struct media_worker *w, uint64_t handle)
+{
+	uint32_t slot = (uint32_t)handle;
+
+	if (slot >= w->nslots || w->slots[slot].generation != (uint32_t)(handle >> 32))
+		return NULL;
+	return w->slots[slot].session;
+}
+
+/* Lock the worker that serves r, which a concurrent bridge may be moving. */
+static struct media_worker *lock_session(px_rtp *r)
+{
+	for (;;) {
+		struct media_worker *w = atomic_load(&r->worker);
+
+		pthread_mutex_lock(&w->lock);
+		if (atomic_load(&r->worker) == w)
+			return w;
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* Lock the workers of a and b, lower index first so that two bridges
+ * never wait for each other. */
+static void lock_pair(px_rtp *a, px_rtp *b, struct media_worker **wa, struct media_worker **wb)
+{
+	for (;;) {
+		struct media_worker *x = atomic_load(&a->worker);
+		struct media_worker *y = atomic_load(&b->worker);
+		struct media_worker *first = x->index <= y->index ? x : y;
+		struct media_worker *second = first == x ? y : x;
+
+		pthread_mutex_lock(&first->lock);
+		if (second != first)
+			pthread_mutex_lock(&second->lock);
+		if (atomic_load(&a->worker) == x && atomic_load(&b->worker) == y) {
+			*wa = x;
+			*wb = y;
+			return;
+		}
+		if (second != first)
+			pthread_mutex_unlock(&second->lock);
+		pthread_mutex_unlock(&first->lock);
+	}
+}
+
+static void unlock_pair(struct media_worker *wa, struct media_worker *wb)
+{
+	if (wb != wa)
+		pthread_mutex_unlock(&wb->lock);
+	pthread_mutex_unlock(&wa->lock);
+}
+
+/* Least loaded worker; ties go round, so that an idle engine spreads
+ * sessions over all workers. */
+static struct media_worker *pick_worker(void)
+{
+	unsigned start = atomic_fetch_add(&worker_cursor, 1) % nworkers;
+	struct media_worker *best = &workers[start];
+
+	for (unsigned i = 1; i < nworkers; i++) {
+		struct media_worker *w = &workers[(start + i) % nworkers];
+		if (atomic_load(&w->load) < atomic_load(&best->load))
+			best = w;
+	}
+	return best;
+}
+
+/* ------------------------------------------------------------ the relay */
+
+/* Whether a datagram is an RTP packet we may rewrite: version 2, and CSRC
+ * list, header extension and padding all within it. RTCP multiplexed on the
+ * RTP port (second byte 192-223, RFC 5761) is not, and would be corrupted. */
+static bool is_rtp_packet(const unsigned char *p, size_t len)
+{
+	size_t header;
+
+	if (len < RTP_HEADER_SIZE || p[0] >> 6 != RTP_VERSION)
+		return false;
+	if (p[1] >= 192 && p[1] <= 223)
+		return false;
+	header = RTP_HEADER_SIZE + 4 * (size_t)(p[0] & 0x0f);
+	if (header > len)
+		return false;
+	if (p[0] & 0x10) {
+		if (header + 4 > len)
+			return false;
+		header += 4 + 4 * (size_t)get_be16(p + header + 2);
+		if (header > len)
+			return false;
+	}
+	if (p[0] & 0x20) {
+		size_t padding = p[len - 1];
+		if (padding == 0 || header + padding > len)
+			return false;
+	}
+	return true;
+}
+
+/* Count the gaps in what r receives. A late packet that fills a gap takes
+ * its loss back, a duplicate changes nothing, and a large jump either way is
+ * a restarted source, counted as no loss. */
+static void note_received(px_rtp *r, uint32_t ssrc, uint16_t seq)
+{
+	struct received_stream *rx = &r->rx;
+	int delta;
+
+	atomic_store_explicit(&r->stats.rx_ssrc, ssrc, memory_order_relaxed);
+	if (!rx->started || rx->ssrc != ssrc) {
+		rx->started = true;
+		rx->ssrc = ssrc;
+		rx->highest_seq = seq;
+		rx->received = 1;
+		return;
+	}
+	delta = (int16_t)(uint16_t)(seq - rx->highest_seq);
+	if (delta > 0 && delta < MAX_DROPOUT) {
+		counter_add(&r->stats.rx_lost, (uint64_t)(delta - 1));
+		rx->received = delta < RECEIVED_WINDOW ? rx->received << delta | 1 : 1;
+		rx->highest_seq = seq;
+	} else if (delta < 0 && -delta < RECEIVED_WINDOW) {
+		uint64_t bit = (uint64_t)1 << -delta;
+		if (!(rx->received & bit)) {
+			rx->received |= bit;
+			if (atomic_load_explicit(&r->stats.rx_lost, memory_order_relaxed) > 0)
+				counter_sub(&r->stats.rx_lost, 1);
+		}
+	} else if (delta >= MAX_DROPOUT || delta < -MAX_MISORDER) {
+		rx->highest_seq = seq;
+		rx->received = 1;
+	}
+	/* delta == 0: a duplicate; a little older than the window: too late
+	 * to tell whether it was counted as lost. */
+}
+
+/* Symmetric RTP: the far end is where its first packet after set_remote
+ * came from (behind NAT that is not what its SDP said); then it stays. */
+static void latch_remote(px_rtp *r, const struct sockaddr_storage *from)
+{
+	char was[INET6_ADDRSTRLEN + 16], now[INET6_ADDRSTRLEN + 16];
+
+	r->latched = true;
+	if (r->remote_len && same_address(&r->remote, from))
+		return;
+	px_debug(1, "RTP port %u: symmetric: far end %s is at %s", r->port,
+	         format_address(&r->remote, was, sizeof(was)),
+	         format_address(from, now, sizeof(now)));
+	r->remote = *from;
+	r->remote_len = sockaddr_size(from->ss_family);
+}
+
+/* Rewrite a packet of the source relayed to out's far end so that it
+ * continues out's stream: our SSRC; sequence numbers and timestamps shifted
+ * by offsets fixed when the source started, so gaps and reordering pass
+ * through; a new source (another SSRC, a restart, a new bridge) continues
+ * one packet after the last one sent, marked. */
+static void rewrite_for(px_rtp *out, unsigned char *p)
+{
+	struct sent_stream *tx = &out->tx;
+	uint32_t ssrc = get_be32(p + 8);
+	uint16_t seq = get_be16(p + 2);
+	uint32_t ts = get_be32(p + 4);
+	bool marker = p[1] & 0x80;
+	int delta = 0;
+	bool restart = !tx->have_source || tx->source_ssrc != ssrc;
+
+	if (!restart) {
+		delta = (int16_t)(uint16_t)(seq - tx->source_seq);
+		restart = delta > MAX_DROPOUT || delta < -MAX_MISORDER;
+	}
+	if (restart) {
+		tx->have_source = true;
+		tx->source_ssrc = ssrc;
+		tx->seq_offset = (uint16_t)(tx->last_seq + 1 - seq);
+		tx->ts_offset = tx->last_ts + tx->ts_step - ts;
+		tx->source_seq = seq;
+		tx->source_ts = ts;
+		p[1] |= 0x80;
+		delta = 1;
+	} else if (delta > 0) {
+		uint32_t step = ts - tx->source_ts;
+		/* A marked packet starts a talkspurt after silence: its
+		 * timestamp jump is not the packet size. */
+		if (delta == 1 && !marker && step > 0 && step <= MAX_TS_STEP)
+			tx->ts_step = step;
+		tx->source_seq = seq;
+		tx->source_ts = ts;
+	}
+	uint16_t out_seq = (uint16_t)(seq + tx->seq_offset);
+	uint32_t out_ts = ts + tx->ts_offset;
+	if (delta > 0) {
+		tx->last_seq = out_seq;
+		tx->last_ts = out_ts;
+	}
+	put_be16(p + 2, out_seq);
+	put_be32(p + 4, out_ts);
+	put_be32(p + 8, tx->ssrc);
+}
+
+/* Send n prepared messages from out's socket; returns how many went, and
+ * adds their bytes. A destination refusing one packet does not stop the
+ * others; a full socket buffer does. */
+static unsigned send_prepared(px_rtp *out, struct mmsghdr *msgs, unsigned n, uint64_t *bytes)
+{
+	unsigned done = 0, sent = 0;
+
+	while (done < n) {
+		int rc = sendmmsg(out->fd, msgs + done, n - done, MSG_DONTWAIT);
+
+		if (rc > 0) {
+			for (unsigned i = done; i < done + (unsigned)rc; i++)
+				*bytes += msgs[i].msg_len;
+			sent += (unsigned)rc;
+			done += (unsigned)rc;
+		} else if (rc == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+			break;
+		} else if (errno != EINTR) {
+			done++;
+		}
+	}
+	return sent;
+}
+
+/* Read what is waiting on in's socket (one batch; level-triggered epoll
+ * brings the worker back for more) and relay it to in's peer. */
+static void relay_batch(struct media_worker *w, px_rtp *in)
+{
+	px_rtp *out = in->peer;
+	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0;
+	unsigned nsend = 0, sent = 0;
+	int n;
+
+	for (unsigned i = 0; i < RECV_BATCH; i++) {
+		w->recv_msgs[i].msg_hdr.msg_namelen = sizeof(w->recv_from[i]);
+		w->recv_msgs[i].msg_hdr.msg_flags = 0;
+	}
+	n = recvmmsg(in->fd, w->recv_msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		unsigned char *p = w->buffers[i];
+		size_t len = w->recv_msgs[i].msg_len;
+
+		rx_bytes += len;
+		if ((w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || !is_rtp_packet(p, len)) {
+			dropped++;
+			continue;
+		}
+		note_received(in, get_be32(p + 8), get_be16(p + 2));
+		if (in->symmetric && !in->latched)
+			latch_remote(in, &w->recv_from[i]);
+		if (!out || !out->send || !out->remote_len) {
+			dropped++;
+			continue;
+		}
+		rewrite_for(out, p);
+		w->send_iov[nsend].iov_base = p;
+		w->send_iov[nsend].iov_len = len;
+		w->send_msgs[nsend].msg_hdr = (struct msghdr){
+		        .msg_name = &out->remote,
+		        .msg_namelen = out->remote_len,
+		        .msg_iov = &w->send_iov[nsend],
+		        .msg_iovlen = 1,
+		};
+		nsend++;
+	}
+	if (nsend) {
+		sent = send_prepared(out, w->send_msgs, nsend, &tx_bytes);
+		dropped += nsend - sent;
+		counter_add(&out->stats.tx_packets, sent);
+		counter_add(&out->stats.tx_bytes, tx_bytes);
+	}
+	counter_add(&in->stats.rx_packets, (uint64_t)n);
+	counter_add(&in->stats.rx_bytes, rx_bytes);
+	counter_add(&in->stats.rx_dropped, dropped);
+}
+
+static void drain_wakeup(struct media_worker *w)
+{
+	uint64_t count;
+
+	while (read(w->wakeup_fd, &count, sizeof(count)) == (ssize_t)sizeof(count))
+		;
+}
+
+static void *worker_main(void *arg)
+{
+	struct media_worker *w = arg;
+	struct epoll_event events[EPOLL_BATCH];
+
+	while (!atomic_load(&w->stopping)) {
+		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			px_log_error("media/%u: epoll_wait: %s; worker stops", w->index,
+			             strerror(errno));
+			break;
+		}
+		pthread_mutex_lock(&w->lock);
+		for (int i = 0; i < n; i++) {
+			if (events[i].data.u64 == WAKEUP_HANDLE) {
+				drain_wakeup(w);
+				continue;
+			}
+			px_rtp *r = slot_lookup(w, events[i].data.u64);
+			if (r)
+				relay_batch(w, r);
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ engine life */
+
+static int worker_open(struct media_worker *w, unsigned index, px_err *err)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKEUP_HANDLE};
+
+	w->index = index;
+	w->epoll_fd = -1;
+	w->wakeup_fd = -1;
+	w->free_slot = NO_SLOT;
+	pthread_mutex_init(&w->lock, NULL);
+	for (unsigned i = 0; i < RECV_BATCH; i++) {
+		w->recv_iov[i].iov_base = w->buffers[i];
+		w->recv_iov[i].iov_len = sizeof(w->buffers[i]);
+		w->recv_msgs[i].msg_hdr.msg_iov = &w->recv_iov[i];
+		w->recv_msgs[i].msg_hdr.msg_iovlen = 1;
+		w->recv_msgs[i].msg_hdr.msg_name = &w->recv_from[i];
+	}
+	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epoll_fd < 0)
+		return px_err_set(err, "media/%u: epoll_create1: %s", index, strerror(errno));
+	w->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wakeup_fd < 0)
+		return px_err_set(err, "media/%u: eventfd: %s", index, strerror(errno));
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wakeup_fd, &ev) < 0)
+		return px_err_set(err, "media/%u: epoll_ctl: %s", index, strerror(errno));
+
+	char name[32];
+	snprintf(name, sizeof(name), "media/%u", index);
+	int rc = px_thread_start(&w->thread, name, worker_main, w);
+	if (rc)
+		return px_err_set(err, "%s: cannot start thread: %s", name, strerror(rc));
+	w->thread_started = true;
+	return 0;
+}
+
+static void worker_stop(struct media_worker *w)
+{
+	if (w->thread_started) {
+		uint64_t one = 1;
+
+		atomic_store(&w->stopping, true);
+		if (write(w->wakeup_fd, &one, sizeof(one)) < 0)
+			px_log_error("media/%u: cannot wake the worker: %s", w->index,
+			             strerror(errno));
+		pthread_join(w->thread, NULL);
+		w->thread_started = false;
+	}
+}
+
+/* After the thread is gone: close what sessions are left and everything
+ * the worker owned. */
+static void worker_close(struct media_worker *w)
+{
+	for (uint32_t i = 0; i < w->nslots; i++) {
+		px_rtp *r = w->slots[i].session;
+
+		if (r) {
+			close(r->fd);
+			free(r);
+			atomic_fetch_sub(&session_count, 1);
+		}
+	}
+	free(w->slots);
+	w->slots = NULL;
+	w->nslots = 0;
+	if (w->wakeup_fd >= 0)
+		close(w->wakeup_fd);
+	if (w->epoll_fd >= 0)
+		close(w->epoll_fd);
+	pthread_mutex_destroy(&w->lock);
+}
+
+static void engine_close(void)
+{
+	for (unsigned i = 0; i < nworkers; i++)
+		worker_stop(&workers[i]);
+	for (unsigned i = 0; i < nworkers; i++)
+		worker_close(&workers[i]);
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+	pthread_mutex_lock(&port_lock);
+	free(pair_taken);
+	pair_taken = NULL;
+	npairs = 0;
+	pthread_mutex_unlock(&port_lock);
+}
+
+int px_media_init(const px_config *rtp_conf, px_err *err)
+{
+	struct rtp_settings set;
+	unsigned n;
+
+	if (running)
+		return px_err_set(err, "media engine already started");
+	if (read_settings(rtp_conf, &set, err) < 0)
+		return -1;
+	n = (unsigned)set.workers;
+	if (n == 0) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cores < 1 ? 1 : cores > MAX_WORKERS ? MAX_WORKERS : (unsigned)cores;
+	}
+
+	pthread_mutex_lock(&port_lock);
+	port_start = (unsigned)set.rtpstart;
+	port_end = (unsigned)set.rtpend;
+	/* An RTP port needs its RTCP port inside the range too. */
+	npairs = (port_end - port_start + 1) / 2;
+	pair_cursor = 0;
+	pair_taken = calloc(npairs, sizeof(*pair_taken));
+	pthread_mutex_unlock(&port_lock);
+	workers = calloc(n, sizeof(*workers));
+	if (!pair_taken || !workers) {
+		free(workers);
+		workers = NULL;
+		engine_close();
+		return px_err_set(err, "media engine: out of memory");
+	}
+	atomic_store(&worker_cursor, 0);
+	for (nworkers = 0; nworkers < n; nworkers++) {
+		if (worker_open(&workers[nworkers], nworkers, err) < 0) {
+			nworkers++; /* so that engine_close releases its part */
+			engine_close();
+			return -1;
+		}
+	}
+	running = true;
+	px_verbose(1, "media: %u worker%s, RTP ports %u-%u", nworkers, nworkers == 1 ? "" : "s",
+	           port_start, port_end);
+	return 0;
+}
+
+void px_media_shutdown(void)
+{
+	if (!running)
+		return;
+	running = false;
+	engine_close();
+}
+
+unsigned px_media_session_count(void)
+{
+	return atomic_load(&session_count);
+}
+
+/* ------------------------------------------------------------ sessions */
+
+int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
+{
+	socklen_t len = local ? sockaddr_size(local->sa_family) : 0;
+	struct media_worker *w;
+	px_rtp *r;
+	int one = 1, rcvbuf = SOCKET_RCVBUF;
+
+	if (!running)
+		return px_err_set(err, "media engine not started");
+	if (!len)
+		return px_err_set(err, "RTP needs an IPv4 or IPv6 local address");
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return px_err_set(err, "out of memory");
+	memcpy(&r->local, local, len);
+	r->fd = socket(local->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (r->fd < 0) {
+		px_err_set(err, "RTP socket: %s", strerror(errno));
+		free(r);
+		return -1;
+	}
+	/* Each session has its own port in each family; an IPv6 socket taking
+	 * IPv4 traffic as well would only blur which far end is which. */
+	if (local->sa_family == AF_INET6)
+		setsockopt(r->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* A worker busy with other sockets for a moment must not lose packets;
+	 * the kernel caps this at net.core.rmem_max, which is fine too. */
+	setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (bind_port_from_range(r->fd, &r->local, &r->port, err) < 0) {
+		close(r->fd);
+		free(r);
+		return -1;
+	}
+	len = sizeof(r->local);
+	getsockname(r->fd, (struct sockaddr *)&r->local, &len);
+	r->send = true;
+	r->tx.ssrc = random_u32();
+	r->tx.last_seq = (uint16_t)random_u32();
+	r->tx.last_ts = random_u32();
+	r->tx.ts_step = DEFAULT_TS_STEP;
+	atomic_store(&r->stats.tx_ssrc, r->tx.ssrc);
+
+	w = pick_worker();
+	pthread_mutex_lock(&w->lock);
+	atomic_store(&r->worker, w);
+	int rc = worker_attach(w, r);
+	int why = errno;
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0) {
+		px_err_set(err, "RTP port %u: cannot register with media/%u: %s", r->port, w->index,
+		           strerror(why));
+		close(r->fd);
+		release_port(r->port);
+		free(r);
+		return -1;
+	}
+	atomic_fetch_add(&session_count, 1);
+	px_debug(1, "RTP port %u: new session on media/%u", r->port, w->index);
+	*out = r;
+	return 0;
+}
+
+uint16_t px_rtp_local_port(const px_rtp *r)
+{
+	return r->port;
+}
+
+void px_rtp_local_addr(const px_rtp *r, struct sockaddr_storage *out)
+{
+	*out = r->local;
+}
+
+/* A NULL addr forgets the far end (nothing is sent until one is known,
+ * which with symmetric on is the source of the next packet). */
+void px_rtp_set_remote(px_rtp *r, const struct sockaddr *addr, bool symmetric)
+{
+	socklen_t len = addr ? sockaddr_size(addr->sa_family) : 0;
+	struct media_worker *w;
+
+	if (addr && !len)
+		px_log_warning("RTP port %u: far end of unknown address family %d ignored", r->port,
+		               addr->sa_family);
+	w = lock_session(r);
+	memset(&r->remote, 0, sizeof(r->remote));
+	if (len)
+		memcpy(&r->remote, addr, len);
+	r->remote_len = len;
+	r->symmetric = symmetric;
+	r->latched = false;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void px_rtp_set_send(px_rtp *r, bool send)
+{
+	struct media_worker *w = lock_session(r);
+
+	r->send = send;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Leave r's bridge, if any; r's worker lock held (its peer is on the same
+ * worker). The next packet relayed either way starts a new source. */
+static void leave_bridge(px_rtp *r)
+{
+	px_rtp *peer = r->peer;
+
+	if (!peer)
+		return;
+	peer->peer = NULL;
+	peer->tx.have_source = false;
+	r->peer = NULL;
+	r->tx.have_source = false;
+}
+
+/* Move r from one worker to another, both locked, without a moment where
+ * neither serves it: added to the new epoll set before leaving the old. */
+static int move_session(px_rtp *r, struct media_worker *from, struct media_worker *to, px_err *err)
+{
+	uint32_t old_slot = r->slot;
+
+	if (worker_attach(to, r) < 0)
+		return px_err_set(err, "RTP port %u: cannot move to media/%u: %s", r->port,
+		                  to->index, strerror(errno));
+	worker_detach(from, old_slot);
+	atomic_store(&r->worker, to);
+	return 0;
+}
+
+int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
+{
+	struct media_worker *wa, *wb;
+
+	if (a == b)
+		return px_err_set(err, "RTP port %u: cannot bridge a session with itself", a->port);
+	lock_pair(a, b, &wa, &wb);
+	/* Both legs of a bridge on one worker: a packet is read and relayed
+	 * under one lock, with no hand-over between threads. */
+	if (wa != wb && move_session(b, wb, wa, err) < 0) {
+		unlock_pair(wa, wb);
+		return -1;
+	}
+	leave_bridge(a);
+	leave_bridge(b);
+	a->peer = b;
+	b->peer = a;
+	unlock_pair(wa, wb);
+	px_debug(1, "RTP ports %u and %u bridged on media/%u", a->port, b->port, wa->index);
+	return 0;
+}
+
+void px_rtp_unbridge(px_rtp *r)
+{
+	struct media_worker *w = lock_session(r);
+
+	leave_bridge(r);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out)
+{
+	const struct session_stats *s = &r->stats;
+
+	out->rx_packets = atomic_load_explicit(&s->rx_packets, memory_order_relaxed);
+	out->rx_bytes = atomic_load_explicit(&s->rx_bytes, memory_order_relaxed);
+	out->tx_packets = atomic_load_explicit(&s->tx_packets, memory_order_relaxed);
+	out->tx_bytes = atomic_load_explicit(&s->tx_bytes, memory_order_relaxed);
+	out->rx_lost = atomic_load_explicit(&s->rx_lost, memory_order_relaxed);
+	out->rx_dropped = atomic_load_explicit(&s->rx_dropped, memory_order_relaxed);
+	out->rx_ssrc = atomic_load_explicit(&s->rx_ssrc, memory_order_relaxed);
+	out->tx_ssrc = atomic_load_explicit(&s->tx_ssrc, memory_order_relaxed);
+}
+
+void px_rtp_destroy(px_rtp *r)
+{
+	struct media_worker *w;
+
+	if (!r)
+		return;
+	w = lock_session(r);
+	leave_bridge(r);
+	worker_detach(w, r->slot);
+	pthread_mutex_unlock(&w->lock);
+	/* The worker holds no session pointer outside its lock, and its
+	 * pending events for r no longer resolve: r is ours alone. */
+	px_debug(1, "RTP port %u: session closed", r->port);
+	close(r->fd);
+	release_port(r->port);
+	atomic_fetch_sub(&session_count, 1);
+	free(r);
+}

@@ -1,0 +1,807 @@
+/*
+ * Calls for chan_sip: the channel technology "SIP". An inbound INVITE is
+ * authenticated, its SDP offer answered from the codecs both sides allow,
+ * a channel made and its dialplan started; an outbound channel ("SIP/1002")
+ * rings every registered contact of the endpoint at once and keeps the
+ * first that answers. Responses, BYE, CANCEL and re-INVITEs (hold) become
+ * events on the channel; the channel's operations (answer, indicate,
+ * hangup) are posted to the SIP thread, the only one touching nua handles.
+ *
+ * Ownership: the channel holds the call (its private part) until the
+ * channel is destroyed. While any SIP dialog of the call lives, the call
+ * holds a reference to the channel, so events can always be queued.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/url.h>
+
+#include <plexus/dialplan.h>
+#include <plexus/location.h>
+#include <plexus/log.h>
+#include <plexus/media.h>
+
+#include "sip.h"
+
+px_module *sip_module;
+
+struct sip_call;
+
+/* One SIP dialog of a call: the inbound INVITE, or one fork of an outbound
+ * call. It is the nua handle's magic. */
+struct sip_leg {
+	struct sip_call *call;
+	nua_handle_t *nh;
+	char uri[PX_CONTACT_MAX]; /* outbound: the contact rung */
+	char proxy[200];          /* outbound: where to send it (NAT), or "" */
+	bool terminated;
+	int status; /* last final status of an outbound fork */
+	struct sip_leg *next;
+};
+
+struct sip_call {
+	atomic_int refs;
+	px_channel *chan; /* held while legs_alive > 0 */
+	bool outbound;
+	char endpoint[64];
+	bool nat;
+	px_rtp *rtp;
+	int payloads[SIP_MAX_CODECS]; /* negotiated, in preference order */
+	int npayloads;
+	int dtmf_pt;
+	uint64_t sdp_id;
+	unsigned sdp_version;
+	char from_num[80], from_name[80]; /* outbound: identity presented */
+	char to_uri[PX_CONTACT_MAX];
+
+	/* SIP thread only: */
+	struct sip_leg *legs;
+	int legs_alive;
+	struct sip_leg *winner;   /* outbound: the fork that answered */
+	bool final_sent;          /* inbound: a final response went out */
+	bool answered;            /* inbound: that response was our 200 */
+	bool ringing_queued;
+	bool progress_queued;
+	bool remote_hold;         /* the far end put us on hold */
+	int our_direction;        /* what our last SDP said */
+	bool hangup_done;
+};
+
+static atomic_size_t calls_active;
+
+size_t sip_calls_active(void)
+{
+	return atomic_load(&calls_active);
+}
+
+static struct sip_call *call_ref(struct sip_call *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+static void call_unref(struct sip_call *c)
+{
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	if (c->rtp)
+		px_rtp_destroy(c->rtp);
+	while (c->legs) {
+		struct sip_leg *next = c->legs->next;
+		free(c->legs);
+		c->legs = next;
+	}
+	free(c);
+	atomic_fetch_sub(&calls_active, 1);
+	px_module_unuse(sip_module);
+}
+
+static struct sip_call *call_new(bool outbound, const struct sip_endpoint *ep)
+{
+	struct sip_call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	atomic_init(&c->refs, 1);
+	c->outbound = outbound;
+	snprintf(c->endpoint, sizeof(c->endpoint), "%s", ep->name);
+	c->nat = ep->nat;
+	c->dtmf_pt = -1;
+	c->sdp_id = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(uintptr_t)c;
+	c->our_direction = SIP_SENDRECV;
+	atomic_fetch_add(&calls_active, 1);
+	px_module_use(sip_module);
+	return c;
+}
+
+static struct sip_leg *leg_new(struct sip_call *c)
+{
+	struct sip_leg *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->call = c;
+	l->next = c->legs;
+	c->legs = l;
+	if (c->legs_alive++ == 0)
+		px_channel_ref(c->chan);
+	return l;
+}
+
+/* The dialog is over: release its handle; the last one lets the channel go. */
+static void leg_terminated(struct sip_leg *l)
+{
+	struct sip_call *c = l->call;
+
+	if (l->terminated)
+		return;
+	l->terminated = true;
+	if (l->nh) {
+		nua_handle_bind(l->nh, NULL);
+		nua_handle_destroy(l->nh);
+		l->nh = NULL;
+	}
+	if (--c->legs_alive == 0) {
+		/* If the far end vanished without BYE, the session must still learn it. */
+		if (!px_channel_is_hungup(c->chan))
+			px_channel_queue_hangup(c->chan, PX_CAUSE_NORMAL_CLEARING);
+		px_channel_unref(c->chan);
+	}
+}
+
+static int build_sdp(struct sip_call *c, char *buf, size_t size, int direction)
+{
+	c->our_direction = direction;
+	return sip_sdp_build(buf, size, &sip.rtp_addr, px_rtp_local_port(c->rtp), c->payloads,
+			     c->npayloads, c->dtmf_pt >= 0 ? c->dtmf_pt : 101, direction, c->sdp_id,
+			     c->sdp_version++);
+}
+
+/* ---- cause and status ---- */
+
+static int status_for_cause(int cause)
+{
+	switch (cause) {
+	case PX_CAUSE_UNALLOCATED:
+		return 404;
+	case PX_CAUSE_USER_BUSY:
+		return 486;
+	case PX_CAUSE_NO_USER_RESPONSE:
+		return 408;
+	case PX_CAUSE_NO_ANSWER:
+	case PX_CAUSE_SUBSCRIBER_ABSENT:
+		return 480;
+	case PX_CAUSE_CALL_REJECTED:
+		return 603;
+	case PX_CAUSE_CONGESTION:
+		return 503;
+	case PX_CAUSE_INCOMPATIBLE_DESTINATION:
+		return 488;
+	case PX_CAUSE_NORMAL_CLEARING:
+		return 480;
+	default:
+		return 500;
+	}
+}
+
+static int cause_for_status(int status)
+{
+	switch (status) {
+	case 404:
+	case 484:
+	case 604:
+		return PX_CAUSE_UNALLOCATED;
+	case 486:
+	case 600:
+		return PX_CAUSE_USER_BUSY;
+	case 408:
+		return PX_CAUSE_NO_USER_RESPONSE;
+	case 480:
+		return PX_CAUSE_NO_ANSWER;
+	case 403:
+	case 603:
+		return PX_CAUSE_CALL_REJECTED;
+	case 487:
+		return PX_CAUSE_NORMAL_CLEARING;
+	case 488:
+	case 606:
+		return PX_CAUSE_INCOMPATIBLE_DESTINATION;
+	case 500:
+	case 503:
+		return PX_CAUSE_CONGESTION;
+	default:
+		return status >= 500 ? PX_CAUSE_CONGESTION : PX_CAUSE_INTERWORKING;
+	}
+}
+
+/* Of several failed forks, the answer the caller should hear. */
+static int status_rank(int status)
+{
+	switch (status) {
+	case 486:
+	case 600:
+		return 5;
+	case 603:
+		return 4;
+	case 488:
+		return 3;
+	case 480:
+	case 408:
+		return 2;
+	default:
+		return 1;
+	}
+}
+
+/* ---- channel operations (session thread → SIP thread) ---- */
+
+static int post_call(void (*fn)(void *), struct sip_call *c)
+{
+	call_ref(c);
+	if (sip_post(fn, c) < 0) {
+		call_unref(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void do_answer(void *arg)
+{
+	struct sip_call *c = arg;
+	struct sip_leg *l = c->legs;
+	char sdp[1024];
+
+	if (!c->final_sent && l && l->nh && !l->terminated && build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0) {
+		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+			    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+		c->final_sent = true;
+		c->answered = true;
+	}
+	call_unref(c);
+}
+
+static int tech_answer(px_channel *ch)
+{
+	struct sip_call *c = px_channel_pvt(ch);
+
+	if (c->outbound)
+		return -1;
+	return post_call(do_answer, c);
+}
+
+struct indication {
+	struct sip_call *call;
+	enum px_control control;
+};
+
+static void reinvite(struct sip_call *c, struct sip_leg *l, int direction)
+{
+	char sdp[1024];
+
+	if (!l || !l->nh || l->terminated || build_sdp(c, sdp, sizeof(sdp), direction) <= 0)
+		return;
+	nua_invite(l->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+		   TAG_END());
+}
+
+static void do_indicate(void *arg)
+{
+	struct indication *ind = arg;
+	struct sip_call *c = ind->call;
+	struct sip_leg *l = c->outbound ? c->winner : c->legs;
+	char sdp[1024];
+
+	switch (ind->control) {
+	case PX_CONTROL_RINGING:
+		if (!c->outbound && !c->final_sent && l && l->nh)
+			nua_respond(l->nh, 180, sip_180_Ringing, TAG_END());
+		break;
+	case PX_CONTROL_PROGRESS:
+		if (!c->outbound && !c->final_sent && l && l->nh &&
+		    build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0)
+			nua_respond(l->nh, 183, sip_183_Session_progress,
+				    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+				    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+		break;
+	case PX_CONTROL_BUSY:
+	case PX_CONTROL_CONGESTION:
+		if (!c->outbound && !c->final_sent && l && l->nh) {
+			int status = ind->control == PX_CONTROL_BUSY ? 486 : 503;
+			nua_respond(l->nh, status, sip_status_phrase(status), TAG_END());
+			c->final_sent = true;
+		}
+		break;
+	case PX_CONTROL_HOLD:
+		reinvite(c, l, SIP_SENDONLY);
+		break;
+	case PX_CONTROL_UNHOLD:
+		reinvite(c, l, SIP_SENDRECV);
+		break;
+	default:
+		break;
+	}
+	call_unref(c);
+	free(ind);
+}
+
+static int tech_indicate(px_channel *ch, enum px_control control)
+{
+	struct sip_call *c = px_channel_pvt(ch);
+	struct indication *ind = malloc(sizeof(*ind));
+
+	if (!ind)
+		return -1;
+	ind->call = call_ref(c);
+	ind->control = control;
+	if (sip_post(do_indicate, ind) < 0) {
+		call_unref(c);
+		free(ind);
+		return -1;
+	}
+	return 0;
+}
+
+struct hangup_req {
+	struct sip_call *call;
+	int cause;
+};
+
+static void do_hangup(void *arg)
+{
+	struct hangup_req *h = arg;
+	struct sip_call *c = h->call;
+
+	if (!c->hangup_done) {
+		c->hangup_done = true;
+		if (c->outbound) {
+			for (struct sip_leg *l = c->legs; l; l = l->next) {
+				if (l->terminated || !l->nh)
+					continue;
+				if (l == c->winner)
+					nua_bye(l->nh, TAG_END());
+				else
+					nua_cancel(l->nh, TAG_END());
+			}
+		} else if (c->legs && c->legs->nh && !c->legs->terminated) {
+			if (c->answered) {
+				nua_bye(c->legs->nh, TAG_END());
+			} else if (!c->final_sent) {
+				int status = status_for_cause(h->cause);
+				nua_respond(c->legs->nh, status, sip_status_phrase(status), TAG_END());
+				c->final_sent = true;
+			}
+		}
+	}
+	call_unref(c);
+	free(h);
+}
+
+static int tech_hangup(px_channel *ch)
+{
+	struct sip_call *c = px_channel_pvt(ch);
+	struct hangup_req *h = malloc(sizeof(*h));
+
+	if (!h)
+		return -1;
+	h->call = call_ref(c);
+	h->cause = px_channel_hangup_cause(ch);
+	if (sip_post(do_hangup, h) < 0) {
+		call_unref(c);
+		free(h);
+		return -1;
+	}
+	return 0;
+}
+
+static void tech_destroy(px_channel *ch)
+{
+	call_unref(px_channel_pvt(ch));
+}
+
+/* ---- outbound ---- */
+
+static bool payload_allowed(const struct sip_endpoint *ep, int pt)
+{
+	for (int i = 0; i < ep->ncodecs; i++)
+		if (ep->codecs[i] == pt)
+			return true;
+	return false;
+}
+
+/* "udp:1.2.3.4:5060" → "sip:1.2.3.4:5060;transport=udp" */
+static void proxy_from_received(const char *received, char *out, size_t size)
+{
+	const char *colon = strchr(received, ':');
+
+	out[0] = '\0';
+	if (!colon || colon == received)
+		return;
+	snprintf(out, size, "sip:%s;transport=%.*s", colon + 1, (int)(colon - received), received);
+}
+
+static px_channel *tech_request(const char *dest, px_channel *requestor, int *cause)
+{
+	struct sip_config *cfg = sip_stack_config();
+	const struct sip_endpoint *ep;
+	struct px_binding bindings[16];
+	struct sip_call *c, *caller = NULL;
+	size_t n;
+	px_err err = {""};
+	char name[80];
+	px_channel *ch;
+
+	if (!cfg) {
+		*cause = PX_CAUSE_CONGESTION;
+		return NULL;
+	}
+	ep = sip_config_endpoint(cfg, dest);
+	if (!ep) {
+		px_log_warning("chan_sip: no endpoint '%s'", dest);
+		*cause = PX_CAUSE_UNALLOCATED;
+		sip_config_unref(cfg);
+		return NULL;
+	}
+	n = px_location_lookup(ep->name, bindings, sizeof(bindings) / sizeof(bindings[0]));
+	if (n == 0) {
+		px_verbose(3, "chan_sip: %s has no registered contact", ep->name);
+		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
+		sip_config_unref(cfg);
+		return NULL;
+	}
+	if (n > sizeof(bindings) / sizeof(bindings[0]))
+		n = sizeof(bindings) / sizeof(bindings[0]);
+	c = call_new(true, ep);
+	if (!c) {
+		*cause = PX_CAUSE_CONGESTION;
+		sip_config_unref(cfg);
+		return NULL;
+	}
+	/* Offer what the caller negotiated, so the bridge can relay packets. */
+	if (requestor && px_channel_tech(requestor) == &sip_tech)
+		caller = px_channel_pvt(requestor);
+	if (caller) {
+		for (int i = 0; i < caller->npayloads; i++)
+			if (payload_allowed(ep, caller->payloads[i]))
+				c->payloads[c->npayloads++] = caller->payloads[i];
+		c->dtmf_pt = caller->dtmf_pt;
+	} else {
+		memcpy(c->payloads, ep->codecs, sizeof(int) * (size_t)ep->ncodecs);
+		c->npayloads = ep->ncodecs;
+	}
+	if (c->npayloads == 0) {
+		px_verbose(3, "chan_sip: %s shares no codec with the caller", ep->name);
+		*cause = PX_CAUSE_INCOMPATIBLE_DESTINATION;
+		goto fail;
+	}
+	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
+		px_log_warning("chan_sip: calling %s: %s", ep->name, err.msg);
+		*cause = PX_CAUSE_CONGESTION;
+		goto fail;
+	}
+	snprintf(name, sizeof(name), "SIP/%s", ep->name);
+	ch = px_channel_alloc(&sip_tech, name, requestor ? px_channel_linkedid(requestor) : NULL, c);
+	if (!ch) {
+		*cause = PX_CAUSE_CONGESTION;
+		goto fail;
+	}
+	c->chan = ch;
+	px_channel_set_rtp(ch, c->rtp);
+	for (size_t i = 0; i < n; i++) {
+		struct sip_leg *l = calloc(1, sizeof(*l));
+		if (!l)
+			continue;
+		l->call = c;
+		snprintf(l->uri, sizeof(l->uri), "%s", bindings[i].contact);
+		if (ep->nat)
+			proxy_from_received(bindings[i].received, l->proxy, sizeof(l->proxy));
+		l->next = c->legs;
+		c->legs = l;
+	}
+	snprintf(c->to_uri, sizeof(c->to_uri), "sip:%s@%s", ep->name, sip.contact_host);
+	if (requestor)
+		px_channel_get_caller(requestor, c->from_num, sizeof(c->from_num), c->from_name,
+				      sizeof(c->from_name));
+	px_channel_set_connected(ch, ep->callerid_num, ep->callerid_name);
+	sip_config_unref(cfg);
+	return ch;
+fail:
+	sip_config_unref(cfg);
+	call_unref(c);
+	return NULL;
+}
+
+static void do_call(void *arg)
+{
+	struct sip_call *c = arg;
+	char sdp[1024], from[600];
+	int sent = 0;
+
+	if (build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) <= 0) {
+		px_channel_queue_hangup(c->chan, PX_CAUSE_INTERWORKING);
+		call_unref(c);
+		return;
+	}
+	snprintf(from, sizeof(from), "\"%s\" <sip:%s@%s>", c->from_name[0] ? c->from_name : c->from_num,
+		 c->from_num[0] ? c->from_num : "anonymous", sip.contact_host);
+	/* The legs were prepared by request(); now each becomes a dialog. */
+	struct sip_leg *legs = c->legs;
+	c->legs = NULL;
+	while (legs) {
+		struct sip_leg *l = legs, *nl;
+		legs = legs->next;
+		nl = leg_new(c);
+		if (!nl) {
+			free(l);
+			continue;
+		}
+		memcpy(nl->uri, l->uri, sizeof(nl->uri));
+		memcpy(nl->proxy, l->proxy, sizeof(nl->proxy));
+		free(l);
+		nl->nh = nua_handle(sip.nua, nl, NUTAG_URL(nl->uri), SIPTAG_TO_STR(c->to_uri),
+				    SIPTAG_FROM_STR(from), TAG_IF(nl->proxy[0], NUTAG_PROXY(nl->proxy)),
+				    TAG_END());
+		if (!nl->nh) {
+			leg_terminated(nl);
+			continue;
+		}
+		nua_invite(nl->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+			   TAG_END());
+		sent++;
+	}
+	if (!sent)
+		px_channel_queue_hangup(c->chan, PX_CAUSE_CONGESTION);
+	else
+		px_channel_set_state(c->chan, PX_STATE_DIALING);
+	call_unref(c);
+}
+
+static int tech_call(px_channel *ch, int timeout_ms)
+{
+	return post_call(do_call, px_channel_pvt(ch));
+}
+
+const struct px_channel_tech sip_tech = {
+	.type = "SIP",
+	.description = "Session Initiation Protocol (SIP), on sofia-sip",
+	.request = tech_request,
+	.call = tech_call,
+	.answer = tech_answer,
+	.indicate = tech_indicate,
+	.hangup = tech_hangup,
+	.destroy = tech_destroy,
+};
+
+/* ---- inbound ---- */
+
+static void reject(nua_handle_t *nh, int status)
+{
+	nua_respond(nh, status, sip_status_phrase(status), NUTAG_WITH_THIS(sip.nua), TAG_END());
+	nua_handle_destroy(nh);
+}
+
+void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
+{
+	sip_t const *s = sipmsg;
+	const struct sip_endpoint *ep;
+	struct sip_media media;
+	struct sip_call *c;
+	struct sip_leg *l;
+	px_err err = {""};
+	const char *exten;
+	char name[80];
+	px_channel *ch;
+
+	ep = sip_authenticate(nh, s, "INVITE");
+	if (!ep) {
+		nua_handle_destroy(nh);
+		return;
+	}
+	if (!s->sip_payload || !s->sip_payload->pl_data) {
+		px_log_notice("chan_sip: INVITE from %s without SDP offer: not supported yet", ep->name);
+		reject(nh, 488);
+		return;
+	}
+	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, ep->codecs, ep->ncodecs,
+			  &media, &err) < 0) {
+		px_log_notice("chan_sip: INVITE from %s: %s", ep->name, err.msg);
+		reject(nh, 488);
+		return;
+	}
+	if (media.npayloads == 0) {
+		px_verbose(3, "chan_sip: INVITE from %s: no codec in common", ep->name);
+		reject(nh, 488);
+		return;
+	}
+	exten = s->sip_request->rq_url->url_user ? s->sip_request->rq_url->url_user : "s";
+	if (!px_dialplan_exists(ep->context, exten, ep->callerid_num)) {
+		px_verbose(3, "chan_sip: %s called %s: no such extension in context %s", ep->name,
+			   exten, ep->context);
+		reject(nh, 404);
+		return;
+	}
+	c = call_new(false, ep);
+	if (!c) {
+		reject(nh, 500);
+		return;
+	}
+	/* Answer with our preference among what the offer holds. */
+	for (int i = 0; i < ep->ncodecs; i++)
+		for (int k = 0; k < media.npayloads; k++)
+			if (media.payloads[k] == ep->codecs[i])
+				c->payloads[c->npayloads++] = ep->codecs[i];
+	c->dtmf_pt = media.dtmf_pt;
+	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
+		px_log_warning("chan_sip: INVITE from %s: %s", ep->name, err.msg);
+		call_unref(c);
+		reject(nh, 503);
+		return;
+	}
+	px_rtp_set_remote(c->rtp, (struct sockaddr *)&media.addr, ep->nat);
+	snprintf(name, sizeof(name), "SIP/%s", ep->name);
+	ch = px_channel_alloc(&sip_tech, name, NULL, c);
+	if (!ch) {
+		call_unref(c);
+		reject(nh, 500);
+		return;
+	}
+	c->chan = ch;
+	l = leg_new(c);
+	if (!l) {
+		px_channel_unref(ch);
+		reject(nh, 500);
+		return;
+	}
+	l->nh = nh;
+	nua_handle_bind(nh, l);
+	px_channel_set_rtp(ch, c->rtp);
+	px_channel_set_caller(ch, ep->callerid_num, ep->callerid_name);
+	px_channel_set_dialplan(ch, ep->context, exten);
+	px_channel_set_state(ch, PX_STATE_RING);
+	px_verbose(2, "chan_sip: %s calls %s@%s (%s)", ep->name, exten, ep->context,
+		   px_channel_name(ch));
+	if (px_channel_start_session(ch, &err) < 0) {
+		px_log_error("chan_sip: %s", err.msg);
+		nua_respond(nh, 503, sip_503_Service_unavailable, TAG_END());
+		c->final_sent = true;
+		px_channel_hangup(ch, PX_CAUSE_CONGESTION);
+	}
+	px_channel_unref(ch); /* the session and the leg hold their own */
+}
+
+/* ---- events on a call's dialogs (SIP thread) ---- */
+
+static void apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold)
+{
+	struct sip_media media;
+	px_err err = {""};
+
+	if (!s || !s->sip_payload || !s->sip_payload->pl_data)
+		return;
+	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, c->payloads,
+			  c->npayloads, &media, &err) < 0) {
+		px_log_notice("chan_sip: %s: %s", px_channel_name(c->chan), err.msg);
+		return;
+	}
+	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */
+	if (!(media.addr.ss_family == AF_INET &&
+	      ((struct sockaddr_in *)&media.addr)->sin_addr.s_addr == 0))
+		px_rtp_set_remote(c->rtp, (struct sockaddr *)&media.addr, c->nat);
+	if (signal_hold) {
+		bool hold = media.direction == SIP_SENDONLY || media.direction == SIP_INACTIVE;
+		if (hold != c->remote_hold) {
+			c->remote_hold = hold;
+			px_channel_queue_control(c->chan, hold ? PX_CONTROL_HOLD : PX_CONTROL_UNHOLD);
+		}
+	}
+}
+
+static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
+{
+	struct sip_call *c = l->call;
+
+	if (status < 100)
+		return;
+	if (status < 200) {
+		if (status == 183 && s && s->sip_payload && !c->progress_queued && !c->winner) {
+			apply_remote_sdp(c, s, false);
+			c->progress_queued = true;
+			px_channel_queue_control(c->chan, PX_CONTROL_PROGRESS);
+		} else if (status >= 180 && !c->ringing_queued && !c->winner) {
+			c->ringing_queued = true;
+			px_channel_set_state(c->chan, PX_STATE_RINGING);
+			px_channel_queue_control(c->chan, PX_CONTROL_RINGING);
+		}
+		return;
+	}
+	if (status < 300) {
+		if (c->winner && c->winner != l) { /* a second fork answered too late */
+			nua_bye(l->nh, TAG_END());
+			return;
+		}
+		if (c->winner) /* 200 to a re-INVITE */
+			return;
+		c->winner = l;
+		apply_remote_sdp(c, s, false);
+		for (struct sip_leg *o = c->legs; o; o = o->next)
+			if (o != l && !o->terminated && o->nh)
+				nua_cancel(o->nh, TAG_END());
+		px_channel_set_state(c->chan, PX_STATE_UP);
+		px_channel_queue_control(c->chan, PX_CONTROL_ANSWER);
+		return;
+	}
+	if (c->winner == l) /* a re-INVITE failed; the call goes on */
+		return;
+	l->status = status;
+	if (c->winner || c->hangup_done)
+		return;
+	for (struct sip_leg *o = c->legs; o; o = o->next)
+		if (!o->status && !o->terminated && o != l)
+			return; /* another fork may still answer */
+	int best = status;
+	for (struct sip_leg *o = c->legs; o; o = o->next)
+		if (o->status && status_rank(o->status) > status_rank(best))
+			best = o->status;
+	px_verbose(3, "chan_sip: %s failed: %d", px_channel_name(c->chan), best);
+	px_channel_queue_hangup(c->chan, cause_for_status(best));
+}
+
+static void incoming_reinvite(struct sip_leg *l, sip_t const *s)
+{
+	struct sip_call *c = l->call;
+	char sdp[1024];
+	int dir;
+
+	apply_remote_sdp(c, s, true);
+	dir = c->remote_hold ? SIP_RECVONLY : SIP_SENDRECV;
+	if (build_sdp(c, sdp, sizeof(sdp), dir) > 0)
+		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+			    SIPTAG_PAYLOAD_STR(sdp), NUTAG_WITH_THIS(sip.nua), TAG_END());
+	else
+		nua_respond(l->nh, 500, sip_500_Internal_server_error, NUTAG_WITH_THIS(sip.nua),
+			    TAG_END());
+}
+
+void sip_call_event(int event, int status, const char *phrase, nua_handle_t *nh, void *hmagic,
+		    const void *sipmsg, void *tags)
+{
+	struct sip_leg *l = hmagic;
+	struct sip_call *c = l->call;
+	sip_t const *s = sipmsg;
+
+	switch ((nua_event_t)event) {
+	case nua_r_invite:
+		if (c->outbound)
+			outbound_response(l, status, s);
+		break;
+	case nua_i_invite: /* re-INVITE within the dialog */
+		incoming_reinvite(l, s);
+		break;
+	case nua_i_cancel:
+		c->final_sent = true; /* nua answered 487 */
+		px_channel_queue_hangup(c->chan, PX_CAUSE_NORMAL_CLEARING);
+		break;
+	case nua_i_bye:
+		px_channel_queue_hangup(c->chan, PX_CAUSE_NORMAL_CLEARING);
+		break;
+	case nua_i_state: {
+		int state = -1;
+		tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+		if (state == nua_callstate_terminated)
+			leg_terminated(l);
+		break;
+	}
+	case nua_r_bye:
+	case nua_r_cancel:
+	case nua_i_ack:
+	case nua_i_active:
+	case nua_i_terminated:
+	default:
+		break;
+	}
+}

@@ -1,0 +1,66 @@
+/*
+ * chan_sip's module descriptor: load reads sip.conf, starts the SIP thread
+ * and registers the "SIP" channel technology and the console commands;
+ * unload undoes that in reverse; reload re-reads sip.conf and swaps it in
+ * only when the whole file is valid.
+ */
+#include <plexus/channel.h>
+#include <plexus/cli.h>
+#include <plexus/log.h>
+#include <plexus/module.h>
+
+#include "sip.h"
+
+extern px_module *sip_module;
+void sip_commands_unregister(void);
+
+static int sip_load(px_module *self)
+{
+	struct sip_config *cfg;
+	px_err err = {""};
+
+	sip_module = self;
+	if (sip_config_load(&cfg, &err) < 0) {
+		px_log_error("chan_sip: %s", err.msg);
+		return -1;
+	}
+	if (sip_stack_start(cfg, &err) < 0) {
+		px_log_error("chan_sip: %s", err.msg);
+		sip_config_unref(cfg);
+		return -1;
+	}
+	if (px_channel_tech_register(self, &sip_tech, &err) < 0 ||
+	    sip_commands_register(self, &err) < 0) {
+		px_log_error("chan_sip: %s", err.msg);
+		px_channel_tech_unregister(&sip_tech);
+		sip_stack_stop();
+		return -1;
+	}
+	return 0;
+}
+
+static int sip_unload(px_module *self)
+{
+	sip_commands_unregister();
+	px_channel_tech_unregister(&sip_tech);
+	sip_stack_stop();
+	return 0;
+}
+
+static int sip_reload(px_module *self)
+{
+	struct sip_config *cfg;
+	px_err err = {""};
+
+	if (sip_config_load(&cfg, &err) < 0) {
+		px_log_error("chan_sip: reload: %s; keeping the running configuration", err.msg);
+		return -1;
+	}
+	sip_stack_reconfigure(cfg);
+	px_verbose(1, "chan_sip: sip.conf reloaded (%zu endpoints)", cfg->nendpoints);
+	return 0;
+}
+
+PX_MODULE(.name = "chan_sip", .description = "SIP channel driver (sofia-sip)",
+	  .kind = PX_MODULE_CHANNEL, .load = sip_load, .unload = sip_unload,
+	  .reload = sip_reload);

@@ -1,0 +1,156 @@
+/*
+ * chan_sip's console commands: "sip show endpoints", "sip show endpoint
+ * NAME" (with its registered contacts from the location service) and "sip
+ * set debug on|off" (every SIP message to the log).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <plexus/cli.h>
+#include <plexus/location.h>
+
+#include "sip.h"
+
+static const char *codec_name(int pt)
+{
+	return pt == SIP_CODEC_PCMA ? "alaw" : pt == SIP_CODEC_PCMU ? "ulaw" : "?";
+}
+
+static void codecs_string(const struct sip_endpoint *ep, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < ep->ncodecs && used < size; i++)
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
+					 codec_name(ep->codecs[i]));
+}
+
+static enum px_cli_status cmd_show_endpoints(px_cli *cli, int argc, char **argv)
+{
+	struct sip_config *cfg;
+	char codecs[64];
+
+	if (argc != 3)
+		return PX_CLI_SHOWUSAGE;
+	cfg = sip_stack_config();
+	if (!cfg)
+		return PX_CLI_FAILURE;
+	px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8s %s\n", "Endpoint", "Context", "Codecs",
+		      "NAT", "Contacts", "CallerID");
+	for (size_t i = 0; i < cfg->nendpoints; i++) {
+		const struct sip_endpoint *ep = &cfg->endpoints[i];
+		struct px_binding b[1];
+		size_t n = px_location_lookup(ep->name, b, 1);
+		codecs_string(ep, codecs, sizeof(codecs));
+		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu \"%s\" <%s>\n", ep->name, ep->context,
+			      codecs, ep->nat ? "yes" : "no", n, ep->callerid_name,
+			      ep->callerid_num);
+	}
+	px_cli_printf(cli, "%zu endpoint%s\n", cfg->nendpoints, cfg->nendpoints == 1 ? "" : "s");
+	sip_config_unref(cfg);
+	return PX_CLI_SUCCESS;
+}
+
+static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
+{
+	struct sip_config *cfg;
+	const struct sip_endpoint *ep;
+	struct px_binding b[16];
+	size_t n;
+	char codecs[64];
+	time_t now = time(NULL);
+
+	if (argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	cfg = sip_stack_config();
+	if (!cfg)
+		return PX_CLI_FAILURE;
+	ep = sip_config_endpoint(cfg, argv[3]);
+	if (!ep) {
+		px_cli_printf(cli, "Unable to find endpoint '%s'\n", argv[3]);
+		sip_config_unref(cfg);
+		return PX_CLI_FAILURE;
+	}
+	codecs_string(ep, codecs, sizeof(codecs));
+	px_cli_printf(cli, " Endpoint:      %s\n", ep->name);
+	px_cli_printf(cli, " Defined at:    %s:%d\n", ep->file, ep->line);
+	px_cli_printf(cli, " Auth user:     %s\n", ep->username);
+	px_cli_printf(cli, " Context:       %s\n", ep->context);
+	px_cli_printf(cli, " Caller ID:     \"%s\" <%s>\n", ep->callerid_name, ep->callerid_num);
+	px_cli_printf(cli, " Codecs:        %s\n", codecs);
+	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
+	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
+	n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));
+	px_cli_printf(cli, " Contacts:      %zu\n", n);
+	for (size_t i = 0; i < n && i < sizeof(b) / sizeof(b[0]); i++)
+		px_cli_printf(cli, "   %s via %s, expires in %llds, %s\n", b[i].contact, b[i].received,
+			      (long long)(b[i].expires_at - now), b[i].user_agent);
+	sip_config_unref(cfg);
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_endpoint(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	struct sip_config *cfg;
+
+	if (pos != 3 || !(cfg = sip_stack_config()))
+		return;
+	for (size_t i = 0; i < cfg->nendpoints; i++)
+		px_cli_complete_add(c, cfg->endpoints[i].name);
+	sip_config_unref(cfg);
+}
+
+static void do_debug(void *arg)
+{
+	sip_set_debug(*(bool *)arg);
+}
+
+static enum px_cli_status cmd_set_debug(px_cli *cli, int argc, char **argv)
+{
+	bool on;
+
+	if (argc != 4 || px_parse_bool(argv[3], &on) < 0)
+		return PX_CLI_SHOWUSAGE;
+	if (sip_call_sync(do_debug, &on) < 0)
+		return PX_CLI_FAILURE;
+	px_cli_printf(cli, "SIP debugging %s\n", on ? "enabled" : "disabled");
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_on_off(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 3) {
+		px_cli_complete_add(c, "on");
+		px_cli_complete_add(c, "off");
+	}
+}
+
+static const struct px_cli_command commands[] = {
+	{"sip show endpoints", "List the SIP endpoints",
+	 "Usage: sip show endpoints\n"
+	 "       Lists the endpoints of sip.conf with their context, codecs and number of\n"
+	 "       registered contacts.",
+	 cmd_show_endpoints, NULL},
+	{"sip show endpoint", "Show one SIP endpoint",
+	 "Usage: sip show endpoint <name>\n"
+	 "       Shows an endpoint's settings and its registered contacts.",
+	 cmd_show_endpoint, complete_endpoint},
+	{"sip set debug", "Enable or disable SIP message logging",
+	 "Usage: sip set debug on|off\n"
+	 "       Writes every SIP message sent and received to the log (notice level).",
+	 cmd_set_debug, complete_on_off},
+};
+
+int sip_commands_register(px_module *self, px_err *err)
+{
+	return px_cli_register(self, commands, sizeof(commands) / sizeof(commands[0]), err);
+}
+
+void sip_commands_unregister(void);
+void sip_commands_unregister(void)
+{
+	px_cli_unregister(commands, sizeof(commands) / sizeof(commands[0]));
+}

@@ -1,0 +1,356 @@
+/*
+ * sip.conf for chan_sip: the [general] section (where to listen, realm,
+ * expiry limits for registrations, the RTP address) and one section per
+ * endpoint ("type = endpoint", usually built from a template). The result is
+ * an immutable, refcounted snapshot, so a reload can be refused as a whole
+ * when one line is wrong.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <plexus/config.h>
+#include <plexus/core.h>
+#include <plexus/log.h>
+
+#include "sip.h"
+
+struct general_opts {
+	char *bind;
+	char **transports;
+	char *realm;
+	char *user_agent;
+	char *rtp_address;
+	long long min_expiry, max_expiry, default_expiry;
+};
+
+
+static const struct px_config_option general_table[] = {
+	{"bind", PX_CFG_STRING, "0.0.0.0:5060", 0, 0, NULL, offsetof(struct general_opts, bind),
+	 "address:port to listen on for SIP ('*' for every address)"},
+	{"transports", PX_CFG_LIST, "udp,tcp", 0, 0, NULL,
+	 offsetof(struct general_opts, transports), "udp, tcp or both"},
+	{"realm", PX_CFG_STRING, "plexus", 0, 0, NULL, offsetof(struct general_opts, realm),
+	 "digest authentication realm"},
+	{"user_agent", PX_CFG_STRING, "Plexus", 0, 0, NULL,
+	 offsetof(struct general_opts, user_agent), "User-Agent and Server header"},
+	{"rtp_address", PX_CFG_STRING, NULL, 0, 0, NULL,
+	 offsetof(struct general_opts, rtp_address),
+	 "address for RTP and SDP; default: the bind address, or 127.0.0.1 for '*'"},
+	{"min_expiry", PX_CFG_INT, "60", 1, 86400, NULL, offsetof(struct general_opts, min_expiry),
+	 "shortest registration accepted (423 below it)"},
+	{"max_expiry", PX_CFG_INT, "3600", 1, 604800, NULL,
+	 offsetof(struct general_opts, max_expiry), "longest registration granted"},
+	{"default_expiry", PX_CFG_INT, "3600", 1, 604800, NULL,
+	 offsetof(struct general_opts, default_expiry),
+	 "registration time when the phone asks for none"},
+};
+
+struct endpoint_opts {
+	char *type;
+	char *username;
+	char *secret;
+	char *context;
+	char *callerid;
+	char **allow;
+	char **disallow;
+	bool nat;
+	long long max_contacts;
+	char *dtmf_mode;
+};
+
+static const struct px_config_option endpoint_table[] = {
+	{"type", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, type),
+	 "endpoint"},
+	{"username", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, username),
+	 "digest user name; default: the section name"},
+	{"secret", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, secret),
+	 "digest password"},
+	{"context", PX_CFG_STRING, "default", 0, 0, NULL, offsetof(struct endpoint_opts, context),
+	 "dialplan context of the endpoint's calls"},
+	{"callerid", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, callerid),
+	 "caller ID: \"Name\" <number>"},
+	{"allow", PX_CFG_LIST, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, allow),
+	 "codecs in order of preference: ulaw, alaw"},
+	{"disallow", PX_CFG_LIST, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, disallow),
+	 "codecs to remove ('all' clears the list)"},
+	{"nat", PX_CFG_BOOL, "yes", 0, 0, NULL, offsetof(struct endpoint_opts, nat),
+	 "force rport, rewrite the contact to the source address, symmetric RTP"},
+	{"max_contacts", PX_CFG_INT, "1", 1, 100, NULL,
+	 offsetof(struct endpoint_opts, max_contacts),
+	 "registrations kept; a new one replaces the oldest"},
+	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
+	 offsetof(struct endpoint_opts, dtmf_mode), "rfc4733 (more modes come with the media engine)"},
+};
+
+#define N(t) (sizeof(t) / sizeof((t)[0]))
+
+static int codec_by_name(const char *name)
+{
+	if (!strcasecmp(name, "ulaw") || !strcasecmp(name, "pcmu") || !strcasecmp(name, "g711u"))
+		return SIP_CODEC_PCMU;
+	if (!strcasecmp(name, "alaw") || !strcasecmp(name, "pcma") || !strcasecmp(name, "g711a"))
+		return SIP_CODEC_PCMA;
+	return -1;
+}
+
+static void codec_remove(struct sip_endpoint *ep, int pt)
+{
+	for (int i = 0; i < ep->ncodecs; i++) {
+		if (ep->codecs[i] == pt) {
+			memmove(&ep->codecs[i], &ep->codecs[i + 1],
+				(size_t)(ep->ncodecs - i - 1) * sizeof(int));
+			ep->ncodecs--;
+			return;
+		}
+	}
+}
+
+/* allow/disallow lines apply in file order, templates first, as in Asterisk. */
+static int endpoint_codecs(const px_config_section *s, struct sip_endpoint *ep, px_err *err)
+{
+	bool any = false;
+
+	ep->ncodecs = 0;
+	for (const px_config_var *v = px_config_vars(s); v; v = v->next) {
+		bool allow = !strcasecmp(v->name, "allow");
+		char **list;
+		if (!allow && strcasecmp(v->name, "disallow"))
+			continue;
+		any = true;
+		if (px_config_var_list(v, &list, err) < 0)
+			return -1;
+		for (size_t i = 0; list[i]; i++) {
+			int pt;
+			if (!allow && !strcasecmp(list[i], "all")) {
+				ep->ncodecs = 0;
+				continue;
+			}
+			if (allow && !strcasecmp(list[i], "all")) {
+				ep->ncodecs = 0;
+				ep->codecs[ep->ncodecs++] = SIP_CODEC_PCMU;
+				ep->codecs[ep->ncodecs++] = SIP_CODEC_PCMA;
+				continue;
+			}
+			pt = codec_by_name(list[i]);
+			if (pt < 0) {
+				px_err_set(err, "%s:%d: %s: unknown codec '%s' (known: ulaw, alaw)",
+					   v->file, v->line, v->name, list[i]);
+				px_config_list_free(list);
+				return -1;
+			}
+			codec_remove(ep, pt);
+			if (allow && ep->ncodecs < SIP_MAX_CODECS)
+				ep->codecs[ep->ncodecs++] = pt;
+		}
+		px_config_list_free(list);
+	}
+	if (!any) {
+		ep->codecs[0] = SIP_CODEC_PCMU;
+		ep->codecs[1] = SIP_CODEC_PCMA;
+		ep->ncodecs = 2;
+	}
+	if (ep->ncodecs == 0)
+		return px_err_set(err, "%s:%d: endpoint %s allows no codec", ep->file, ep->line,
+				  ep->name);
+	return 0;
+}
+
+/* "Alice" <1001>, Alice <1001>, or just 1001. */
+static void parse_callerid(const char *s, char *num, size_t nsize, char *name, size_t namesize)
+{
+	const char *lt = strchr(s, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+
+	num[0] = name[0] = '\0';
+	if (!lt || !gt) {
+		snprintf(num, nsize, "%s", s);
+		return;
+	}
+	snprintf(num, nsize, "%.*s", (int)(gt - lt - 1), lt + 1);
+	while (*s == ' ' || *s == '"')
+		s++;
+	const char *end = lt;
+	while (end > s && (end[-1] == ' ' || end[-1] == '"'))
+		end--;
+	snprintf(name, namesize, "%.*s", (int)(end - s), s);
+}
+
+static void copy_field(char *dst, size_t size, const char *src, bool *too_long)
+{
+	if (!src) {
+		dst[0] = '\0';
+		return;
+	}
+	if (strlen(src) >= size)
+		*too_long = true;
+	snprintf(dst, size, "%s", src);
+}
+
+static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px_err *err)
+{
+	struct endpoint_opts o;
+	bool too_long = false;
+	int rc = -1;
+
+	memset(ep, 0, sizeof(*ep));
+	if (px_config_apply(s, endpoint_table, N(endpoint_table), &o, err) < 0)
+		return -1;
+	snprintf(ep->name, sizeof(ep->name), "%s", px_config_section_name(s));
+	ep->file = px_config_section_file(s);
+	ep->line = px_config_section_line(s);
+	if (!o.type || strcasecmp(o.type, "endpoint")) {
+		const px_config_var *v = px_config_var_find(s, "type");
+		if (v)
+			px_err_set(err, "%s:%d: type: unknown type '%s' (expected 'endpoint')", v->file,
+				   v->line, o.type);
+		else
+			px_err_set(err, "%s:%d: [%s] has no 'type = endpoint'", ep->file, ep->line,
+				   ep->name);
+		goto out;
+	}
+	if (!o.secret || !o.secret[0]) {
+		px_err_set(err, "%s:%d: endpoint %s has no secret", ep->file, ep->line, ep->name);
+		goto out;
+	}
+	if (strcasecmp(o.dtmf_mode, "rfc4733")) {
+		const px_config_var *v = px_config_var_find(s, "dtmf_mode");
+		px_err_set(err, "%s:%d: dtmf_mode: '%s' is not supported yet (rfc4733)",
+			   v ? v->file : ep->file, v ? v->line : ep->line, o.dtmf_mode);
+		goto out;
+	}
+	copy_field(ep->username, sizeof(ep->username), o.username ? o.username : ep->name, &too_long);
+	copy_field(ep->secret, sizeof(ep->secret), o.secret, &too_long);
+	copy_field(ep->context, sizeof(ep->context), o.context, &too_long);
+	if (o.callerid)
+		parse_callerid(o.callerid, ep->callerid_num, sizeof(ep->callerid_num),
+			       ep->callerid_name, sizeof(ep->callerid_name));
+	else
+		snprintf(ep->callerid_num, sizeof(ep->callerid_num), "%s", ep->name);
+	if (too_long || strlen(px_config_section_name(s)) >= sizeof(ep->name)) {
+		px_err_set(err, "%s:%d: endpoint %s: a value is too long", ep->file, ep->line,
+			   px_config_section_name(s));
+		goto out;
+	}
+	ep->nat = o.nat;
+	ep->max_contacts = (int)o.max_contacts;
+	if (endpoint_codecs(s, ep, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	px_config_options_free(endpoint_table, N(endpoint_table), &o);
+	return rc;
+}
+
+int sip_config_load(struct sip_config **out, px_err *err)
+{
+	px_config *cfg = NULL;
+	struct general_opts g;
+	struct sip_config *c;
+	size_t n = 0;
+
+	if (px_core_load_config("sip.conf", &cfg, err) < 0)
+		return -1;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		px_config_unref(cfg);
+		return px_err_set(err, "out of memory");
+	}
+	atomic_init(&c->refs, 1);
+	c->source = cfg;
+	if (px_config_apply(px_config_find(cfg, "general"), general_table, N(general_table), &g,
+			    err) < 0)
+		goto fail;
+	snprintf(c->bind, sizeof(c->bind), "%s", g.bind);
+	snprintf(c->realm, sizeof(c->realm), "%s", g.realm);
+	snprintf(c->user_agent, sizeof(c->user_agent), "%s", g.user_agent);
+	snprintf(c->rtp_address, sizeof(c->rtp_address), "%s", g.rtp_address ? g.rtp_address : "");
+	c->min_expiry = (int)g.min_expiry;
+	c->max_expiry = (int)g.max_expiry;
+	c->default_expiry = (int)g.default_expiry;
+	for (size_t i = 0; g.transports && g.transports[i]; i++) {
+		if (!strcasecmp(g.transports[i], "udp")) {
+			c->udp = true;
+		} else if (!strcasecmp(g.transports[i], "tcp")) {
+			c->tcp = true;
+		} else {
+			const px_config_var *v =
+				px_config_var_find(px_config_find(cfg, "general"), "transports");
+			px_err_set(err, "%s:%d: transports: unknown transport '%s' (udp, tcp)",
+				   v->file, v->line, g.transports[i]);
+			px_config_options_free(general_table, N(general_table), &g);
+			goto fail;
+		}
+	}
+	px_config_options_free(general_table, N(general_table), &g);
+	if (!c->udp && !c->tcp) {
+		px_err_set(err, "sip.conf: no transport enabled");
+		goto fail;
+	}
+	if (c->min_expiry > c->max_expiry || c->default_expiry > c->max_expiry ||
+	    c->default_expiry < c->min_expiry) {
+		px_err_set(err, "sip.conf: expiry limits disagree (min %d, default %d, max %d)",
+			   c->min_expiry, c->default_expiry, c->max_expiry);
+		goto fail;
+	}
+
+	for (const px_config_section *s = px_config_sections(cfg); s; s = px_config_section_next(s))
+		if (!px_config_section_is_template(s) && strcmp(px_config_section_name(s), "general"))
+			n++;
+	c->endpoints = calloc(n ? n : 1, sizeof(*c->endpoints));
+	if (!c->endpoints) {
+		px_err_set(err, "out of memory");
+		goto fail;
+	}
+	for (const px_config_section *s = px_config_sections(cfg); s;
+	     s = px_config_section_next(s)) {
+		if (px_config_section_is_template(s) || !strcmp(px_config_section_name(s), "general"))
+			continue;
+		struct sip_endpoint *ep = &c->endpoints[c->nendpoints];
+		if (load_endpoint(s, ep, err) < 0)
+			goto fail;
+		if (sip_config_endpoint(c, ep->name)) {
+			px_err_set(err, "%s:%d: endpoint %s is defined twice", ep->file, ep->line,
+				   ep->name);
+			goto fail;
+		}
+		c->nendpoints++;
+	}
+	*out = c;
+	return 0;
+fail:
+	sip_config_unref(c);
+	return -1;
+}
+
+struct sip_config *sip_config_ref(struct sip_config *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+void sip_config_unref(struct sip_config *c)
+{
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	free(c->endpoints);
+	px_config_unref(c->source);
+	free(c);
+}
+
+const struct sip_endpoint *sip_config_endpoint(const struct sip_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nendpoints; i++)
+		if (!strcmp(c->endpoints[i].name, name))
+			return &c->endpoints[i];
+	return NULL;
+}
+
+const struct sip_endpoint *sip_config_endpoint_by_user(const struct sip_config *c,
+						       const char *user)
+{
+	for (size_t i = 0; i < c->nendpoints; i++)
+		if (!strcmp(c->endpoints[i].username, user))
+			return &c->endpoints[i];
+	return NULL;
+}

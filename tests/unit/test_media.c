@@ -1,0 +1,1071 @@
+/*
+ * Unit tests of the media engine (core/media.c), with real UDP sockets on
+ * the loopback: two RTP sessions bridged between two plain sockets playing
+ * the phones, relaying both ways with SSRC, sequence number and timestamp
+ * rewritten and the payload untouched; a change of source that the receiver
+ * sees as one continuous stream; loss, reordering and wrap-around in the
+ * statistics; symmetric RTP latching; datagrams that are not RTP; unbridge,
+ * hold and re-bridge; port exhaustion and reuse; the file:line errors of a
+ * bad rtp.conf; sessions on two workers; IPv6; and sessions destroyed or
+ * moved between workers while another thread floods them. Ports come from a
+ * range below the ephemeral ports, chosen from the process id so that two
+ * runs at once rarely meet. Every receive has a timeout and every loop an
+ * upper bound.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+
+#include <plexus/config.h>
+#include <plexus/media.h>
+
+#include "log_internal.h"
+#include "media_internal.h"
+
+/* Long enough for a loaded machine, short enough for a test that waits for
+ * nothing to arrive. */
+#define RECV_TIMEOUT_MS 1000
+#define SILENCE_MS      200
+#define PAYLOAD_SIZE    20
+#define HEADER_SIZE     12
+
+#define STAT(field) offsetof(struct px_rtp_stats, field)
+
+static unsigned port_base;
+
+struct phone {
+	int fd;
+	struct sockaddr_storage addr;
+};
+
+struct rtp_in {
+	bool marker;
+	unsigned pt;
+	uint16_t seq;
+	uint32_t ts, ssrc;
+	size_t len;
+	unsigned char data[2048];
+	struct sockaddr_storage from;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static socklen_t addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static struct sockaddr_storage loopback(int family, uint16_t port)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		sin6->sin6_port = htons(port);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_port = htons(port);
+	}
+	return ss;
+}
+
+/* Start the engine on rtpstart..rtpend with that many workers, stopping one
+ * left running by a test that failed half-way. */
+static int start_engine(unsigned start, unsigned end, unsigned nworkers)
+{
+	char text[256];
+	px_config *cfg = NULL;
+	px_err err = {""};
+	int rc;
+
+	px_media_shutdown();
+	snprintf(text, sizeof(text), "[general]\nrtpstart = %u\nrtpend = %u\nworkers = %u\n", start,
+	         end, nworkers);
+	if (px_config_load_string("rtp.conf", text, &cfg, &err) < 0) {
+		fprintf(stderr, "rtp.conf: %s\n", err.msg);
+		return -1;
+	}
+	rc = px_media_init(cfg, &err);
+	if (rc < 0)
+		fprintf(stderr, "px_media_init: %s\n", err.msg);
+	px_config_unref(cfg);
+	return rc;
+}
+
+static px_rtp *open_session(int family)
+{
+	struct sockaddr_storage local = loopback(family, 0);
+	px_rtp *r = NULL;
+	px_err err = {""};
+
+	if (px_rtp_new((struct sockaddr *)&local, &r, &err) < 0)
+		fprintf(stderr, "px_rtp_new: %s\n", err.msg);
+	return r;
+}
+
+static bool phone_open(struct phone *ph, int family)
+{
+	struct sockaddr_storage local = loopback(family, 0);
+	socklen_t len = sizeof(ph->addr);
+
+	ph->fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ph->fd < 0)
+		return false;
+	if (bind(ph->fd, (struct sockaddr *)&local, addr_len(&local)) < 0 ||
+	    getsockname(ph->fd, (struct sockaddr *)&ph->addr, &len) < 0) {
+		close(ph->fd);
+		ph->fd = -1;
+		return false;
+	}
+	return true;
+}
+
+static void phone_close(struct phone *ph)
+{
+	if (ph->fd >= 0)
+		close(ph->fd);
+	ph->fd = -1;
+}
+
+static void session_addr(const px_rtp *r, struct sockaddr_storage *out)
+{
+	px_rtp_local_addr(r, out);
+}
+
+static void send_raw(const struct phone *ph, const px_rtp *to, const void *buf, size_t len)
+{
+	struct sockaddr_storage dest;
+
+	session_addr(to, &dest);
+	CU_ASSERT_EQUAL(sendto(ph->fd, buf, len, 0, (struct sockaddr *)&dest, addr_len(&dest)),
+	                (ssize_t)len);
+}
+
+/* The payload tells which packet it was, so the receiver can check that it
+ * came through untouched. */
+static void make_payload(unsigned char *out, uint32_t ssrc, uint16_t seq)
+{
+	char text[PAYLOAD_SIZE + 1];
+
+	snprintf(text, sizeof(text), "%08x/%05u/abcde", (unsigned)ssrc, (unsigned)seq);
+	memcpy(out, text, PAYLOAD_SIZE);
+}
+
+static size_t make_rtp(unsigned char *p, uint32_t ssrc, uint16_t seq, uint32_t ts, bool marker)
+{
+	p[0] = 0x80;
+	p[1] = (unsigned char)((marker ? 0x80 : 0) | 0); /* PCMU */
+	p[2] = (unsigned char)(seq >> 8);
+	p[3] = (unsigned char)seq;
+	p[4] = (unsigned char)(ts >> 24);
+	p[5] = (unsigned char)(ts >> 16);
+	p[6] = (unsigned char)(ts >> 8);
+	p[7] = (unsigned char)ts;
+	p[8] = (unsigned char)(ssrc >> 24);
+	p[9] = (unsigned char)(ssrc >> 16);
+	p[10] = (unsigned char)(ssrc >> 8);
+	p[11] = (unsigned char)ssrc;
+	make_payload(p + HEADER_SIZE, ssrc, seq);
+	return HEADER_SIZE + PAYLOAD_SIZE;
+}
+
+static void send_rtp(const struct phone *ph, const px_rtp *to, uint32_t ssrc, uint16_t seq,
+                     uint32_t ts, bool marker)
+{
+	unsigned char p[HEADER_SIZE + PAYLOAD_SIZE];
+
+	send_raw(ph, to, p, make_rtp(p, ssrc, seq, ts, marker));
+}
+
+/* Wait up to timeout_ms for one datagram; false when none came. */
+static bool recv_packet(const struct phone *ph, struct rtp_in *in, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = ph->fd, .events = POLLIN};
+	socklen_t len = sizeof(in->from);
+	ssize_t n;
+
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return false;
+	n = recvfrom(ph->fd, in->data, sizeof(in->data), MSG_DONTWAIT, (struct sockaddr *)&in->from,
+	             &len);
+	if (n < 0)
+		return false;
+	in->len = (size_t)n;
+	if (in->len >= HEADER_SIZE) {
+		in->marker = in->data[1] & 0x80;
+		in->pt = in->data[1] & 0x7f;
+		in->seq = (uint16_t)(in->data[2] << 8 | in->data[3]);
+		in->ts = (uint32_t)in->data[4] << 24 | (uint32_t)in->data[5] << 16 |
+		         (uint32_t)in->data[6] << 8 | in->data[7];
+		in->ssrc = (uint32_t)in->data[8] << 24 | (uint32_t)in->data[9] << 16 |
+		           (uint32_t)in->data[10] << 8 | in->data[11];
+	}
+	return true;
+}
+
+/* Receive one relayed packet that must carry the payload of (ssrc, seq) as
+ * sent by send_rtp. */
+static bool recv_relayed(const struct phone *ph, struct rtp_in *in, uint32_t sent_ssrc,
+                         uint16_t sent_seq)
+{
+	unsigned char payload[PAYLOAD_SIZE];
+
+	if (!recv_packet(ph, in, RECV_TIMEOUT_MS))
+		return false;
+	make_payload(payload, sent_ssrc, sent_seq);
+	return in->len == HEADER_SIZE + PAYLOAD_SIZE && (in->data[0] >> 6) == 2 &&
+	       !memcmp(in->data + HEADER_SIZE, payload, PAYLOAD_SIZE);
+}
+
+static bool nothing_arrives(const struct phone *ph)
+{
+	struct rtp_in in;
+
+	return !recv_packet(ph, &in, SILENCE_MS);
+}
+
+static struct px_rtp_stats stats_of(px_rtp *r)
+{
+	struct px_rtp_stats st;
+
+	px_rtp_get_stats(r, &st);
+	return st;
+}
+
+/* The counters are updated by the worker around the send, so a test that
+ * has seen a packet arrive may still have to wait a moment for them. */
+static bool wait_stat(px_rtp *r, size_t field, uint64_t want)
+{
+	for (int i = 0; i < 1000; i++) {
+		struct px_rtp_stats st = stats_of(r);
+		uint64_t value;
+
+		memcpy(&value, (const char *)&st + field, sizeof(value));
+		if (value == want)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* Two sessions A and B bridged, A's far end the phone PA, B's PB. */
+struct call {
+	px_rtp *a, *b;
+	struct phone pa, pb;
+};
+
+static bool call_open(struct call *c, int family)
+{
+	c->a = open_session(family);
+	c->b = open_session(family);
+	if (!c->a || !c->b || !phone_open(&c->pa, family) || !phone_open(&c->pb, family))
+		return false;
+	px_rtp_set_remote(c->a, (struct sockaddr *)&c->pa.addr, false);
+	px_rtp_set_remote(c->b, (struct sockaddr *)&c->pb.addr, false);
+	return px_rtp_bridge(c->a, c->b, NULL) == 0;
+}
+
+static void call_close(struct call *c)
+{
+	px_rtp_destroy(c->a);
+	px_rtp_destroy(c->b);
+	phone_close(&c->pa);
+	phone_close(&c->pb);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_relay_both_ways(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct px_rtp_stats sa, sb;
+	uint16_t prev_seq = 0;
+	uint32_t prev_ts = 0;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	CU_ASSERT_EQUAL(px_media_session_count(), 2);
+	sa = stats_of(c.a);
+	sb = stats_of(c.b);
+	CU_ASSERT_NOT_EQUAL(sa.tx_ssrc, sb.tx_ssrc);
+
+	for (uint16_t i = 0; i < 10; i++)
+		send_rtp(&c.pa, c.a, 0x11111111, (uint16_t)(1000 + i), 8000 + 160u * i, i == 0);
+	for (uint16_t i = 0; i < 10; i++) {
+		CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x11111111, (uint16_t)(1000 + i)));
+		CU_ASSERT_EQUAL(in.ssrc, sb.tx_ssrc);
+		CU_ASSERT_EQUAL(in.pt, 0);
+		CU_ASSERT_EQUAL(in.marker, i == 0);
+		/* Sent from B's own port, where PB sends back. */
+		CU_ASSERT_EQUAL(addr_port(&in.from), px_rtp_local_port(c.b));
+		if (i > 0) {
+			CU_ASSERT_EQUAL(in.seq, (uint16_t)(prev_seq + 1));
+			CU_ASSERT_EQUAL(in.ts, prev_ts + 160);
+		}
+		prev_seq = in.seq;
+		prev_ts = in.ts;
+	}
+
+	for (uint16_t i = 0; i < 5; i++)
+		send_rtp(&c.pb, c.b, 0x22222222, (uint16_t)(65533 + i), 1000u * i, false);
+	for (uint16_t i = 0; i < 5; i++) {
+		CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x22222222, (uint16_t)(65533 + i)));
+		CU_ASSERT_EQUAL(in.ssrc, sa.tx_ssrc);
+		CU_ASSERT_EQUAL(addr_port(&in.from), px_rtp_local_port(c.a));
+		if (i > 0) {
+			CU_ASSERT_EQUAL(in.seq, (uint16_t)(prev_seq + 1));
+			CU_ASSERT_EQUAL(in.ts, prev_ts + 1000);
+		}
+		prev_seq = in.seq;
+		prev_ts = in.ts;
+	}
+
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), 10));
+	CU_ASSERT(wait_stat(c.a, STAT(rx_bytes), 10 * (HEADER_SIZE + PAYLOAD_SIZE)));
+	CU_ASSERT(wait_stat(c.b, STAT(tx_packets), 10));
+	CU_ASSERT(wait_stat(c.b, STAT(tx_bytes), 10 * (HEADER_SIZE + PAYLOAD_SIZE)));
+	CU_ASSERT(wait_stat(c.b, STAT(rx_packets), 5));
+	CU_ASSERT(wait_stat(c.b, STAT(rx_bytes), 5 * (HEADER_SIZE + PAYLOAD_SIZE)));
+	CU_ASSERT(wait_stat(c.a, STAT(tx_packets), 5));
+	CU_ASSERT(wait_stat(c.a, STAT(tx_bytes), 5 * (HEADER_SIZE + PAYLOAD_SIZE)));
+	sa = stats_of(c.a);
+	sb = stats_of(c.b);
+	CU_ASSERT_EQUAL(sa.rx_ssrc, 0x11111111);
+	CU_ASSERT_EQUAL(sb.rx_ssrc, 0x22222222);
+	CU_ASSERT_EQUAL(sa.rx_lost, 0);
+	CU_ASSERT_EQUAL(sb.rx_lost, 0); /* across the wrap-around */
+	CU_ASSERT_EQUAL(sa.rx_dropped, 0);
+	CU_ASSERT_EQUAL(sb.rx_dropped, 0);
+
+	call_close(&c);
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+	px_media_shutdown();
+}
+
+static void test_source_change(void)
+{
+	struct call c;
+	struct rtp_in in;
+	uint32_t b_ssrc;
+	uint16_t last_seq = 0;
+	uint32_t last_ts = 0;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	b_ssrc = stats_of(c.b).tx_ssrc;
+
+	/* 40 ms packets: the output continues by that much after the change. */
+	for (uint16_t i = 0; i < 5; i++) {
+		send_rtp(&c.pa, c.a, 0xaaaa0001, (uint16_t)(100 + i), 5000 + 320u * i, false);
+		CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xaaaa0001, (uint16_t)(100 + i)));
+		last_seq = in.seq;
+		last_ts = in.ts;
+	}
+
+	send_rtp(&c.pa, c.a, 0xbbbb0002, 50000, 0xdeadbeef, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xbbbb0002, 50000));
+	CU_ASSERT_EQUAL(in.ssrc, b_ssrc);
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+	CU_ASSERT_EQUAL(in.ts, last_ts + 320);
+	CU_ASSERT(in.marker);
+	last_seq = in.seq;
+	last_ts = in.ts;
+
+	send_rtp(&c.pa, c.a, 0xbbbb0002, 50001, 0xdeadbeef + 160, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xbbbb0002, 50001));
+	CU_ASSERT_EQUAL(in.ssrc, b_ssrc);
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+	CU_ASSERT_EQUAL(in.ts, last_ts + 160);
+	CU_ASSERT_FALSE(in.marker);
+	last_seq = in.seq;
+
+	/* A source that restarts its numbering without a new SSRC is a new
+	 * source as well. */
+	send_rtp(&c.pa, c.a, 0xbbbb0002, 20000, 42, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xbbbb0002, 20000));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+	CU_ASSERT(in.marker);
+
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), 8));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_ssrc, 0xbbbb0002);
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_lost, 0);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_loss_and_reordering(void)
+{
+	struct call c;
+	struct rtp_in in;
+	uint16_t seq5 = 0, seq9 = 0;
+	uint32_t ts5 = 0;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+
+	for (uint16_t s = 1; s <= 5; s++) {
+		send_rtp(&c.pa, c.a, 0x5eed, s, 160u * s, false);
+		CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5eed, s));
+		seq5 = in.seq;
+		ts5 = in.ts;
+	}
+	/* 6, 7 and 8 lost: the gap shows downstream too. */
+	send_rtp(&c.pa, c.a, 0x5eed, 9, 160u * 9, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5eed, 9));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq5 + 4));
+	CU_ASSERT_EQUAL(in.ts, ts5 + 4 * 160);
+	seq9 = in.seq;
+	CU_ASSERT(wait_stat(c.a, STAT(rx_lost), 3));
+
+	/* 7 arrives late: one less lost, and it keeps its place. */
+	send_rtp(&c.pa, c.a, 0x5eed, 7, 160u * 7, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5eed, 7));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq9 - 2));
+	CU_ASSERT_FALSE(in.marker);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_lost), 2));
+	/* A duplicate of it changes nothing. */
+	send_rtp(&c.pa, c.a, 0x5eed, 7, 160u * 7, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5eed, 7));
+	send_rtp(&c.pa, c.a, 0x5eed, 10, 160u * 10, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5eed, 10));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq9 + 1));
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), 9));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_lost, 2);
+
+	/* A gap across the wrap-around counts as much as anywhere else. */
+	for (uint32_t s = 65530; s <= 65541; s++) {
+		uint16_t seq = (uint16_t)s;
+		if (seq == 65534 || seq == 0 || seq == 1)
+			continue;
+		send_rtp(&c.pa, c.a, 0x5eee, seq, 160u * s, false);
+		CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5eee, seq));
+	}
+	CU_ASSERT(wait_stat(c.a, STAT(rx_lost), 2 + 3));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_dropped, 0);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_symmetric_latch(void)
+{
+	struct call c;
+	struct phone decoy, stranger;
+	struct rtp_in in;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	CU_ASSERT_FATAL(phone_open(&decoy, AF_INET));
+	CU_ASSERT_FATAL(phone_open(&stranger, AF_INET));
+
+	/* The SDP named the decoy; PA is where the phone really is. */
+	px_rtp_set_remote(c.a, (struct sockaddr *)&decoy.addr, true);
+	send_rtp(&c.pb, c.b, 0xb0b, 1, 0, false);
+	CU_ASSERT(recv_relayed(&decoy, &in, 0xb0b, 1));
+
+	send_rtp(&c.pa, c.a, 0xa1a, 1, 0, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xa1a, 1));
+	send_rtp(&c.pb, c.b, 0xb0b, 2, 160, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0xb0b, 2));
+
+	/* Latched once: a packet from elsewhere does not move it again. */
+	send_rtp(&stranger, c.a, 0x5a5a, 1, 0, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0x5a5a, 1));
+	send_rtp(&c.pb, c.b, 0xb0b, 3, 320, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0xb0b, 3));
+	CU_ASSERT(nothing_arrives(&stranger));
+
+	/* A new set_remote without symmetric: the configured address stays,
+	 * whoever sends. */
+	px_rtp_set_remote(c.a, (struct sockaddr *)&decoy.addr, false);
+	send_rtp(&c.pa, c.a, 0xa1a, 2, 160, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xa1a, 2));
+	send_rtp(&c.pb, c.b, 0xb0b, 4, 480, false);
+	CU_ASSERT(recv_relayed(&decoy, &in, 0xb0b, 4));
+
+	/* Symmetric with no address at all learns it from the first packet. */
+	px_rtp_set_remote(c.a, NULL, true);
+	send_rtp(&c.pb, c.b, 0xb0b, 5, 640, false);
+	CU_ASSERT(wait_stat(c.b, STAT(rx_dropped), 1));
+	send_rtp(&c.pa, c.a, 0xa1a, 3, 320, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xa1a, 3));
+	send_rtp(&c.pb, c.b, 0xb0b, 6, 800, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0xb0b, 6));
+	CU_ASSERT(nothing_arrives(&decoy));
+
+	phone_close(&decoy);
+	phone_close(&stranger);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_not_rtp_dropped(void)
+{
+	struct call c;
+	struct rtp_in in;
+	unsigned char p[64];
+	unsigned char sent[64];
+	size_t len;
+	unsigned garbage = 0;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+
+	send_raw(&c.pa, c.a, "hello", 5);
+	garbage++;
+	/* Version 1. */
+	make_rtp(p, 1, 1, 0, false);
+	p[0] = 0x40;
+	send_raw(&c.pa, c.a, p, HEADER_SIZE + PAYLOAD_SIZE);
+	garbage++;
+	/* Fifteen CSRCs announced, twenty bytes after the header. */
+	make_rtp(p, 1, 1, 0, false);
+	p[0] = 0x8f;
+	send_raw(&c.pa, c.a, p, HEADER_SIZE + PAYLOAD_SIZE);
+	garbage++;
+	/* An extension header that does not fit... */
+	make_rtp(p, 1, 1, 0, false);
+	p[0] = 0x90;
+	send_raw(&c.pa, c.a, p, HEADER_SIZE + 2);
+	garbage++;
+	/* ...and one whose length runs past the end. */
+	make_rtp(p, 1, 1, 0, false);
+	p[0] = 0x90;
+	p[12] = 0xbe;
+	p[13] = 0xde;
+	p[14] = 0;
+	p[15] = 10;
+	send_raw(&c.pa, c.a, p, HEADER_SIZE + PAYLOAD_SIZE);
+	garbage++;
+	/* More padding than packet. */
+	make_rtp(p, 1, 1, 0, false);
+	p[0] = 0xa0;
+	p[HEADER_SIZE + PAYLOAD_SIZE - 1] = 200;
+	send_raw(&c.pa, c.a, p, HEADER_SIZE + PAYLOAD_SIZE);
+	garbage++;
+	/* RTCP sender report multiplexed on the RTP port. */
+	make_rtp(p, 1, 1, 0, false);
+	p[1] = 200;
+	send_raw(&c.pa, c.a, p, 28);
+	garbage++;
+
+	/* A good packet with two CSRCs, an extension and padding goes through
+	 * with all of that untouched; being the first to arrive, it shows that
+	 * none of the garbage was forwarded. */
+	make_rtp(p, 0x600d, 77, 1234, false);
+	p[0] = 0x80 | 0x20 | 0x10 | 2;
+	memcpy(p + 12, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	memcpy(p + 20, "\xbe\xde\x00\x01\x11\x22\x33\x44", 8);
+	memcpy(p + 28, "payload!\x00\x00\x00\x04", 12);
+	len = 40;
+	memcpy(sent, p, len);
+	send_raw(&c.pa, c.a, p, len);
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.len, len);
+	CU_ASSERT_EQUAL(in.data[0], sent[0]);
+	CU_ASSERT(!memcmp(in.data + HEADER_SIZE, sent + HEADER_SIZE, len - HEADER_SIZE));
+	CU_ASSERT_EQUAL(in.ssrc, stats_of(c.b).tx_ssrc);
+
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), garbage + 1));
+	CU_ASSERT(wait_stat(c.a, STAT(rx_dropped), garbage));
+	CU_ASSERT(wait_stat(c.b, STAT(tx_packets), 1));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_ssrc, 0x600d);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_unbridge_and_rebridge(void)
+{
+	struct call c;
+	struct rtp_in in;
+	uint16_t last_seq;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	send_rtp(&c.pa, c.a, 0xc0c0, 1, 0, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xc0c0, 1));
+	last_seq = in.seq;
+
+	px_rtp_unbridge(c.b); /* either side ends the bridge */
+	send_rtp(&c.pa, c.a, 0xc0c0, 2, 160, false);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_dropped), 1));
+	CU_ASSERT(nothing_arrives(&c.pb));
+	send_rtp(&c.pb, c.b, 0xd0d0, 1, 0, false);
+	CU_ASSERT(wait_stat(c.b, STAT(rx_dropped), 1));
+	CU_ASSERT(nothing_arrives(&c.pa));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_packets, 2);
+	CU_ASSERT_EQUAL(stats_of(c.b).tx_packets, 1);
+	px_rtp_unbridge(c.a); /* harmless twice */
+
+	/* Bridged again, B's stream to PB goes on where it stopped, marked. */
+	CU_ASSERT_FATAL(px_rtp_bridge(c.b, c.a, NULL) == 0);
+	send_rtp(&c.pa, c.a, 0xc0c0, 3, 320, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xc0c0, 3));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+	CU_ASSERT(in.marker);
+	send_rtp(&c.pb, c.b, 0xd0d0, 2, 160, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0xd0d0, 2));
+
+	/* A session cannot be its own peer. */
+	px_err err = {""};
+	CU_ASSERT_EQUAL(px_rtp_bridge(c.a, c.a, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "itself"));
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_hold(void)
+{
+	struct call c;
+	struct rtp_in in;
+	uint16_t last_seq;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	send_rtp(&c.pa, c.a, 0xe0e0, 1, 0, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xe0e0, 1));
+	last_seq = in.seq;
+
+	px_rtp_set_send(c.b, false);
+	send_rtp(&c.pa, c.a, 0xe0e0, 2, 160, false);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_dropped), 1));
+	CU_ASSERT(nothing_arrives(&c.pb));
+	CU_ASSERT_EQUAL(stats_of(c.b).tx_packets, 1);
+	/* The other direction is not held. */
+	send_rtp(&c.pb, c.b, 0xf0f0, 1, 0, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0xf0f0, 1));
+
+	px_rtp_set_send(c.b, true);
+	send_rtp(&c.pa, c.a, 0xe0e0, 3, 320, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pb, &in, 0xe0e0, 3));
+	/* The held packet leaves its gap, as any loss would. */
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 2));
+	CU_ASSERT(wait_stat(c.b, STAT(tx_packets), 2));
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_port_exhaustion_and_reuse(void)
+{
+	char expected[64];
+	struct sockaddr_storage local = loopback(AF_INET, 0), bound;
+	px_rtp *a, *b, *c = NULL, *d;
+	px_err err = {""};
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 3, 1) == 0);
+	a = open_session(AF_INET);
+	b = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_NOT_EQUAL(px_rtp_local_port(a), px_rtp_local_port(b));
+	for (int i = 0; i < 2; i++) {
+		uint16_t port = px_rtp_local_port(i ? b : a);
+		CU_ASSERT(port == port_base || port == port_base + 2);
+	}
+	px_rtp_local_addr(a, &bound);
+	CU_ASSERT_EQUAL(bound.ss_family, AF_INET);
+	CU_ASSERT_EQUAL(addr_port(&bound), px_rtp_local_port(a));
+
+	CU_ASSERT_EQUAL(px_rtp_new((struct sockaddr *)&local, &c, &err), -1);
+	CU_ASSERT_PTR_NULL(c);
+	snprintf(expected, sizeof(expected), "no free RTP port in %u-%u", port_base, port_base + 3);
+	CU_ASSERT_STRING_EQUAL(err.msg, expected);
+	CU_ASSERT_EQUAL(px_media_session_count(), 2);
+
+	uint16_t freed = px_rtp_local_port(a);
+	px_rtp_destroy(a);
+	d = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(px_rtp_local_port(d), freed);
+	px_rtp_destroy(b);
+	px_rtp_destroy(d);
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+
+	/* A local address the machine does not have is a different error. */
+	struct sockaddr_in foreign = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "192.0.2.1", &foreign.sin_addr);
+	CU_ASSERT_EQUAL(px_rtp_new((struct sockaddr *)&foreign, &c, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cannot bind RTP port 192.0.2.1:"));
+	struct sockaddr unknown = {.sa_family = AF_UNIX};
+	CU_ASSERT_EQUAL(px_rtp_new(&unknown, &c, &err), -1);
+	CU_ASSERT_PTR_NULL(c);
+	px_media_shutdown();
+}
+
+static void test_configuration(void)
+{
+	static const struct {
+		const char *text;
+		const char *message;
+	} bad[] = {
+	        {"[general]\nrtpstart = 10001\n", "rtp.conf:2: rtpstart: 10001 is odd; RTP takes "
+	                                          "an even port and RTCP the one above "
+	                                          "it"},
+	        {"[general]\nrtpstart = 12000\nrtpend = 12000\n",
+	         "rtp.conf:3: rtpend: 12000 is not above rtpstart 12000"},
+	        {"[general]\n; a comment\nrtpstart = 30000\n",
+	         "rtp.conf:3: rtpstart: 30000 is not below rtpend 20000"},
+	        {"[general]\nrtpstart = 80\n",
+	         "rtp.conf:2: rtpstart: '80' is out of range 1024..65535"},
+	        {"[general]\nrtpend = 70000\n",
+	         "rtp.conf:2: rtpend: '70000' is out of range 1024..65535"},
+	        {"[general]\nworkers = many\n", "rtp.conf:2: workers: 'many' is not an integer"},
+	        {"[general]\nworkers = -1\n", "rtp.conf:2: workers: '-1' is out of range 0..256"},
+	        {"[general]\nrtpstrat = 10000\n",
+	         "rtp.conf:2: unknown option 'rtpstrat' in [general]"},
+	};
+	struct sockaddr_storage local = loopback(AF_INET, 0);
+	px_rtp *r = NULL;
+	px_config *cfg;
+	px_err err;
+
+	px_media_shutdown();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cfg = NULL;
+		CU_ASSERT_FATAL(px_config_load_string("rtp.conf", bad[i].text, &cfg, &err) == 0);
+		err.msg[0] = '\0';
+		CU_ASSERT_EQUAL(px_media_init(cfg, &err), -1);
+		CU_ASSERT_STRING_EQUAL(err.msg, bad[i].message);
+		px_config_unref(cfg);
+	}
+	CU_ASSERT_EQUAL(px_rtp_new((struct sockaddr *)&local, &r, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.msg, "media engine not started");
+
+	/* The smallest range: one pair. Other sections are not ours. */
+	cfg = NULL;
+	CU_ASSERT_FATAL(px_config_load_string("rtp.conf",
+	                                      "[general]\nrtpstart = 1024\nrtpend = 1025\n"
+	                                      "[ice_host_candidates]\n1.2.3.4 => 5.6.7.8\n",
+	                                      &cfg, &err) == 0);
+	CU_ASSERT_EQUAL(px_media_init(cfg, &err), 0);
+	CU_ASSERT_EQUAL(px_media_init(cfg, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.msg, "media engine already started");
+	px_config_unref(cfg);
+	px_media_shutdown();
+
+	/* No file at all: the defaults, one worker per core. */
+	CU_ASSERT_EQUAL(px_media_init(NULL, &err), 0);
+	px_media_shutdown();
+	px_media_shutdown(); /* harmless twice */
+}
+
+static void test_two_workers(void)
+{
+	struct call c;
+	struct phone pd, pe;
+	struct rtp_in in;
+	px_rtp *d, *e;
+
+	/* Sessions go to the least loaded worker: A to one, B to the other,
+	 * and the bridge moves B to A's. */
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 2) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	for (uint16_t i = 0; i < 3; i++) {
+		send_rtp(&c.pa, c.a, 0x1, i, 160u * i, false);
+		CU_ASSERT(recv_relayed(&c.pb, &in, 0x1, i));
+		send_rtp(&c.pb, c.b, 0x2, i, 160u * i, false);
+		CU_ASSERT(recv_relayed(&c.pa, &in, 0x2, i));
+	}
+
+	/* D lands on the worker B left; bridging A to D replaces B and
+	 * moves D. */
+	d = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_FATAL(phone_open(&pd, AF_INET));
+	px_rtp_set_remote(d, (struct sockaddr *)&pd.addr, false);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, d, NULL) == 0);
+	send_rtp(&c.pa, c.a, 0x1, 3, 480, false);
+	CU_ASSERT(recv_relayed(&pd, &in, 0x1, 3));
+	CU_ASSERT_EQUAL(in.ssrc, stats_of(d).tx_ssrc);
+	CU_ASSERT(in.marker);
+	send_rtp(&pd, d, 0x4, 1, 0, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0x4, 1));
+	send_rtp(&c.pb, c.b, 0x2, 3, 480, false);
+	CU_ASSERT(wait_stat(c.b, STAT(rx_dropped), 1));
+	CU_ASSERT(nothing_arrives(&c.pa));
+	CU_ASSERT(nothing_arrives(&c.pb));
+
+	/* E lands on the now idle worker, and bridging E to B moves B there. */
+	e = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_FATAL(phone_open(&pe, AF_INET));
+	px_rtp_set_remote(e, (struct sockaddr *)&pe.addr, false);
+	CU_ASSERT_FATAL(px_rtp_bridge(e, c.b, NULL) == 0);
+	send_rtp(&c.pb, c.b, 0x2, 4, 640, false);
+	CU_ASSERT(recv_relayed(&pe, &in, 0x2, 4));
+	send_rtp(&pe, e, 0x5, 1, 0, false);
+	CU_ASSERT(recv_relayed(&c.pb, &in, 0x5, 1));
+	/* A and D, left on the first worker, still relay. */
+	send_rtp(&pd, d, 0x4, 2, 160, false);
+	CU_ASSERT(recv_relayed(&c.pa, &in, 0x4, 2));
+
+	px_rtp_destroy(d);
+	px_rtp_destroy(e);
+	phone_close(&pd);
+	phone_close(&pe);
+	call_close(&c);
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+	px_media_shutdown();
+}
+
+static void test_ipv6(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct sockaddr_storage bound;
+	struct phone probe;
+
+	if (!phone_open(&probe, AF_INET6)) {
+		fprintf(stderr, "(no ::1 here, skipped) ");
+		return;
+	}
+	phone_close(&probe);
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET6));
+	px_rtp_local_addr(c.a, &bound);
+	CU_ASSERT_EQUAL(bound.ss_family, AF_INET6);
+	CU_ASSERT_EQUAL(addr_port(&bound), px_rtp_local_port(c.a));
+	for (uint16_t i = 0; i < 3; i++) {
+		send_rtp(&c.pa, c.a, 0x66, i, 160u * i, false);
+		CU_ASSERT(recv_relayed(&c.pb, &in, 0x66, i));
+		CU_ASSERT_EQUAL(in.from.ss_family, AF_INET6);
+		CU_ASSERT_EQUAL(addr_port(&in.from), px_rtp_local_port(c.b));
+		send_rtp(&c.pb, c.b, 0x67, i, 160u * i, false);
+		CU_ASSERT(recv_relayed(&c.pa, &in, 0x67, i));
+	}
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), 3));
+	CU_ASSERT(wait_stat(c.a, STAT(tx_packets), 3));
+	call_close(&c);
+	px_media_shutdown();
+}
+
+static void test_shutdown_closes_sessions(void)
+{
+	struct call c;
+	struct rtp_in in;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 2) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	CU_ASSERT_PTR_NOT_NULL(open_session(AF_INET));
+	send_rtp(&c.pa, c.a, 0x77, 1, 0, false);
+	CU_ASSERT(recv_relayed(&c.pb, &in, 0x77, 1));
+	CU_ASSERT_EQUAL(px_media_session_count(), 3);
+	px_media_shutdown();
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+	phone_close(&c.pa);
+	phone_close(&c.pb);
+	/* The ports are free again for a new engine. */
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 5, 1) == 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_PTR_NOT_NULL(open_session(AF_INET));
+	px_media_shutdown();
+}
+
+/* A phone sending as fast as it can, from its own thread, to every RTP
+ * port of the test range, so that whatever sessions come and go on them
+ * keep their workers busy. */
+struct flood {
+	int fd;
+	struct sockaddr_storage to[8];
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static void *flood_run(void *arg)
+{
+	struct flood *f = arg;
+	unsigned char p[HEADER_SIZE + PAYLOAD_SIZE];
+
+	for (uint32_t i = 0; i < 1000000 && !atomic_load(&f->stop); i++) {
+		const struct sockaddr_storage *to = &f->to[i % 8];
+		size_t len = make_rtp(p, 0xf100d, (uint16_t)(i / 8), 160 * (i / 8), false);
+		sendto(f->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)to, addr_len(to));
+	}
+	return NULL;
+}
+
+static void flood_start(struct flood *f, const struct phone *from)
+{
+	f->fd = from->fd;
+	for (unsigned i = 0; i < 8; i++)
+		f->to[i] = loopback(AF_INET, (uint16_t)(port_base + 2 * i));
+	atomic_store(&f->stop, false);
+	CU_ASSERT_FATAL(pthread_create(&f->thread, NULL, flood_run, f) == 0);
+}
+
+static void flood_stop(struct flood *f)
+{
+	atomic_store(&f->stop, true);
+	pthread_join(f->thread, NULL);
+}
+
+/* Wait (bounded) until r has received something from the flood. */
+static bool flowing(px_rtp *r)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (stats_of(r).rx_packets > 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void test_destroy_during_traffic(void)
+{
+	struct phone sender, sink;
+	struct flood f;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 2) == 0);
+	CU_ASSERT_FATAL(phone_open(&sender, AF_INET));
+	CU_ASSERT_FATAL(phone_open(&sink, AF_INET));
+	for (int round = 0; round < 10; round++) {
+		px_rtp *s[2] = {open_session(AF_INET), open_session(AF_INET)};
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s[0]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s[1]);
+		px_rtp_set_remote(s[0], (struct sockaddr *)&sink.addr, round % 2);
+		px_rtp_set_remote(s[1], (struct sockaddr *)&sink.addr, false);
+		CU_ASSERT(px_rtp_bridge(s[0], s[1], NULL) == 0);
+		flood_start(&f, &sender);
+		CU_ASSERT(flowing(s[0]));
+		CU_ASSERT(flowing(s[1]));
+		/* Either end may go first, while packets for both are in flight. */
+		px_rtp_destroy(s[round % 2]);
+		px_rtp_destroy(s[1 - round % 2]);
+		flood_stop(&f);
+	}
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+	phone_close(&sender);
+	phone_close(&sink);
+	px_media_shutdown();
+}
+
+static void test_moves_during_traffic(void)
+{
+	struct phone sender, sink;
+	struct flood f;
+	px_rtp *s[4];
+	uint32_t ssrc[4];
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 2) == 0);
+	CU_ASSERT_FATAL(phone_open(&sender, AF_INET));
+	CU_ASSERT_FATAL(phone_open(&sink, AF_INET));
+	for (int i = 0; i < 4; i++) {
+		s[i] = open_session(AF_INET);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s[i]);
+		px_rtp_set_remote(s[i], (struct sockaddr *)&sink.addr, i % 2);
+		ssrc[i] = stats_of(s[i]).tx_ssrc;
+	}
+	flood_start(&f, &sender);
+	CU_ASSERT(flowing(s[3]));
+	/* Every pairing, over and over, while the flood keeps both workers
+	 * reading. Bridging gathers the sessions on one worker; a session
+	 * replaced now and then lands on the other one, so moves go on. */
+	for (int round = 0; round < 300; round++) {
+		if (round % 10 == 9) {
+			int k = round / 10 % 4;
+			px_rtp_destroy(s[k]);
+			s[k] = open_session(AF_INET);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(s[k]);
+			px_rtp_set_remote(s[k], (struct sockaddr *)&sink.addr, false);
+			ssrc[k] = stats_of(s[k]).tx_ssrc;
+		}
+		px_rtp *x = s[round % 4], *y = s[(round / 4 + round + 1) % 4];
+		if (x != y)
+			CU_ASSERT(px_rtp_bridge(x, y, NULL) == 0);
+		if (round % 7 == 0)
+			px_rtp_unbridge(s[round % 4]);
+		if (round % 5 == 0)
+			px_rtp_set_send(s[round % 4], round % 10 == 0);
+		/* Read while the worker writes them (for TSan's sake). */
+		struct px_rtp_stats st = stats_of(s[round % 4]);
+		CU_ASSERT_EQUAL(st.tx_ssrc, ssrc[round % 4]);
+	}
+	for (int i = 0; i < 4; i++)
+		px_rtp_destroy(s[i]);
+	flood_stop(&f);
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+	phone_close(&sender);
+	phone_close(&sink);
+	px_media_shutdown();
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int suite_cleanup(void)
+{
+	px_media_shutdown();
+	return 0;
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc func;
+	} tests[] = {
+	        {"relay both ways", test_relay_both_ways},
+	        {"source change", test_source_change},
+	        {"loss and reordering", test_loss_and_reordering},
+	        {"symmetric latch", test_symmetric_latch},
+	        {"not RTP is dropped", test_not_rtp_dropped},
+	        {"unbridge and re-bridge", test_unbridge_and_rebridge},
+	        {"hold", test_hold},
+	        {"port exhaustion and reuse", test_port_exhaustion_and_reuse},
+	        {"configuration", test_configuration},
+	        {"two workers", test_two_workers},
+	        {"IPv6", test_ipv6},
+	        {"shutdown closes sessions", test_shutdown_closes_sessions},
+	        {"destroy during traffic", test_destroy_during_traffic},
+	        {"moves during traffic", test_moves_during_traffic},
+	};
+	CU_pSuite suite;
+	unsigned failures;
+
+	px_log_init();
+	/* Below the ephemeral ports (32768 up), so the phones' own ports never
+	 * take one of ours. */
+	port_base = 12000 + (unsigned)(getpid() % 1000) * 20;
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	suite = CU_add_suite("media", NULL, suite_cleanup);
+	if (!suite) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (!CU_add_test(suite, tests[i].name, tests[i].func)) {
+			CU_cleanup_registry();
+			return 1;
+		}
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failures != 0;
+}
