@@ -1,11 +1,59 @@
 -- extensions.lua: the sample dialplan, in the layout of Asterisk's pbx_lua.
--- The dialplan engine (pbx_lua) arrives with the first-call issue; this file
--- is installed beside the configuration so that it has a home from the start.
+-- pbx_lua reads it from the configuration directory at load ("dialplan
+-- reload" or "module reload pbx_lua" after an edit; a file with an error is
+-- refused with its file:line and the running dialplan stays).
+--
+-- `extensions` maps each context to its extensions. A key is an extension:
+-- literal ("1000", "s") or, after '_', a pattern: X = 0-9, Z = 1-9, N = 2-9,
+-- [1-5,7] one of a set, '.' one or more of anything, '!' zero or more.
+-- An exact key wins over a pattern, and a more specific pattern over a
+-- less specific one. `include = {"other", ...}` searches other contexts
+-- after the context's own extensions. "dialplan show" lists the order.
+--
+-- An extension is a function(context, extension). Inside it:
+--   app.Dial("SIP/1001", 30)       runs an application; arguments are
+--                                  joined with ',' (Dial("SIP/1001,30"))
+--   channel.VAR:get() / :set(v)    channel variables (DIALSTATUS ...)
+--   channel.EXTEN:get()            also CHANNEL, UNIQUEID, CONTEXT,
+--                                  channel["CALLERID(num)"], ["CALLERID(name)"]
+--
+-- The file runs once per Lua state, and states are reused from call to
+-- call: keep what belongs to one call in local variables.
+
+-- Ring an office phone by its number, for up to 30 seconds.
+local function dial_phone(context, extension)
+	app.Dial("SIP/" .. extension, 30)
+end
+
+-- Numbers of the carrier that reach a phone directly; any other number
+-- that comes in rings the reception.
+local reception = "1001"
+local direct = {
+	["4930555001"] = "1001",
+	["4930555002"] = "1002",
+	["4930555003"] = "1003",
+}
 
 extensions = {
+	-- The office phones (sip.conf: context = default) call each other by
+	-- their four-digit numbers.
 	default = {
+		["_1XXX"] = dial_phone,
+	},
+
+	-- Calls from carriers: a trunk's context points here.
+	incoming = {
+		["_X."] = function(context, extension)
+			app.Dial("SIP/" .. (direct[extension] or reception), 30)
+		end,
 	},
 }
 
+-- Device states for subscriptions (BLF): read, not used yet.
 hints = {
+	default = {
+		["1001"] = "SIP/1001",
+		["1002"] = "SIP/1002",
+		["1003"] = "SIP/1003",
+	},
 }

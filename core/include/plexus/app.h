@@ -24,8 +24,9 @@ struct px_app {
 int px_app_register(px_module *owner, const struct px_app *app, px_err *err);
 void px_app_unregister(const struct px_app *app);
 
-/* Run application name on ch. -1 with err when there is no such
- * application; otherwise what the application returned. */
+/* Run application name on ch. -1 with err filled when there is no such
+ * application; otherwise what the application returned (err untouched), so
+ * a caller tells the two -1s apart by err->msg[0]. */
 int px_app_exec(px_channel *ch, const char *name, const char *data, px_err *err);
 bool px_app_exists(const char *name);
 

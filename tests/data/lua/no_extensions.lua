@@ -1,0 +1,2 @@
+-- no_extensions.lua: runs fine but defines no `extensions` table.
+contexts = {}

@@ -1,0 +1,978 @@
+/*
+ * Unit tests of pbx_lua (modules/pbx_lua.c and modules/pbx_lua_pattern.c):
+ * the extension pattern matcher on its own, then the module loaded through
+ * the real loader from a temporary module directory, with extensions.lua
+ * written into a temporary configuration directory from tests/data/lua.
+ * Calls run on channels of a small "Test" technology defined here, and the
+ * dialplan reports what ran through the test application TestApp, which
+ * records its data (and can block, or ask for a hangup). Log lines are
+ * captured with a log subscriber. Covered: exists() with exact keys,
+ * patterns and includes; precedence; the arguments of an extension
+ * function; app.* and channel.* from Lua; errors (unknown application,
+ * runtime error with its file:line, bad files at load and reload); reload
+ * while a call is in progress; one run of the file per Lua state; and
+ * load, unload, load. With PBX_LUA_BENCH set, a measurement is printed too.
+ */
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+
+#include <plexus/app.h>
+#include <plexus/channel.h>
+#include <plexus/dialplan.h>
+#include <plexus/log.h>
+
+#include "../../core/cli_internal.h"
+#include "../../core/daemon.h"
+#include "../../core/loader.h"
+#include "../../core/log_internal.h"
+#include "../../modules/pbx_lua_pattern.h"
+
+#ifndef PX_TEST_SRCDIR
+#define PX_TEST_SRCDIR "tests"
+#endif
+/* Where the build leaves pbx_lua.so; PBX_LUA_SO in the environment wins. */
+#ifndef PX_MODULES_BUILDDIR
+#define PX_MODULES_BUILDDIR "modules/.libs"
+#endif
+
+static char tmpdir[] = "/tmp/plexus-test-pbx_lua-XXXXXX";
+static char moddir[256];
+
+/* ---------------------------------------------------------------- captured log */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_buf;
+static size_t log_len, log_cap;
+
+static void log_deliver(void *ctx, enum px_log_level level, const char *line, size_t len)
+{
+	(void)ctx;
+	(void)level;
+	pthread_mutex_lock(&log_lock);
+	if (log_len + len + 1 > log_cap) {
+		size_t cap = log_cap ? log_cap : 4096;
+		char *n;
+		while (cap < log_len + len + 1)
+			cap *= 2;
+		n = realloc(log_buf, cap);
+		if (!n) {
+			pthread_mutex_unlock(&log_lock);
+			return;
+		}
+		log_buf = n;
+		log_cap = cap;
+	}
+	memcpy(log_buf + log_len, line, len);
+	log_len += len;
+	log_buf[log_len] = '\0';
+	pthread_mutex_unlock(&log_lock);
+}
+
+static struct px_log_subscriber log_sub = {
+	.mask = PX_LOG_MASK(PX_LOG_ERROR) | PX_LOG_MASK(PX_LOG_WARNING) |
+		PX_LOG_MASK(PX_LOG_NOTICE),
+	.deliver = log_deliver,
+};
+
+static void log_clear(void)
+{
+	pthread_mutex_lock(&log_lock);
+	log_len = 0;
+	if (log_buf)
+		log_buf[0] = '\0';
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Whether a captured line holds every one of the (NULL-terminated) strings. */
+static bool log_has_line(const char *first, ...)
+{
+	bool found = false;
+	const char *p;
+
+	pthread_mutex_lock(&log_lock);
+	p = log_buf;
+	while (p && *p && !found) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char *line = strndup(p, len);
+		va_list ap;
+
+		found = true;
+		va_start(ap, first);
+		for (const char *s = first; s; s = va_arg(ap, const char *))
+			if (!strstr(line, s))
+				found = false;
+		va_end(ap);
+		free(line);
+		p = eol ? eol + 1 : NULL;
+	}
+	if (!found)
+		fprintf(stderr, "\n--- captured log without the expected line:\n%s---\n",
+			log_buf ? log_buf : "");
+	pthread_mutex_unlock(&log_lock);
+	return found;
+}
+
+/* ---------------------------------------------------------------- the Test technology */
+
+static int tech_hangups;
+
+static px_channel *tech_request(const char *dest, px_channel *requestor, int *cause)
+{
+	*cause = PX_CAUSE_UNALLOCATED;
+	return NULL;
+}
+
+static int tech_call(px_channel *ch, int timeout_ms)
+{
+	return 0;
+}
+
+static int tech_answer(px_channel *ch)
+{
+	return 0;
+}
+
+static int tech_indicate(px_channel *ch, enum px_control control)
+{
+	return 0;
+}
+
+static int tech_hangup(px_channel *ch)
+{
+	__atomic_add_fetch(&tech_hangups, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static const struct px_channel_tech test_tech = {
+	.type = "Test",
+	.description = "Channels of the pbx_lua unit tests",
+	.request = tech_request,
+	.call = tech_call,
+	.answer = tech_answer,
+	.indicate = tech_indicate,
+	.hangup = tech_hangup,
+};
+
+/* ---------------------------------------------------------------- the TestApp application */
+
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t app_cond = PTHREAD_COND_INITIALIZER;
+static char *records[4096];
+static size_t nrecords;
+static bool app_blocked, app_released;
+
+/* Records its data. "hangup": returns -1. "block": waits for app_release(). */
+static int testapp_exec(px_channel *ch, const char *data)
+{
+	pthread_mutex_lock(&app_lock);
+	if (nrecords < sizeof(records) / sizeof(records[0]))
+		records[nrecords++] = strdup(data);
+	if (!strcmp(data, "block")) {
+		app_blocked = true;
+		pthread_cond_broadcast(&app_cond);
+		while (!app_released)
+			pthread_cond_wait(&app_cond, &app_lock);
+	}
+	pthread_mutex_unlock(&app_lock);
+	return strcmp(data, "hangup") ? 0 : -1;
+}
+
+static const struct px_app test_app = {
+	.name = "TestApp",
+	.synopsis = "Records its data for the pbx_lua tests",
+	.syntax = "TestApp(anything)",
+	.description = "Records its data; 'hangup' returns -1, 'block' waits.",
+	.exec = testapp_exec,
+};
+
+static void records_clear(void)
+{
+	pthread_mutex_lock(&app_lock);
+	for (size_t i = 0; i < nrecords; i++)
+		free(records[i]);
+	nrecords = 0;
+	app_blocked = app_released = false;
+	pthread_mutex_unlock(&app_lock);
+}
+
+static size_t records_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&app_lock);
+	n = nrecords;
+	pthread_mutex_unlock(&app_lock);
+	return n;
+}
+
+/* The record number i as a static copy ("" when there is none). */
+static const char *record(size_t i)
+{
+	static char copy[1024];
+
+	pthread_mutex_lock(&app_lock);
+	snprintf(copy, sizeof(copy), "%s", i < nrecords ? records[i] : "");
+	pthread_mutex_unlock(&app_lock);
+	return copy;
+}
+
+static bool records_have(const char *data)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&app_lock);
+	for (size_t i = 0; i < nrecords && !found; i++)
+		found = !strcmp(records[i], data);
+	pthread_mutex_unlock(&app_lock);
+	return found;
+}
+
+static bool wait_blocked(void)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&app_lock);
+	while (!app_blocked && rc == 0)
+		rc = pthread_cond_timedwait(&app_cond, &app_lock, &until);
+	pthread_mutex_unlock(&app_lock);
+	return app_blocked;
+}
+
+static void app_release(void)
+{
+	pthread_mutex_lock(&app_lock);
+	app_released = true;
+	pthread_cond_broadcast(&app_cond);
+	pthread_mutex_unlock(&app_lock);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static px_channel *new_channel(const char *context, const char *exten)
+{
+	px_channel *ch = px_channel_alloc(&test_tech, "Test/1001", NULL, NULL);
+
+	px_channel_set_caller(ch, "1001", "Alice");
+	px_channel_set_dialplan(ch, context, exten);
+	return ch;
+}
+
+static void end_channel(px_channel *ch)
+{
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+}
+
+/* Run context/exten on a new channel, as a session thread would. */
+static int run(const char *context, const char *exten)
+{
+	px_channel *ch = new_channel(context, exten);
+	int rc = px_dialplan_run(ch);
+
+	end_channel(ch);
+	return rc;
+}
+
+/* Run and return the one record it made ("" if not exactly one). */
+static const char *run_record(const char *context, const char *exten)
+{
+	records_clear();
+	if (run(context, exten) != 0 || records_count() != 1)
+		return "";
+	return record(0);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out;
+	size_t n;
+
+	if (!in)
+		return -1;
+	out = fopen(to, "wb");
+	if (!out) {
+		fclose(in);
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	return fclose(out);
+}
+
+static char *data_path(const char *name)
+{
+	static char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/data/lua/%s", PX_TEST_SRCDIR, name);
+	return path;
+}
+
+/* Make tests/data/lua/name the extensions.lua of the configuration directory. */
+static int install_dialplan(const char *name)
+{
+	char to[PATH_MAX];
+
+	snprintf(to, sizeof(to), "%s/extensions.lua", tmpdir);
+	return copy_file(data_path(name), to);
+}
+
+static void use_dialplan(const char *name)
+{
+	CU_ASSERT_EQUAL_FATAL(install_dialplan(name), 0);
+}
+
+/* The line of tests/data/lua/name that contains text, or -1. */
+static int line_of(const char *name, const char *text)
+{
+	FILE *f = fopen(data_path(name), "r");
+	char line[1024];
+	int n = 0, found = -1;
+
+	if (!f)
+		return -1;
+	while (found < 0 && fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, text))
+			found = n;
+	}
+	fclose(f);
+	return found;
+}
+
+static int reload(void)
+{
+	px_err err = {""};
+
+	return px_loader_reload("pbx_lua", &err);
+}
+
+/* A number from "dialplan show": the one right before "label". */
+static long show_number(const char *label)
+{
+	char *out = NULL;
+	long n = -1;
+
+	if (px_cli_run_capture("dialplan show", &out) == PX_CLI_SUCCESS) {
+		char *p = strstr(out, label);
+		if (p) {
+			while (p > out && p[-1] == ' ')
+				p--;
+			while (p > out && p[-1] >= '0' && p[-1] <= '9')
+				p--;
+			n = strtol(p, NULL, 10);
+		}
+	}
+	free(out);
+	return n;
+}
+
+/* ---------------------------------------------------------------- suite */
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int suite_init(void)
+{
+	char so[PATH_MAX], real[PATH_MAX], link[PATH_MAX + 16], conf[PATH_MAX];
+	const char *env = getenv("PBX_LUA_SO");
+	struct px_log_sinks sinks = {.to_stderr = getenv("PBX_LUA_TEST_LOG") != NULL,
+				     .stderr_mask = PX_LOG_MASK_ALL,
+				     .syslog_facility = -1};
+	px_err err = {""};
+
+	if (!mkdtemp(tmpdir))
+		return -1;
+	px_log_init();
+	px_log_configure(&sinks, &err);
+	px_log_subscribe(&log_sub);
+	snprintf(so, sizeof(so), "%s", env ? env : PX_MODULES_BUILDDIR "/pbx_lua.so");
+	if (!realpath(so, real)) {
+		fprintf(stderr, "pbx_lua.so not found at %s (set PBX_LUA_SO)\n", so);
+		return -1;
+	}
+	snprintf(moddir, sizeof(moddir), "%s/modules", tmpdir);
+	snprintf(link, sizeof(link), "%s/pbx_lua.so", moddir);
+	snprintf(conf, sizeof(conf), "%s/plexus.conf", tmpdir);
+	if (mkdir(moddir, 0700) < 0 || symlink(real, link) < 0)
+		return -1;
+	px_daemon_init(tmpdir, conf);
+	if (px_loader_init(moddir, &err) < 0 ||
+	    px_channel_tech_register(NULL, &test_tech, &err) < 0 ||
+	    px_app_register(NULL, &test_app, &err) < 0) {
+		fprintf(stderr, "suite init: %s\n", err.msg);
+		return -1;
+	}
+	if (install_dialplan("basic.lua") < 0 || px_loader_load("pbx_lua", &err) < 0) {
+		fprintf(stderr, "suite init: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int suite_cleanup(void)
+{
+	px_loader_shutdown();
+	px_app_unregister(&test_app);
+	px_channel_tech_unregister(&test_tech);
+	px_cli_registry_shutdown();
+	px_daemon_shutdown();
+	px_log_unsubscribe(&log_sub);
+	records_clear();
+	free(log_buf);
+	log_buf = NULL;
+	return nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---------------------------------------------------------------- the matcher alone */
+
+static void test_pattern_match(void)
+{
+	CU_ASSERT_TRUE(pxlua_ext_match("1000", "1000"));
+	CU_ASSERT_FALSE(pxlua_ext_match("1000", "10000"));
+	CU_ASSERT_FALSE(pxlua_ext_match("1000", "100"));
+	CU_ASSERT_TRUE(pxlua_ext_match("s", "s"));
+	CU_ASSERT_FALSE(pxlua_ext_match("s", "S"));
+	CU_ASSERT_TRUE(pxlua_ext_match("555-1234", "5551234"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_1XXX", "1234"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_1XXX", "123"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_1XXX", "12345"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_1XXX", "2234"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_1XXX", "12a4"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_1xxx", "1234"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_Z", "1"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_Z", "0"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_N", "2"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_N", "1"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_X.", "12"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_X.", "1"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_9!", "9"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_9!", "9123"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_9!", "8"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_[2-4]XX", "299"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_[2-4]XX", "599"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_[1-5,7]", "7"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_[1-5,7]", "6"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_[a-c]", "b"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_[a-c]", "d"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_[-5]", "5")); /* no range: '-' and '5' */
+	CU_ASSERT_TRUE(pxlua_ext_match("_[5-]", "5"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_[5-]", "6"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_NXX-XXXX", "5551234"));
+	CU_ASSERT_TRUE(pxlua_ext_match("_NXXNXXXXXX", "2125551234"));
+	CU_ASSERT_FALSE(pxlua_ext_match("_NXXNXXXXXX", "2121551234"));
+}
+
+static void test_pattern_check(void)
+{
+	CU_ASSERT_PTR_NULL(pxlua_ext_check("1000"));
+	CU_ASSERT_PTR_NULL(pxlua_ext_check("_1[2-3]X."));
+	CU_ASSERT_PTR_NULL(pxlua_ext_check("s"));
+	CU_ASSERT_PTR_NOT_NULL(pxlua_ext_check(""));
+	CU_ASSERT_PTR_NOT_NULL(pxlua_ext_check("_"));
+	CU_ASSERT_PTR_NOT_NULL(pxlua_ext_check("_1[23"));
+	CU_ASSERT_PTR_NOT_NULL(pxlua_ext_check("_1[]"));
+	CU_ASSERT_PTR_NOT_NULL(pxlua_ext_check("_X./1234"));
+}
+
+static void test_pattern_order(void)
+{
+	/* Literals first, then from the most to the least specific. */
+	const char *ordered[] = {"1000",  "_12XX", "_1[2-3]XX", "_1NXX", "_1XXX", "_1XX.",
+				 "_1XX!", "_1.",   "_N.",       "_X.",   "_X!"};
+	size_t n = sizeof(ordered) / sizeof(ordered[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_EQUAL(pxlua_ext_cmp(ordered[i], ordered[i]), 0);
+		for (size_t j = i + 1; j < n; j++) {
+			if (pxlua_ext_cmp(ordered[i], ordered[j]) >= 0 ||
+			    pxlua_ext_cmp(ordered[j], ordered[i]) <= 0) {
+				fprintf(stderr, "\norder: %s should come before %s\n", ordered[i],
+					ordered[j]);
+				CU_FAIL("pattern order");
+			}
+		}
+	}
+	/* Same size sets: the one with the lower characters first. */
+	CU_ASSERT_TRUE(pxlua_ext_cmp("_[12]", "_[13]") < 0);
+	/* Equal by specificity, still a total order. */
+	CU_ASSERT_TRUE(pxlua_ext_cmp("_1-XX", "_1XX") != 0);
+}
+
+/* ---------------------------------------------------------------- through the module */
+
+static void test_exists(void)
+{
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "1000", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "1999", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "42", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "2000", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("default", "4", NULL)); /* _X. needs two */
+	CU_ASSERT_FALSE(px_dialplan_exists("nosuchcontext", "1000", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("default", "include", NULL));
+
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "234", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "534", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "2345", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "2125551234", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "2120551234", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "212555123", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "9", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "9876", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "83", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "87", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "86", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "7b", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "7d", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "61", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "6", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("patterns", "s", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("patterns", "S", NULL));
+}
+
+static void test_includes(void)
+{
+	/* office -> inner -> deeper -> inner (cycle) and a missing context. */
+	CU_ASSERT_TRUE(px_dialplan_exists("office", "100", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("office", "600", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("office", "777", NULL));
+	CU_ASSERT_TRUE(px_dialplan_exists("deeper", "100", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("office", "999", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("inner", "1000", NULL));
+
+	/* The context's own extensions before its includes, even an exact key. */
+	CU_ASSERT_STRING_EQUAL(run_record("office", "555"), "office _5XX,office,555");
+	CU_ASSERT_STRING_EQUAL(run_record("inner", "555"), "inner 555,inner,555");
+	/* Found through an include: the function gets the context asked for. */
+	CU_ASSERT_STRING_EQUAL(run_record("office", "777"), "deeper 777,office,777");
+	CU_ASSERT_STRING_EQUAL(run_record("deeper", "100"), "office 100,deeper,100");
+}
+
+static void test_precedence(void)
+{
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1000"), "1000,default,1000");
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1234"), "_12XX,default,1234");
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1534"), "_1XXX,default,1534");
+	CU_ASSERT_STRING_EQUAL(run_record("default", "12345"), "_X.,default,12345");
+	CU_ASSERT_STRING_EQUAL(run_record("default", "42"), "_X.,default,42");
+	CU_ASSERT_STRING_EQUAL(run_record("default", "2000"), "2000 (integer key),default,2000");
+}
+
+static void test_exec_unknown(void)
+{
+	log_clear();
+	records_clear();
+	CU_ASSERT_EQUAL(run("default", "4"), -1);
+	CU_ASSERT_EQUAL(records_count(), 0);
+	CU_ASSERT_TRUE(log_has_line("no extension '4' in context 'default'", NULL));
+}
+
+static void test_app_args(void)
+{
+	CU_ASSERT_STRING_EQUAL(run_record("api", "args"), "a,1");
+	CU_ASSERT_STRING_EQUAL(run_record("api", "upper"), "upper");
+	CU_ASSERT_STRING_EQUAL(run_record("api", "mixed"), "x,,true,2.5,");
+}
+
+static void test_channel_vars(void)
+{
+	px_channel *ch = new_channel("api", "setvar");
+	char buf[64] = "";
+	char expect[256];
+
+	records_clear();
+	CU_ASSERT_EQUAL(px_dialplan_run(ch), 0);
+	CU_ASSERT_STRING_EQUAL(record(0), "bar");
+	CU_ASSERT_EQUAL(px_channel_var_get(ch, "FOO", buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "bar");
+	end_channel(ch);
+
+	CU_ASSERT_STRING_EQUAL(run_record("api", "assign"), "qux,42");
+	CU_ASSERT_STRING_EQUAL(run_record("api", "unset"), "nil");
+
+	ch = new_channel("api", "builtins");
+	records_clear();
+	CU_ASSERT_EQUAL(px_dialplan_run(ch), 0);
+	snprintf(expect, sizeof(expect), "builtins,api,%s,1001,Alice,%s", px_channel_name(ch),
+		 px_channel_uniqueid(ch));
+	CU_ASSERT_STRING_EQUAL(record(0), expect);
+	end_channel(ch);
+
+	log_clear();
+	CU_ASSERT_EQUAL(run("api", "readonly"), -1);
+	CU_ASSERT_TRUE(log_has_line("channel.EXTEN is read-only", NULL));
+}
+
+static void test_unknown_app(void)
+{
+	char where[64];
+
+	snprintf(where, sizeof(where),
+		 "extensions.lua:%d:", line_of("basic.lua", "app.NoSuchApp(\"x\")"));
+	log_clear();
+	CU_ASSERT_EQUAL(run("api", "noapp"), -1);
+	CU_ASSERT_TRUE(log_has_line(where, "no such application 'NoSuchApp'", "Test/1001-", NULL));
+}
+
+static void test_runtime_error(void)
+{
+	char where[64];
+	long before;
+
+	snprintf(where, sizeof(where), "extensions.lua:%d:", line_of("basic.lua", "crash here"));
+	log_clear();
+	CU_ASSERT_EQUAL(run("api", "crash"), -1);
+	CU_ASSERT_TRUE(log_has_line(where, "attempt to call a nil value", "Test/1001-", NULL));
+	/* The state that failed is not reused; the next call works on a new one. */
+	before = show_number("Lua state");
+	CU_ASSERT_STRING_EQUAL(run_record("api", "args"), "a,1");
+	CU_ASSERT_EQUAL(show_number("Lua state"), before + 1);
+	CU_ASSERT_STRING_EQUAL(run_record("api", "args"), "a,1");
+	CU_ASSERT_EQUAL(show_number("Lua state"), before + 1);
+}
+
+static void test_hangup(void)
+{
+	log_clear();
+	records_clear();
+	CU_ASSERT_EQUAL(run("api", "hangup"), 0);
+	CU_ASSERT_EQUAL(records_count(), 1);
+	CU_ASSERT_STRING_EQUAL(record(0), "hangup");
+	pthread_mutex_lock(&log_lock);
+	CU_ASSERT_FALSE(log_buf && strstr(log_buf, "ERROR["));
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* The file runs once per state: 100 calls in a row see loads == 1 and
+ * come from no more states than were created. */
+static void test_run_once_per_state(void)
+{
+	char ids[16][64];
+	size_t nids = 0;
+	long created;
+
+	CU_ASSERT_EQUAL(reload(), 0); /* a new generation: its state count starts at 1 */
+	CU_ASSERT_EQUAL(show_number("Lua state"), 1);
+	records_clear();
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(run("api", "count"), 0);
+	CU_ASSERT_EQUAL(records_count(), 100);
+	for (size_t i = 0; i < records_count(); i++) {
+		const char *r = record(i);
+		const char *comma = strrchr(r, ',');
+		bool seen = false;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(comma);
+		CU_ASSERT_STRING_EQUAL(comma, ",1");
+		for (size_t j = 0; j < nids; j++)
+			seen = seen || !strncmp(ids[j], r, (size_t)(comma - r));
+		if (!seen && nids < 16)
+			snprintf(ids[nids++], sizeof(ids[0]), "%.*s", (int)(comma - r), r);
+	}
+	created = show_number("Lua state");
+	CU_ASSERT_TRUE(nids >= 1);
+	CU_ASSERT_TRUE((long)nids <= created);
+	CU_ASSERT_EQUAL(created, 1); /* one call at a time: the one state is reused */
+}
+
+struct caller {
+	const char *context, *exten;
+	int calls;
+	int failures;
+	pthread_t thread;
+};
+
+static void *caller_main(void *arg)
+{
+	struct caller *c = arg;
+
+	for (int i = 0; i < c->calls; i++)
+		if (run(c->context, c->exten) != 0)
+			c->failures++;
+	return NULL;
+}
+
+/* Calls from several threads at once share the pool without trouble. */
+static void test_concurrent_calls(void)
+{
+	struct caller callers[8];
+
+	CU_ASSERT_EQUAL(reload(), 0);
+	records_clear();
+	for (int i = 0; i < 8; i++) {
+		callers[i] = (struct caller){.context = "api", .exten = "count", .calls = 50};
+		pthread_create(&callers[i].thread, NULL, caller_main, &callers[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(callers[i].thread, NULL);
+		CU_ASSERT_EQUAL(callers[i].failures, 0);
+	}
+	CU_ASSERT_EQUAL(records_count(), 400);
+	for (size_t i = 0; i < records_count(); i++) {
+		const char *comma = strrchr(record(i), ',');
+		CU_ASSERT_TRUE(comma && !strcmp(comma, ",1"));
+	}
+	CU_ASSERT_TRUE(show_number("Lua state") <= 9);
+}
+
+static void test_cli(void)
+{
+	char *out = NULL;
+
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan show default", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[ Context 'default' created by 'pbx_lua' ]"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'_12XX'"));
+	CU_ASSERT_PTR_NULL(strstr(out, "Context 'office'"));
+	/* Literal keys first, then the patterns from the most specific. */
+	CU_ASSERT_TRUE(strstr(out, "'1000'") < strstr(out, "'_12XX'"));
+	CU_ASSERT_TRUE(strstr(out, "'_12XX'") < strstr(out, "'_1XXX'"));
+	CU_ASSERT_TRUE(strstr(out, "'_1XXX'") < strstr(out, "'_X.'"));
+	free(out);
+
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan show", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Include =>            'inner'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'missing'  (not defined)"));
+	free(out);
+
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan show nosuchcontext", &out), PX_CLI_FAILURE);
+	free(out);
+
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan reload", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Dialplan reloaded"));
+	free(out);
+
+	out = px_cli_complete(&(px_cli){0}, "dialplan show off");
+	CU_ASSERT_PTR_NOT_NULL(out);
+	if (out)
+		CU_ASSERT_STRING_EQUAL(out, "office");
+	free(out);
+}
+
+static void test_reload_broken(void)
+{
+	char *out = NULL;
+
+	use_dialplan("syntax_error.lua");
+	log_clear();
+	CU_ASSERT_NOT_EQUAL(reload(), 0);
+	CU_ASSERT_TRUE(log_has_line("extensions.lua:4:", "running dialplan is kept", NULL));
+	/* Still routed by the old dialplan. */
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1000"), "1000,default,1000");
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "1999", NULL));
+
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan reload", &out), PX_CLI_FAILURE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "extensions.lua:4:"));
+	free(out);
+	use_dialplan("basic.lua");
+}
+
+static void test_reload_changed(void)
+{
+	use_dialplan("v2.lua");
+	CU_ASSERT_EQUAL(reload(), 0);
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1000"), "v2 1000");
+	CU_ASSERT_STRING_EQUAL(run_record("default", "3000"), "v2 3000");
+	CU_ASSERT_FALSE(px_dialplan_exists("default", "1999", NULL));
+	use_dialplan("basic.lua");
+	CU_ASSERT_EQUAL(reload(), 0);
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1000"), "1000,default,1000");
+}
+
+static void *blocked_call(void *arg)
+{
+	*(int *)arg = run("api", "block");
+	return NULL;
+}
+
+/* A call in progress during a reload finishes on the dialplan it started
+ * with; a new call meanwhile runs the new one; unload is refused while the
+ * call runs. */
+static void test_reload_in_progress(void)
+{
+	pthread_t t;
+	int rc = -2;
+	px_err err = {""};
+
+	records_clear();
+	pthread_create(&t, NULL, blocked_call, &rc);
+	CU_ASSERT_TRUE_FATAL(wait_blocked());
+
+	CU_ASSERT_NOT_EQUAL(px_loader_unload("pbx_lua", false, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "in use"));
+
+	use_dialplan("v2.lua");
+	CU_ASSERT_EQUAL(reload(), 0);
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "3000", NULL));
+	CU_ASSERT_EQUAL(run("default", "3000"), 0);
+	CU_ASSERT_TRUE(records_have("v2 3000"));
+
+	app_release();
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_TRUE(records_have("basic after block"));
+	CU_ASSERT_FALSE(records_have("v2 after block"));
+
+	use_dialplan("basic.lua");
+	CU_ASSERT_EQUAL(reload(), 0);
+}
+
+/* Files that must not load: each is refused with its place in one line. */
+static void test_bad_files(void)
+{
+	struct {
+		const char *file;
+		const char *expect1, *expect2;
+	} cases[] = {
+		{"syntax_error.lua", "extensions.lua:4:", "'}' expected"},
+		{"runtime_error.lua", "extensions.lua:3:", "attempt to index a nil value"},
+		{"no_extensions.lua", "extensions.lua", "global table 'extensions'"},
+		{"bad_key.lua", "extensions.default[\"_1[23\"]", "without a closing ']'"},
+		{"app_at_load.lua", "extensions.lua:3:", "only inside an extension"},
+	};
+	px_err err = {""};
+
+	CU_ASSERT_EQUAL_FATAL(px_loader_unload("pbx_lua", false, &err), 0);
+	CU_ASSERT_FALSE(px_dialplan_exists("default", "1000", NULL));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		use_dialplan(cases[i].file);
+		log_clear();
+		CU_ASSERT_NOT_EQUAL(px_loader_load("pbx_lua", &err), 0);
+		if (!log_has_line(cases[i].expect1, cases[i].expect2, NULL))
+			fprintf(stderr, "file %s\n", cases[i].file);
+		CU_ASSERT_FALSE(px_loader_is_loaded("pbx_lua"));
+	}
+	use_dialplan("basic.lua");
+	CU_ASSERT_EQUAL_FATAL(px_loader_load("pbx_lua", &err), 0);
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "1000", NULL));
+}
+
+static int fake_dial_exec(px_channel *ch, const char *data)
+{
+	char rec[256];
+
+	snprintf(rec, sizeof(rec), "Dial(%s)", data);
+	return testapp_exec(ch, rec);
+}
+
+static const struct px_app fake_dial = {
+	.name = "Dial",
+	.synopsis = "Records its data for the pbx_lua tests",
+	.exec = fake_dial_exec,
+};
+
+/* The sample dialplan/extensions.lua loads and routes as it says. */
+static void test_sample(void)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	px_err err = {""};
+
+	snprintf(from, sizeof(from), "%s/../dialplan/extensions.lua", PX_TEST_SRCDIR);
+	snprintf(to, sizeof(to), "%s/extensions.lua", tmpdir);
+	CU_ASSERT_EQUAL_FATAL(copy_file(from, to), 0);
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	CU_ASSERT_EQUAL_FATAL(px_app_register(NULL, &fake_dial, &err), 0);
+	CU_ASSERT_TRUE(px_dialplan_exists("default", "1002", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("default", "2002", NULL));
+	CU_ASSERT_FALSE(px_dialplan_exists("default", "100", NULL));
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1002"), "Dial(SIP/1002,30)");
+	CU_ASSERT_STRING_EQUAL(run_record("incoming", "4930555003"), "Dial(SIP/1003,30)");
+	CU_ASSERT_STRING_EQUAL(run_record("incoming", "4930555999"), "Dial(SIP/1001,30)");
+	px_app_unregister(&fake_dial);
+	use_dialplan("basic.lua");
+	CU_ASSERT_EQUAL(reload(), 0);
+}
+
+static void test_load_unload_load(void)
+{
+	px_err err = {""};
+
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(px_loader_unload("pbx_lua", false, &err), 0);
+		CU_ASSERT_FALSE(px_dialplan_exists("default", "1000", NULL));
+		CU_ASSERT_EQUAL(run("default", "1000"), -1);
+		CU_ASSERT_EQUAL_FATAL(px_loader_load("pbx_lua", &err), 0);
+		CU_ASSERT_STRING_EQUAL(run_record("default", "1000"), "1000,default,1000");
+	}
+}
+
+/* Not a test: with PBX_LUA_BENCH set, print the cost of one exec of a
+ * trivial extension and the memory of a pooled state. */
+static void bench(void)
+{
+	px_channel *ch = new_channel("api", "trivial");
+	struct timespec a, b;
+	const int n = 200000;
+	double us;
+	long kib, idle;
+
+	CU_ASSERT_EQUAL(px_dialplan_run(ch), 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++)
+		px_dialplan_run(ch);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	end_channel(ch);
+	us = ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3) / n;
+	kib = show_number("KiB");
+	idle = show_number("idle");
+	printf("\npbx_lua: %.2f us per exec of a trivial extension (%d runs); "
+	       "%ld KiB in %ld pooled state%s\n",
+	       us, n, kib, idle, idle == 1 ? "" : "s");
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	s = CU_add_suite("pattern", NULL, NULL);
+	CU_add_test(s, "match", test_pattern_match);
+	CU_add_test(s, "check", test_pattern_check);
+	CU_add_test(s, "order of precedence", test_pattern_order);
+
+	s = CU_add_suite("pbx_lua", suite_init, suite_cleanup);
+	CU_add_test(s, "exists: exact keys and patterns", test_exists);
+	CU_add_test(s, "includes: after own extensions, cycle-safe", test_includes);
+	CU_add_test(s, "precedence: exact, then the most specific pattern", test_precedence);
+	CU_add_test(s, "exec of a missing extension fails", test_exec_unknown);
+	CU_add_test(s, "app.*: names, arguments joined by commas", test_app_args);
+	CU_add_test(s, "channel.*: variables and built-ins", test_channel_vars);
+	CU_add_test(s, "unknown application: error with file:line", test_unknown_app);
+	CU_add_test(s, "runtime error: file:line logged, next call works", test_runtime_error);
+	CU_add_test(s, "application asks for a hangup: function stops", test_hangup);
+	CU_add_test(s, "the file runs once per state, not per call", test_run_once_per_state);
+	CU_add_test(s, "concurrent calls share the pool", test_concurrent_calls);
+	CU_add_test(s, "console: dialplan show and reload", test_cli);
+	CU_add_test(s, "reload with a broken file keeps the old dialplan", test_reload_broken);
+	CU_add_test(s, "reload with a changed file", test_reload_changed);
+	CU_add_test(s, "a call in progress finishes on its generation", test_reload_in_progress);
+	CU_add_test(s, "bad files are refused at load with file:line", test_bad_files);
+	CU_add_test(s, "the sample dialplan/extensions.lua", test_sample);
+	CU_add_test(s, "load, unload, load", test_load_unload_load);
+	if (getenv("PBX_LUA_BENCH"))
+		CU_add_test(s, "measurement (PBX_LUA_BENCH)", bench);
+
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}
