@@ -276,9 +276,9 @@ static void input_rows(struct console *c, size_t *cursor_row, size_t *last_row)
 	size_t prompt = display_width(c->prompt, strlen(c->prompt));
 
 	*cursor_row =
-	        (prompt + display_width(li->buffer, (size_t)(li->cursor - li->buffer))) / cols;
+		(prompt + display_width(li->buffer, (size_t)(li->cursor - li->buffer))) / cols;
 	*last_row =
-	        (prompt + display_width(li->buffer, (size_t)(li->lastchar - li->buffer))) / cols;
+		(prompt + display_width(li->buffer, (size_t)(li->lastchar - li->buffer))) / cols;
 }
 
 /* Wipe the prompt and the line being edited so that other text can take
@@ -317,7 +317,7 @@ static void show_notice(struct console *c, const char *text, size_t len)
 }
 
 static void show_noticef(struct console *c, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 static void show_noticef(struct console *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -342,7 +342,7 @@ static void connection_lost(struct console *c, const char *reason)
 		return; /* a failed first attempt: open_connection() reports */
 	if (!c->interactive) {
 		fprintf(stderr, "plexus: connection to plexusd lost%s%s\n", reason ? ": " : "",
-		        reason ? reason : "");
+			reason ? reason : "");
 		c->finished = true;
 		c->exit_status = EXIT_NO_CONNECTION;
 		return;
@@ -536,7 +536,7 @@ static bool open_connection(struct console *c)
 		}
 		if (!c->keep_trying || !transient_connect_error(err)) {
 			fprintf(stderr, "plexus: cannot connect to %s: %s (is plexusd running?)\n",
-			        c->socket_path, strerror(err));
+				c->socket_path, strerror(err));
 			return false;
 		}
 		if (!announced) {
@@ -607,7 +607,7 @@ static bool send_request(struct console *c, const char *kind, const char *payloa
 
 	if (len > PX_PROTO_MAX_PAYLOAD) {
 		fprintf(stderr, "plexus: request too long (%zu bytes, at most %d)\n", len,
-		        PX_PROTO_MAX_PAYLOAD);
+			PX_PROTO_MAX_PAYLOAD);
 		return false;
 	}
 	*id = ++c->last_id;
@@ -916,7 +916,7 @@ static size_t common_prefix_length(char **words, size_t count)
 /* Put text in place of the word being completed (which it extends when it
  * starts with it, the usual case). */
 static bool replace_word(EditLine *el, const char *word, const char *text, size_t text_len,
-                         bool then_space)
+			 bool then_space)
 {
 	size_t word_len = strlen(word);
 	char *insert;
@@ -1063,8 +1063,10 @@ static bool setup_editor(struct console *c)
 	el_set(c->el, EL_EDITOR, "emacs");
 	el_set(c->el, EL_HIST, history, c->history);
 	el_set(c->el, EL_GETCFN, read_key);
-	el_set(c->el, EL_ADDFN, "plexus-complete", "Complete the word from plexusd",
-	       complete_command);
+	/* The wide form: libedit keeps these strings as given, while the narrow
+	 * el_set(EL_ADDFN) copies them and never frees the copies. */
+	el_wset(c->el, EL_ADDFN, L"plexus-complete", L"Complete the word from plexusd",
+		complete_command);
 	/* ~/.editrc may choose vi mode and other keys; Tab stays ours. */
 	el_source(c->el, NULL);
 	el_set(c->el, EL_BIND, "^I", "plexus-complete", NULL);
@@ -1232,23 +1234,23 @@ static char *choose_socket_path(const char *socket_opt, const char *config_opt)
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "Usage: plexus [-s SOCKET | -C plexus.conf] [-x COMMAND] [-r] [-q] [-h] [-V]\n"
-	        "Talk to a running plexusd over its console socket.\n"
-	        "\n"
-	        "  -s SOCKET    console socket of plexusd\n"
-	        "  -C FILE      take the socket from the [console] socket key of FILE\n"
-	        "  -x COMMAND   run COMMAND, print its output, exit with its status\n"
-	        "  -r           wait for plexusd to start and reconnect when it restarts\n"
-	        "  -q           do not print the banner\n"
-	        "  -h           show this help\n"
-	        "  -V           show the version\n"
-	        "\n"
-	        "Without -s or -C the socket is $PLEXUS_SOCKET, else %s.\n"
-	        "Without -x, commands are read from the terminal, or one per line from a\n"
-	        "non-terminal standard input.\n"
-	        "Exit status: the command's (0 success, 1 failed, 2 wrong arguments,\n"
-	        "3 no such command), 4 when plexusd could not be reached or went away.\n",
-	        DEFAULT_SOCKET);
+		"Usage: plexus [-s SOCKET | -C plexus.conf] [-x COMMAND] [-r] [-q] [-h] [-V]\n"
+		"Talk to a running plexusd over its console socket.\n"
+		"\n"
+		"  -s SOCKET    console socket of plexusd\n"
+		"  -C FILE      take the socket from the [console] socket key of FILE\n"
+		"  -x COMMAND   run COMMAND, print its output, exit with its status\n"
+		"  -r           wait for plexusd to start and reconnect when it restarts\n"
+		"  -q           do not print the banner\n"
+		"  -h           show this help\n"
+		"  -V           show the version\n"
+		"\n"
+		"Without -s or -C the socket is $PLEXUS_SOCKET, else %s.\n"
+		"Without -x, commands are read from the terminal, or one per line from a\n"
+		"non-terminal standard input.\n"
+		"Exit status: the command's (0 success, 1 failed, 2 wrong arguments,\n"
+		"3 no such command), 4 when plexusd could not be reached or went away.\n",
+		DEFAULT_SOCKET);
 }
 
 int main(int argc, char **argv)
@@ -1296,8 +1298,8 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr,
-		        "plexus: unexpected argument '%s' (quote the command given to -x)\n",
-		        argv[optind]);
+			"plexus: unexpected argument '%s' (quote the command given to -x)\n",
+			argv[optind]);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
