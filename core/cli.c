@@ -161,11 +161,39 @@ static void entry_release(void *obj)
 	entry_free(e);
 }
 
+/* Do two pattern words accept a common word ("a|b" and "b|c" do)? */
+static bool words_overlap(const char *a, const char *b)
+{
+	for (const char *p = a;;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		char word[64];
+		if (len >= sizeof(word))
+			len = sizeof(word) - 1;
+		memcpy(word, p, len);
+		word[len] = '\0';
+		if (word_matches(b, word))
+			return true;
+		if (!bar)
+			return false;
+		p = bar + 1;
+	}
+}
+
+/* An entry that some typed command would match as well as ne: same number
+ * of words, and at every position the alternatives share a word. */
 static struct cli_entry *find_same_words(const struct cli_entry *ne)
 {
-	for (struct cli_entry *e = entries; e; e = e->next)
-		if (!strcasecmp(e->cmd->words, ne->cmd->words))
+	for (struct cli_entry *e = entries; e; e = e->next) {
+		int i;
+		if (e->nwords != ne->nwords)
+			continue;
+		for (i = 0; i < e->nwords; i++)
+			if (!words_overlap(e->words[i], ne->words[i]))
+				break;
+		if (i == e->nwords)
 			return e;
+	}
 	return NULL;
 }
 

@@ -42,6 +42,17 @@ struct px_module {
 	struct px_module_resource *resources; /* newest first */
 };
 
+#ifdef __SANITIZE_ADDRESS__
+/* Every module defines px_module_info and modules are opened with global
+ * symbols; ASan would take that for an ODR violation (each module binds to
+ * its own descriptor: they are linked -Bsymbolic). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+	return "detect_odr_violation=0";
+}
+#endif
+
 static pthread_mutex_t loader_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t busy_cond = PTHREAD_COND_INITIALIZER;
@@ -410,7 +421,14 @@ static int module_stop(px_module *m, bool force, px_err *err)
 		nloaded--;
 	}
 	for (size_t i = 0; i < m->ndeps; i++)
-		px_module_unuse(m->deps[i]);
+		if (m->deps[i])
+			px_module_unuse(m->deps[i]);
+	/* A forced unload can leave modules that required this one: they
+	 * must not touch it any more. */
+	for (size_t k = 0; k < nloaded; k++)
+		for (size_t i = 0; i < loaded[k]->ndeps; i++)
+			if (loaded[k]->deps[i] == m)
+				loaded[k]->deps[i] = NULL;
 	px_verbose(1, "Unloaded %s", m->name);
 	module_free(m);
 	return 0;

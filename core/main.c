@@ -41,6 +41,7 @@
 
 enum { EXIT_START_FAILED = 1, EXIT_REQUIRED_MODULE = 2 };
 
+
 struct options {
 	bool foreground;
 	const char *config_dir;

@@ -8,7 +8,8 @@
  * symbol, no descriptor), the load/noload/require/autoload options of
  * modules.conf, load -> unload -> load of good modules, the release of the
  * console commands a module leaves registered, the errors of single loads,
- * unloads and reloads, and shutdown. Every test starts from px_loader_init
+ * unloads and reloads, reload() callbacks and unload() refusals (through
+ * tm_reload), and shutdown. Every test starts from px_loader_init
  * and ends with px_loader_shutdown, so tests are independent; log lines are
  * captured through a log subscriber.
  */
@@ -41,30 +42,21 @@
 		bool found_ = h_ && strstr(h_, n_);                                                \
 		if (!found_)                                                                       \
 			fprintf(stderr, "\n  expected \"%s\" in \"%s\"\n", n_,                     \
-			        h_ ? h_ : "(null)");                                               \
+				h_ ? h_ : "(null)");                                               \
 		CU_ASSERT(found_);                                                                 \
 	} while (0)
 
-#ifdef __SANITIZE_ADDRESS__
-/* Every module exports a px_module_info of the same size, and modules are
- * opened RTLD_GLOBAL: AddressSanitizer's default ODR check (level 2) aborts
- * on the second module. Level 1 still reports globals whose sizes differ. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "detect_odr_violation=1";
-}
-#endif
 
-/* The test modules this file knows, and which of them load. */
+
+/* The test modules this file knows, and those of them that must not load. */
 static const char *const test_modules[] = {
-        "tm_bad_abi",   "tm_base",       "tm_cli",         "tm_cycle_a",       "tm_cycle_b",
-        "tm_dependent", "tm_load_fails", "tm_missing_dep", "tm_no_descriptor", "tm_unresolved",
+	"tm_bad_abi",   "tm_base",       "tm_cli",         "tm_cycle_a",       "tm_cycle_b",
+	"tm_dependent", "tm_load_fails", "tm_missing_dep", "tm_no_descriptor", "tm_unresolved",
 };
 #define NTEST_MODULES (sizeof(test_modules) / sizeof(test_modules[0]))
 static const char *const bad_modules[] = {
-        "tm_bad_abi",     "tm_cycle_a",       "tm_cycle_b",    "tm_load_fails",
-        "tm_missing_dep", "tm_no_descriptor", "tm_unresolved",
+	"tm_bad_abi",     "tm_cycle_a",       "tm_cycle_b",    "tm_load_fails",
+	"tm_missing_dep", "tm_no_descriptor", "tm_unresolved",
 };
 #define NBAD_MODULES (sizeof(bad_modules) / sizeof(bad_modules[0]))
 
@@ -72,6 +64,8 @@ static char tmpdir[] = "/tmp/plexus-test-loader-XXXXXX";
 static char moddir[PATH_MAX];
 static px_store *store;
 static bool loader_ready;
+/* tm_reload is linked into the module directory when it is built. */
+static bool have_tm_reload;
 
 /* ---- log capture ---- */
 
@@ -100,10 +94,10 @@ static void capture_deliver(void *ctx, enum px_log_level level, const char *line
 }
 
 static struct px_log_subscriber capture_sub = {
-        .mask = PX_LOG_MASK_ALL,
-        .verbose = 1,
-        .debug = 0,
-        .deliver = capture_deliver,
+	.mask = PX_LOG_MASK_ALL,
+	.verbose = 1,
+	.debug = 0,
+	.deliver = capture_deliver,
 };
 
 static void clear_lines(void)
@@ -210,16 +204,11 @@ static int load_conf(const char *text, px_err *err)
 	return rc;
 }
 
-static size_t list_modules(struct px_module_status *out, size_t max)
-{
-	return px_loader_list(out, max);
-}
-
 /* Position of name in the load order, or -1. */
 static int load_position(const char *name)
 {
 	struct px_module_status list[64];
-	size_t n = list_modules(list, 64);
+	size_t n = px_loader_list(list, 64);
 
 	for (size_t i = 0; i < n && i < 64; i++)
 		if (!strcmp(list[i].name, name))
@@ -230,7 +219,7 @@ static int load_position(const char *name)
 static int use_count_of(const char *name)
 {
 	struct px_module_status list[64];
-	size_t n = list_modules(list, 64);
+	size_t n = px_loader_list(list, 64);
 
 	for (size_t i = 0; i < n && i < 64; i++)
 		if (!strcmp(list[i].name, name))
@@ -304,11 +293,17 @@ static int suite_init(void)
 		if (link_module(path, test_modules[i]) != 0)
 			return -1;
 	}
+	snprintf(path, sizeof(path), "%s/tm_reload.so", PX_TEST_MODULEDIR);
+	if (access(path, R_OK) == 0) {
+		if (link_module(path, "tm_reload") != 0)
+			return -1;
+		have_tm_reload = true;
+	}
 	/* The build directory is three levels above tests/modules/.libs. */
 	if (!realpath(PX_TEST_MODULEDIR "/../../..", builddir))
 		return -1;
 	if (snprintf(path, sizeof(path), "%s/modules/.libs/res_db.so", builddir) >=
-	            (int)sizeof(path) ||
+		    (int)sizeof(path) ||
 	    link_module(path, "res_db") != 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/plexus.db", tmpdir);
@@ -363,12 +358,12 @@ static void test_dependency_order(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_dependent\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                0);
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 2);
+				  "autoload = no\n"
+				  "load = tm_dependent\n"
+				  "load = tm_base\n",
+				  &err),
+			0);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 2);
 	CU_ASSERT_EQUAL(load_position("tm_base"), 0);
 	CU_ASSERT_EQUAL(load_position("tm_dependent"), 1);
 	CU_ASSERT_EQUAL(use_count_of("tm_base"), 1);
@@ -391,7 +386,7 @@ static void test_dependency_order(void)
 	CU_ASSERT_EQUAL(use_count_of("tm_base"), 0);
 	CU_ASSERT_EQUAL(px_loader_unload("tm_base", false, &err), 0);
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_base"));
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 0);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 0);
 	CU_ASSERT_EQUAL(run("tm base ping", NULL), PX_CLI_NOCOMMAND);
 }
 
@@ -402,14 +397,14 @@ static void test_missing_requirement(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_missing_dep\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                0);
+				  "autoload = no\n"
+				  "load = tm_missing_dep\n"
+				  "load = tm_base\n",
+				  &err),
+			0);
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_missing_dep"));
 	CU_ASSERT(px_loader_is_loaded("tm_base"));
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 1);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 1);
 	CU_ASSERT_EQUAL(count_problems("tm_missing_dep", "tm_does_not_exist", NULL), 1);
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_missing_dep"), 1);
 	line = not_loaded_line("tm_missing_dep");
@@ -420,7 +415,7 @@ static void test_missing_requirement(void)
 	CU_ASSERT_EQUAL(px_loader_load("tm_missing_dep", &err), -1);
 	ASSERT_CONTAINS(err.msg, "tm_does_not_exist");
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_missing_dep"));
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 1);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 1);
 }
 
 static void test_dependency_cycle(void)
@@ -429,16 +424,16 @@ static void test_dependency_cycle(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_cycle_a\n"
-	                          "load = tm_cycle_b\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                0);
+				  "autoload = no\n"
+				  "load = tm_cycle_a\n"
+				  "load = tm_cycle_b\n"
+				  "load = tm_base\n",
+				  &err),
+			0);
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_cycle_a"));
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_cycle_b"));
 	CU_ASSERT(px_loader_is_loaded("tm_base"));
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 1);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 1);
 	/* Each module of the cycle is reported once, by a line naming the whole cycle. */
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_cycle_a"), 1);
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_cycle_b"), 1);
@@ -456,17 +451,17 @@ static void test_bad_modules_are_skipped(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_bad_abi\n"
-	                          "load = tm_load_fails\n"
-	                          "load = tm_dependent\n"
-	                          "load = tm_unresolved.so\n"
-	                          "load = tm_no_descriptor\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                0);
+				  "autoload = no\n"
+				  "load = tm_bad_abi\n"
+				  "load = tm_load_fails\n"
+				  "load = tm_dependent\n"
+				  "load = tm_unresolved.so\n"
+				  "load = tm_no_descriptor\n"
+				  "load = tm_base\n",
+				  &err),
+			0);
 	/* The good ones load, in order, whatever sits around them in the file. */
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 2);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 2);
 	CU_ASSERT_EQUAL(load_position("tm_base"), 0);
 	CU_ASSERT_EQUAL(load_position("tm_dependent"), 1);
 
@@ -485,8 +480,8 @@ static void test_bad_modules_are_skipped(void)
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_unresolved"));
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_unresolved"), 1);
 	CU_ASSERT(count_problems("tm_unresolved not loaded", "undefined symbol", NULL) == 1 ||
-	          count_problems("tm_unresolved not loaded", "px_function_that_does_not_exist",
-	                         NULL) == 1);
+		  count_problems("tm_unresolved not loaded", "px_function_that_does_not_exist",
+				 NULL) == 1);
 
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_no_descriptor"));
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_no_descriptor"), 1);
@@ -514,7 +509,7 @@ static void test_single_load_errors(void)
 	err.msg[0] = '\0';
 	CU_ASSERT_EQUAL(px_loader_load("tm_unresolved", &err), -1);
 	CU_ASSERT(strstr(err.msg, "undefined symbol") ||
-	          strstr(err.msg, "px_function_that_does_not_exist"));
+		  strstr(err.msg, "px_function_that_does_not_exist"));
 
 	err.msg[0] = '\0';
 	CU_ASSERT_EQUAL(px_loader_load("tm_no_descriptor", &err), -1);
@@ -530,7 +525,7 @@ static void test_single_load_errors(void)
 	ASSERT_CONTAINS(err.msg, "tm_base");
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_dependent"));
 
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 0);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 0);
 
 	/* A refused module is closed again: its code is no longer mapped. */
 	CU_ASSERT_FALSE(is_mapped("tm_no_descriptor"));
@@ -551,12 +546,12 @@ static void test_require(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_base\n"
-	                          "require = tm_load_fails\n"
-	                          "load = tm_cli\n",
-	                          &err),
-	                -1);
+				  "autoload = no\n"
+				  "load = tm_base\n"
+				  "require = tm_load_fails\n"
+				  "load = tm_cli\n",
+				  &err),
+			-1);
 	ASSERT_CONTAINS(err.msg, "tm_load_fails");
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_load_fails"));
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_load_fails"), 1);
@@ -570,11 +565,11 @@ static void test_require(void)
 	/* A required module that loads is marked so. */
 	err.msg[0] = '\0';
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "require = tm_base.so\n"
-	                          "load = tm_cli\n",
-	                          &err),
-	                0);
+				  "autoload = no\n"
+				  "require = tm_base.so\n"
+				  "load = tm_cli\n",
+				  &err),
+			0);
 	CU_ASSERT_EQUAL(err.msg[0], '\0');
 	CU_ASSERT_EQUAL_FATAL(px_loader_list(list, 8), 2);
 	CU_ASSERT_STRING_EQUAL(list[0].name, "tm_base");
@@ -586,38 +581,38 @@ static void test_require(void)
 
 	/* A requirement that cannot load fails the required module too. */
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "require = tm_missing_dep\n",
-	                          &err),
-	                -1);
+				  "autoload = no\n"
+				  "require = tm_missing_dep\n",
+				  &err),
+			-1);
 	ASSERT_CONTAINS(err.msg, "tm_missing_dep");
 	ASSERT_CONTAINS(err.msg, "tm_does_not_exist");
 
 	/* Configuration errors load nothing and name the line. */
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "require = tm_base\n"
-	                          "noload = tm_base\n",
-	                          &err),
-	                -1);
+				  "autoload = no\n"
+				  "require = tm_base\n"
+				  "noload = tm_base\n",
+				  &err),
+			-1);
 	ASSERT_CONTAINS(err.msg, "modules.conf:4");
 	ASSERT_CONTAINS(err.msg, "tm_base");
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_base"));
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_base\n"
-	                          "preload = tm_cli\n",
-	                          &err),
-	                -1);
+				  "autoload = no\n"
+				  "load = tm_base\n"
+				  "preload = tm_cli\n",
+				  &err),
+			-1);
 	ASSERT_CONTAINS(err.msg, "modules.conf:4");
 	ASSERT_CONTAINS(err.msg, "preload");
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = perhaps\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                -1);
+				  "autoload = perhaps\n"
+				  "load = tm_base\n",
+				  &err),
+			-1);
 	ASSERT_CONTAINS(err.msg, "modules.conf:2");
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 0);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 0);
 }
 
 static void test_noload(void)
@@ -626,12 +621,12 @@ static void test_noload(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = yes\n"
-	                          "noload = tm_cli\n"
-	                          "noload = tm_bad_abi.so\n"
-	                          "noload = tm_unresolved\n",
-	                          &err),
-	                0);
+				  "autoload = yes\n"
+				  "noload = tm_cli\n"
+				  "noload = tm_bad_abi.so\n"
+				  "noload = tm_unresolved\n",
+				  &err),
+			0);
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_cli"));
 	CU_ASSERT_EQUAL(run("tm cli hello", NULL), PX_CLI_NOCOMMAND);
 	/* Not even opened: nothing is said about them. */
@@ -642,7 +637,7 @@ static void test_noload(void)
 	CU_ASSERT(px_loader_is_loaded("tm_base"));
 	CU_ASSERT(px_loader_is_loaded("tm_dependent"));
 	CU_ASSERT(px_loader_is_loaded("res_db"));
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 3);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 3 + have_tm_reload);
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_load_fails"), 1);
 	CU_ASSERT_EQUAL(not_loaded_lines("tm_no_descriptor"), 1);
 
@@ -652,16 +647,16 @@ static void test_noload(void)
 	CU_ASSERT_EQUAL_FATAL(px_loader_init(moddir, &err), 0);
 	clear_lines();
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_base\n"
-	                          "load = tm_cli\n"
-	                          "noload = tm_cli\n"
-	                          "noload = tm_not_there\n",
-	                          &err),
-	                0);
+				  "autoload = no\n"
+				  "load = tm_base\n"
+				  "load = tm_cli\n"
+				  "noload = tm_cli\n"
+				  "noload = tm_not_there\n",
+				  &err),
+			0);
 	CU_ASSERT(px_loader_is_loaded("tm_base"));
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_cli"));
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 1);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 1);
 	CU_ASSERT_EQUAL(count_problems("tm_", NULL), 0);
 }
 
@@ -673,7 +668,8 @@ static void test_autoload(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\nautoload = yes\n", &err), 0);
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 4);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 4 + have_tm_reload);
+	CU_ASSERT_EQUAL(px_loader_is_loaded("tm_reload"), have_tm_reload);
 	for (size_t i = 0; i < 4; i++) {
 		CU_ASSERT(px_loader_is_loaded(good[i]));
 		CU_ASSERT_EQUAL(not_loaded_lines(good[i]), 0);
@@ -696,7 +692,7 @@ static void test_autoload(void)
 	 * ones alone and reports the bad ones again. */
 	clear_lines();
 	CU_ASSERT_EQUAL(px_loader_load_all(NULL, &err), 0);
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 4);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 4 + have_tm_reload);
 	CU_ASSERT_EQUAL(use_count_of("tm_base"), 1);
 	CU_ASSERT_EQUAL(count_lines("Loaded tm_", NULL), 0);
 	for (size_t i = 0; i < NBAD_MODULES; i++)
@@ -777,7 +773,7 @@ static void test_load_unload_load(void)
 	free(out);
 	CU_ASSERT_EQUAL(run("database del plexus test", NULL), PX_CLI_SUCCESS);
 
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 4);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 4);
 	CU_ASSERT_EQUAL(count_problems("tm_", NULL), 0);
 	CU_ASSERT_EQUAL(count_problems("res_db", NULL), 0);
 }
@@ -817,7 +813,7 @@ static void test_load_unload_reload_errors(void)
 	CU_ASSERT_EQUAL(px_loader_load("tm_base", &err), -1);
 	ASSERT_CONTAINS(err.msg, "already loaded");
 	CU_ASSERT_EQUAL(px_loader_load("tm_base.so", &err), -1);
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 1);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 1);
 	CU_ASSERT(px_loader_is_loaded("tm_base"));
 
 	err.msg[0] = '\0';
@@ -847,17 +843,17 @@ static void test_shutdown(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_cli\n"
-	                          "load = tm_dependent\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                0);
-	CU_ASSERT_EQUAL_FATAL(list_modules(NULL, 0), 3);
+				  "autoload = no\n"
+				  "load = tm_cli\n"
+				  "load = tm_dependent\n"
+				  "load = tm_base\n",
+				  &err),
+			0);
+	CU_ASSERT_EQUAL_FATAL(px_loader_list(NULL, 0), 3);
 	clear_lines();
 	px_loader_shutdown();
 	loader_ready = false;
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 0);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 0);
 	CU_ASSERT_FALSE(px_loader_is_loaded("tm_base"));
 	/* Reverse load order; the module in use is unloaded after its user. */
 	CU_ASSERT(line_index("Unloaded tm_dependent") >= 0);
@@ -878,27 +874,103 @@ static void test_shutdown(void)
 	CU_ASSERT_EQUAL(px_loader_load("tm_base", &err), 0);
 	CU_ASSERT_EQUAL(px_loader_load("tm_dependent", &err), 0);
 	CU_ASSERT_EQUAL(use_count_of("tm_base"), 1);
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 2);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 2);
 	CU_ASSERT_EQUAL(run("tm base ping", NULL), PX_CLI_SUCCESS);
 }
 
 static void test_available(void)
 {
 	char **names = px_loader_available();
-	size_t n = 0;
+	size_t n = 0, expected = NTEST_MODULES + 1 + have_tm_reload;
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(names);
 	while (names[n])
 		n++;
-	/* Sorted, without ".so", everything in the directory. */
-	CU_ASSERT_EQUAL(n, NTEST_MODULES + 1);
-	if (n == NTEST_MODULES + 1) {
-		CU_ASSERT_STRING_EQUAL(names[0], "res_db");
-		for (size_t i = 0; i < NTEST_MODULES; i++)
-			CU_ASSERT_STRING_EQUAL(names[i + 1], test_modules[i]);
+	/* Everything in the directory, without ".so", sorted. */
+	CU_ASSERT_EQUAL(n, expected);
+	for (size_t i = 0; i < NTEST_MODULES; i++) {
+		size_t k = 0;
+		while (k < n && strcmp(names[k], test_modules[i]))
+			k++;
+		CU_ASSERT(k < n);
 	}
+	CU_ASSERT(n > 0 && !strcmp(names[0], "res_db"));
+	for (size_t i = 1; i < n; i++)
+		CU_ASSERT(strcmp(names[i - 1], names[i]) < 0);
 	px_config_list_free(names);
+}
+
+static void test_reload_and_refused_unload(void)
+{
+	px_err err = {""};
+	char path[PATH_MAX];
+	void *pin;
+	int *calls, *fail, *refuse;
+
+	CU_ASSERT_FATAL(loader_ready);
+	if (!have_tm_reload) {
+		CU_FAIL("tests/modules/tm_reload.so is not built (add it to TEST_MODULES)");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(px_loader_load("tm_reload", &err), 0);
+	/* Our own handle, to reach its ints (and keep it mapped while we do). */
+	module_path(path, sizeof(path), "tm_reload");
+	pin = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pin);
+	calls = dlsym(pin, "tm_reload_calls");
+	fail = dlsym(pin, "tm_reload_fail");
+	refuse = dlsym(pin, "tm_reload_refuse_unload");
+	if (!calls || !fail || !refuse) {
+		CU_FAIL("tm_reload lacks its exported ints");
+		dlclose(pin);
+		return;
+	}
+	*calls = *fail = *refuse = 0;
+
+	CU_ASSERT_EQUAL(px_loader_reload("tm_reload", &err), 0);
+	CU_ASSERT_EQUAL(*calls, 1);
+	*fail = 1;
+	CU_ASSERT_EQUAL(px_loader_reload("tm_reload.so", &err), -1);
+	ASSERT_CONTAINS(err.msg, "tm_reload");
+	ASSERT_CONTAINS(err.msg, "reload failed");
+	CU_ASSERT_EQUAL(*calls, 2);
+	CU_ASSERT(px_loader_is_loaded("tm_reload"));
+
+	/* Reloading everything calls it too, and a failure is one warning. */
+	clear_lines();
+	px_loader_reload_all();
+	CU_ASSERT_EQUAL(*calls, 3);
+	CU_ASSERT_EQUAL(count_problems("tm_reload", "reload failed", NULL), 1);
+	*fail = 0;
+	clear_lines();
+	px_loader_reload_all();
+	CU_ASSERT_EQUAL(*calls, 4);
+	CU_ASSERT_EQUAL(count_problems("tm_reload", NULL), 0);
+
+	/* An unload() that refuses keeps the module, unless forced. */
+	*refuse = 1;
+	err.msg[0] = '\0';
+	CU_ASSERT_EQUAL(px_loader_unload("tm_reload", false, &err), -1);
+	ASSERT_CONTAINS(err.msg, "refused");
+	CU_ASSERT(px_loader_is_loaded("tm_reload"));
+	CU_ASSERT_EQUAL(px_loader_reload("tm_reload", &err), 0);
+	CU_ASSERT_EQUAL(px_loader_unload("tm_reload", true, &err), 0);
+	CU_ASSERT_FALSE(px_loader_is_loaded("tm_reload"));
+	CU_ASSERT_EQUAL(count_problems("tm_reload", "refused", NULL), 1);
+	CU_ASSERT_EQUAL(px_loader_reload("tm_reload", &err), -1);
+	ASSERT_CONTAINS(err.msg, "not loaded");
+
+	/* Shutdown unloads it even while it refuses. */
+	CU_ASSERT_EQUAL(px_loader_load("tm_reload", &err), 0);
+	CU_ASSERT_EQUAL(*refuse, 1);
+	px_loader_shutdown();
+	loader_ready = false;
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 0);
+	dlclose(pin);
+	CU_ASSERT_FALSE(is_mapped("tm_reload"));
+	CU_ASSERT_EQUAL_FATAL(px_loader_init(moddir, &err), 0);
+	loader_ready = true;
 }
 
 /* Kept last: a forced unload leaves the dependent module loaded. */
@@ -908,11 +980,11 @@ static void test_forced_unload(void)
 
 	CU_ASSERT_FATAL(loader_ready);
 	CU_ASSERT_EQUAL(load_conf("[modules]\n"
-	                          "autoload = no\n"
-	                          "load = tm_dependent\n"
-	                          "load = tm_base\n",
-	                          &err),
-	                0);
+				  "autoload = no\n"
+				  "load = tm_dependent\n"
+				  "load = tm_base\n",
+				  &err),
+			0);
 	CU_ASSERT_EQUAL_FATAL(use_count_of("tm_base"), 1);
 	CU_ASSERT_EQUAL(px_loader_unload("tm_base", false, &err), -1);
 	ASSERT_CONTAINS(err.msg, "in use");
@@ -924,7 +996,7 @@ static void test_forced_unload(void)
 	 * that is gone (AddressSanitizer reports it if it does). */
 	CU_ASSERT(px_loader_is_loaded("tm_dependent"));
 	CU_ASSERT_EQUAL(px_loader_unload("tm_dependent", false, &err), 0);
-	CU_ASSERT_EQUAL(list_modules(NULL, 0), 0);
+	CU_ASSERT_EQUAL(px_loader_list(NULL, 0), 0);
 	/* And the module can come back. */
 	CU_ASSERT_EQUAL(px_loader_load("tm_base", &err), 0);
 	CU_ASSERT_EQUAL(use_count_of("tm_base"), 0);
@@ -939,7 +1011,7 @@ int main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	suite = CU_add_suite_with_setup_and_teardown("loader", suite_init, suite_cleanup,
-	                                             test_setup, test_teardown);
+						     test_setup, test_teardown);
 	if (!suite ||
 	    !CU_add_test(suite, "dependency order and use count", test_dependency_order) ||
 	    !CU_add_test(suite, "missing requirement", test_missing_requirement) ||
@@ -954,6 +1026,7 @@ int main(void)
 	    !CU_add_test(suite, "load/unload/reload errors", test_load_unload_reload_errors) ||
 	    !CU_add_test(suite, "shutdown and init again", test_shutdown) ||
 	    !CU_add_test(suite, "available modules", test_available) ||
+	    !CU_add_test(suite, "reload and refused unload", test_reload_and_refused_unload) ||
 	    !CU_add_test(suite, "forced unload of a module in use", test_forced_unload)) {
 		CU_cleanup_registry();
 		return 1;
