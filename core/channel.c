@@ -90,8 +90,16 @@ const char *px_cause_text(int cause)
 		return "Subscriber absent";
 	case PX_CAUSE_CALL_REJECTED:
 		return "Call Rejected";
+	case PX_CAUSE_ANSWERED_ELSEWHERE:
+		return "Answered elsewhere";
 	case PX_CAUSE_NORMAL_UNSPECIFIED:
 		return "Normal, unspecified";
+	case PX_CAUSE_NETWORK_OUT_OF_ORDER:
+		return "Network out of order";
+	case PX_CAUSE_TEMPORARY_FAILURE:
+		return "Temporary failure";
+	case PX_CAUSE_SWITCH_CONGESTION:
+		return "Switching equipment congestion";
 	case PX_CAUSE_CONGESTION:
 		return "Circuit/channel congestion";
 	case PX_CAUSE_INCOMPATIBLE_DESTINATION:
@@ -667,8 +675,6 @@ px_rtp *px_channel_rtp(px_channel *ch)
 
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
 {
-	px_waiter *w;
-
 	pthread_mutex_lock(&ch->lock);
 	if (ch->ev_len < EVENT_QUEUE_MAX) {
 		ch->events[(ch->ev_head + ch->ev_len) % EVENT_QUEUE_MAX] = *ev;
@@ -679,9 +685,10 @@ void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
 	} else {
 		px_log_warning("Channel %s: event queue full; event dropped", ch->name);
 	}
-	w = ch->waiter;
+	/* Woken under the channel lock: once px_channel_set_waiter has moved a
+	 * channel off a waiter, nothing touches that waiter any more. */
+	waiter_wake(ch->waiter);
 	pthread_mutex_unlock(&ch->lock);
-	waiter_wake(w);
 }
 
 void px_channel_queue_control(px_channel *ch, enum px_control control)
@@ -780,6 +787,8 @@ int px_channel_answer(px_channel *ch)
 
 	if (px_channel_state(ch) == PX_STATE_UP)
 		return 0;
+	if (px_channel_is_hungup(ch))
+		return -1;
 	rc = ch->tech->answer(ch);
 	if (rc == 0)
 		px_channel_set_state(ch, PX_STATE_UP);

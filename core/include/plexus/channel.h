@@ -73,8 +73,12 @@ enum {
 	PX_CAUSE_NO_ANSWER = 19,
 	PX_CAUSE_SUBSCRIBER_ABSENT = 20,
 	PX_CAUSE_CALL_REJECTED = 21,
+	PX_CAUSE_ANSWERED_ELSEWHERE = 26,
 	PX_CAUSE_NORMAL_UNSPECIFIED = 31,
 	PX_CAUSE_CONGESTION = 34,
+	PX_CAUSE_NETWORK_OUT_OF_ORDER = 38,
+	PX_CAUSE_TEMPORARY_FAILURE = 41,
+	PX_CAUSE_SWITCH_CONGESTION = 42,
 	PX_CAUSE_INCOMPATIBLE_DESTINATION = 88,
 	PX_CAUSE_INTERWORKING = 127,
 };
@@ -86,7 +90,9 @@ struct px_channel_tech {
 	/* Make an outbound channel for dest (the part after "SIP/"); nothing is
 	 * sent yet. NULL with *cause set when dest cannot be reached. */
 	px_channel *(*request)(const char *dest, px_channel *requestor, int *cause);
-	/* Start calling (send the INVITE). Progress comes back as events. */
+	/* Start calling (send the INVITE). Progress comes back as events.
+	 * timeout_ms is how long the caller will wait (-1: no limit); the
+	 * caller hangs up when it passes, the technology need not enforce it. */
 	int (*call)(px_channel *ch, int timeout_ms);
 	int (*answer)(px_channel *ch);
 	/* Tell the far end: ringing, progress, busy, hold ... */
@@ -143,7 +149,9 @@ void px_channel_var_foreach(px_channel *ch, void (*fn)(void *ctx, const char *na
 void px_channel_set_peer(px_channel *ch, px_channel *peer);
 px_channel *px_channel_get_peer(px_channel *ch); /* new reference or NULL */
 
-/* Media of the leg (owned by the channel technology). */
+/* Media of the leg, owned by the channel technology. Applications read it
+ * each time they bridge, so a technology clears it (NULL) before destroying
+ * the session, or destroys the session only in its destroy() operation. */
 void px_channel_set_rtp(px_channel *ch, px_rtp *rtp);
 px_rtp *px_channel_rtp(px_channel *ch);
 
