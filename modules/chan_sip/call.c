@@ -579,10 +579,20 @@ const struct px_channel_tech sip_tech = {
 
 /* ---- inbound ---- */
 
+/* A refused INVITE's handle must live until its transaction ends (the ACK
+ * for our final response, or its timeout): destroying it at once leaves the
+ * response retransmitting and confuses the next INVITE of the same call. */
+char sip_rejected_magic;
+
+static void let_finish(nua_handle_t *nh)
+{
+	nua_handle_bind(nh, (nua_hmagic_t *)&sip_rejected_magic);
+}
+
 static void reject(nua_handle_t *nh, int status)
 {
 	nua_respond(nh, status, sip_status_phrase(status), NUTAG_WITH_THIS(sip.nua), TAG_END());
-	nua_handle_destroy(nh);
+	let_finish(nh);
 }
 
 void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
@@ -599,7 +609,7 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 
 	ep = sip_authenticate(nh, s, "INVITE");
 	if (!ep) {
-		nua_handle_destroy(nh);
+		let_finish(nh);
 		return;
 	}
 	if (!s->sip_payload || !s->sip_payload->pl_data) {

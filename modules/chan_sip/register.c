@@ -106,6 +106,8 @@ const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg
 		as->as_bodylen = s->sip_payload->pl_len;
 	}
 	auth_mod_verify(sip.auth, as, s->sip_authorization, &challenger);
+	px_debug(2, "chan_sip: %s authentication: %d %s (stale %d)", method, as->as_status,
+		 as->as_phrase ? as->as_phrase : "", as->as_stale);
 	if (as->as_status == 0) {
 		ep = sip_config_endpoint_by_user(sip.config, as->as_user);
 		if (!ep) {

@@ -117,6 +117,8 @@ const struct sip_endpoint *sip_authenticate(struct nua_handle_s *nh, const void 
 /* ---- calls (call.c) ---- */
 
 extern const struct px_channel_tech sip_tech;
+/* The magic of a refused INVITE's handle, destroyed when its transaction ends. */
+extern char sip_rejected_magic;
 void sip_call_incoming(struct nua_handle_s *nh, void *hmagic, const void *sipmsg);
 /* Every other nua event about a call handle (responses, BYE, CANCEL, state). */
 void sip_call_event(int event, int status, const char *phrase, struct nua_handle_s *nh,

@@ -163,7 +163,7 @@ static void sofia_logger(void *stream, char const *fmt, va_list ap)
 	char buf[8192];
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (stream == (void *)tport_log)
+	if (stream == (void *)tport_log && sip.debug)
 		px_log(PX_LOG_NOTICE, 0, "sofia", 0, "tport", "%s", buf);
 	else
 		px_debug(3, "sofia: %s", buf);
@@ -200,6 +200,14 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 		return;
 	default:
 		break;
+	}
+	if (hmagic == (nua_hmagic_t *)&sip_rejected_magic) {
+		int state = -1;
+		tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+		if (event == nua_i_terminated ||
+		    (event == nua_i_state && state == nua_callstate_terminated))
+			nua_handle_destroy(nh);
+		return;
 	}
 	if (hmagic) {
 		sip_call_event(event, status, phrase, nh, hmagic, sipmsg, tags);
