@@ -45,7 +45,8 @@ int px_app_register(px_module *owner, const struct px_app *app, px_err *err)
 	struct app_entry *e;
 
 	if (!app->name || !app->exec || !app->synopsis)
-		return px_err_set(err, "application %s is incomplete", app->name ? app->name : "(null)");
+		return px_err_set(err, "application %s is incomplete",
+				  app->name ? app->name : "(null)");
 	pthread_rwlock_wrlock(&apps_lock);
 	for (e = apps; e; e = e->next) {
 		if (!strcasecmp(e->app->name, app->name)) {
@@ -120,7 +121,8 @@ int px_app_exec(px_channel *ch, const char *name, const char *data, px_err *err)
 	pthread_rwlock_unlock(&apps_lock);
 	if (!app)
 		return px_err_set(err, "no such application '%s'", name);
-	px_verbose(3, "Executing [%s] %s(\"%s\")", px_channel_name(ch), app->name, data ? data : "");
+	px_verbose(3, "Executing [%s] %s(\"%s\")", px_channel_name(ch), app->name,
+		   data ? data : "");
 	px_channel_set_application(ch, app->name, data);
 	rc = app->exec(ch, data ? data : "");
 	if (owner)

@@ -112,7 +112,7 @@ const char *px_cause_text(int cause)
 }
 
 static const char *const state_names[] = {"Down", "Rsrvd",   "OffHook", "Dialing",
-					  "Ring", "Ringing", "Up",	"Busy"};
+					  "Ring", "Ringing", "Up",      "Busy"};
 
 const char *px_channel_state_name(enum px_channel_state state)
 {
@@ -388,7 +388,8 @@ px_channel *px_channel_find(const char *name)
 		if (!strcasecmp(ch->name, name)) {
 			/* A channel whose last reference is being dropped is skipped. */
 			int refs = atomic_load(&ch->refs);
-			while (refs > 0 && !atomic_compare_exchange_weak(&ch->refs, &refs, refs + 1))
+			while (refs > 0 &&
+			       !atomic_compare_exchange_weak(&ch->refs, &refs, refs + 1))
 				;
 			if (refs > 0)
 				found = ch;
@@ -409,7 +410,8 @@ void px_channel_foreach(void (*fn)(void *ctx, px_channel *ch), void *ctx)
 	if (snap) {
 		for (px_channel *ch = table_head; ch; ch = ch->next) {
 			int refs = atomic_load(&ch->refs);
-			while (refs > 0 && !atomic_compare_exchange_weak(&ch->refs, &refs, refs + 1))
+			while (refs > 0 &&
+			       !atomic_compare_exchange_weak(&ch->refs, &refs, refs + 1))
 				;
 			if (refs > 0)
 				snap[n++] = ch;
@@ -545,8 +547,7 @@ void px_channel_set_dialplan(px_channel *ch, const char *context, const char *ex
 	pthread_mutex_unlock(&ch->lock);
 }
 
-void px_channel_get_dialplan(px_channel *ch, char *context, size_t csize, char *exten,
-			     size_t esize)
+void px_channel_get_dialplan(px_channel *ch, char *context, size_t csize, char *exten, size_t esize)
 {
 	pthread_mutex_lock(&ch->lock);
 	get_str(ch->context, context, csize);
@@ -620,8 +621,8 @@ int px_channel_var_get(px_channel *ch, const char *name, char *buf, size_t size)
 	return rc;
 }
 
-void px_channel_var_foreach(px_channel *ch, void (*fn)(void *ctx, const char *name, const char *value),
-			    void *ctx)
+void px_channel_var_foreach(px_channel *ch,
+			    void (*fn)(void *ctx, const char *name, const char *value), void *ctx)
 {
 	pthread_mutex_lock(&ch->lock);
 	for (struct channel_var *v = ch->vars; v; v = v->next)

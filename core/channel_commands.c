@@ -46,8 +46,8 @@ static void list_one(void *ctx, px_channel *ch)
 	snprintf(appdata, sizeof(appdata), "%s(%s)", app[0] ? app : "(None)", data);
 	if (l->concise) {
 		px_cli_printf(l->cli, "%s!%s!%s!1!%s!%s!%s!%s!!%ld!%s!%s!%s\n", px_channel_name(ch),
-			      context, exten, px_channel_state_name(px_channel_state(ch)), app, data,
-			      cnum, secs, peer ? px_channel_name(peer) : "(None)",
+			      context, exten, px_channel_state_name(px_channel_state(ch)), app,
+			      data, cnum, secs, peer ? px_channel_name(peer) : "(None)",
 			      px_channel_uniqueid(ch), px_channel_linkedid(ch));
 	} else if (l->verbose) {
 		px_cli_printf(l->cli, "%-24s %-20s %-20s %-7s %-16s %-15s %-8s %-20s\n",
@@ -121,8 +121,8 @@ static enum px_cli_status cmd_show_channel(px_cli *cli, int argc, char **argv)
 	px_channel_get_connected(ch, num, sizeof(num), name, sizeof(name));
 	px_cli_printf(cli, "Connected Line ID: %s\n", num[0] ? num : "(N/A)");
 	px_cli_printf(cli, "Connected Line ID Name: %s\n", name[0] ? name : "(N/A)");
-	px_cli_printf(cli, "          State: %s (%d)\n", px_channel_state_name(px_channel_state(ch)),
-		      (int)px_channel_state(ch));
+	px_cli_printf(cli, "          State: %s (%d)\n",
+		      px_channel_state_name(px_channel_state(ch)), (int)px_channel_state(ch));
 	px_cli_printf(cli, "  Elapsed Time: %s\n", dur);
 	px_cli_printf(cli, "  Bridged Channel: %s\n", peer ? px_channel_name(peer) : "(None)");
 	px_cli_printf(cli, " --   PBX   --\n");

@@ -8,8 +8,7 @@
 
 #include <plexus/channel.h>
 
-void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *data,
-				size_t dsize);
+void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *data, size_t dsize);
 void px_channel_tech_foreach(void (*fn)(void *ctx, const struct px_channel_tech *t), void *ctx);
 void px_channel_hangup_all(int cause);
 int px_channel_sessions_running(void);

@@ -107,21 +107,34 @@ void px_cli_free_words(int argc, char **argv)
 	free(argv);
 }
 
+/* Take the next alternative of a pattern word ("a|b|c") into word; *p
+ * advances past it. False when there is none left. */
+static bool next_alternative(const char **p, char *word, size_t size)
+{
+	const char *bar;
+	size_t len;
+
+	if (!*p)
+		return false;
+	bar = strchr(*p, '|');
+	len = bar ? (size_t)(bar - *p) : strlen(*p);
+	if (len >= size)
+		len = size - 1;
+	memcpy(word, *p, len);
+	word[len] = '\0';
+	*p = bar ? bar + 1 : NULL;
+	return true;
+}
+
 /* Does typed match pattern, a word or "alt1|alt2"? */
 static bool word_matches(const char *pattern, const char *typed)
 {
-	size_t tlen = strlen(typed);
-	const char *p = pattern;
+	char word[64];
 
-	for (;;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		if (len == tlen && !strncasecmp(p, typed, len))
+	for (const char *p = pattern; next_alternative(&p, word, sizeof(word));)
+		if (!strcasecmp(word, typed))
 			return true;
-		if (!bar)
-			return false;
-		p = bar + 1;
-	}
+	return false;
 }
 
 static int entry_compare(const struct cli_entry *a, const struct cli_entry *b)
@@ -164,20 +177,12 @@ static void entry_release(void *obj)
 /* Do two pattern words accept a common word ("a|b" and "b|c" do)? */
 static bool words_overlap(const char *a, const char *b)
 {
-	for (const char *p = a;;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		char word[64];
-		if (len >= sizeof(word))
-			len = sizeof(word) - 1;
-		memcpy(word, p, len);
-		word[len] = '\0';
+	char word[64];
+
+	for (const char *p = a; next_alternative(&p, word, sizeof(word));)
 		if (word_matches(b, word))
 			return true;
-		if (!bar)
-			return false;
-		p = bar + 1;
-	}
+	return false;
 }
 
 /* An entry that some typed command would match as well as ne: same number
@@ -366,7 +371,8 @@ enum px_cli_status px_cli_execute(px_cli *cli, const char *line)
 		px_module_busy_enter(owner);
 	pthread_rwlock_unlock(&registry_lock);
 	if (!cmd) {
-		px_cli_printf(cli, "No such command '%s' (type 'help %s' for other possible commands)\n",
+		px_cli_printf(cli,
+			      "No such command '%s' (type 'help %s' for other possible commands)\n",
 			      line, argv[0]);
 		px_cli_free_words(argc, argv);
 		return PX_CLI_NOCOMMAND;
@@ -438,21 +444,10 @@ void px_cli_complete_add(px_cli_completion *c, const char *candidate)
 /* Offer each alternative of a pattern word. */
 static void add_alternatives(px_cli_completion *c, const char *pattern)
 {
-	const char *p = pattern;
+	char word[64];
 
-	for (;;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		char word[64];
-		if (len >= sizeof(word))
-			len = sizeof(word) - 1;
-		memcpy(word, p, len);
-		word[len] = '\0';
+	for (const char *p = pattern; next_alternative(&p, word, sizeof(word));)
 		px_cli_complete_add(c, word);
-		if (!bar)
-			return;
-		p = bar + 1;
-	}
 }
 
 static int compare_strings(const void *a, const void *b)

@@ -274,7 +274,7 @@ static int inherit_vars(struct parser *p, px_config_section *s, const px_config_
 
 /* The options of "[name](...)": "!", "+" and template names, comma-separated. */
 static int parse_section_options(struct parser *p, char *options, px_config_section *s,
-                                 const px_config_section ***parents, bool *append)
+				 const px_config_section ***parents, bool *append)
 {
 	size_t max_items = 1;
 	char *item = options;
@@ -500,8 +500,8 @@ static int parse_directive(struct parser *p, char *line)
 		must_exist = false;
 	} else {
 		return parse_error(p, "unknown directive '#%.*s%s'",
-		                   name_len > QUOTE_MAX ? QUOTE_MAX : (int)name_len, name,
-		                   name_len > QUOTE_MAX ? "..." : "");
+				   name_len > QUOTE_MAX ? QUOTE_MAX : (int)name_len, name,
+				   name_len > QUOTE_MAX ? "..." : "");
 	}
 
 	arg = skip_blanks(arg);
@@ -515,7 +515,7 @@ static int parse_directive(struct parser *p, char *line)
 		rest = skip_blanks(end + 1);
 		if (*rest)
 			return parse_error(p, "#%s: unexpected '%.*s%s' after the file name",
-			                   directive, QUOTED(rest));
+					   directive, QUOTED(rest));
 		*end = '\0';
 		arg++;
 	}
@@ -605,7 +605,7 @@ static int read_all(FILE *f, char **out, size_t *out_len)
 }
 
 static int include_cycle_error(struct parser *p, const struct include_frame *start,
-                               const char *path)
+			       const char *path)
 {
 	const struct include_frame *chain[MAX_INCLUDE_DEPTH + 1];
 	char msg[PX_ERR_MAX];
@@ -861,7 +861,7 @@ static int parse_bool_value(const char *s, bool *out, px_err *why)
 		}
 	}
 	return px_err_set(why, "'%.*s%s' is not a boolean (yes/no, true/false, on/off, 1/0)",
-	                  QUOTED(s));
+			  QUOTED(s));
 }
 
 static int parse_int_value(const char *s, long long min, long long max, long long *out, px_err *why)
@@ -949,7 +949,7 @@ static void format_ms(int64_t ms, char *buf, size_t size)
 }
 
 static int parse_duration_value(const char *s, int64_t min_ms, int64_t max_ms, int64_t *out_ms,
-                                px_err *why)
+				px_err *why)
 {
 	enum duration_result rc;
 	int64_t ms = 0;
@@ -957,8 +957,8 @@ static int parse_duration_value(const char *s, int64_t min_ms, int64_t max_ms, i
 	rc = parse_duration(s, &ms);
 	if (rc == DURATION_SYNTAX)
 		return px_err_set(why,
-		                  "'%.*s%s' is not a duration (like 30, 250ms, 30s, 5m, 2h, 1d)",
-		                  QUOTED(s));
+				  "'%.*s%s' is not a duration (like 30, 250ms, 30s, 5m, 2h, 1d)",
+				  QUOTED(s));
 	if (rc == DURATION_OVERFLOW || ms < min_ms || ms > max_ms) {
 		char min_text[32];
 		char max_text[32];
@@ -966,7 +966,7 @@ static int parse_duration_value(const char *s, int64_t min_ms, int64_t max_ms, i
 		format_ms(min_ms, min_text, sizeof(min_text));
 		format_ms(max_ms, max_text, sizeof(max_text));
 		return px_err_set(why, "'%.*s%s' is out of range %s..%s", QUOTED(s), min_text,
-		                  max_text);
+				  max_text);
 	}
 	*out_ms = ms;
 	return 0;
@@ -988,7 +988,7 @@ static int parse_enum_value(const char *s, const char *const *names, int *out, p
 	allowed[0] = '\0';
 	for (int i = 0; names[i] && used < sizeof(allowed); i++) {
 		int w = snprintf(allowed + used, sizeof(allowed) - used, "%s%s", i ? ", " : "",
-		                 names[i]);
+				 names[i]);
 
 		used += w > 0 ? (size_t)w : 0;
 	}
@@ -1014,7 +1014,7 @@ static int parse_port(const char *s, uint16_t *out, px_err *why)
 }
 
 static int parse_addr_value(const char *s, uint16_t default_port, struct sockaddr_storage *out,
-                            px_err *why)
+			    px_err *why)
 {
 	struct addrinfo hints = {0};
 	struct addrinfo *found = NULL;
@@ -1074,7 +1074,7 @@ static int parse_addr_value(const char *s, uint16_t default_port, struct sockadd
 			px_err_set(why, "'%.*s%s' is not an IPv6 address", QUOTED(host));
 		else
 			px_err_set(why, "cannot resolve '%.*s%s': %s", QUOTED(host),
-			           rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+				   rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		free(copy);
 		return -1;
 	}
@@ -1157,7 +1157,7 @@ int px_config_var_bool(const px_config_var *v, bool *out, px_err *err)
 }
 
 int px_config_var_int(const px_config_var *v, long long min, long long max, long long *out,
-                      px_err *err)
+		      px_err *err)
 {
 	px_err why;
 	long long value;
@@ -1171,7 +1171,7 @@ int px_config_var_int(const px_config_var *v, long long min, long long max, long
 }
 
 int px_config_var_duration(const px_config_var *v, int64_t min_ms, int64_t max_ms, int64_t *out_ms,
-                           px_err *err)
+			   px_err *err)
 {
 	px_err why;
 	int64_t value;
@@ -1198,7 +1198,7 @@ int px_config_var_enum(const px_config_var *v, const char *const *names, int *ou
 }
 
 int px_config_var_addr(const px_config_var *v, uint16_t default_port, struct sockaddr_storage *out,
-                       px_err *err)
+		       px_err *err)
 {
 	struct sockaddr_storage value;
 	px_err why;
@@ -1282,14 +1282,14 @@ static int check_option(const struct px_config_option *opt, px_err *err)
 		return px_err_set(err, "option %s: no choices given", opt->name);
 	if (opt->type == PX_CFG_ADDR && (opt->max < 0 || opt->max > 65535))
 		return px_err_set(err, "option %s: default port %lld is out of range 0..65535",
-		                  opt->name, opt->max);
+				  opt->name, opt->max);
 	return 0;
 }
 
 /* Parse text as opt says and store it in its field, releasing the string or
  * list stored there before (the field must hold NULL or one of ours). */
 static int store_option(const struct px_config_option *opt, const char *text, void *base,
-                        px_err *why)
+			px_err *why)
 {
 	void *field = option_field(base, opt);
 	union {
@@ -1346,7 +1346,7 @@ static int store_option(const struct px_config_option *opt, const char *text, vo
 }
 
 static const struct px_config_option *find_option(const struct px_config_option *opts, size_t nopts,
-                                                  const char *name)
+						  const char *name)
 {
 	for (size_t i = 0; i < nopts; i++)
 		if (strcasecmp(opts[i].name, name) == 0)
@@ -1361,7 +1361,7 @@ static const struct px_config_option *find_option(const struct px_config_option 
  * and px_config_options_free stays safe to call.
  */
 int px_config_apply(const px_config_section *s, const struct px_config_option *opts, size_t nopts,
-                    void *base, px_err *err)
+		    void *base, px_err *err)
 {
 	px_err why;
 
@@ -1386,7 +1386,7 @@ int px_config_apply(const px_config_section *s, const struct px_config_option *o
 		if (!opt) {
 			px_config_options_free(opts, nopts, base);
 			return px_err_set(err, "%s:%d: unknown option '%s' in [%s]", v->file,
-			                  v->line, v->name, s->name);
+					  v->line, v->name, s->name);
 		}
 		if (store_option(opt, v->value, base, &why) < 0) {
 			px_config_options_free(opts, nopts, base);

@@ -31,7 +31,7 @@
 /* A console that reads its log lines too slowly loses the oldest first
  * beyond this many, and is told how many. */
 #define LOG_QUEUE_MAX 2000
-#define MAX_CONSOLES 256
+#define MAX_CONSOLES  256
 
 struct log_line {
 	struct log_line *next;
@@ -479,13 +479,15 @@ int px_console_server_start(const struct px_console_listen *l, px_err *err)
 	if (l->owner) {
 		struct passwd *pw = getpwnam(l->owner);
 		if (!pw)
-			return px_err_set(err, "no such user '%s' for the control socket", l->owner);
+			return px_err_set(err, "no such user '%s' for the control socket",
+					  l->owner);
 		uid = pw->pw_uid;
 	}
 	if (l->group) {
 		struct group *gr = getgrnam(l->group);
 		if (!gr)
-			return px_err_set(err, "no such group '%s' for the control socket", l->group);
+			return px_err_set(err, "no such group '%s' for the control socket",
+					  l->group);
 		gid = gr->gr_gid;
 	}
 	strcpy(sa.sun_path, l->path);

@@ -35,7 +35,7 @@ static void format_duration(char *buf, size_t size, long secs)
 		long len;
 		const char *name;
 	} units[] = {{365L * 86400, "year"}, {7L * 86400, "week"}, {86400, "day"},
-		     {3600, "hour"},	     {60, "minute"},	   {1, "second"}};
+		     {3600, "hour"},         {60, "minute"},       {1, "second"}};
 	size_t used = 0;
 
 	buf[0] = '\0';
@@ -131,8 +131,8 @@ static enum px_cli_status cmd_stop(px_cli *cli, int argc, char **argv)
 	if (argc != 3)
 		return PX_CLI_SHOWUSAGE;
 	if (!strcasecmp(argv[2], "now")) {
-		px_log_notice("Stop requested from a console (pid %d, uid %d)", (int)px_cli_pid(cli),
-			      (int)px_cli_uid(cli));
+		px_log_notice("Stop requested from a console (pid %d, uid %d)",
+			      (int)px_cli_pid(cli), (int)px_cli_uid(cli));
 		px_core_request_stop(PX_STOP_NOW);
 	} else {
 		px_log_notice("Graceful stop requested from a console (pid %d, uid %d)",
@@ -224,7 +224,8 @@ static enum px_cli_status cmd_module_show(px_cli *cli, int argc, char **argv)
 			continue;
 		px_cli_printf(cli, "%-24s %-48s %-12s %-10d %s\n", list[i].name,
 			      list[i].description, px_module_kind_name(list[i].kind),
-			      list[i].use_count, list[i].required ? "Running (required)" : "Running");
+			      list[i].use_count,
+			      list[i].required ? "Running (required)" : "Running");
 		shown++;
 	}
 	px_cli_printf(cli, "%zu modules loaded\n", shown);
@@ -349,7 +350,8 @@ static enum px_cli_status cmd_logger_set_level(px_cli *cli, int argc, char **arg
 	if (argc != 4 && argc != 5)
 		return PX_CLI_SHOWUSAGE;
 	if (px_log_level_parse(argv[3], &level) < 0) {
-		px_cli_printf(cli, "Unknown log level '%s' (error, warning, notice, verbose, debug)\n",
+		px_cli_printf(cli,
+			      "Unknown log level '%s' (error, warning, notice, verbose, debug)\n",
 			      argv[3]);
 		return PX_CLI_FAILURE;
 	}
@@ -404,8 +406,9 @@ static const struct px_cli_command core_commands[] = {
 	 "       information on the given command. If called without a\n"
 	 "       topic, it provides a list of commands.",
 	 cmd_help, px_cli_help_complete},
-	{"core show version", "Display version info", "Usage: core show version\n"
-						      "       Shows Plexus version information.",
+	{"core show version", "Display version info",
+	 "Usage: core show version\n"
+	 "       Shows Plexus version information.",
 	 cmd_show_version, NULL},
 	{"core show uptime", "Show uptime information",
 	 "Usage: core show uptime [seconds]\n"
@@ -470,8 +473,8 @@ static const struct px_cli_command core_commands[] = {
 
 int px_core_commands_register(px_err *err)
 {
-	return px_cli_register(NULL, core_commands, sizeof(core_commands) / sizeof(core_commands[0]),
-			       err);
+	return px_cli_register(NULL, core_commands,
+			       sizeof(core_commands) / sizeof(core_commands[0]), err);
 }
 
 void px_core_commands_unregister(void)

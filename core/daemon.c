@@ -183,7 +183,8 @@ static void warn_restart_needed(const struct px_settings *old, const struct px_s
 		const char *a = *(char *const *)((const char *)old + fixed[i].offset);
 		const char *b = *(char *const *)((const char *)new + fixed[i].offset);
 		if (a && b && strcmp(a, b))
-			px_log_warning("Changing %s takes effect at the next restart", fixed[i].what);
+			px_log_warning("Changing %s takes effect at the next restart",
+				       fixed[i].what);
 	}
 }
 

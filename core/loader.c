@@ -61,8 +61,8 @@ static px_module **loaded; /* load order */
 static size_t nloaded, loaded_cap;
 static bool ltdl_ready;
 
-static const char *const kind_names[PX_MODULE_KINDS] = {
-	"channel", "registrar", "codec", "dialplan", "application", "resource"};
+static const char *const kind_names[PX_MODULE_KINDS] = {"channel",  "registrar",   "codec",
+							"dialplan", "application", "resource"};
 
 const char *px_module_kind_name(enum px_module_kind kind)
 {
@@ -290,7 +290,8 @@ static px_module *module_open(const char *name, px_err *err)
 		goto fail;
 	}
 	if (info->info_size != sizeof(struct px_module_info)) {
-		px_err_set(err, "%s: descriptor size %u does not match this plexusd (%zu); rebuild it",
+		px_err_set(err,
+			   "%s: descriptor size %u does not match this plexusd (%zu); rebuild it",
 			   name, info->info_size, sizeof(struct px_module_info));
 		goto fail;
 	}
@@ -369,7 +370,8 @@ static int module_start(px_module *m, px_err *err)
 		px_err_set(err, "%s: load failed (see the messages above); not loaded", m->name);
 		goto fail;
 	}
-	px_verbose(1, "Loaded %s => (%s)", m->name, m->info->description ? m->info->description : "");
+	px_verbose(1, "Loaded %s => (%s)", m->name,
+		   m->info->description ? m->info->description : "");
 	return 0;
 fail:
 	for (size_t i = 0; i < m->ndeps; i++)
@@ -404,7 +406,8 @@ static int module_stop(px_module *m, bool force, px_err *err)
 	size_t idx;
 
 	if (users > 0 && !force)
-		return px_err_set(err, "%s: in use (use count %d); use -f to force", m->name, users);
+		return px_err_set(err, "%s: in use (use count %d); use -f to force", m->name,
+				  users);
 	if (m->info->unload(m) != 0) {
 		if (!force)
 			return px_err_set(err, "%s: refused to unload", m->name);
@@ -462,8 +465,7 @@ int px_loader_reload(const char *name, px_err *err)
 	else if (!m->info->reload)
 		rc = px_err_set(err, "%s: does not support reloading", base);
 	else if (m->info->reload(m) != 0)
-		rc = px_err_set(err, "%s: reload failed; it keeps its running configuration",
-				base);
+		rc = px_err_set(err, "%s: reload failed; it keeps its running configuration", base);
 	else
 		rc = 0;
 	pthread_mutex_unlock(&loader_lock);
@@ -476,8 +478,9 @@ void px_loader_reload_all(void)
 	for (size_t i = 0; i < nloaded; i++) {
 		px_module *m = loaded[i];
 		if (m->info->reload && m->info->reload(m) != 0)
-			px_log_warning("module %s: reload failed; it keeps its running configuration",
-				       m->name);
+			px_log_warning(
+				"module %s: reload failed; it keeps its running configuration",
+				m->name);
 	}
 	pthread_mutex_unlock(&loader_lock);
 }
@@ -640,7 +643,8 @@ static int plan_visit(struct plan *p, struct plan_entry *e, size_t *stack, size_
 		while (start < depth && &p->e[stack[start]] != e)
 			start++;
 		for (size_t i = start; i < depth; i++)
-			used += (size_t)snprintf(path + used, used < sizeof(path) ? sizeof(path) - used : 0,
+			used += (size_t)snprintf(path + used,
+						 used < sizeof(path) ? sizeof(path) - used : 0,
 						 "%s -> ", p->e[stack[i]].name);
 		if (used < sizeof(path))
 			snprintf(path + used, sizeof(path) - used, "%s", e->name);
@@ -679,7 +683,8 @@ static int plan_from_config(struct plan *p, const px_config *conf, px_err *err)
 	const px_config_var *v;
 	bool autoload = true;
 
-	if (s && (v = px_config_var_find(s, "autoload")) && px_config_var_bool(v, &autoload, err) < 0)
+	if (s && (v = px_config_var_find(s, "autoload")) &&
+	    px_config_var_bool(v, &autoload, err) < 0)
 		return -1;
 	if (autoload) {
 		char **names = scan_module_dir();
@@ -707,8 +712,8 @@ static int plan_from_config(struct plan *p, const px_config *conf, px_err *err)
 		char base[64];
 		module_basename(v->value, base, sizeof(base));
 		if (e && e->required)
-			return px_err_set(err, "%s:%d: module %s is both required and noload", v->file,
-					  v->line, base);
+			return px_err_set(err, "%s:%d: module %s is both required and noload",
+					  v->file, v->line, base);
 		plan_remove(p, base);
 	}
 	return 0;
@@ -741,7 +746,8 @@ int px_loader_load_all(const px_config *conf, px_err *err)
 		}
 		e->module = module_open(e->name, &oerr);
 		if (!e->module)
-			plan_fail(e, "%s", strchr(oerr.msg, ' ') ? strchr(oerr.msg, ' ') + 1 : oerr.msg);
+			plan_fail(e, "%s",
+				  strchr(oerr.msg, ' ') ? strchr(oerr.msg, ' ') + 1 : oerr.msg);
 	}
 	for (size_t i = 0; i < p.n; i++)
 		if (p.e[i].module)
@@ -767,7 +773,8 @@ int px_loader_load_all(const px_config *conf, px_err *err)
 		e->module = NULL; /* module_start owns it now */
 		m->required = e->required;
 		if (module_start(m, &lerr) < 0)
-			plan_fail(e, "%s", strchr(lerr.msg, ' ') ? strchr(lerr.msg, ' ') + 1 : lerr.msg);
+			plan_fail(e, "%s",
+				  strchr(lerr.msg, ' ') ? strchr(lerr.msg, ' ') + 1 : lerr.msg);
 	}
 	for (size_t i = 0; i < p.n; i++) {
 		struct plan_entry *e = &p.e[i];

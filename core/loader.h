@@ -64,4 +64,3 @@ void px_module_busy_enter(px_module *m);
 void px_module_busy_leave(px_module *m);
 
 #endif
-

@@ -24,7 +24,7 @@ atomic_int px_log_verbose_max;
 atomic_int px_log_debug_max;
 
 static const char *const level_names[PX_LOG_LEVELS] = {"ERROR", "WARNING", "NOTICE", "VERBOSE",
-							"DEBUG"};
+						       "DEBUG"};
 
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct px_log_sinks sinks;
@@ -236,8 +236,8 @@ void px_log_describe(void (*print)(void *ctx, const char *line), void *ctx)
 	}
 	if (sinks.file) {
 		px_log_mask_string(sinks.file_mask, levels, sizeof(levels));
-		snprintf(line, sizeof(line), "%-40s %-8s %s", sinks.file, log_file ? "File" : "File!",
-			 levels);
+		snprintf(line, sizeof(line), "%-40s %-8s %s", sinks.file,
+			 log_file ? "File" : "File!", levels);
 		print(ctx, line);
 	}
 	if (sinks.syslog_facility >= 0) {
@@ -347,10 +347,11 @@ void px_log(enum px_log_level level, int sublevel, const char *file, int line, c
 	localtime_r(&ts.tv_sec, &tm);
 	base = strrchr(file, '/');
 	base = base ? base + 1 : file;
-	plen = snprintf(prefix, sizeof(prefix), "[%04d-%02d-%02d %02d:%02d:%02d.%03ld] %s[%ld] %s:%d: ",
-			tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			tm.tm_sec, ts.tv_nsec / 1000000, level_names[level],
-			(long)syscall(SYS_gettid), base, line);
+	plen = snprintf(prefix, sizeof(prefix),
+			"[%04d-%02d-%02d %02d:%02d:%02d.%03ld] %s[%ld] %s:%d: ", tm.tm_year + 1900,
+			tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			ts.tv_nsec / 1000000, level_names[level], (long)syscall(SYS_gettid), base,
+			line);
 	if (plen < 0)
 		plen = 0;
 	if ((size_t)plen >= sizeof(prefix))
@@ -384,7 +385,8 @@ void px_log(enum px_log_level level, int sublevel, const char *file, int line, c
 	if (log_file && wants(sinks.file_mask, level, sublevel, gv, gd))
 		fprintf(log_file, "%s%s\n", prefix, msg);
 	if (sinks.syslog_facility >= 0 && wants(sinks.syslog_mask, level, sublevel, gv, gd))
-		syslog(syslog_priority(level), "%s[%s:%d]: %s", level_names[level], base, line, msg);
+		syslog(syslog_priority(level), "%s[%s:%d]: %s", level_names[level], base, line,
+		       msg);
 	pthread_mutex_unlock(&sink_lock);
 
 	free(full);

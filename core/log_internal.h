@@ -12,11 +12,11 @@
 #include <plexus/log.h>
 
 struct px_log_sinks {
-	bool to_stderr;        /* write to stderr (foreground runs) */
-	unsigned stderr_mask;  /* PX_LOG_MASK bits */
-	char *file;            /* log file path, NULL for none */
+	bool to_stderr;       /* write to stderr (foreground runs) */
+	unsigned stderr_mask; /* PX_LOG_MASK bits */
+	char *file;           /* log file path, NULL for none */
 	unsigned file_mask;
-	int syslog_facility;   /* LOG_DAEMON ...; -1 for no syslog */
+	int syslog_facility; /* LOG_DAEMON ...; -1 for no syslog */
 	unsigned syslog_mask;
 };
 
@@ -52,7 +52,6 @@ struct px_log_subscriber {
 void px_log_subscribe(struct px_log_subscriber *s);
 void px_log_unsubscribe(struct px_log_subscriber *s);
 /* After changing a subscriber's mask or levels. */
-void px_log_subscriber_changed(struct px_log_subscriber *s,
-			       unsigned mask, int verbose, int debug);
+void px_log_subscriber_changed(struct px_log_subscriber *s, unsigned mask, int verbose, int debug);
 
 #endif

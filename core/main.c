@@ -41,7 +41,6 @@
 
 enum { EXIT_START_FAILED = 1, EXIT_REQUIRED_MODULE = 2 };
 
-
 struct options {
 	bool foreground;
 	const char *config_dir;
@@ -255,8 +254,8 @@ static void hang_up_everything(void)
 		return;
 	px_log_notice("Hanging up %zu channel%s", n, n == 1 ? "" : "s");
 	px_channel_hangup_all(PX_CAUSE_NORMAL_CLEARING);
-	for (int waited = 0; waited < 500 && (px_channel_sessions_running() > 0 ||
-					      px_channel_count() > 0);
+	for (int waited = 0;
+	     waited < 500 && (px_channel_sessions_running() > 0 || px_channel_count() > 0);
 	     waited++)
 		usleep(10000);
 	if (px_channel_count() > 0)
@@ -284,7 +283,8 @@ static void main_loop(int sigfd)
 					px_core_reload(&err);
 				} else {
 					px_log_notice("Signal %d (%s) received: stopping",
-						      (int)si.ssi_signo, strsignal((int)si.ssi_signo));
+						      (int)si.ssi_signo,
+						      strsignal((int)si.ssi_signo));
 					return;
 				}
 			}

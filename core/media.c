@@ -168,12 +168,12 @@ struct rtp_settings {
 };
 
 static const struct px_config_option rtp_options[] = {
-        {"rtpstart", PX_CFG_INT, "10000", 1024, 65535, NULL,
-         offsetof(struct rtp_settings, rtpstart), "first UDP port for RTP (even)"},
-        {"rtpend", PX_CFG_INT, "20000", 1024, 65535, NULL, offsetof(struct rtp_settings, rtpend),
-         "last UDP port for RTP and RTCP"},
-        {"workers", PX_CFG_INT, "0", 0, MAX_WORKERS, NULL, offsetof(struct rtp_settings, workers),
-         "media worker threads; 0: one per core"},
+	{"rtpstart", PX_CFG_INT, "10000", 1024, 65535, NULL,
+	 offsetof(struct rtp_settings, rtpstart), "first UDP port for RTP (even)"},
+	{"rtpend", PX_CFG_INT, "20000", 1024, 65535, NULL, offsetof(struct rtp_settings, rtpend),
+	 "last UDP port for RTP and RTCP"},
+	{"workers", PX_CFG_INT, "0", 0, MAX_WORKERS, NULL, offsetof(struct rtp_settings, workers),
+	 "media worker threads; 0: one per core"},
 };
 
 /* Set by px_media_init and cleared by px_media_shutdown, which are not
@@ -223,13 +223,13 @@ static void put_be32(unsigned char *p, uint32_t v)
 static void counter_add(atomic_uint_least64_t *c, uint64_t n)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-	                      memory_order_relaxed);
+			      memory_order_relaxed);
 }
 
 static void counter_sub(atomic_uint_least64_t *c, uint64_t n)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - n,
-	                      memory_order_relaxed);
+			      memory_order_relaxed);
 }
 
 /* SSRC, first sequence number and timestamp must be unpredictable
@@ -305,10 +305,10 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 
 /* "file:line: key: message" at the variable that made the range wrong. */
 static int blame_setting(const px_config_section *general, const char *key, px_err *err,
-                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static int blame_setting(const px_config_section *general, const char *key, px_err *err,
-                         const char *fmt, ...)
+			 const char *fmt, ...)
 {
 	const px_config_var *v = general ? px_config_var_find(general, key) : NULL;
 	char why[PX_ERR_MAX];
@@ -331,17 +331,17 @@ static int read_settings(const px_config *rtp_conf, struct rtp_settings *set, px
 		return -1;
 	if (set->rtpstart % 2)
 		return blame_setting(
-		        general, "rtpstart", err,
-		        "%lld is odd; RTP takes an even port and RTCP the one above it",
-		        set->rtpstart);
+			general, "rtpstart", err,
+			"%lld is odd; RTP takes an even port and RTCP the one above it",
+			set->rtpstart);
 	if (set->rtpend <= set->rtpstart) {
 		/* The defaults are consistent, so the one given is at fault. */
 		if (general && px_config_var_find(general, "rtpend"))
 			return blame_setting(general, "rtpend", err,
-			                     "%lld is not above rtpstart %lld", set->rtpend,
-			                     set->rtpstart);
+					     "%lld is not above rtpstart %lld", set->rtpend,
+					     set->rtpstart);
 		return blame_setting(general, "rtpstart", err, "%lld is not below rtpend %lld",
-		                     set->rtpstart, set->rtpend);
+				     set->rtpstart, set->rtpend);
 	}
 	return 0;
 }
@@ -353,7 +353,7 @@ static int read_settings(const px_config *rtp_conf, struct rtp_settings *set, px
  * a port just released is not handed out again at once, while late packets
  * of its old call may still arrive. */
 static int bind_port_from_range(int fd, const struct sockaddr_storage *local, uint16_t *port,
-                                px_err *err)
+				px_err *err)
 {
 	struct sockaddr_storage addr = *local;
 	socklen_t len = sockaddr_size(local->ss_family);
@@ -377,8 +377,8 @@ static int bind_port_from_range(int fd, const struct sockaddr_storage *local, ui
 		if (errno != EADDRINUSE && errno != EACCES) {
 			char where[INET6_ADDRSTRLEN + 16];
 			rc = px_err_set(err, "cannot bind RTP port %s: %s",
-			                format_address(&addr, where, sizeof(where)),
-			                strerror(errno));
+					format_address(&addr, where, sizeof(where)),
+					strerror(errno));
 			break;
 		}
 	}
@@ -600,8 +600,8 @@ static void latch_remote(px_rtp *r, const struct sockaddr_storage *from)
 	if (r->remote_len && same_address(&r->remote, from))
 		return;
 	px_debug(1, "RTP port %u: symmetric: far end %s is at %s", r->port,
-	         format_address(&r->remote, was, sizeof(was)),
-	         format_address(from, now, sizeof(now)));
+		 format_address(&r->remote, was, sizeof(was)),
+		 format_address(from, now, sizeof(now)));
 	r->remote = *from;
 	r->remote_len = sockaddr_size(from->ss_family);
 }
@@ -714,10 +714,10 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		w->send_iov[nsend].iov_base = p;
 		w->send_iov[nsend].iov_len = len;
 		w->send_msgs[nsend].msg_hdr = (struct msghdr){
-		        .msg_name = &out->remote,
-		        .msg_namelen = out->remote_len,
-		        .msg_iov = &w->send_iov[nsend],
-		        .msg_iovlen = 1,
+			.msg_name = &out->remote,
+			.msg_namelen = out->remote_len,
+			.msg_iov = &w->send_iov[nsend],
+			.msg_iovlen = 1,
 		};
 		nsend++;
 	}
@@ -752,7 +752,7 @@ static void *worker_main(void *arg)
 			if (errno == EINTR)
 				continue;
 			px_log_error("media/%u: epoll_wait: %s; worker stops", w->index,
-			             strerror(errno));
+				     strerror(errno));
 			break;
 		}
 		pthread_mutex_lock(&w->lock);
@@ -814,7 +814,7 @@ static void worker_stop(struct media_worker *w)
 		atomic_store(&w->stopping, true);
 		if (write(w->wakeup_fd, &one, sizeof(one)) < 0)
 			px_log_error("media/%u: cannot wake the worker: %s", w->index,
-			             strerror(errno));
+				     strerror(errno));
 		pthread_join(w->thread, NULL);
 		w->thread_started = false;
 	}
@@ -899,7 +899,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 	}
 	running = true;
 	px_verbose(1, "media: %u worker%s, RTP ports %u-%u", nworkers, nworkers == 1 ? "" : "s",
-	           port_start, port_end);
+		   port_start, port_end);
 	return 0;
 }
 
@@ -968,7 +968,7 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
 		px_err_set(err, "RTP port %u: cannot register with media/%u: %s", r->port, w->index,
-		           strerror(why));
+			   strerror(why));
 		close(r->fd);
 		release_port(r->port);
 		free(r);
@@ -999,7 +999,7 @@ void px_rtp_set_remote(px_rtp *r, const struct sockaddr *addr, bool symmetric)
 
 	if (addr && !len)
 		px_log_warning("RTP port %u: far end of unknown address family %d ignored", r->port,
-		               addr->sa_family);
+			       addr->sa_family);
 	w = lock_session(r);
 	memset(&r->remote, 0, sizeof(r->remote));
 	if (len)
@@ -1040,7 +1040,7 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 
 	if (worker_attach(to, r) < 0)
 		return px_err_set(err, "RTP port %u: cannot move to media/%u: %s", r->port,
-		                  to->index, strerror(errno));
+				  to->index, strerror(errno));
 	worker_detach(from, old_slot);
 	atomic_store(&r->worker, to);
 	return 0;

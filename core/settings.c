@@ -63,7 +63,7 @@ static const struct px_config_option console_table[] = {
 static const char *const facility_names[] = {"none",   "daemon", "user",   "local0",
 					     "local1", "local2", "local3", "local4",
 					     "local5", "local6", "local7", NULL};
-static const int facility_values[] = {-1,	  LOG_DAEMON, LOG_USER,	  LOG_LOCAL0,
+static const int facility_values[] = {-1,         LOG_DAEMON, LOG_USER,   LOG_LOCAL0,
 				      LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4,
 				      LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
 
@@ -181,8 +181,8 @@ int px_settings_load(const char *path, struct px_settings *out, px_err *err)
 		long mode = strtol(c.mode, &end, 8);
 		if (errno || *end || end == c.mode || mode < 0 || mode > 07777) {
 			if (v)
-				px_err_set(err, "%s:%d: mode: '%s' is not an octal file mode", v->file,
-					   v->line, c.mode);
+				px_err_set(err, "%s:%d: mode: '%s' is not an octal file mode",
+					   v->file, v->line, c.mode);
 			else
 				px_err_set(err, "mode: '%s' is not an octal file mode", c.mode);
 			goto out;
@@ -243,7 +243,7 @@ void px_settings_describe(const struct px_settings *s, void (*print)(void *ctx, 
 
 #define ROW(label, fmt, value)                                                                     \
 	do {                                                                                       \
-		snprintf(line, sizeof(line), "  %-28s " fmt, label, value);                       \
+		snprintf(line, sizeof(line), "  %-28s " fmt, label, value);                        \
 		print(ctx, line);                                                                  \
 	} while (0)
 	print(ctx, "PBX Core settings");
@@ -263,7 +263,6 @@ void px_settings_describe(const struct px_settings *s, void (*print)(void *ctx, 
 	ROW("Log file:", "%s", s->log.file ? s->log.file : "(none)");
 	px_log_mask_string(s->log.file_mask, levels, sizeof(levels));
 	ROW("Log file levels:", "%s", levels);
-	ROW("Syslog facility:", "%s",
-	    s->log.syslog_facility < 0 ? "(none)" : "configured");
+	ROW("Syslog facility:", "%s", s->log.syslog_facility < 0 ? "(none)" : "configured");
 #undef ROW
 }

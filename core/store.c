@@ -40,9 +40,9 @@ struct px_store_stmt {
 static _Atomic(px_store *) default_store;
 
 static const char SCHEMA_TABLE_SQL[] = "CREATE TABLE IF NOT EXISTS px_schema ("
-                                       "owner TEXT PRIMARY KEY, "
-                                       "version INTEGER NOT NULL, "
-                                       "applied_at INTEGER NOT NULL)";
+				       "owner TEXT PRIMARY KEY, "
+				       "version INTEGER NOT NULL, "
+				       "applied_at INTEGER NOT NULL)";
 
 static void store_lock(px_store *st)
 {
@@ -75,7 +75,7 @@ static int check_parent_dir(const char *path, px_err *err)
 		rc = px_err_set(err, "%s: cannot use directory %s: %s", path, dir, strerror(errno));
 	else if (!S_ISDIR(sb.st_mode))
 		rc = px_err_set(err, "%s: cannot use directory %s: %s", path, dir,
-		                strerror(ENOTDIR));
+				strerror(ENOTDIR));
 	free(dir);
 	return rc;
 }
@@ -99,7 +99,7 @@ static int pragma_expect(px_store *st, const char *sql, const char *want, px_err
 	got = (const char *)sqlite3_column_text(stmt, 0);
 	if (!got || strcasecmp(got, want) != 0) {
 		px_err_set(err, "%s: '%s' answered '%s', expected '%s'", st->path, sql,
-		           got ? got : "(null)", want);
+			   got ? got : "(null)", want);
 		sqlite3_finalize(stmt);
 		return -1;
 	}
@@ -152,11 +152,11 @@ int px_store_open(const char *path, px_store **out, px_err *err)
 	}
 
 	rc = sqlite3_open_v2(path, &st->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-	                     NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		px_err_set(err, "%s: %s", path,
-		           st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+			   st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	if (sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
@@ -233,7 +233,7 @@ static int read_version(px_store *st, const char *owner, int *version, px_err *e
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT version FROM px_schema WHERE owner = ?1", -1, &stmt,
-	                       NULL) != SQLITE_OK)
+			       NULL) != SQLITE_OK)
 		return px_err_set(err, "%s: %s", owner, sqlite3_errmsg(st->db));
 	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
@@ -258,10 +258,10 @@ static int write_version(px_store *st, const char *owner, int version)
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db,
-	                       "INSERT INTO px_schema (owner, version, applied_at) "
-	                       "VALUES (?1, ?2, ?3) ON CONFLICT (owner) DO UPDATE SET "
-	                       "version = excluded.version, applied_at = excluded.applied_at",
-	                       -1, &stmt, NULL) != SQLITE_OK)
+			       "INSERT INTO px_schema (owner, version, applied_at) "
+			       "VALUES (?1, ?2, ?3) ON CONFLICT (owner) DO UPDATE SET "
+			       "version = excluded.version, applied_at = excluded.applied_at",
+			       -1, &stmt, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(stmt, 1, owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 2, version);
@@ -275,7 +275,7 @@ static int write_version(px_store *st, const char *owner, int version)
  * would end the enclosing transaction and break all-or-nothing, so such
  * statements are refused at prepare time. Savepoints stay allowed. */
 static int migration_authorizer(void *arg, int action, const char *a, const char *b, const char *c,
-                                const char *d)
+				const char *d)
 {
 	return action == SQLITE_TRANSACTION ? SQLITE_DENY : SQLITE_OK;
 }
@@ -286,7 +286,7 @@ static const char *describe(const struct px_store_migration *m)
 }
 
 int px_store_migrate(px_store *st, const char *owner, const struct px_store_migration *m, size_t n,
-                     px_err *err)
+		     px_err *err)
 {
 	int current, last = 0;
 	size_t i;
@@ -302,7 +302,7 @@ int px_store_migrate(px_store *st, const char *owner, const struct px_store_migr
 			return px_err_set(err, "%s: migration versions must increase", owner);
 		if (!m[i].sql)
 			return px_err_set(err, "%s: migration %d (%s) has no SQL", owner,
-			                  m[i].version, describe(&m[i]));
+					  m[i].version, describe(&m[i]));
 		last = m[i].version;
 	}
 
@@ -314,8 +314,8 @@ int px_store_migrate(px_store *st, const char *owner, const struct px_store_migr
 		goto fail;
 	if (current > last) {
 		px_err_set(err,
-		           "%s: database schema version %d is newer than this build knows (%d)",
-		           owner, current, last);
+			   "%s: database schema version %d is newer than this build knows (%d)",
+			   owner, current, last);
 		goto fail;
 	}
 	if (current == last) {
@@ -331,7 +331,7 @@ int px_store_migrate(px_store *st, const char *owner, const struct px_store_migr
 			continue;
 		if (sqlite3_exec(st->db, m[i].sql, NULL, NULL, &msg) != SQLITE_OK) {
 			px_err_set(err, "%s: migration %d (%s) failed: %s", owner, m[i].version,
-			           describe(&m[i]), msg ? msg : sqlite3_errmsg(st->db));
+				   describe(&m[i]), msg ? msg : sqlite3_errmsg(st->db));
 			sqlite3_free(msg);
 			sqlite3_set_authorizer(st->db, NULL, NULL);
 			goto fail;
@@ -341,7 +341,7 @@ int px_store_migrate(px_store *st, const char *owner, const struct px_store_migr
 
 	if (write_version(st, owner, last)) {
 		px_err_set(err, "%s: recording schema version %d failed: %s", owner, last,
-		           sqlite3_errmsg(st->db));
+			   sqlite3_errmsg(st->db));
 		goto fail;
 	}
 	if (px_store_commit(st, err))
@@ -396,7 +396,7 @@ int px_store_begin(px_store *st, px_err *err)
 	}
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) {
 		px_err_set(err, "%s: BEGIN failed: %s", st->path,
-		           msg ? msg : sqlite3_errmsg(st->db));
+			   msg ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
 		store_unlock(st);
 		return -1;
@@ -421,7 +421,7 @@ int px_store_commit(px_store *st, px_err *err)
 	}
 	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
 		rc = px_err_set(err, "%s: COMMIT failed: %s", st->path,
-		                msg ? msg : sqlite3_errmsg(st->db));
+				msg ? msg : sqlite3_errmsg(st->db));
 		sqlite3_free(msg);
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	}

@@ -63,13 +63,13 @@ struct sip_call {
 	/* SIP thread only: */
 	struct sip_leg *legs;
 	int legs_alive;
-	struct sip_leg *winner;   /* outbound: the fork that answered */
-	bool final_sent;          /* inbound: a final response went out */
-	bool answered;            /* inbound: that response was our 200 */
+	struct sip_leg *winner; /* outbound: the fork that answered */
+	bool final_sent;        /* inbound: a final response went out */
+	bool answered;          /* inbound: that response was our 200 */
 	bool ringing_queued;
 	bool progress_queued;
-	bool remote_hold;         /* the far end put us on hold */
-	int our_direction;        /* what our last SDP said */
+	bool remote_hold;  /* the far end put us on hold */
+	int our_direction; /* what our last SDP said */
 	bool hangup_done;
 };
 
@@ -257,7 +257,8 @@ static void do_answer(void *arg)
 	struct sip_leg *l = c->legs;
 	char sdp[1024];
 
-	if (!c->final_sent && l && l->nh && !l->terminated && build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0) {
+	if (!c->final_sent && l && l->nh && !l->terminated &&
+	    build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0) {
 		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 			    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
 		c->final_sent = true;
@@ -373,7 +374,8 @@ static void do_hangup(void *arg)
 				nua_bye(c->legs->nh, TAG_END());
 			} else if (!c->final_sent) {
 				int status = status_for_cause(h->cause);
-				nua_respond(c->legs->nh, status, sip_status_phrase(status), TAG_END());
+				nua_respond(c->legs->nh, status, sip_status_phrase(status),
+					    TAG_END());
 				c->final_sent = true;
 			}
 		}
@@ -485,7 +487,8 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		goto fail;
 	}
 	snprintf(name, sizeof(name), "SIP/%s", ep->name);
-	ch = px_channel_alloc(&sip_tech, name, requestor ? px_channel_linkedid(requestor) : NULL, c);
+	ch = px_channel_alloc(&sip_tech, name, requestor ? px_channel_linkedid(requestor) : NULL,
+			      c);
 	if (!ch) {
 		*cause = PX_CAUSE_CONGESTION;
 		goto fail;
@@ -527,7 +530,8 @@ static void do_call(void *arg)
 		call_unref(c);
 		return;
 	}
-	snprintf(from, sizeof(from), "\"%s\" <sip:%s@%s>", c->from_name[0] ? c->from_name : c->from_num,
+	snprintf(from, sizeof(from), "\"%s\" <sip:%s@%s>",
+		 c->from_name[0] ? c->from_name : c->from_num,
 		 c->from_num[0] ? c->from_num : "anonymous", sip.contact_host);
 	/* The legs were prepared by request(); now each becomes a dialog. */
 	struct sip_leg *legs = c->legs;
@@ -544,14 +548,14 @@ static void do_call(void *arg)
 		memcpy(nl->proxy, l->proxy, sizeof(nl->proxy));
 		free(l);
 		nl->nh = nua_handle(sip.nua, nl, NUTAG_URL(nl->uri), SIPTAG_TO_STR(c->to_uri),
-				    SIPTAG_FROM_STR(from), TAG_IF(nl->proxy[0], NUTAG_PROXY(nl->proxy)),
-				    TAG_END());
+				    SIPTAG_FROM_STR(from),
+				    TAG_IF(nl->proxy[0], NUTAG_PROXY(nl->proxy)), TAG_END());
 		if (!nl->nh) {
 			leg_terminated(nl);
 			continue;
 		}
-		nua_invite(nl->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
-			   TAG_END());
+		nua_invite(nl->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+			   SIPTAG_PAYLOAD_STR(sdp), TAG_END());
 		sent++;
 	}
 	if (!sent)
@@ -613,7 +617,8 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 		return;
 	}
 	if (!s->sip_payload || !s->sip_payload->pl_data) {
-		px_log_notice("chan_sip: INVITE from %s without SDP offer: not supported yet", ep->name);
+		px_log_notice("chan_sip: INVITE from %s without SDP offer: not supported yet",
+			      ep->name);
 		reject(nh, 488);
 		return;
 	}
@@ -706,7 +711,8 @@ static void apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hol
 		bool hold = media.direction == SIP_SENDONLY || media.direction == SIP_INACTIVE;
 		if (hold != c->remote_hold) {
 			c->remote_hold = hold;
-			px_channel_queue_control(c->chan, hold ? PX_CONTROL_HOLD : PX_CONTROL_UNHOLD);
+			px_channel_queue_control(c->chan,
+						 hold ? PX_CONTROL_HOLD : PX_CONTROL_UNHOLD);
 		}
 	}
 }

@@ -62,5 +62,4 @@ static int sip_reload(px_module *self)
 }
 
 PX_MODULE(.name = "chan_sip", .description = "SIP channel driver (sofia-sip)",
-	  .kind = PX_MODULE_CHANNEL, .load = sip_load, .unload = sip_unload,
-	  .reload = sip_reload);
+	  .kind = PX_MODULE_CHANNEL, .load = sip_load, .unload = sip_unload, .reload = sip_reload);

@@ -45,8 +45,8 @@ static enum px_cli_status cmd_show_endpoints(px_cli *cli, int argc, char **argv)
 		struct px_binding b[1];
 		size_t n = px_location_lookup(ep->name, b, 1);
 		codecs_string(ep, codecs, sizeof(codecs));
-		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu \"%s\" <%s>\n", ep->name, ep->context,
-			      codecs, ep->nat ? "yes" : "no", n, ep->callerid_name,
+		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu \"%s\" <%s>\n", ep->name,
+			      ep->context, codecs, ep->nat ? "yes" : "no", n, ep->callerid_name,
 			      ep->callerid_num);
 	}
 	px_cli_printf(cli, "%zu endpoint%s\n", cfg->nendpoints, cfg->nendpoints == 1 ? "" : "s");
@@ -86,8 +86,8 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));
 	px_cli_printf(cli, " Contacts:      %zu\n", n);
 	for (size_t i = 0; i < n && i < sizeof(b) / sizeof(b[0]); i++)
-		px_cli_printf(cli, "   %s via %s, expires in %llds, %s\n", b[i].contact, b[i].received,
-			      (long long)(b[i].expires_at - now), b[i].user_agent);
+		px_cli_printf(cli, "   %s via %s, expires in %llds, %s\n", b[i].contact,
+			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent);
 	sip_config_unref(cfg);
 	return PX_CLI_SUCCESS;
 }

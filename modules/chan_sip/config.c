@@ -25,7 +25,6 @@ struct general_opts {
 	long long min_expiry, max_expiry, default_expiry;
 };
 
-
 static const struct px_config_option general_table[] = {
 	{"bind", PX_CFG_STRING, "0.0.0.0:5060", 0, 0, NULL, offsetof(struct general_opts, bind),
 	 "address:port to listen on for SIP ('*' for every address)"},
@@ -35,8 +34,7 @@ static const struct px_config_option general_table[] = {
 	 "digest authentication realm"},
 	{"user_agent", PX_CFG_STRING, "Plexus", 0, 0, NULL,
 	 offsetof(struct general_opts, user_agent), "User-Agent and Server header"},
-	{"rtp_address", PX_CFG_STRING, NULL, 0, 0, NULL,
-	 offsetof(struct general_opts, rtp_address),
+	{"rtp_address", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct general_opts, rtp_address),
 	 "address for RTP and SDP; default: the bind address, or 127.0.0.1 for '*'"},
 	{"min_expiry", PX_CFG_INT, "60", 1, 86400, NULL, offsetof(struct general_opts, min_expiry),
 	 "shortest registration accepted (423 below it)"},
@@ -61,8 +59,7 @@ struct endpoint_opts {
 };
 
 static const struct px_config_option endpoint_table[] = {
-	{"type", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, type),
-	 "endpoint"},
+	{"type", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, type), "endpoint"},
 	{"username", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, username),
 	 "digest user name; default: the section name"},
 	{"secret", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, secret),
@@ -81,7 +78,8 @@ static const struct px_config_option endpoint_table[] = {
 	 offsetof(struct endpoint_opts, max_contacts),
 	 "registrations kept; a new one replaces the oldest"},
 	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
-	 offsetof(struct endpoint_opts, dtmf_mode), "rfc4733 (more modes come with the media engine)"},
+	 offsetof(struct endpoint_opts, dtmf_mode),
+	 "rfc4733 (more modes come with the media engine)"},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -202,8 +200,8 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 	if (!o.type || strcasecmp(o.type, "endpoint")) {
 		const px_config_var *v = px_config_var_find(s, "type");
 		if (v)
-			px_err_set(err, "%s:%d: type: unknown type '%s' (expected 'endpoint')", v->file,
-				   v->line, o.type);
+			px_err_set(err, "%s:%d: type: unknown type '%s' (expected 'endpoint')",
+				   v->file, v->line, o.type);
 		else
 			px_err_set(err, "%s:%d: [%s] has no 'type = endpoint'", ep->file, ep->line,
 				   ep->name);
@@ -219,7 +217,8 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 			   v ? v->file : ep->file, v ? v->line : ep->line, o.dtmf_mode);
 		goto out;
 	}
-	copy_field(ep->username, sizeof(ep->username), o.username ? o.username : ep->name, &too_long);
+	copy_field(ep->username, sizeof(ep->username), o.username ? o.username : ep->name,
+		   &too_long);
 	copy_field(ep->secret, sizeof(ep->secret), o.secret, &too_long);
 	copy_field(ep->context, sizeof(ep->context), o.context, &too_long);
 	if (o.callerid)
@@ -295,7 +294,8 @@ int sip_config_load(struct sip_config **out, px_err *err)
 	}
 
 	for (const px_config_section *s = px_config_sections(cfg); s; s = px_config_section_next(s))
-		if (!px_config_section_is_template(s) && strcmp(px_config_section_name(s), "general"))
+		if (!px_config_section_is_template(s) &&
+		    strcmp(px_config_section_name(s), "general"))
 			n++;
 	c->endpoints = calloc(n ? n : 1, sizeof(*c->endpoints));
 	if (!c->endpoints) {
@@ -304,7 +304,8 @@ int sip_config_load(struct sip_config **out, px_err *err)
 	}
 	for (const px_config_section *s = px_config_sections(cfg); s;
 	     s = px_config_section_next(s)) {
-		if (px_config_section_is_template(s) || !strcmp(px_config_section_name(s), "general"))
+		if (px_config_section_is_template(s) ||
+		    !strcmp(px_config_section_name(s), "general"))
 			continue;
 		struct sip_endpoint *ep = &c->endpoints[c->nendpoints];
 		if (load_endpoint(s, ep, err) < 0)
@@ -346,8 +347,7 @@ const struct sip_endpoint *sip_config_endpoint(const struct sip_config *c, const
 	return NULL;
 }
 
-const struct sip_endpoint *sip_config_endpoint_by_user(const struct sip_config *c,
-						       const char *user)
+const struct sip_endpoint *sip_config_endpoint_by_user(const struct sip_config *c, const char *user)
 {
 	for (size_t i = 0; i < c->nendpoints; i++)
 		if (!strcmp(c->endpoints[i].username, user))

@@ -35,11 +35,10 @@ void sip_auth_load_users(const struct sip_config *cfg)
 {
 	/* A fresh module per configuration: removed endpoints lose their
 	 * passwords at once; phones re-authenticate on the stale nonce. */
-	auth_mod_t *am = auth_mod_create(sip.root, AUTHTAG_METHOD("Digest"),
-					 AUTHTAG_REALM(cfg->realm), AUTHTAG_ALGORITHM("MD5"),
-					 AUTHTAG_QOP("auth"), AUTHTAG_EXPIRES(300),
-					 AUTHTAG_FORBIDDEN(1), AUTHTAG_ALLOW("ACK, BYE, CANCEL"),
-					 TAG_END());
+	auth_mod_t *am =
+		auth_mod_create(sip.root, AUTHTAG_METHOD("Digest"), AUTHTAG_REALM(cfg->realm),
+				AUTHTAG_ALGORITHM("MD5"), AUTHTAG_QOP("auth"), AUTHTAG_EXPIRES(300),
+				AUTHTAG_FORBIDDEN(1), AUTHTAG_ALLOW("ACK, BYE, CANCEL"), TAG_END());
 	if (!am) {
 		px_log_error("chan_sip: cannot create the digest module; keeping the old users");
 		return;
@@ -76,13 +75,13 @@ static void request_source(char *buf, size_t size)
 		struct sockaddr_in *s4 = (struct sockaddr_in *)ai->ai_addr;
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		port = ntohs(s4->sin_port);
-		snprintf(buf, size, "%s:%s:%u", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp", host,
-			 port);
+		snprintf(buf, size, "%s:%s:%u", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp",
+			 host, port);
 	}
 }
 
 const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg,
-					     const char *method)
+					    const char *method)
 {
 	sip_t const *s = sipmsg;
 	su_home_t home[1] = {SU_HOME_INIT(home)};
@@ -111,10 +110,12 @@ const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg
 	if (as->as_status == 0) {
 		ep = sip_config_endpoint_by_user(sip.config, as->as_user);
 		if (!ep) {
-			nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua), TAG_END());
+			nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua),
+				    TAG_END());
 		}
 	} else if (as->as_status == 401 && as->as_response) {
-		nua_respond(nh, 401, sip_401_Unauthorized, SIPTAG_HEADER((sip_header_t *)as->as_response),
+		nua_respond(nh, 401, sip_401_Unauthorized,
+			    SIPTAG_HEADER((sip_header_t *)as->as_response),
 			    NUTAG_WITH_THIS(sip.nua), TAG_END());
 	} else {
 		int status = as->as_status >= 400 ? as->as_status : 403;
@@ -145,7 +146,8 @@ static void register_respond(void *arg)
 	char min_expires[16];
 
 	snprintf(min_expires, sizeof(min_expires), "%d", p->min_expires);
-	nua_respond(p->nh, p->status, sip_status_phrase(p->status) ? sip_status_phrase(p->status) : "Error",
+	nua_respond(p->nh, p->status,
+		    sip_status_phrase(p->status) ? sip_status_phrase(p->status) : "Error",
 		    NUTAG_WITH_SAVED(p->saved),
 		    TAG_IF(p->status == 200 && p->contacts && p->contacts[0],
 			   SIPTAG_CONTACT_STR(p->contacts)),

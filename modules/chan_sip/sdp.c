@@ -109,8 +109,8 @@ out:
 }
 
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const int *payloads, int npayloads, int dtmf_pt, int direction, uint64_t session_id,
-		  unsigned version)
+		  const int *payloads, int npayloads, int dtmf_pt, int direction,
+		  uint64_t session_id, unsigned version)
 {
 	static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
 	char host[64];

@@ -38,31 +38,31 @@ enum sip_codec { SIP_CODEC_PCMU = 0, SIP_CODEC_PCMA = 8 };
 #define SIP_MAX_CODECS 4
 
 struct sip_endpoint {
-	char name[64];      /* section name: the AOR and, by default, the auth user */
-	char username[64];  /* digest user name */
+	char name[64];     /* section name: the AOR and, by default, the auth user */
+	char username[64]; /* digest user name */
 	char secret[128];
 	char context[80];
 	char callerid_num[80];
 	char callerid_name[80];
 	int codecs[SIP_MAX_CODECS]; /* RTP payload types in preference order */
 	int ncodecs;
-	bool nat;           /* rport, contact rewrite, symmetric RTP */
+	bool nat; /* rport, contact rewrite, symmetric RTP */
 	int max_contacts;
-	const char *file;   /* where it was defined, for messages */
+	const char *file; /* where it was defined, for messages */
 	int line;
 };
 
 struct sip_config {
 	atomic_int refs;
-	char bind[256];         /* "127.0.0.1:5060", "[::1]:5060" or "*:5060" */
+	char bind[256]; /* "127.0.0.1:5060", "[::1]:5060" or "*:5060" */
 	bool udp, tcp;
 	char realm[64];
 	char user_agent[64];
-	char rtp_address[64];   /* address put in SDP and bound for RTP */
+	char rtp_address[64]; /* address put in SDP and bound for RTP */
 	int min_expiry, max_expiry, default_expiry;
 	struct sip_endpoint *endpoints;
 	size_t nendpoints;
-	px_config *source;      /* the parsed file, for messages */
+	px_config *source; /* the parsed file, for messages */
 };
 
 /* Parse sip.conf (through px_core_load_config). */
@@ -83,7 +83,7 @@ struct sip_stack {
 	struct sip_config *config; /* read by the SIP thread; swapped there on reload */
 	char contact_host[256];    /* host[:port] of our own URIs */
 	struct sockaddr_storage rtp_addr;
-	bool debug;                /* SIP messages to the log */
+	bool debug; /* SIP messages to the log */
 };
 
 extern struct sip_stack sip;
@@ -112,7 +112,7 @@ void sip_auth_load_users(const struct sip_config *cfg);
 /* Digest check of a request; SIP thread. Returns the authenticated endpoint,
  * or NULL after responding (401 challenge, 403) to the request. */
 const struct sip_endpoint *sip_authenticate(struct nua_handle_s *nh, const void *sipmsg,
-					     const char *method);
+					    const char *method);
 
 /* ---- calls (call.c) ---- */
 
@@ -132,7 +132,7 @@ struct sip_media {
 	struct sockaddr_storage addr; /* where the far end receives RTP */
 	int payloads[SIP_MAX_CODECS]; /* usable payload types, in the offerer's order */
 	int npayloads;
-	int dtmf_pt;                  /* telephone-event payload type, -1 if none */
+	int dtmf_pt; /* telephone-event payload type, -1 if none */
 	enum { SIP_SENDRECV, SIP_SENDONLY, SIP_RECVONLY, SIP_INACTIVE } direction;
 	bool has_audio;
 };
@@ -143,8 +143,8 @@ int sip_sdp_parse(const char *body, size_t len, const int *allowed, int nallowed
 		  struct sip_media *out, px_err *err);
 /* Write our SDP (offer or answer) into buf. */
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const int *payloads, int npayloads, int dtmf_pt, int direction, uint64_t session_id,
-		  unsigned version);
+		  const int *payloads, int npayloads, int dtmf_pt, int direction,
+		  uint64_t session_id, unsigned version);
 
 /* ---- console (commands.c) ---- */
 

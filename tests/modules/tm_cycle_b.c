@@ -14,6 +14,5 @@ static int cycle_unload(px_module *self)
 	return 0;
 }
 
-PX_MODULE(.name = "tm_cycle_b", .description = "test: dependency cycle",
-	  .kind = PX_MODULE_RESOURCE, .requires = PX_MODULE_REQUIRES("tm_cycle_a"),
-	  .load = cycle_load, .unload = cycle_unload);
+PX_MODULE(.name = "tm_cycle_b", .description = "test: dependency cycle", .kind = PX_MODULE_RESOURCE,
+	  .requires = PX_MODULE_REQUIRES("tm_cycle_a"), .load = cycle_load, .unload = cycle_unload);

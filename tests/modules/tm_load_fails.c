@@ -28,5 +28,5 @@ static int fails_unload(px_module *self)
 	return 0;
 }
 
-PX_MODULE(.name = "tm_load_fails", .description = "test: load fails",
-	  .kind = PX_MODULE_RESOURCE, .load = fails_load, .unload = fails_unload);
+PX_MODULE(.name = "tm_load_fails", .description = "test: load fails", .kind = PX_MODULE_RESOURCE,
+	  .load = fails_load, .unload = fails_unload);

@@ -142,8 +142,8 @@ void px_channel_set_application(px_channel *ch, const char *app, const char *dat
 void px_channel_var_set(px_channel *ch, const char *name, const char *value);
 int px_channel_var_get(px_channel *ch, const char *name, char *buf, size_t size);
 /* Call fn for each variable, under the channel's lock: fn must not block. */
-void px_channel_var_foreach(px_channel *ch, void (*fn)(void *ctx, const char *name, const char *value),
-			    void *ctx);
+void px_channel_var_foreach(px_channel *ch,
+			    void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 
 /* Bridged peer (a reference is taken; NULL clears), for show commands. */
 void px_channel_set_peer(px_channel *ch, px_channel *peer);

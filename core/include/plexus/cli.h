@@ -37,9 +37,9 @@ typedef enum px_cli_status (*px_cli_handler)(px_cli *cli, int argc, char **argv)
 typedef void (*px_cli_completer)(px_cli_completion *c, int argc, char **argv, int pos);
 
 struct px_cli_command {
-	const char *words;       /* "module unload" */
-	const char *summary;     /* one line for "help" */
-	const char *usage;       /* full usage, first line "Usage: ..." */
+	const char *words;   /* "module unload" */
+	const char *summary; /* one line for "help" */
+	const char *usage;   /* full usage, first line "Usage: ..." */
 	px_cli_handler handler;
 	px_cli_completer complete; /* NULL: no argument completion */
 };

@@ -27,12 +27,12 @@ typedef struct px_config px_config;
 typedef struct px_config_section px_config_section;
 
 typedef struct px_config_var {
-	const char *name;                /* key, surrounding blanks trimmed */
-	const char *value;               /* value, trimmed, comment removed */
-	const char *file;                /* file it was read from */
-	int line;                        /* 1-based line in that file */
-	bool arrow;                      /* written "key => value" */
-	bool inherited;                  /* copied from a template */
+	const char *name;                 /* key, surrounding blanks trimmed */
+	const char *value;                /* value, trimmed, comment removed */
+	const char *file;                 /* file it was read from */
+	int line;                         /* 1-based line in that file */
+	bool arrow;                       /* written "key => value" */
+	bool inherited;                   /* copied from a template */
 	const struct px_config_var *next; /* next variable of the section */
 } px_config_var;
 
@@ -117,13 +117,13 @@ enum px_config_type {
 };
 
 struct px_config_option {
-	const char *name;            /* key in the section */
+	const char *name; /* key in the section */
 	enum px_config_type type;
-	const char *def;             /* default, written as in a file; NULL: none */
-	long long min, max;          /* INT/DURATION limits (ms for durations); ADDR: max = default port */
-	const char *const *choices;  /* ENUM names, NULL-terminated */
-	size_t offset;               /* offsetof(struct, field) */
-	const char *help;            /* one line, for docs and console */
+	const char *def;    /* default, written as in a file; NULL: none */
+	long long min, max; /* INT/DURATION limits (ms for durations); ADDR: max = default port */
+	const char *const *choices; /* ENUM names, NULL-terminated */
+	size_t offset;              /* offsetof(struct, field) */
+	const char *help;           /* one line, for docs and console */
 };
 
 int px_config_apply(const px_config_section *s, const struct px_config_option *opts, size_t nopts,

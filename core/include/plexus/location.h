@@ -16,20 +16,20 @@
 #include <plexus/error.h>
 #include <plexus/module.h>
 
-#define PX_AOR_MAX 64
+#define PX_AOR_MAX     64
 #define PX_CONTACT_MAX 512
 
 struct px_binding {
-	char aor[PX_AOR_MAX];          /* endpoint name */
-	char contact[PX_CONTACT_MAX];  /* Contact URI as the phone registered it */
-	char received[160];            /* where the REGISTER came from: "udp:1.2.3.4:5060",
-					  "tcp:[::1]:5070"; requests go there (NAT) */
+	char aor[PX_AOR_MAX];         /* endpoint name */
+	char contact[PX_CONTACT_MAX]; /* Contact URI as the phone registered it */
+	char received[160];           /* where the REGISTER came from: "udp:1.2.3.4:5060",
+					 "tcp:[::1]:5070"; requests go there (NAT) */
 	char user_agent[160];
 	char call_id[160];
 	uint32_t cseq;
-	int q;                         /* 0..1000 (q=0.5 is 500); -1 when not given */
-	int64_t expires_at;            /* unix time */
-	int64_t registered_at;         /* unix time of the last refresh */
+	int q;                 /* 0..1000 (q=0.5 is 500); -1 when not given */
+	int64_t expires_at;    /* unix time */
+	int64_t registered_at; /* unix time of the last refresh */
 };
 
 struct px_register_contact {
@@ -53,9 +53,9 @@ struct px_register_request {
 };
 
 struct px_register_result {
-	int status;         /* 200, 400 (bad request), 423 (too brief), 500 */
-	const char *reason; /* for logs and the status phrase of 400/500 */
-	int min_expires;    /* with 423 */
+	int status;                        /* 200, 400 (bad request), 423 (too brief), 500 */
+	const char *reason;                /* for logs and the status phrase of 400/500 */
+	int min_expires;                   /* with 423 */
 	const struct px_binding *bindings; /* current bindings after the update (200) */
 	size_t nbindings;
 };

@@ -22,7 +22,7 @@ enum px_log_level {
 
 /* A bit per level, for sinks and consoles that take some levels only. */
 #define PX_LOG_MASK(level) (1u << (level))
-#define PX_LOG_MASK_ALL ((1u << PX_LOG_LEVELS) - 1)
+#define PX_LOG_MASK_ALL    ((1u << PX_LOG_LEVELS) - 1)
 
 void px_log(enum px_log_level level, int sublevel, const char *file, int line, const char *func,
 	    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -36,9 +36,9 @@ const char *px_log_level_name(enum px_log_level level);
 /* Parse "error", "warning", "notice", "verbose", "debug" (case-insensitive). */
 int px_log_level_parse(const char *name, enum px_log_level *out);
 
-#define px_log_error(...) px_log(PX_LOG_ERROR, 0, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define px_log_error(...)   px_log(PX_LOG_ERROR, 0, __FILE__, __LINE__, __func__, __VA_ARGS__)
 #define px_log_warning(...) px_log(PX_LOG_WARNING, 0, __FILE__, __LINE__, __func__, __VA_ARGS__)
-#define px_log_notice(...) px_log(PX_LOG_NOTICE, 0, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define px_log_notice(...)  px_log(PX_LOG_NOTICE, 0, __FILE__, __LINE__, __func__, __VA_ARGS__)
 #define px_verbose(n, ...)                                                                         \
 	do {                                                                                       \
 		if ((n) <= atomic_load_explicit(&px_log_verbose_max, memory_order_relaxed))        \

@@ -31,26 +31,26 @@ enum px_module_kind {
 typedef struct px_module px_module;
 
 struct px_module_info {
-	uint32_t abi_version;            /* PX_MODULE_ABI_VERSION at build time */
-	uint32_t info_size;              /* sizeof(struct px_module_info) at build time */
-	const char *name;                /* "res_db"; must match the file name */
-	const char *description;         /* one line for "module show" */
+	uint32_t abi_version;    /* PX_MODULE_ABI_VERSION at build time */
+	uint32_t info_size;      /* sizeof(struct px_module_info) at build time */
+	const char *name;        /* "res_db"; must match the file name */
+	const char *description; /* one line for "module show" */
 	enum px_module_kind kind;
-	const char *const *requires;     /* NULL-terminated module names, or NULL */
-	int (*load)(px_module *self);    /* 0, or -1 after logging why and undoing */
-	int (*unload)(px_module *self);  /* 0, or -1 to refuse (only when not forced) */
-	int (*reload)(px_module *self);  /* re-read configuration; NULL if none */
-	void *reserved[4];               /* room to grow without an ABI bump */
+	const char *const *requires;    /* NULL-terminated module names, or NULL */
+	int (*load)(px_module *self);   /* 0, or -1 after logging why and undoing */
+	int (*unload)(px_module *self); /* 0, or -1 to refuse (only when not forced) */
+	int (*reload)(px_module *self); /* re-read configuration; NULL if none */
+	void *reserved[4];              /* room to grow without an ABI bump */
 };
 
 #define PX_MODULE_REQUIRES(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Declare the module's descriptor: PX_MODULE(.name = "res_db", ...). */
 #define PX_MODULE(...)                                                                             \
-	__attribute__((visibility("default"))) const struct px_module_info px_module_info = {      \
-		.abi_version = PX_MODULE_ABI_VERSION,                                              \
-		.info_size = sizeof(struct px_module_info),                                        \
-		__VA_ARGS__}
+	__attribute__((visibility("default")))                                                     \
+	const struct px_module_info px_module_info = {.abi_version = PX_MODULE_ABI_VERSION,        \
+						      .info_size = sizeof(struct px_module_info),  \
+						      __VA_ARGS__}
 
 const char *px_module_name(const px_module *m);
 const char *px_module_kind_name(enum px_module_kind kind);
