@@ -364,3 +364,35 @@ check_answers() {
 	fi
 	pass "$1"
 }
+
+# ---------------------------------------------------------------- network
+
+# free_port_block COUNT [FIRST LAST]: print the first port of COUNT
+# consecutive ports, even, between FIRST and LAST (default 20000-29999),
+# that nothing holds on 127.0.0.1 for UDP or TCP right now. The search
+# starts at a place derived from the script's pid, so that tests running
+# side by side try different blocks. Returns 1 when none is found.
+free_port_block() {
+	"$PYTHON" - "$1" "${2:-20000}" "${3:-29999}" "$$" <<'PYEOF'
+import socket, sys
+count, first, last, pid = (int(a) for a in sys.argv[1:5])
+def free(port):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+blocks = (last - first + 1) // count
+for i in range(blocks):
+    base = first + ((pid + i) % blocks) * count
+    base += base % 2
+    if base + count - 1 <= last and all(free(p) for p in range(base, base + count)):
+        print(base)
+        sys.exit(0)
+sys.exit(1)
+PYEOF
+}

@@ -195,6 +195,18 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 			return;
 		}
 		break;
+	case nua_i_refer:
+	case nua_i_message:
+	case nua_i_subscribe:
+	case nua_i_notify:
+	case nua_i_publish:
+		/* Not offered (see Allow): refused whoever asks, in or out of a dialog. */
+		nua_respond(nh, 405, sip_405_Method_not_allowed,
+			    SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			    NUTAG_WITH_THIS(sip.nua), TAG_END());
+		if (!hmagic)
+			nua_handle_destroy(nh);
+		return;
 	case nua_i_error:
 		px_log_warning("chan_sip: stack error %d %s", status, phrase ? phrase : "");
 		return;
@@ -285,8 +297,14 @@ static void *sip_main(void *arg)
 		goto out_root;
 	}
 	sip.nua = nua_create(sip.root, nua_callback, NULL, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
-			     NUTAG_APPL_METHOD("REGISTER"),
-			     NUTAG_ALLOW("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			     /* Methods nua would otherwise accept on its own (REFER,
+			      * MESSAGE ...) come to us, to be refused: nobody may make
+			      * plexusd send NOTIFYs or claim deliveries it never makes. */
+			     NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
+			     NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
+			     NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
+			     SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			     SIPTAG_SUPPORTED_STR("path"),
 			     NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1),
 			     NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
 			     NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
