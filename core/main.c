@@ -316,6 +316,7 @@ int main(int argc, char **argv)
 	px_err err = {""};
 	px_store *store = NULL;
 	px_config *modules_conf = NULL, *rtp_conf = NULL;
+
 	int rc;
 	sigset_t sigs;
 	int sigfd = -1, status = 0;
@@ -408,36 +409,37 @@ int main(int argc, char **argv)
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_loader;
 	}
+	snprintf(path, sizeof(path), "%s/modules.conf", config_dir);
+	if (access(path, F_OK) != 0) {
+		px_log_notice("No %s: loading every module in %s", path, s->module_dir);
+	} else if (px_config_load(path, &modules_conf, &err) < 0) {
+		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
+		goto out_loader;
+	}
+	rc = px_loader_load_all(modules_conf, &err);
+	px_config_unref(modules_conf);
+	if (rc < 0) {
+		status = start_failed(EXIT_REQUIRED_MODULE, "%s; stopping", err.msg);
+		goto out_modules;
+	}
+	/* The console opens last: a console that answers means a daemon that
+	 * is ready, with every module loaded. */
 	struct px_console_listen listen = {.path = s->socket,
 					   .mode = s->socket_mode,
 					   .owner = s->socket_owner,
 					   .group = s->socket_group};
 	if (px_console_server_start(&listen, &err) < 0) {
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
-		goto out_loader;
+		goto out_modules;
 	}
-	snprintf(path, sizeof(path), "%s/modules.conf", config_dir);
-	if (access(path, F_OK) != 0) {
-		px_log_notice("No %s: loading every module in %s", path, s->module_dir);
-	} else if (px_config_load(path, &modules_conf, &err) < 0) {
-		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
-		goto out_console;
-	}
-	if (px_loader_load_all(modules_conf, &err) < 0) {
-		status = start_failed(EXIT_REQUIRED_MODULE, "%s; stopping", err.msg);
-		goto out_console;
-	}
-	px_config_unref(modules_conf);
-	modules_conf = NULL;
 
 	px_log_notice("Plexus ready (pid %d, console %s)", (int)getpid(), s->socket);
 	report_startup(0, NULL);
 	main_loop(sigfd);
 	px_log_notice("Plexus stopping");
 
-out_console:
 	px_console_server_stop("Plexus is shutting down");
-	px_config_unref(modules_conf);
+out_modules:
 	hang_up_everything();
 out_loader:
 	px_loader_shutdown();

@@ -156,17 +156,36 @@ static int post_wakeup(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *ar
 	return 0;
 }
 
-/* sofia-sip's own log lines go to ours: its messages (with "sip set debug
- * on") at notice level, everything else at debug level. */
+/* sofia-sip's own log lines go to ours. It writes a message in pieces, so
+ * pieces are gathered until a newline and logged a line at a time: at
+ * notice level while "sip set debug" is on (messages on the wire), else at
+ * debug level 3. Only the SIP thread logs through sofia. */
 static void sofia_logger(void *stream, char const *fmt, va_list ap)
 {
-	char buf[8192];
+	static char line[8192];
+	static size_t used;
+	char piece[8192];
+	int n = vsnprintf(piece, sizeof(piece), fmt, ap);
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	if (stream == (void *)tport_log && sip.debug)
-		px_log(PX_LOG_NOTICE, 0, "sofia", 0, "tport", "%s", buf);
-	else
-		px_debug(3, "sofia: %s", buf);
+	if (n < 0)
+		return;
+	for (const char *p = piece; *p; p++) {
+		if (*p != '\n' && used < sizeof(line) - 1) {
+			line[used++] = *p;
+			continue;
+		}
+		if (*p != '\n')
+			continue; /* an overlong line is cut, not lost entirely */
+		line[used] = '\0';
+		if (used && strspn(line, " \t") != used) {
+			if (sip.debug)
+				px_log(PX_LOG_NOTICE, 0, "sofia", 0, "sip", "%s", line);
+			else
+				px_debug(3, "sofia: %s", line);
+		}
+		used = 0;
+	}
+	(void)stream;
 }
 
 void sip_set_debug(bool on)

@@ -21,7 +21,7 @@
 # out-of-dialog REFER and a MESSAGE from a stranger are refused and make
 # plexusd send nothing. At the end plexusd stops with status 0.
 # Every check prints "ok N - ..."; a failure prints what was sent and
-# received. Needs sipp (Debian: sip-tester); exit 77 (skip) without it.
+# received. Needs sipp (Debian: sip-tester); without it the test fails (99).
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/sip/siplib.sh"

@@ -9,8 +9,8 @@
 
 SIPP_BIN=${SIPP:-sipp}
 if ! command -v "$SIPP_BIN" >/dev/null 2>&1; then
-	echo "# SKIP: sipp (Debian package sip-tester) is not installed"
-	exit 77
+	echo "Bail out! sipp is not installed (scripts/install-deps installs sip-tester)"
+	exit 99
 fi
 SIP_SCENARIOS=$top_srcdir/tests/sip
 SIP_DATA=$top_srcdir/tests/data/sip
