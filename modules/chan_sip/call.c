@@ -691,17 +691,18 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 
 /* ---- events on a call's dialogs (SIP thread) ---- */
 
-static void apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold)
+/* Take the far end's SDP; returns its direction, or -1 without a usable SDP. */
+static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold)
 {
 	struct sip_media media;
 	px_err err = {""};
 
 	if (!s || !s->sip_payload || !s->sip_payload->pl_data)
-		return;
+		return -1;
 	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, c->payloads,
 			  c->npayloads, &media, &err) < 0) {
 		px_log_notice("chan_sip: %s: %s", px_channel_name(c->chan), err.msg);
-		return;
+		return -1;
 	}
 	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */
 	if (!(media.addr.ss_family == AF_INET &&
@@ -715,6 +716,7 @@ static void apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hol
 						 hold ? PX_CONTROL_HOLD : PX_CONTROL_UNHOLD);
 		}
 	}
+	return media.direction;
 }
 
 static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
@@ -773,8 +775,32 @@ static void incoming_reinvite(struct sip_leg *l, sip_t const *s)
 	char sdp[1024];
 	int dir;
 
-	apply_remote_sdp(c, s, true);
-	dir = c->remote_hold ? SIP_RECVONLY : SIP_SENDRECV;
+	/* RFC 3264 6.1: the answer's direction mirrors the offer's. */
+	switch (apply_remote_sdp(c, s, true)) {
+	case SIP_SENDONLY:
+		dir = SIP_RECVONLY;
+		break;
+	case SIP_RECVONLY:
+		dir = SIP_SENDONLY;
+		break;
+	case SIP_INACTIVE:
+		dir = SIP_INACTIVE;
+		break;
+	case SIP_SENDRECV:
+		dir = SIP_SENDRECV;
+		break;
+	default:
+		if (s && s->sip_payload && s->sip_payload->pl_data) {
+			/* An offer we cannot use: the call goes on as it was. */
+			nua_respond(l->nh, 488, sip_488_Not_acceptable, NUTAG_WITH_THIS(sip.nua),
+				    TAG_END());
+			return;
+		}
+		/* No offer in the re-INVITE: offer what we had. */
+		dir = c->remote_hold ? SIP_RECVONLY : SIP_SENDRECV;
+	}
+	/* What we said we would not send, we do not send. */
+	px_rtp_set_send(c->rtp, dir == SIP_SENDRECV || dir == SIP_SENDONLY);
 	if (build_sdp(c, sdp, sizeof(sdp), dir) > 0)
 		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 			    SIPTAG_PAYLOAD_STR(sdp), NUTAG_WITH_THIS(sip.nua), TAG_END());

@@ -14,7 +14,12 @@
 # the phone); a busy phone (486, DIALSTATUS BUSY); a phone that rings
 # until Dial's 5 s are over (CANCEL to it, 480, NOANSWER); one not registered
 # (480, CHANUNAVAIL); an unknown number (404); a phone registered twice
-# rung in parallel (one answers, the other gets CANCEL). Bad input: garbage
+# rung in parallel (one answers, the other gets CANCEL); hold and resume by
+# re-INVITE (the caller's a=sendonly gets a=recvonly and reaches the called
+# phone as a re-INVITE with a=sendonly; a=sendrecv undoes both; no error or
+# warning logged); early media (the phone's 183 with SDP reaches the caller
+# as 183 with SDP, and its RTP is relayed to the caller before the 200,
+# seen in the caller's channel counters). Bad input: garbage
 # datagrams, a bad CSeq, a Via without branch, no Call-ID, a lying
 # Content-Length, an INVITE without credentials (401), an offer of G.729
 # only (488); afterwards no channel is left and REGISTER still works; an
@@ -318,6 +323,112 @@ test_call_parallel() {
 	expect_idle "after the parallel call no channel is left"
 }
 
+# log_problems MARK: the ERROR and WARNING lines plexusd logged after MARK
+# (a log_mark of plexus.log), and any sanitizer report on its stderr.
+log_problems() {
+	log_since "$D/plexus.log" "$1" | grep -E '^\[[^]]*\] (ERROR|WARNING)\['
+	grep -E 'Sanitizer|runtime error:' "$D/stderr"
+}
+
+# expect_log DESCRIPTION MARK ERE...: plexusd logged, after MARK, a line
+# matching each ERE, and no error or warning.
+expect_log() {
+	local what=$1 mark=$2 re bad
+	shift 2
+	for re in "$@"; do
+		if ! wait_for_log "$D/plexus.log" "$mark" "$re" 2; then
+			fail "$what" "expected a line in plexus.log matching: $re" \
+				"got (the log since the call began):" "$(log_since "$D/plexus.log" "$mark")"
+		fi
+	done
+	bad=$(log_problems "$mark")
+	if [ -n "$bad" ]; then
+		fail "$what" "expected no ERROR or WARNING in the log, no sanitizer report" "got:" "$bad"
+	fi
+	pass "$what"
+}
+
+# Hold from the caller (RFC 3264 8.4): its re-INVITE with a=sendonly gets
+# a=recvonly, and Dial passes the hold on, so the called phone gets a
+# re-INVITE with a=sendonly; a=sendrecv takes both off hold. The SDP checks
+# are in the scenarios (regexp actions with check_it: a missing or wrong
+# direction fails the run).
+test_call_hold() {
+	local mark
+	mark=$(log_mark "$D/plexus.log")
+	start_phone uas_hold "$PORT_1002" uas_hold.xml -s 1002 -d 200
+	call_args 1002
+	sipp_start call_hold - uac_hold.xml "${CALL_ARGS[@]}" -d 800
+	expect_sipp_ok "hold and resume: the caller's re-INVITEs (sendonly, then sendrecv) get 200 with recvonly, then sendrecv; plexusd re-INVITEs 1002 with sendonly, then sendrecv" \
+		call_hold uas_hold
+	expect_statuses "the caller got 401, 100, 180, 200, then 200 to each re-INVITE and to its BYE" \
+		call_hold '^(100 )?401 100 180 200 (100 )?200 (100 )?200 200$'
+	pass "hold: 1001's re-INVITE a=sendonly got 200 a=recvonly and 1002 got a re-INVITE a=sendonly (200 a=recvonly, ACK); resume: a=sendrecv both ways"
+	expect_idle "after the held and resumed call no channel is left"
+	expect_log "plexusd logged the hold and the resume passed to the other leg, and no error or warning" \
+		"$mark" 'SIP/1001-[0-9a-f]+ put the call on hold' 'SIP/1001-[0-9a-f]+ took the call off hold'
+}
+
+# check_early_media DESCRIPTION NAME...: while the called phone is in its
+# 183 phase (within 3 s), the caller's channel is not answered yet (State:
+# Ring, not bridged) and its RTP counters show packets sent to the caller.
+# A failure reports the SIPp runs NAME...
+check_early_media() {
+	local what=$1 deadline name state tx
+	shift
+	deadline=$(($(date +%s) + 3))
+	while :; do
+		name=$(channel_names | grep '^SIP/1001-' | head -n 1)
+		if [ -n "$name" ]; then
+			px "$SOCK" "core show channel $name"
+			state=$(printf '%s\n' "$PX_OUT" | sed -n 's/^ *State: \([A-Za-z]*\).*/\1/p')
+			tx=$(printf '%s\n' "$PX_OUT" | sed -n 's/^ *TX packets: \([0-9]*\).*/\1/p')
+			if [ "$state" = Up ]; then
+				fail "$what" "expected: TX packets > 0 on $name before it is answered" \
+					"got: $name is Up already, and no packet was seen sent before" \
+					"core show channel $name:" "$PX_OUT" "$(sipp_report "$@")"
+			fi
+			if [ "$state" = Ring ] && [ "${tx:-0}" -gt 0 ] &&
+				printf '%s\n' "$PX_OUT" | grep -Eq '^ *Bridged Channel: \(None\)'; then
+				pass "$what ($name: State $state, TX packets $tx)"
+				return 0
+			fi
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			px "$SOCK" 'core show channels verbose'
+			fail "$what" "expected: the caller's channel SIP/1001-... in State Ring with TX packets > 0" \
+				"got: ${name:-no such channel}, State ${state:-?}, TX ${tx:-?}" \
+				"core show channels verbose:" "$PX_OUT" "$(sipp_report "$@")"
+		fi
+		sleep 0.1
+	done
+}
+
+# Early media: 1002 answers 183 with SDP and streams a tone for 1.5 s
+# before its 200. The caller must get a 183 with SDP (checked in the
+# scenario), and the tone must reach it through plexusd before the answer.
+test_call_early_media() {
+	local mark
+	mark=$(log_mark "$D/plexus.log")
+	start_phone uas_early "$PORT_1002" uas_early.xml -s 1002 -d 1500
+	call_args 1002
+	sipp_start call_early - uac_early.xml "${CALL_ARGS[@]}" -d 1000
+	check_early_media "early media: during 1002's 183, plexusd relays its RTP to the caller, not yet answered" \
+		call_early uas_early
+	expect_sipp_ok "early media: 1002's 183 with SDP reaches the caller as 183 with SDP, then 200, ACK; BYE from the caller" \
+		call_early uas_early
+	expect_statuses "the caller got 401, then 100, 183 (no 180), 200 and the 200 to its BYE" call_early \
+		'^(100 )?401 100 183 200 200$'
+	expect_header "the caller's 183 carries an SDP answer" call_early '^SIP/2.0 183' \
+		'^Content-Type: application/sdp$'
+	expect_header "the caller's 183 carries an SDP answer" call_early '^SIP/2.0 183' \
+		'^m=audio [1-9][0-9]* RTP/AVP 0( |$)'
+	pass "early media: 183 with SDP (m=audio, PCMU) before the 200"
+	expect_idle "after the call with early media no channel is left"
+	expect_log "the call with early media logged no error or warning" "$mark" \
+		'SIP/1002-[0-9a-f]+ is making progress'
+}
+
 # ---------------------------------------------------------------- bad input
 
 # raw_expect DESCRIPTION ALLOWED ARGS...: send a datagram; every status
@@ -434,6 +545,8 @@ test_call_no_answer
 test_call_not_registered
 test_call_unknown_number
 test_call_parallel
+test_call_hold
+test_call_early_media
 test_bad_input
 test_unauthenticated_methods
 test_stop
