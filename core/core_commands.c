@@ -222,7 +222,7 @@ static enum px_cli_status cmd_module_show(px_cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < n && i < sizeof(list) / sizeof(list[0]); i++) {
 		if (like && fnmatch(pattern, list[i].name, 0) != 0)
 			continue;
-		px_cli_printf(cli, "%-24s %-48s %-12s %-10d %s\n", list[i].name,
+		px_cli_printf(cli, "%-24s %-48.48s %-12s %-10d %s\n", list[i].name,
 			      list[i].description, px_module_kind_name(list[i].kind),
 			      list[i].use_count,
 			      list[i].required ? "Running (required)" : "Running");
