@@ -12,5 +12,7 @@ void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *d
 void px_channel_tech_foreach(void (*fn)(void *ctx, const struct px_channel_tech *t), void *ctx);
 void px_channel_hangup_all(int cause);
 int px_channel_sessions_running(void);
+/* At shutdown, after the calls: end the idle session threads (bounded wait). */
+void px_channel_sessions_shutdown(void);
 
 #endif

@@ -441,6 +441,7 @@ int main(int argc, char **argv)
 	px_console_server_stop("Plexus is shutting down");
 out_modules:
 	hang_up_everything();
+	px_channel_sessions_shutdown();
 out_loader:
 	px_loader_shutdown();
 	px_channel_commands_unregister();
