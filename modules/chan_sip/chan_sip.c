@@ -4,6 +4,8 @@
  * unload undoes that in reverse; reload re-reads sip.conf and swaps it in
  * only when the whole file is valid.
  */
+#include <dlfcn.h>
+
 #include <plexus/channel.h>
 #include <plexus/cli.h>
 #include <plexus/log.h>
@@ -14,12 +16,27 @@
 extern px_module *sip_module;
 void sip_commands_unregister(void);
 
+/* sofia-sip, and OpenSSL under it, stay mapped for the daemon's lifetime,
+ * while chan_sip itself still unloads and loads again: they are not made to
+ * be unmapped and mapped again in one process (after a failed load unmapped
+ * them, every thread started later died in the sanitizer build). */
+static void pin_sip_stack(void)
+{
+	void *h = dlopen("libsofia-sip-ua.so.0", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+
+	if (h)
+		dlclose(h);
+	else
+		px_log_warning("chan_sip: cannot pin libsofia-sip-ua: %s", dlerror());
+}
+
 static int sip_load(px_module *self)
 {
 	struct sip_config *cfg;
 	px_err err = {""};
 
 	sip_module = self;
+	pin_sip_stack();
 	if (sip_config_load(&cfg, &err) < 0) {
 		px_log_error("chan_sip: %s", err.msg);
 		return -1;
