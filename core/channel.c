@@ -25,6 +25,7 @@ struct px_waiter {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool pending; /* an event arrived since the last wait */
+	int sleepers; /* threads inside pthread_cond_*wait on cond */
 };
 
 struct channel_var {
@@ -225,6 +226,7 @@ static void waiter_init(px_waiter *w)
 	pthread_cond_init(&w->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	w->pending = false;
+	w->sleepers = 0;
 }
 
 static void waiter_destroy(px_waiter *w)
@@ -233,12 +235,20 @@ static void waiter_destroy(px_waiter *w)
 	pthread_mutex_destroy(&w->lock);
 }
 
+/* Signalled after the unlock, and only when someone sleeps: a session
+ * thread woken while the waker still holds the mutex would only block on it
+ * again, two futex calls per event for nothing. The caller holds the
+ * channel lock, which keeps w alive until this returns. */
 static void waiter_wake(px_waiter *w)
 {
+	bool sleeping;
+
 	pthread_mutex_lock(&w->lock);
 	w->pending = true;
-	pthread_cond_broadcast(&w->cond);
+	sleeping = w->sleepers > 0;
 	pthread_mutex_unlock(&w->lock);
+	if (sleeping)
+		pthread_cond_broadcast(&w->cond);
 }
 
 int px_waiter_wait(px_waiter *w, int timeout_ms)
@@ -257,8 +267,11 @@ int px_waiter_wait(px_waiter *w, int timeout_ms)
 	}
 	pthread_mutex_lock(&w->lock);
 	while (!w->pending) {
-		int rc = timeout_ms < 0 ? pthread_cond_wait(&w->cond, &w->lock)
-					: pthread_cond_timedwait(&w->cond, &w->lock, &deadline);
+		int rc;
+		w->sleepers++;
+		rc = timeout_ms < 0 ? pthread_cond_wait(&w->cond, &w->lock)
+				    : pthread_cond_timedwait(&w->cond, &w->lock, &deadline);
+		w->sleepers--;
 		if (rc == ETIMEDOUT)
 			break;
 	}

@@ -79,6 +79,10 @@
 #define MAX_WORKERS     256
 #define WAKEUP_HANDLE   UINT64_MAX
 #define NO_SLOT         UINT32_MAX
+/* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
+#define IDLE_SOCKETS_MAX 4096
+#define IDLE_REUSE_MS    1000
+#define IDLE_DRAIN_MAX   64
 
 struct media_worker;
 
@@ -192,6 +196,16 @@ static size_t npairs;
 static bool *pair_taken;   /* guarded by port_lock */
 static size_t pair_cursor; /* guarded by port_lock */
 
+/* Sockets of ended sessions, still bound to their port, oldest first. */
+struct idle_socket {
+	int fd;
+	uint16_t port;
+	struct sockaddr_storage local;
+	long long released_ms;
+};
+static struct idle_socket *idle_ring; /* IDLE_SOCKETS_MAX; guarded by port_lock */
+static size_t idle_head, idle_len;    /* guarded by port_lock */
+
 /* ------------------------------------------------------------ small helpers */
 
 static uint16_t get_be16(const unsigned char *p)
@@ -234,17 +248,29 @@ static void counter_sub(atomic_uint_least64_t *c, uint64_t n)
 
 /* SSRC, first sequence number and timestamp must be unpredictable
  * (RFC 3550, 5.1), but need not be cryptographically strong. */
+/* SSRCs and initial sequence numbers and timestamps only need to be
+ * unpredictable and unlikely to collide (RFC 3550 section 8), not secret:
+ * a per-thread generator (splitmix64) seeded once from getrandom() costs
+ * no system call per session, where getrandom() per value cost three. */
 static uint32_t random_u32(void)
 {
-	static atomic_uint_least32_t fallback;
-	uint32_t value;
+	static _Thread_local uint64_t state;
+	static _Thread_local bool seeded;
+	uint64_t z;
 
-	if (getrandom(&value, sizeof(value), GRND_NONBLOCK) == (ssize_t)sizeof(value))
-		return value;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	value = (uint32_t)now.tv_nsec ^ (uint32_t)now.tv_sec * 2654435761u;
-	return value ^ (uint32_t)atomic_fetch_add(&fallback, 0x9e3779b9u);
+	if (!seeded) {
+		if (getrandom(&state, sizeof(state), GRND_NONBLOCK) != (ssize_t)sizeof(state)) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			state = (uint64_t)now.tv_nsec * 0x9e3779b97f4a7c15ull ^
+				(uint64_t)now.tv_sec ^ (uint64_t)(uintptr_t)&state;
+		}
+		seeded = true;
+	}
+	z = (state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
 static socklen_t sockaddr_size(int family)
@@ -386,12 +412,138 @@ static int bind_port_from_range(int fd, const struct sockaddr_storage *local, ui
 	return rc;
 }
 
+static void release_port_locked(uint16_t port);
+
 static void release_port(uint16_t port)
 {
 	pthread_mutex_lock(&port_lock);
+	release_port_locked(port);
+	pthread_mutex_unlock(&port_lock);
+}
+
+/* ------------------------------------------------------------ idle sockets
+ *
+ * Opening an RTP socket costs five system calls (socket, two setsockopt,
+ * bind, getsockname) and closing it one more, all on the thread that sets
+ * up or ends the call. An ended session's socket therefore stays bound and
+ * waits here, its port still taken, until a new session on the same local
+ * address takes it. Only a socket idle for IDLE_REUSE_MS is handed out, and
+ * what arrived meanwhile is read and dropped first: the late packets of the
+ * old call must not be taken for the new call's far end. */
+
+static long long monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+static void release_port_locked(uint16_t port)
+{
 	if (pair_taken && port >= port_start)
 		pair_taken[(port - port_start) / 2] = false;
+}
+
+/* Keep fd for reuse; false when the pool is full (the caller closes it). */
+static bool idle_put(int fd, uint16_t port, const struct sockaddr_storage *local)
+{
+	bool kept = false;
+
+	pthread_mutex_lock(&port_lock);
+	if (idle_ring && idle_len < IDLE_SOCKETS_MAX) {
+		struct idle_socket *s = &idle_ring[(idle_head + idle_len) % IDLE_SOCKETS_MAX];
+		s->fd = fd;
+		s->port = port;
+		s->local = *local;
+		s->released_ms = monotonic_ms();
+		idle_len++;
+		kept = true;
+	}
 	pthread_mutex_unlock(&port_lock);
+	return kept;
+}
+
+/* The oldest idle socket bound to local's address, if it has rested long
+ * enough; -1 otherwise. An older one on another address is closed, so that
+ * a changed bind address does not pin sockets forever. */
+static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
+		     struct sockaddr_storage *bound)
+{
+	long long now = monotonic_ms();
+	int fd = -1;
+
+	pthread_mutex_lock(&port_lock);
+	while (idle_len > 0) {
+		struct idle_socket *s = &idle_ring[idle_head];
+		if (now - s->released_ms < IDLE_REUSE_MS)
+			break;
+		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
+		idle_len--;
+		if (same_host(&s->local, local)) {
+			fd = s->fd;
+			*port = s->port;
+			*bound = s->local;
+			break;
+		}
+		close(s->fd);
+		release_port_locked(s->port);
+	}
+	pthread_mutex_unlock(&port_lock);
+	if (fd >= 0) {
+		unsigned char scrap[PACKET_MAX];
+		for (int i = 0; i < IDLE_DRAIN_MAX; i++) {
+			if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
+				break;
+		}
+	}
+	return fd;
+}
+
+/* Give up to n idle sockets' ports back to the range, oldest first: the
+ * range is full and a new session needs a port more than reuse does.
+ * Returns how many were closed. */
+static size_t idle_evict(size_t n)
+{
+	size_t closed = 0;
+
+	pthread_mutex_lock(&port_lock);
+	while (idle_len > 0 && closed < n) {
+		struct idle_socket *s = &idle_ring[idle_head];
+		close(s->fd);
+		release_port_locked(s->port);
+		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
+		idle_len--;
+		closed++;
+	}
+	pthread_mutex_unlock(&port_lock);
+	return closed;
+}
+
+/* Close every idle socket; port_lock held. */
+static void idle_close_all(void)
+{
+	while (idle_len > 0) {
+		struct idle_socket *s = &idle_ring[idle_head];
+		close(s->fd);
+		release_port_locked(s->port);
+		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
+		idle_len--;
+	}
+	free(idle_ring);
+	idle_ring = NULL;
+	idle_head = 0;
 }
 
 /* ------------------------------------------------------------ worker table */
@@ -853,6 +1005,7 @@ static void engine_close(void)
 	workers = NULL;
 	nworkers = 0;
 	pthread_mutex_lock(&port_lock);
+	idle_close_all();
 	free(pair_taken);
 	pair_taken = NULL;
 	npairs = 0;
@@ -881,9 +1034,11 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 	npairs = (port_end - port_start + 1) / 2;
 	pair_cursor = 0;
 	pair_taken = calloc(npairs, sizeof(*pair_taken));
+	idle_ring = calloc(IDLE_SOCKETS_MAX, sizeof(*idle_ring));
+	idle_head = idle_len = 0;
 	pthread_mutex_unlock(&port_lock);
 	workers = calloc(n, sizeof(*workers));
-	if (!pair_taken || !workers) {
+	if (!pair_taken || !idle_ring || !workers) {
 		free(workers);
 		workers = NULL;
 		engine_close();
@@ -918,12 +1073,39 @@ unsigned px_media_session_count(void)
 
 /* ------------------------------------------------------------ sessions */
 
+/* A new socket for r, bound to a free port of the range at r->local's
+ * address; r->fd, r->port and r->local are set. */
+static int open_rtp_socket(px_rtp *r, px_err *err)
+{
+	int one = 1, rcvbuf = SOCKET_RCVBUF;
+	socklen_t len;
+
+	r->fd = socket(r->local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (r->fd < 0)
+		return px_err_set(err, "RTP socket: %s", strerror(errno));
+	/* Each session has its own port in each family; an IPv6 socket taking
+	 * IPv4 traffic as well would only blur which far end is which. */
+	if (r->local.ss_family == AF_INET6)
+		setsockopt(r->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* A worker busy with other sockets for a moment must not lose packets;
+	 * the kernel caps this at net.core.rmem_max, which is fine too. */
+	setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (bind_port_from_range(r->fd, &r->local, &r->port, err) < 0 &&
+	    (idle_evict(16) == 0 || bind_port_from_range(r->fd, &r->local, &r->port, err) < 0)) {
+		close(r->fd);
+		r->fd = -1;
+		return -1;
+	}
+	len = sizeof(r->local);
+	getsockname(r->fd, (struct sockaddr *)&r->local, &len);
+	return 0;
+}
+
 int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 {
 	socklen_t len = local ? sockaddr_size(local->sa_family) : 0;
 	struct media_worker *w;
 	px_rtp *r;
-	int one = 1, rcvbuf = SOCKET_RCVBUF;
 
 	if (!running)
 		return px_err_set(err, "media engine not started");
@@ -933,26 +1115,11 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	if (!r)
 		return px_err_set(err, "out of memory");
 	memcpy(&r->local, local, len);
-	r->fd = socket(local->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-	if (r->fd < 0) {
-		px_err_set(err, "RTP socket: %s", strerror(errno));
+	r->fd = idle_take(&r->local, &r->port, &r->local);
+	if (r->fd < 0 && open_rtp_socket(r, err) < 0) {
 		free(r);
 		return -1;
 	}
-	/* Each session has its own port in each family; an IPv6 socket taking
-	 * IPv4 traffic as well would only blur which far end is which. */
-	if (local->sa_family == AF_INET6)
-		setsockopt(r->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	/* A worker busy with other sockets for a moment must not lose packets;
-	 * the kernel caps this at net.core.rmem_max, which is fine too. */
-	setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	if (bind_port_from_range(r->fd, &r->local, &r->port, err) < 0) {
-		close(r->fd);
-		free(r);
-		return -1;
-	}
-	len = sizeof(r->local);
-	getsockname(r->fd, (struct sockaddr *)&r->local, &len);
 	r->send = true;
 	r->tx.ssrc = random_u32();
 	r->tx.last_seq = (uint16_t)random_u32();
@@ -1103,8 +1270,10 @@ void px_rtp_destroy(px_rtp *r)
 	/* The worker holds no session pointer outside its lock, and its
 	 * pending events for r no longer resolve: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
-	close(r->fd);
-	release_port(r->port);
+	if (!idle_put(r->fd, r->port, &r->local)) {
+		close(r->fd);
+		release_port(r->port);
+	}
 	atomic_fetch_sub(&session_count, 1);
 	free(r);
 }

@@ -717,6 +717,53 @@ static void test_port_exhaustion_and_reuse(void)
 	px_media_shutdown();
 }
 
+/* An ended session's socket is reused only after it has rested, and what
+ * reached it meanwhile (the old call's late packets) never reaches the new
+ * session: neither counted nor relayed nor latched onto. */
+static void test_idle_socket_reuse(void)
+{
+	struct phone late;
+	px_rtp *a, *b, *c;
+	uint16_t old_port;
+	struct timespec rest = {.tv_sec = 1, .tv_nsec = 200 * 1000000L};
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(phone_open(&late, AF_INET));
+	a = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	old_port = px_rtp_local_port(a);
+	px_rtp_destroy(a);
+	/* At once: a fresh port, not the one just released. */
+	b = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_NOT_EQUAL(px_rtp_local_port(b), old_port);
+
+	/* The old call's far end is still sending to the released port. */
+	struct sockaddr_storage to = loopback(AF_INET, old_port);
+	unsigned char p[HEADER_SIZE + PAYLOAD_SIZE];
+	size_t n = make_rtp(p, 0x1a7e, 7, 1120, false);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(sendto(late.fd, p, n, 0, (struct sockaddr *)&to, addr_len(&to)) ==
+		          (ssize_t)n);
+
+	nanosleep(&rest, NULL);
+	c = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(px_rtp_local_port(c), old_port);
+	px_rtp_set_remote(c, NULL, true);
+	CU_ASSERT(px_rtp_bridge(c, b, NULL) == 0);
+	CU_ASSERT(nothing_arrives(&late));
+	struct px_rtp_stats st = stats_of(c);
+	CU_ASSERT_EQUAL(st.rx_packets, 0);
+	CU_ASSERT_EQUAL(st.rx_dropped, 0);
+	CU_ASSERT_EQUAL(px_media_session_count(), 2);
+
+	px_rtp_destroy(b);
+	px_rtp_destroy(c);
+	phone_close(&late);
+	px_media_shutdown();
+}
+
 static void test_configuration(void)
 {
 	static const struct {
@@ -1036,6 +1083,7 @@ int main(void)
 	        {"unbridge and re-bridge", test_unbridge_and_rebridge},
 	        {"hold", test_hold},
 	        {"port exhaustion and reuse", test_port_exhaustion_and_reuse},
+	        {"idle socket reuse", test_idle_socket_reuse},
 	        {"configuration", test_configuration},
 	        {"two workers", test_two_workers},
 	        {"IPv6", test_ipv6},
