@@ -20,6 +20,7 @@
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
 
 #include <plexus/dialplan.h>
@@ -71,6 +72,13 @@ struct sip_call {
 	bool remote_hold;  /* the far end put us on hold */
 	int our_direction; /* what our last SDP said */
 	bool hangup_done;
+
+	/* RTP timeout (SIP thread only): */
+	int rtp_timeout, rtp_timeout_hold;
+	struct sip_call *watch_prev, *watch_next; /* in the watch list: a reference */
+	bool watched, watch_held;
+	uint64_t watch_rx;        /* packets received at the last change */
+	long long watch_since_ms; /* when they last changed */
 };
 
 static atomic_size_t calls_active;
@@ -112,6 +120,8 @@ static struct sip_call *call_new(bool outbound, const struct sip_endpoint *ep)
 	c->outbound = outbound;
 	snprintf(c->endpoint, sizeof(c->endpoint), "%s", ep->name);
 	c->nat = ep->nat;
+	c->rtp_timeout = ep->rtp_timeout;
+	c->rtp_timeout_hold = ep->rtp_timeout_hold;
 	c->dtmf_pt = -1;
 	c->sdp_id = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(uintptr_t)c;
 	c->our_direction = SIP_SENDRECV;
@@ -134,6 +144,118 @@ static struct sip_leg *leg_new(struct sip_call *c)
 	return l;
 }
 
+/* ---- RTP timeout ----
+ *
+ * A phone that lost power or network never sends BYE; without this its
+ * call would stay Up, holding the other party, a channel and two RTP ports.
+ * Answered calls whose endpoint sets rtp_timeout (or rtp_timeout_hold) are
+ * on a list that a one-second timer on the SIP thread walks: a call whose
+ * received-packet count has not moved for the timeout is hung up. Only the
+ * SIP thread touches the list. */
+
+static struct sip_call *watch_head;
+static su_timer_t *watch_timer;
+
+static long long monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static bool call_held(const struct sip_call *c)
+{
+	return c->remote_hold || c->our_direction != SIP_SENDRECV;
+}
+
+/* Start watching an answered call; SIP thread. */
+static void watch_add(struct sip_call *c)
+{
+	if (c->watched || !c->rtp || (!c->rtp_timeout && !c->rtp_timeout_hold))
+		return;
+	struct px_rtp_stats st;
+	px_rtp_get_stats(c->rtp, &st);
+	c->watch_rx = st.rx_packets;
+	c->watch_since_ms = monotonic_ms();
+	c->watch_held = call_held(c);
+	c->watched = true;
+	c->watch_prev = NULL;
+	c->watch_next = watch_head;
+	if (watch_head)
+		watch_head->watch_prev = c;
+	watch_head = call_ref(c);
+}
+
+static void watch_remove(struct sip_call *c)
+{
+	if (!c->watched)
+		return;
+	if (c->watch_prev)
+		c->watch_prev->watch_next = c->watch_next;
+	else
+		watch_head = c->watch_next;
+	if (c->watch_next)
+		c->watch_next->watch_prev = c->watch_prev;
+	c->watched = false;
+	c->watch_prev = c->watch_next = NULL;
+	call_unref(c);
+}
+
+static void watch_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	long long now = monotonic_ms();
+	struct sip_call *c = watch_head;
+
+	(void)magic;
+	(void)t;
+	(void)arg;
+	while (c) {
+		struct sip_call *next = c->watch_next;
+		struct px_rtp_stats st;
+		bool held = call_held(c);
+		int timeout = held ? c->rtp_timeout_hold : c->rtp_timeout;
+
+		if (c->hangup_done || px_channel_is_hungup(c->chan)) {
+			watch_remove(c);
+			c = next;
+			continue;
+		}
+		px_rtp_get_stats(c->rtp, &st);
+		if (st.rx_packets != c->watch_rx || held != c->watch_held) {
+			/* Holding or resuming starts the count afresh. */
+			c->watch_rx = st.rx_packets;
+			c->watch_held = held;
+			c->watch_since_ms = now;
+		} else if (timeout > 0 && now - c->watch_since_ms >= timeout * 1000LL) {
+			px_log_notice("chan_sip: %s: no RTP for %d s%s; hanging up",
+				      px_channel_name(c->chan), timeout, held ? " on hold" : "");
+			px_channel_hangup(c->chan, PX_CAUSE_NETWORK_OUT_OF_ORDER);
+			watch_remove(c);
+		}
+		c = next;
+	}
+}
+
+int sip_rtp_watch_start(struct su_root_s *root)
+{
+	watch_timer = su_timer_create(su_root_task(root), 1000);
+	if (!watch_timer || su_timer_set_for_ever(watch_timer, watch_tick, NULL) < 0) {
+		su_timer_destroy(watch_timer);
+		watch_timer = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void sip_rtp_watch_stop(void)
+{
+	while (watch_head)
+		watch_remove(watch_head);
+	su_timer_destroy(watch_timer);
+	watch_timer = NULL;
+}
+
 /* The dialog is over: release its handle; the last one lets the channel go. */
 static void leg_terminated(struct sip_leg *l)
 {
@@ -148,6 +270,7 @@ static void leg_terminated(struct sip_leg *l)
 		l->nh = NULL;
 	}
 	if (--c->legs_alive == 0) {
+		watch_remove(c);
 		/* If the far end vanished without BYE, the session must still learn it. */
 		if (!px_channel_is_hungup(c->chan))
 			px_channel_queue_hangup(c->chan, PX_CAUSE_NORMAL_CLEARING);
@@ -263,6 +386,7 @@ static void do_answer(void *arg)
 			    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
 		c->final_sent = true;
 		c->answered = true;
+		watch_add(c);
 	}
 	call_unref(c);
 }
@@ -751,6 +875,7 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 				nua_cancel(o->nh, TAG_END());
 		px_channel_set_state(c->chan, PX_STATE_UP);
 		px_channel_queue_control(c->chan, PX_CONTROL_ANSWER);
+		watch_add(c);
 		return;
 	}
 	if (c->winner == l) /* a re-INVITE failed; the call goes on */

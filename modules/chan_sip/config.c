@@ -56,6 +56,8 @@ struct endpoint_opts {
 	bool nat;
 	long long max_contacts;
 	char *dtmf_mode;
+	long long rtp_timeout;
+	long long rtp_timeout_hold;
 };
 
 static const struct px_config_option endpoint_table[] = {
@@ -80,6 +82,11 @@ static const struct px_config_option endpoint_table[] = {
 	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
 	 offsetof(struct endpoint_opts, dtmf_mode),
 	 "rfc4733 (more modes come with the media engine)"},
+	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL, offsetof(struct endpoint_opts, rtp_timeout),
+	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: never"},
+	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
+	 offsetof(struct endpoint_opts, rtp_timeout_hold),
+	 "the same while the call is on hold; 0: never"},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -233,6 +240,8 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 	}
 	ep->nat = o.nat;
 	ep->max_contacts = (int)o.max_contacts;
+	ep->rtp_timeout = (int)o.rtp_timeout;
+	ep->rtp_timeout_hold = (int)o.rtp_timeout_hold;
 	if (endpoint_codecs(s, ep, err) < 0)
 		goto out;
 	rc = 0;

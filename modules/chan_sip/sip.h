@@ -48,6 +48,8 @@ struct sip_endpoint {
 	int ncodecs;
 	bool nat; /* rport, contact rewrite, symmetric RTP */
 	int max_contacts;
+	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
+	int rtp_timeout_hold; /* the same while the call is on hold */
 	const char *file; /* where it was defined, for messages */
 	int line;
 };
@@ -125,6 +127,10 @@ void sip_call_event(int event, int status, const char *phrase, struct nua_handle
 		    void *hmagic, const void *sipmsg, void *tags);
 /* Hang up every call (shutdown) and count them. */
 size_t sip_calls_active(void);
+/* The once-a-second check of answered calls for RTP that stopped
+ * (rtp_timeout); started and stopped on the SIP thread. */
+int sip_rtp_watch_start(struct su_root_s *root);
+void sip_rtp_watch_stop(void);
 
 /* ---- SDP (sdp.c) ---- */
 

@@ -338,6 +338,10 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot create the digest authentication module");
 		goto out_nua;
 	}
+	if (sip_rtp_watch_start(sip.root) < 0) {
+		start_done(-1, "cannot start the RTP timeout timer");
+		goto out_auth;
+	}
 	if (sip.debug)
 		sip_set_debug(true);
 	px_verbose(1, "chan_sip listening on %s", url);
@@ -345,6 +349,8 @@ static void *sip_main(void *arg)
 
 	su_root_run(sip.root); /* until the shutdown posted by sip_stack_stop */
 
+	sip_rtp_watch_stop();
+out_auth:
 	auth_mod_destroy(sip.auth);
 	sip.auth = NULL;
 out_nua:

@@ -34,6 +34,7 @@
 SECRET_1001=test-secret-1001
 SECRET_1002=test-secret-1002
 SECRET_1003=test-secret-1003
+SECRET_1005=test-secret-1005
 
 # ---------------------------------------------------------------- set-up
 
@@ -69,8 +70,8 @@ PYEOF
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 	start_daemon "$D"
-	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT with 4 endpoints" \
-		'sip show endpoints' 0 '^4 endpoints$'
+	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT with 5 endpoints" \
+		'sip show endpoints' 0 '^5 endpoints$'
 }
 
 # register NAME PORT USER PASSWORD EXPIRES [SCENARIO]: a REGISTER run.
@@ -369,6 +370,35 @@ test_call_hold() {
 		"$mark" 'SIP/1001-[0-9a-f]+ put the call on hold' 'SIP/1001-[0-9a-f]+ took the call off hold'
 }
 
+# RTP timeout: 1005 (rtp_timeout = 2) answers and never sends RTP, like a
+# phone whose network went away. plexusd hangs its leg up after 2 s (BYE to
+# it, cause 38), and the caller, still streaming, gets BYE too.
+test_call_rtp_timeout() {
+	local mark start elapsed
+	register reg_1005 "$PORT_1005" 1005 "$SECRET_1005" 3600
+	if [ "${SIPP_RC_OF[reg_1005]}" != 0 ]; then
+		sipp_fail "1005 registers" "401, then 200" reg_1005
+	fi
+	mark=$(log_mark "$D/plexus.log")
+	start=$(date +%s%N)
+	start_phone uas_silent "$PORT_1005" uas_answer_silent.xml -s 1005 -d 100
+	call_args 1005
+	sipp_start call_silent - uac_call_wait_bye.xml "${CALL_ARGS[@]}"
+	expect_sipp_ok "a call to 1005, which sends no RTP: plexusd sends BYE to 1005 and to the caller" \
+		call_silent uas_silent
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	if [ "$elapsed" -lt 2000 ]; then
+		fail "the RTP timeout waits its 2 s" "BYE no sooner than 2000 ms after the call began" \
+			"got: both calls ended after $elapsed ms"
+	else
+		pass "the RTP timeout waited its 2 s (the calls ended after $elapsed ms)"
+	fi
+	expect_idle "after the RTP timeout no channel is left"
+	expect_log "plexusd logged the RTP timeout of 1005's leg with cause 38" "$mark" \
+		'SIP/1005-[0-9a-f]+: no RTP for 2 s; hanging up' \
+		'Hanging up SIP/1005-[0-9a-f]+ \(cause 38: Network out of order\)'
+}
+
 # check_early_media DESCRIPTION NAME...: while the called phone is in its
 # 183 phase (within 3 s), the caller's channel is not answered yet (State:
 # Ring, not bridged) and its RTP counters show packets sent to the caller.
@@ -546,6 +576,7 @@ test_call_not_registered
 test_call_unknown_number
 test_call_parallel
 test_call_hold
+test_call_rtp_timeout
 test_call_early_media
 test_bad_input
 test_unauthenticated_methods
