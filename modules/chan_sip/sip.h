@@ -10,6 +10,7 @@
  *   register.c  REGISTER: digest authentication, the location service
  *   call.c      INVITE in and out: the channel technology "SIP"
  *   sdp.c       SDP offers and answers for G.711
+ *   overload.c  refusing new calls while the SIP thread is saturated
  *   commands.c  console commands
  */
 #ifndef PLEXUS_CHAN_SIP_H
@@ -131,6 +132,14 @@ size_t sip_calls_active(void);
  * (rtp_timeout); started and stopped on the SIP thread. */
 int sip_rtp_watch_start(struct su_root_s *root);
 void sip_rtp_watch_stop(void);
+
+/* ---- overload control (overload.c) ---- */
+
+/* Measure the SIP thread's load once a second; SIP thread. */
+int sip_overload_start(struct su_root_s *root);
+void sip_overload_stop(void);
+/* Should this fresh INVITE be refused with 503? Counts it if so. */
+bool sip_overload_refuse(void);
 
 /* ---- SDP (sdp.c) ---- */
 

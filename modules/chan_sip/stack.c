@@ -338,8 +338,9 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot create the digest authentication module");
 		goto out_nua;
 	}
-	if (sip_rtp_watch_start(sip.root) < 0) {
-		start_done(-1, "cannot start the RTP timeout timer");
+	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root) < 0) {
+		sip_rtp_watch_stop();
+		start_done(-1, "cannot start the SIP thread's timers");
 		goto out_auth;
 	}
 	if (sip.debug)
@@ -349,6 +350,7 @@ static void *sip_main(void *arg)
 
 	su_root_run(sip.root); /* until the shutdown posted by sip_stack_stop */
 
+	sip_overload_stop();
 	sip_rtp_watch_stop();
 out_auth:
 	auth_mod_destroy(sip.auth);
