@@ -63,7 +63,7 @@ start_phone() {
 # sipp_ok DESCRIPTION NAME...: every run ends with status 0 (for SIPp: all
 # its calls completed as the scenario says); prints ok.
 sipp_ok() {
-	sipp_ok "$@"
+	expect_sipp_ok "$@"
 	pass "$1"
 }
 
