@@ -121,7 +121,8 @@ static void write_file(const char *name, const char *text, int big)
 	if (big) {
 		fputs("for i = 1, 100 do\n  local ctx = {}\n  for j = 1, 50 do\n"
 		      "    ctx[tostring(1000 + j)] = function(c, e)\n"
-		      "      local x = c .. e\n      app.Dial('SIP/' .. x .. '" , f);
+		      "      local x = c .. e\n      app.Dial('SIP/' .. x .. '",
+		      f);
 		fputs("')\n    end\n  end\n  extensions['ctx' .. i] = ctx\nend\n", f);
 	}
 	fclose(f);
@@ -228,10 +229,11 @@ int main(int argc, char **argv)
 		return 1;
 	px_log_init();
 	px_log_configure(&sinks, &err);
-	snprintf(so, sizeof(so), "%s", getenv("PBX_LUA_SO") ? getenv("PBX_LUA_SO")
-							   : "modules/.libs/pbx_lua.so");
+	snprintf(so, sizeof(so), "%s",
+		 getenv("PBX_LUA_SO") ? getenv("PBX_LUA_SO") : "modules/.libs/pbx_lua.so");
 	if (!realpath(so, real)) {
-		fprintf(stderr, "%s not found: run from the build directory or set PBX_LUA_SO\n", so);
+		fprintf(stderr, "%s not found: run from the build directory or set PBX_LUA_SO\n",
+			so);
 		return 1;
 	}
 	snprintf(link, sizeof(link), "%s/pbx_lua.so", dir);

@@ -964,7 +964,7 @@ int px_channel_hangup_cause(const px_channel *ch)
  * SESSION_IDLE_SECS.
  */
 
-#define SESSION_KEEP 16
+#define SESSION_KEEP      16
 #define SESSION_IDLE_SECS 30
 
 struct session_job {

@@ -283,9 +283,10 @@ static enum px_cli_status cmd_show_functions(px_cli *cli, int argc, char **argv)
 	if (argc > 5 || (argc >= 4 && strcasecmp(argv[3], "like")) || argc == 4)
 		return PX_CLI_SHOWUSAGE;
 	list.name = argc == 5 ? argv[4] : NULL;
-	px_cli_printf(cli, "%s Custom Functions:\n"
-			   "-----------------------------------------------------------------"
-			   "---------------\n",
+	px_cli_printf(cli,
+		      "%s Custom Functions:\n"
+		      "-----------------------------------------------------------------"
+		      "---------------\n",
 		      list.name ? "Matching" : "Installed");
 	px_func_foreach(print_func, &list);
 	return PX_CLI_SUCCESS;

@@ -334,13 +334,12 @@ static const struct px_func builtin_funcs[] = {
 		.name = "CALLERID",
 		.synopsis = "Gets or sets the caller ID of the channel",
 		.syntax = "CALLERID(num|name|all)",
-		.description =
-			"Reads or writes a part of the channel's caller identity:\n"
-			"  num   the number (\"number\" is accepted too)\n"
-			"  name  the name\n"
-			"  all   both, as \"Name\" <number> (only the number when there is\n"
-			"        no name); written the same way, or as a bare number.\n"
-			"Written before Dial, the caller ID is what the called phones see.",
+		.description = "Reads or writes a part of the channel's caller identity:\n"
+			       "  num   the number (\"number\" is accepted too)\n"
+			       "  name  the name\n"
+			       "  all   both, as \"Name\" <number> (only the number when there is\n"
+			       "        no name); written the same way, or as a bare number.\n"
+			       "Written before Dial, the caller ID is what the called phones see.",
 		.read = callerid_read,
 		.write = callerid_write,
 	},
@@ -371,10 +370,9 @@ static const struct px_func builtin_funcs[] = {
 		.name = "GLOBAL",
 		.synopsis = "Gets or sets a global variable",
 		.syntax = "GLOBAL(varname)",
-		.description =
-			"Reads or writes the global variable varname, shared by every\n"
-			"channel. A channel variable of the same name hides it from the\n"
-			"dialplan's plain variable reads, not from GLOBAL().",
+		.description = "Reads or writes the global variable varname, shared by every\n"
+			       "channel. A channel variable of the same name hides it from the\n"
+			       "dialplan's plain variable reads, not from GLOBAL().",
 		.read = global_read,
 		.write = global_write,
 	},
@@ -382,10 +380,9 @@ static const struct px_func builtin_funcs[] = {
 		.name = "IF",
 		.synopsis = "Chooses one of two values by a condition",
 		.syntax = "IF(expr?[true][:false])",
-		.description =
-			"Returns true when expr is true, false otherwise (either may be\n"
-			"empty). As in Asterisk, an empty expr is false, a number is true\n"
-			"when it is not 0, and any other text is true.",
+		.description = "Returns true when expr is true, false otherwise (either may be\n"
+			       "empty). As in Asterisk, an empty expr is false, a number is true\n"
+			       "when it is not 0, and any other text is true.",
 		.read = if_read,
 	},
 	{

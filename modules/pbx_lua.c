@@ -41,7 +41,7 @@
 __thread struct pxlua_state *pxlua_running;
 
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pxlua_gen *current; /* under gen_lock */
+static struct pxlua_gen *current;  /* under gen_lock */
 static unsigned generation_serial; /* under gen_lock */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool running; /* between load and unload; under reload_lock */
@@ -90,7 +90,8 @@ static int settings_load(struct pxlua_settings *set, px_err *err)
 		for (s = px_config_sections(cfg); s; s = px_config_section_next(s)) {
 			if (!px_config_section_is_template(s) &&
 			    strcmp(px_config_section_name(s), "general") != 0) {
-				px_err_set(err, "%s:%d: unknown section [%s]; lua.conf has [general]",
+				px_err_set(err,
+					   "%s:%d: unknown section [%s]; lua.conf has [general]",
 					   px_config_section_file(s), px_config_section_line(s),
 					   px_config_section_name(s));
 				px_config_unref(cfg);
@@ -382,8 +383,9 @@ static int follow(struct pxlua_state *st, const char *context, const char *exten
 
 		if (!e) {
 			if (strcmp(ext, "i") != 0 && pxlua_find(g, ctx, "i", NULL)) {
-				px_verbose(3, "%s: sent to the invalid extension 'i' of %s (%s is "
-					      "not there)",
+				px_verbose(3,
+					   "%s: sent to the invalid extension 'i' of %s (%s is "
+					   "not there)",
 					   px_channel_name(ch), ctx, ext);
 				px_channel_var_set(ch, "INVALID_EXTEN", ext);
 				snprintf(ext, sizeof(ext), "i");
@@ -391,9 +393,10 @@ static int follow(struct pxlua_state *st, const char *context, const char *exten
 				px_log_warning("pbx_lua: %s: no extension '%s' in context '%s'%s",
 					       px_channel_name(ch), ext, ctx,
 					       jumps ? "" : ", and no 'i' extension there");
-				px_channel_set_hangup_cause(ch, px_channel_hangup_cause(ch)
-									? px_channel_hangup_cause(ch)
-									: PX_CAUSE_UNALLOCATED);
+				px_channel_set_hangup_cause(ch,
+							    px_channel_hangup_cause(ch)
+								    ? px_channel_hangup_cause(ch)
+								    : PX_CAUSE_UNALLOCATED);
 				px_channel_hangup(ch, PX_CAUSE_UNALLOCATED);
 				ret = -1;
 				go_h = true;
@@ -595,9 +598,9 @@ static enum px_cli_status cmd_show(px_cli *cli, int argc, char **argv)
 	px_cli_printf(cli,
 		      "-= limits: %lld instructions, %lld KiB per call; io %s, os %s, "
 		      "loadfile %s, C modules %s =-\n",
-		      g->set.instruction_limit, g->set.memory_limit_kib, g->set.allow_io ? "on" : "off",
-		      g->set.allow_os ? "on" : "off", g->set.allow_loadfile ? "on" : "off",
-		      g->set.allow_c_modules ? "on" : "off");
+		      g->set.instruction_limit, g->set.memory_limit_kib,
+		      g->set.allow_io ? "on" : "off", g->set.allow_os ? "on" : "off",
+		      g->set.allow_loadfile ? "on" : "off", g->set.allow_c_modules ? "on" : "off");
 	gen_put(g);
 	return PX_CLI_SUCCESS;
 }

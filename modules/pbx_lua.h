@@ -99,10 +99,10 @@ struct pxlua_state {
 	enum pxlua_stop stop;
 	char where[160]; /* file:line where a budget or memory stop happened */
 	char context[PXLUA_POS_MAX], exten[PXLUA_POS_MAX]; /* running extension */
-	long long ticks_left; /* budget in hook ticks; < 0: no budget */
-	size_t mem_used;      /* bytes allocated by the state */
-	size_t mem_limit;     /* 0: none; else the ceiling of mem_used */
-	size_t mem_loaded;    /* mem_used once the file ran */
+	long long ticks_left;     /* budget in hook ticks; < 0: no budget */
+	size_t mem_used;          /* bytes allocated by the state */
+	size_t mem_limit;         /* 0: none; else the ceiling of mem_used */
+	size_t mem_loaded;        /* mem_used once the file ran */
 	struct pxlua_state *next; /* in the pool */
 };
 
@@ -150,7 +150,8 @@ PXLUA_HIDDEN long pxlua_context_index(const struct pxlua_gen *g, const char *nam
 /* The entry that matches exten in context (own extensions first, then the
  * includes, depth first, each context once); *where gets its context. */
 PXLUA_HIDDEN const struct pxlua_ext *pxlua_find(const struct pxlua_gen *g, const char *context,
-						const char *exten, const struct pxlua_context **where);
+						const char *exten,
+						const struct pxlua_context **where);
 /* Asterisk's canmatch (mode PXLUA_CANMATCH) or matchmore over the same search. */
 PXLUA_HIDDEN bool pxlua_close(const struct pxlua_gen *g, const char *context, const char *exten,
 			      enum pxlua_match mode);

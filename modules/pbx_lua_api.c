@@ -24,11 +24,11 @@
 
 #include "pbx_lua.h"
 
-#define VAR_MT      "plexus.channel.var" /* metatable of channel.NAME objects */
-#define VALUE_MAX   (1024 * 1024)        /* longest variable value read back */
-#define REG_BASE    "plexus.globals"     /* registry: the globals the file defined */
-#define REG_GMT     "plexus.gmt"         /* registry: the metatable of _G */
-#define REG_PCMT    "plexus.pcmt"        /* registry: metatable of per-call tables */
+#define VAR_MT    "plexus.channel.var" /* metatable of channel.NAME objects */
+#define VALUE_MAX (1024 * 1024)        /* longest variable value read back */
+#define REG_BASE  "plexus.globals"     /* registry: the globals the file defined */
+#define REG_GMT   "plexus.gmt"         /* registry: the metatable of _G */
+#define REG_PCMT  "plexus.pcmt"        /* registry: metatable of per-call tables */
 
 /* The error value of every control unwind; the state says why. */
 static char control_mark;
@@ -87,7 +87,8 @@ static void note_where(lua_State *L, struct pxlua_state *st)
 	st->where[0] = '\0';
 	for (int level = 0; lua_getstack(L, level, &ar); level++) {
 		if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-			snprintf(st->where, sizeof(st->where), "%s:%d", ar.short_src, ar.currentline);
+			snprintf(st->where, sizeof(st->where), "%s:%d", ar.short_src,
+				 ar.currentline);
 			return;
 		}
 	}
@@ -123,9 +124,8 @@ void pxlua_limits_start(struct pxlua_state *st)
 	st->ticks_left = set->instruction_limit > 0
 				 ? (set->instruction_limit + PXLUA_HOOK_TICK - 1) / PXLUA_HOOK_TICK
 				 : -1;
-	st->mem_limit = set->memory_limit_kib > 0
-				? st->mem_used + (size_t)set->memory_limit_kib * 1024
-				: 0;
+	st->mem_limit =
+		set->memory_limit_kib > 0 ? st->mem_used + (size_t)set->memory_limit_kib * 1024 : 0;
 	lua_sethook(st->L, count_hook, LUA_MASKCOUNT, PXLUA_HOOK_TICK);
 }
 
@@ -273,8 +273,8 @@ static void run_app(lua_State *L, const char *name, const char *data)
 		luaL_error(L, "app.%s: %s", name, err.msg);
 	}
 	if (rc < 0) {
-		px_debug(1, "pbx_lua: %s: %s returned -1; leaving the extension", px_channel_name(ch),
-			 name);
+		px_debug(1, "pbx_lua: %s: %s returned -1; leaving the extension",
+			 px_channel_name(ch), name);
 		pxlua_unwind(L, PXLUA_STOP_HANGUP);
 	}
 	if (st->in_h)
@@ -460,8 +460,8 @@ static int var_newindex(lua_State *L)
 	const char *key = luaL_checkstring(L, 2);
 
 	if (strcmp(key, "value") != 0)
-		return luaL_error(L, "channel.%s.%s cannot be set; only .value",
-				  var_name(L, "set"), key);
+		return luaL_error(L, "channel.%s.%s cannot be set; only .value", var_name(L, "set"),
+				  key);
 	write_value(L, var_name(L, "set"), 3);
 	return 0;
 }
@@ -571,12 +571,13 @@ static int l_dial(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	n = (lua_Integer)lua_rawlen(L, 1);
 	if (n < 1)
-		return luaL_error(L, "plexus.dial: give at least one target: plexus.dial{\"SIP/1001\"}");
+		return luaL_error(
+			L, "plexus.dial: give at least one target: plexus.dial{\"SIP/1001\"}");
 	luaL_buffinit(L, &b);
 	for (lua_Integer i = 1; i <= n; i++) {
 		if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
-			return luaL_error(L, "plexus.dial: target %d is a %s, not a string",
-					  (int)i, luaL_typename(L, -1));
+			return luaL_error(L, "plexus.dial: target %d is a %s, not a string", (int)i,
+					  luaL_typename(L, -1));
 		if (i > 1)
 			luaL_addchar(&b, '&');
 		luaL_addvalue(&b);
@@ -824,12 +825,17 @@ static int db_del(lua_State *L)
 static void install_plexus(lua_State *L)
 {
 	static const luaL_Reg channel_methods[] = {
-		{"name", ch_name},         {"uniqueid", ch_uniqueid}, {"get", ch_get},
-		{"set", ch_set},           {"caller", ch_caller},     {"set_caller", ch_set_caller},
-		{"state", ch_state},       {"answer", ch_answer},     {"hangup", ch_hangup},
-		{"is_hungup", ch_is_hungup}, {NULL, NULL}};
-	static const luaL_Reg db_funcs[] = {
-		{"get", db_get}, {"put", db_put}, {"del", db_del}, {"exists", db_exists}, {NULL, NULL}};
+		{"name", ch_name},     {"uniqueid", ch_uniqueid},
+		{"get", ch_get},       {"set", ch_set},
+		{"caller", ch_caller}, {"set_caller", ch_set_caller},
+		{"state", ch_state},   {"answer", ch_answer},
+		{"hangup", ch_hangup}, {"is_hungup", ch_is_hungup},
+		{NULL, NULL}};
+	static const luaL_Reg db_funcs[] = {{"get", db_get},
+					    {"put", db_put},
+					    {"del", db_del},
+					    {"exists", db_exists},
+					    {NULL, NULL}};
 	static const struct {
 		const char *name;
 		int level;
@@ -1010,8 +1016,8 @@ static void remove_fields(lua_State *L, const char *lib, const char *const *name
 
 static void sandbox(lua_State *L, const struct pxlua_settings *set, const char *dir)
 {
-	static const char *const os_unsafe[] = {"execute", "remove", "rename", "tmpname",
-						"setlocale", NULL};
+	static const char *const os_unsafe[] = {"execute", "remove",    "rename",
+						"tmpname", "setlocale", NULL};
 	static const char *const os_exit[] = {"exit", NULL};
 
 	/* debug: only what error messages need. */

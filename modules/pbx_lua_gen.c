@@ -110,8 +110,9 @@ static int state_run_chunk(struct pxlua_state *st, px_err *err)
 				   st->where[0] ? st->where : st->gen->path,
 				   st->gen->set.instruction_limit);
 		else if (st->stop == PXLUA_STOP_MEMORY)
-			px_err_set(err, "%s: running the file took more than %lld KiB "
-					"(memory_limit in lua.conf)",
+			px_err_set(err,
+				   "%s: running the file took more than %lld KiB "
+				   "(memory_limit in lua.conf)",
 				   st->where[0] ? st->where : st->gen->path,
 				   st->gen->set.memory_limit_kib);
 		else {
@@ -268,7 +269,8 @@ fail:
 
 static int ext_compare(const void *a, const void *b)
 {
-	return pxlua_ext_cmp(((const struct pxlua_ext *)a)->key, ((const struct pxlua_ext *)b)->key);
+	return pxlua_ext_cmp(((const struct pxlua_ext *)a)->key,
+			     ((const struct pxlua_ext *)b)->key);
 }
 
 static int context_compare(const void *a, const void *b)
@@ -338,7 +340,8 @@ static void extract_includes(lua_State *L, struct pxlua_gen *g, struct pxlua_con
 	size_t n;
 
 	if (!lua_istable(L, -1))
-		luaL_error(L, "%s: extensions.%s.include is a %s; it must be a list of context names",
+		luaL_error(L,
+			   "%s: extensions.%s.include is a %s; it must be a list of context names",
 			   g->path, c->name, luaL_typename(L, -1));
 	n = lua_rawlen(L, -1);
 	c->includes = calloc_or_raise(L, n, sizeof(*c->includes));
@@ -514,8 +517,9 @@ int pxlua_gen_build(const char *path, const struct pxlua_settings *set, struct p
 	if (rc != LUA_OK) {
 		pxlua_error_line(st->L, rc, err->msg, sizeof(err->msg), NULL, 0);
 		if (strstr(err->msg, "attempt to load a binary chunk"))
-			px_err_set(err, "%s: a precompiled (binary) Lua chunk is refused; give the "
-					"source text",
+			px_err_set(err,
+				   "%s: a precompiled (binary) Lua chunk is refused; give the "
+				   "source text",
 				   path);
 		goto fail;
 	}
@@ -614,8 +618,9 @@ static bool find_visit(void *ctx, const struct pxlua_context *c, int depth)
 
 	(void)depth;
 	for (size_t i = 0; i < c->nexts; i++) {
-		bool hit = f->mode == PXLUA_MATCH ? pxlua_ext_match(c->exts[i].key, f->exten)
-						  : pxlua_ext_close(c->exts[i].key, f->exten, f->mode);
+		bool hit = f->mode == PXLUA_MATCH
+				   ? pxlua_ext_match(c->exts[i].key, f->exten)
+				   : pxlua_ext_close(c->exts[i].key, f->exten, f->mode);
 		if (hit) {
 			f->found = &c->exts[i];
 			f->where = c;

@@ -299,8 +299,10 @@ void pxlua_ext_describe(const char *key, char *out, unsigned size)
 			snprintf(what, sizeof(what), "'%c'", score & 0xff);
 		else
 			snprintf(what, sizeof(what), "one of %.*s (%d characters)",
-				 (int)((p ? (size_t)(p - start) : strlen(start))), start, score >> 8);
-		used += (unsigned)snprintf(out + used, size - used, "%s %s", first ? "" : ",", what);
+				 (int)((p ? (size_t)(p - start) : strlen(start))), start,
+				 score >> 8);
+		used += (unsigned)snprintf(out + used, size - used, "%s %s", first ? "" : ",",
+					   what);
 		if (score == SCORE_DOT || score == SCORE_BANG)
 			break;
 	}

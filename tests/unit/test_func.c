@@ -151,7 +151,8 @@ static void test_builtins(void)
 	CU_ASSERT_STRING_EQUAL(rd(ch, "IF(?yes:no)"), "no");
 	CU_ASSERT_STRING_EQUAL(rd(ch, "IF(abc?yes:no)"), "yes");
 	CU_ASSERT_STRING_EQUAL(rd(ch, "IF(0?yes)"), "");
-	CU_ASSERT_STRING_EQUAL(rd(ch, "IF(1)"), "ERROR: IF: syntax is IF(<expr>?[<true>][:<false>])");
+	CU_ASSERT_STRING_EQUAL(rd(ch, "IF(1)"),
+			       "ERROR: IF: syntax is IF(<expr>?[<true>][:<false>])");
 
 	CU_ASSERT_STRING_EQUAL(rd(ch, "GLOBAL(G)"), "");
 	CU_ASSERT_EQUAL(px_func_write(ch, "GLOBAL(G)", "gv", &err), 0);
@@ -173,8 +174,8 @@ static int ext_read(px_channel *ch, const char *args, char *buf, size_t size, px
 	return 0;
 }
 
-static const struct px_func ext_func = {.name = "EXT", .synopsis = "A test function",
-					.syntax = "EXT(x)", .read = ext_read};
+static const struct px_func ext_func = {
+	.name = "EXT", .synopsis = "A test function", .syntax = "EXT(x)", .read = ext_read};
 
 static void test_register(void)
 {

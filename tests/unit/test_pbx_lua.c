@@ -622,8 +622,8 @@ static void test_precedence_table(void)
 		const char *got = winner(cases[i].keys, cases[i].exten);
 		bool ok = cases[i].expect ? got && !strcmp(got, cases[i].expect) : !got;
 		if (!ok) {
-			fprintf(stderr, "\nprecedence case %zu: '%s' reached %s, expected %s\n", i + 1,
-				cases[i].exten, got ? got : "nothing",
+			fprintf(stderr, "\nprecedence case %zu: '%s' reached %s, expected %s\n",
+				i + 1, cases[i].exten, got ? got : "nothing",
 				cases[i].expect ? cases[i].expect : "nothing");
 			CU_FAIL("precedence table");
 		}
@@ -1037,7 +1037,6 @@ static void test_sample(void)
 	CU_ASSERT_EQUAL(reload(), 0);
 }
 
-
 /* ---------------------------------------------------------------- compatibility (compat.lua) */
 
 /* Run context/exten on a new channel; rc in *rc; the records joined by '|'. */
@@ -1084,7 +1083,8 @@ static void test_compat_channel(void)
 	CU_ASSERT_STRING_EQUAL(run_all("feat", "funcs", &rc), "Bob,2002,5,b-c,yes,no");
 	CU_ASSERT_STRING_EQUAL(run_all("feat", "globals", &rc), "shared,shared");
 	CU_ASSERT_STRING_EQUAL(run_all("feat", "hangupcheck", &rc), "false|true|false");
-	CU_ASSERT_STRING_EQUAL(run_all("feat", "setapp", &rc), "x=y,Dave|target,flow,target,target|h,h,16,nil,true");
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "setapp", &rc),
+			       "x=y,Dave|target,flow,target,target|h,h,16,nil,true");
 	log_clear();
 	run_all("feat", "badfunc", &rc);
 	CU_ASSERT_EQUAL(rc, -1);
@@ -1118,8 +1118,8 @@ static void test_compat_flow(void)
 	log_clear();
 	CU_ASSERT_STRING_EQUAL(run_all("flow", "crash", &rc), "h,h,41,nil,true");
 	CU_ASSERT_EQUAL(rc, -1);
-	CU_ASSERT_TRUE(log_has_line("extensions.lua:", "attempt to index a nil value", "traceback",
-				    NULL));
+	CU_ASSERT_TRUE(
+		log_has_line("extensions.lua:", "attempt to index a nil value", "traceback", NULL));
 	/* An application returning -1 without a hangup leaves the dialplan, no 'h'. */
 	CU_ASSERT_STRING_EQUAL(run_all("plain", "quit", &rc), "hangup");
 }
@@ -1153,8 +1153,9 @@ static void test_compat_sandbox(void)
 {
 	char *out = NULL;
 
-	CU_ASSERT_STRING_EQUAL(run_all("feat", "sandbox", NULL),
-			       "nil,nil,nil,nil,function,nil,nil,function|nil,binary refused|false");
+	CU_ASSERT_STRING_EQUAL(
+		run_all("feat", "sandbox", NULL),
+		"nil,nil,nil,nil,function,nil,nil,function|nil,binary refused|false");
 	write_lua_conf("[general]\nallow_io = yes\nallow_os = yes\nallow_loadfile = yes\n"
 		       "instruction_limit = 50000\n");
 	CU_ASSERT_EQUAL_FATAL(reload(), 0);
@@ -1249,7 +1250,7 @@ static void test_dialplan_close(void)
 	CU_ASSERT_EQUAL_FATAL(reload(), 0);
 	CU_ASSERT_TRUE(px_dialplan_canmatch("default", "12", NULL));
 	CU_ASSERT_TRUE(px_dialplan_matchmore("default", "12", NULL));
-	CU_ASSERT_TRUE(px_dialplan_canmatch("office", "7", NULL));  /* deeper 777 */
+	CU_ASSERT_TRUE(px_dialplan_canmatch("office", "7", NULL)); /* deeper 777 */
 	CU_ASSERT_TRUE(px_dialplan_matchmore("office", "77", NULL));
 	CU_ASSERT_FALSE(px_dialplan_matchmore("office", "777", NULL));
 	CU_ASSERT_FALSE(px_dialplan_canmatch("office", "9", NULL));
