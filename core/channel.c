@@ -584,54 +584,149 @@ void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *d
 	pthread_mutex_unlock(&ch->lock);
 }
 
-/* ---- variables ---- */
+/* ---- variables ----
+ *
+ * As in Asterisk, a variable set as "_NAME" or "__NAME" is inherited by the
+ * channels dialled from this one (see px_channel_request), and is the
+ * variable NAME for every read and write: names are matched without their
+ * leading underscores, and a set replaces the variable whatever its prefix.
+ */
+
+static const char *var_base(const char *name)
+{
+	if (name[0] == '_')
+		name += name[1] == '_' ? 2 : 1;
+	return name;
+}
 
 void px_channel_var_set(px_channel *ch, const char *name, const char *value)
 {
-	struct channel_var **pp, *v;
+	struct channel_var **pp, *v, *old = NULL, *fresh = NULL;
+	const char *base = var_base(name);
 
+	if (value) {
+		fresh = calloc(1, sizeof(*fresh));
+		if (!fresh || !(fresh->name = strdup(name)) || !(fresh->value = strdup(value))) {
+			if (fresh) {
+				free(fresh->name);
+				free(fresh);
+			}
+			return;
+		}
+	}
 	pthread_mutex_lock(&ch->lock);
 	for (pp = &ch->vars; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->name, name))
+		if (!strcmp(var_base((*pp)->name), base))
 			break;
 	v = *pp;
-	if (!value) {
+	if (v && fresh && !strcmp(v->name, name)) {
+		/* Same name: keep its place in the listing. */
+		old = fresh;
+		char *t = v->value;
+		v->value = fresh->value;
+		fresh->value = t;
+	} else {
 		if (v) {
 			*pp = v->next;
-			free(v->name);
-			free(v->value);
-			free(v);
+			old = v;
 		}
-	} else if (v) {
-		set_str(&v->value, value);
-	} else if ((v = calloc(1, sizeof(*v)))) {
-		v->name = strdup(name);
-		v->value = strdup(value);
-		if (!v->name || !v->value) {
-			free(v->name);
-			free(v->value);
-			free(v);
-		} else {
-			*pp = v; /* appended: listing order is setting order */
+		if (fresh) {
+			for (pp = &ch->vars; *pp; pp = &(*pp)->next)
+				;
+			*pp = fresh; /* appended: listing order is setting order */
 		}
 	}
 	pthread_mutex_unlock(&ch->lock);
+	if (old) {
+		free(old->name);
+		free(old->value);
+		free(old);
+	}
+}
+
+/* The variables every channel has without setting them, as in Asterisk.
+ * Called with ch->lock held. */
+static bool builtin_var(px_channel *ch, const char *name, char *buf, size_t size)
+{
+	if (!strcmp(name, "CHANNEL"))
+		get_str(ch->name, buf, size);
+	else if (!strcmp(name, "UNIQUEID"))
+		get_str(ch->uniqueid, buf, size);
+	else if (!strcmp(name, "LINKEDID"))
+		get_str(ch->linkedid, buf, size);
+	else if (!strcmp(name, "CONTEXT"))
+		get_str(ch->context, buf, size);
+	else if (!strcmp(name, "EXTEN"))
+		get_str(ch->exten, buf, size);
+	else if (!strcmp(name, "HANGUPCAUSE"))
+		snprintf(buf, size, "%d", ch->cause);
+	else
+		return false;
+	return true;
 }
 
 int px_channel_var_get(px_channel *ch, const char *name, char *buf, size_t size)
 {
+	const char *base = var_base(name);
 	int rc = -1;
 
 	pthread_mutex_lock(&ch->lock);
-	for (struct channel_var *v = ch->vars; v; v = v->next) {
-		if (!strcmp(v->name, name)) {
-			get_str(v->value, buf, size);
-			rc = 0;
-			break;
+	if (builtin_var(ch, name, buf, size)) {
+		rc = 0;
+	} else {
+		for (struct channel_var *v = ch->vars; v; v = v->next) {
+			if (!strcmp(var_base(v->name), base)) {
+				get_str(v->value, buf, size);
+				rc = 0;
+				break;
+			}
 		}
 	}
 	pthread_mutex_unlock(&ch->lock);
 	return rc;
+}
+
+bool px_channel_var_is_builtin(const char *name)
+{
+	static const char *const names[] = {"CHANNEL", "UNIQUEID", "LINKEDID",
+					    "CONTEXT", "EXTEN",    "HANGUPCAUSE"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
+/* Copy the inheritable variables of parent into child: "__NAME" keeps its
+ * prefix (inherited again by the child's own dialled channels), "_NAME"
+ * arrives as NAME (one level only). */
+static void inherit_vars(px_channel *parent, px_channel *child)
+{
+	struct channel_var *copy = NULL, **tail = &copy;
+
+	pthread_mutex_lock(&parent->lock);
+	for (struct channel_var *v = parent->vars; v; v = v->next) {
+		struct channel_var *c;
+		if (v->name[0] != '_')
+			continue;
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			break;
+		c->name = strdup(v->name[1] == '_' ? v->name : v->name + 1);
+		c->value = strdup(v->value);
+		*tail = c;
+		tail = &c->next;
+	}
+	pthread_mutex_unlock(&parent->lock);
+	while (copy) {
+		struct channel_var *next = copy->next;
+		if (copy->name && copy->value && copy->name[0])
+			px_channel_var_set(child, copy->name, copy->value);
+		free(copy->name);
+		free(copy->value);
+		free(copy);
+		copy = next;
+	}
 }
 
 void px_channel_var_foreach(px_channel *ch,
@@ -787,6 +882,8 @@ px_channel *px_channel_request(const char *type, const char *dest, px_channel *r
 	ch = tech->request(dest, requestor, cause);
 	if (!ch && !*cause)
 		*cause = PX_CAUSE_CONGESTION;
+	if (ch && requestor)
+		inherit_vars(requestor, ch);
 	return ch;
 }
 
@@ -880,7 +977,7 @@ int px_channel_hangup_cause(const px_channel *ch)
  * SESSION_IDLE_SECS.
  */
 
-#define SESSION_KEEP 16
+#define SESSION_KEEP      16
 #define SESSION_IDLE_SECS 30
 
 struct session_job {

@@ -16,6 +16,7 @@
 
 #include "app_internal.h"
 #include "channel_commands.h"
+#include "func_internal.h"
 #include "channel_internal.h"
 
 struct list_ctx {
@@ -264,6 +265,73 @@ static void complete_apps(px_cli_completion *c, int argc, char **argv, int pos)
 		px_app_foreach(complete_app, c);
 }
 
+static void print_func(void *ctx, const struct px_func *f)
+{
+	struct app_find *list = ctx;
+
+	if (list->name && strncasecmp(f->name, list->name, strlen(list->name)))
+		return;
+	list->found = true;
+	px_cli_printf(list->cli, "%-20s %-35s %s\n", f->name, f->syntax ? f->syntax : f->name,
+		      f->synopsis);
+}
+
+static enum px_cli_status cmd_show_functions(px_cli *cli, int argc, char **argv)
+{
+	struct app_find list = {.cli = cli};
+
+	if (argc > 5 || (argc >= 4 && strcasecmp(argv[3], "like")) || argc == 4)
+		return PX_CLI_SHOWUSAGE;
+	list.name = argc == 5 ? argv[4] : NULL;
+	px_cli_printf(cli,
+		      "%s Custom Functions:\n"
+		      "-----------------------------------------------------------------"
+		      "---------------\n",
+		      list.name ? "Matching" : "Installed");
+	px_func_foreach(print_func, &list);
+	return PX_CLI_SUCCESS;
+}
+
+static void show_func(void *ctx, const struct px_func *f)
+{
+	struct app_find *find = ctx;
+
+	if (strcasecmp(f->name, find->name))
+		return;
+	find->found = true;
+	px_cli_printf(find->cli, "\n  -= Info about function '%s' =-\n\n", f->name);
+	px_cli_printf(find->cli, "[Synopsis]\n%s\n\n", f->synopsis);
+	px_cli_printf(find->cli, "[Syntax]\n%s\n\n", f->syntax ? f->syntax : f->name);
+	px_cli_printf(find->cli, "[Access]\n%s\n\n", f->write ? "read/write" : "read-only");
+	px_cli_printf(find->cli, "[Description]\n%s\n", f->description ? f->description : "");
+}
+
+static enum px_cli_status cmd_show_function(px_cli *cli, int argc, char **argv)
+{
+	struct app_find find = {.cli = cli};
+
+	if (argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	find.name = argv[3];
+	px_func_foreach(show_func, &find);
+	if (!find.found) {
+		px_cli_printf(cli, "No function by that name registered: '%s'.\n", argv[3]);
+		return PX_CLI_FAILURE;
+	}
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_func(void *ctx, const struct px_func *f)
+{
+	px_cli_complete_add(ctx, f->name);
+}
+
+static void complete_funcs(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 3)
+		px_func_foreach(complete_func, c);
+}
+
 static const struct px_cli_command channel_commands[] = {
 	{"core show channels", "Display information on channels",
 	 "Usage: core show channels [verbose|concise]\n"
@@ -292,6 +360,15 @@ static const struct px_cli_command channel_commands[] = {
 	 "Usage: core show application <application>\n"
 	 "       Shows the synopsis, syntax and description of an application.",
 	 cmd_show_application, complete_apps},
+	{"core show functions", "Shows registered dialplan functions",
+	 "Usage: core show functions [like <text>]\n"
+	 "       Lists the registered dialplan functions (those whose name starts\n"
+	 "       with text, given 'like') with their syntax and synopsis.",
+	 cmd_show_functions, NULL},
+	{"core show function", "Describe a specific dialplan function",
+	 "Usage: core show function <function>\n"
+	 "       Shows the synopsis, syntax, access and description of a function.",
+	 cmd_show_function, complete_funcs},
 };
 
 int px_channel_commands_register(px_err *err)

@@ -30,6 +30,26 @@ bool px_dialplan_exists(const char *context, const char *exten, const char *call
 	return found;
 }
 
+bool px_dialplan_canmatch(const char *context, const char *exten, const char *callerid)
+{
+	px_module *owner;
+	const struct px_dialplan_engine *e = px_provider_get(&engine_slot, &owner);
+	bool found = e && e->canmatch && e->canmatch(context, exten, callerid);
+
+	px_provider_put(owner);
+	return found;
+}
+
+bool px_dialplan_matchmore(const char *context, const char *exten, const char *callerid)
+{
+	px_module *owner;
+	const struct px_dialplan_engine *e = px_provider_get(&engine_slot, &owner);
+	bool found = e && e->matchmore && e->matchmore(context, exten, callerid);
+
+	px_provider_put(owner);
+	return found;
+}
+
 int px_dialplan_run(px_channel *ch)
 {
 	px_module *owner;

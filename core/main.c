@@ -29,6 +29,7 @@
 #include <plexus/store.h>
 
 #include "channel_commands.h"
+#include "func_internal.h"
 #include "channel_internal.h"
 #include "cli_internal.h"
 #include "console_server.h"
@@ -405,7 +406,8 @@ int main(int argc, char **argv)
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_media;
 	}
-	if (px_core_commands_register(&err) < 0 || px_channel_commands_register(&err) < 0) {
+	if (px_core_commands_register(&err) < 0 || px_channel_commands_register(&err) < 0 ||
+	    px_func_builtin_register(&err) < 0) {
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_loader;
 	}
@@ -444,6 +446,7 @@ out_modules:
 	px_channel_sessions_shutdown();
 out_loader:
 	px_loader_shutdown();
+	px_func_builtin_unregister();
 	px_channel_commands_unregister();
 	px_core_commands_unregister();
 	px_cli_registry_shutdown();

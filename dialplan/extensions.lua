@@ -17,8 +17,14 @@
 --   channel.EXTEN:get()            also CHANNEL, UNIQUEID, CONTEXT,
 --                                  channel["CALLERID(num)"], ["CALLERID(name)"]
 --
+-- Special extensions: s (start), i (invalid, after a Goto to an unknown
+-- extension), t (timeout), h (after the hangup, with HANGUPCAUSE and
+-- DIALSTATUS). Falling off the end of a function ends the call. Plexus's
+-- own API (plexus.dial, plexus.channel, plexus.log, plexus.db) and the
+-- sandbox (lua.conf) are described in docs/lua.md.
+--
 -- The file runs once per Lua state, and states are reused from call to
--- call: keep what belongs to one call in local variables.
+-- call; globals a call sets are seen by that call only.
 
 -- Ring an office phone by its number, for up to 30 seconds.
 local function dial_phone(context, extension)

@@ -1,111 +1,97 @@
 /*
- * The extension pattern matcher of pbx_lua: reads a pattern one position at
- * a time into the set of characters that position accepts (or a wildcard,
- * or its end), and builds on that the three things the dialplan needs:
- * checking a key when the file is loaded, matching a dialed extension, and
- * ordering the keys of a context from the most to the least specific.
+ * The extension pattern matcher of pbx_lua, with Asterisk's semantics: a
+ * pattern is read one position at a time into the set of characters it
+ * accepts (or a wildcard, or its end) and a score; on that rest checking a
+ * key when the file is loaded, matching a dialled extension (fully, or as
+ * canmatch and matchmore), and ordering the keys of a context from the most
+ * to the least specific exactly as Asterisk's extension sorting does.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pbx_lua_pattern.h"
 
-/* What one position of a pattern accepts; the order of the kinds is their
- * order of precedence. */
-enum pos_kind {
-	POS_SET,  /* one character out of a set */
-	POS_DOT,  /* '.': one or more characters, then the pattern ends */
-	POS_BANG, /* '!': zero or more characters, then the pattern ends */
-	POS_END,  /* the pattern has ended */
-	POS_BAD,  /* '[' without ']' */
-};
+/* Scores of the positions that are not sets, as Asterisk ranks them: above
+ * every set (whose score is its size << 8 | its lowest character). */
+#define SCORE_DOT  0x18000
+#define SCORE_BANG 0x28000
+#define SCORE_END  0x30000
+#define SCORE_BAD  0x40000
 
-struct pos {
-	enum pos_kind kind;
-	unsigned count;   /* characters in the set (POS_SET) */
-	uint8_t bits[32]; /* the set: bit c%8 of byte c/8 for character c */
-};
-
-static void pos_add_range(struct pos *pos, unsigned char lo, unsigned char hi)
+/* The score of the next position of pattern *p, its character set in bits
+ * (most significant bit first, so that lower characters compare first),
+ * and *p moved past it; *p becomes NULL at the end. An empty set "[]" is
+ * skipped, as Asterisk does. */
+static int next_pos(const char **p, uint8_t bits[32])
 {
-	for (unsigned c = lo; c <= hi; c++) {
-		if (!(pos->bits[c / 8] & (1u << (c % 8)))) {
-			pos->bits[c / 8] |= (uint8_t)(1u << (c % 8));
-			pos->count++;
+	unsigned count = 0, cmin = 0xff;
+
+	memset(bits, 0, 32);
+	do {
+		unsigned char c;
+		const char *end;
+
+		do
+			c = (unsigned char)*(*p)++;
+		while (c == '-');
+		switch (c) {
+		case '\0':
+			*p = NULL;
+			return SCORE_END;
+		case '.':
+			return SCORE_DOT;
+		case '!':
+			return SCORE_BANG;
+		case 'n':
+		case 'N':
+			bits[6] = 0x3f, bits[7] = 0xc0;
+			return 0x0800 | '2';
+		case 'x':
+		case 'X':
+			bits[6] = 0xff, bits[7] = 0xc0;
+			return 0x0a00 | '0';
+		case 'z':
+		case 'Z':
+			bits[6] = 0x7f, bits[7] = 0xc0;
+			return 0x0900 | '1';
+		case '[':
+			break;
+		default:
+			bits[c / 8] = (uint8_t)(1u << (7 - c % 8));
+			return 0x0100 | c;
 		}
-	}
-}
-
-static bool pos_has(const struct pos *pos, unsigned char c)
-{
-	return pos->bits[c / 8] & (1u << (c % 8));
-}
-
-/* Read the position at *p (inside a pattern, after the '_') and move *p past
- * it. '-' outside a set is a separator for the eye and is skipped. In a set,
- * "a-c" is a range when a character follows the '-' before the ']';
- * anything else stands for itself. */
-static void next_pos(const char **p, struct pos *pos)
-{
-	const char *s = *p;
-	const char *end;
-
-	memset(pos, 0, sizeof(*pos));
-	pos->kind = POS_SET;
-	while (*s == '-')
-		s++;
-	switch (*s) {
-	case '\0':
-		pos->kind = POS_END;
-		*p = s;
-		return;
-	case '.':
-		pos->kind = POS_DOT;
-		break;
-	case '!':
-		pos->kind = POS_BANG;
-		break;
-	case 'X':
-	case 'x':
-		pos_add_range(pos, '0', '9');
-		break;
-	case 'Z':
-	case 'z':
-		pos_add_range(pos, '1', '9');
-		break;
-	case 'N':
-	case 'n':
-		pos_add_range(pos, '2', '9');
-		break;
-	case '[':
-		end = strchr(s + 1, ']');
+		end = strchr(*p, ']');
 		if (!end) {
-			pos->kind = POS_BAD;
-			*p = s + strlen(s);
-			return;
+			*p += strlen(*p);
+			return SCORE_BAD;
 		}
-		for (const char *q = s + 1; q < end;) {
-			if (q + 2 < end && q[1] == '-') {
-				pos_add_range(pos, (unsigned char)q[0], (unsigned char)q[2]);
-				q += 3;
-			} else {
-				pos_add_range(pos, (unsigned char)q[0], (unsigned char)q[0]);
-				q++;
+		for (; *p < end; ++*p) {
+			unsigned c1 = (unsigned char)(*p)[0], c2 = c1;
+			if (*p + 2 < end && (*p)[1] == '-') {
+				c2 = (unsigned char)(*p)[2];
+				*p += 2;
+			}
+			if (c1 < cmin)
+				cmin = c1;
+			for (; c1 <= c2; c1++) {
+				uint8_t mask = (uint8_t)(1u << (7 - c1 % 8));
+				if (!(bits[c1 / 8] & mask)) {
+					bits[c1 / 8] |= mask;
+					count += 0x100;
+				}
 			}
 		}
-		s = end;
-		break;
-	default:
-		pos_add_range(pos, (unsigned char)*s, (unsigned char)*s);
-		break;
-	}
-	*p = s + 1;
+		++*p;
+	} while (!count);
+	return (int)(count | cmin);
 }
 
 const char *pxlua_ext_check(const char *key)
 {
 	const char *p;
-	struct pos pos;
+	uint8_t bits[32];
+	int score;
 
 	if (!key[0])
 		return "an extension cannot be empty";
@@ -113,111 +99,211 @@ const char *pxlua_ext_check(const char *key)
 		return "caller ID matching ('/') is not supported";
 	if (key[0] != '_')
 		return NULL;
-	p = key + 1;
-	next_pos(&p, &pos);
-	if (pos.kind == POS_END)
+	for (p = key + 1; *p == '-'; p++)
+		;
+	if (!*p)
 		return "a pattern needs at least one character after '_'";
-	for (;;) {
-		if (pos.kind == POS_BAD)
+	if (strstr(key, "[]"))
+		return "empty character set '[]'";
+	p = key + 1;
+	do {
+		score = next_pos(&p, bits);
+		if (score == SCORE_BAD)
 			return "'[' without a closing ']'";
-		if (pos.kind == POS_SET && pos.count == 0)
-			return "empty character set '[]'";
-		if (pos.kind != POS_SET)
-			return NULL;
-		next_pos(&p, &pos);
+	} while (p && score != SCORE_DOT && score != SCORE_BANG);
+	return NULL;
+}
+
+/* Length without the '-' separators. */
+static size_t exten_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s != '-';
+	return n;
+}
+
+/* Compare two literal extensions, '-' ignored; partial: only as far as b
+ * goes (a must start with b). */
+static int literal_cmp(const char *a, const char *b, bool partial)
+{
+	for (;;) {
+		while (*a == '-')
+			a++;
+		while (*b == '-')
+			b++;
+		if (partial && !*b)
+			return 0;
+		if (*a != *b)
+			return (unsigned char)*a - (unsigned char)*b;
+		if (!*a)
+			return 0;
+		a++;
+		b++;
 	}
 }
 
-static bool match_literal(const char *k, const char *d)
+static int pattern_cmp(const char *a, const char *b)
 {
 	for (;;) {
-		while (*k == '-')
-			k++;
-		while (*d == '-')
-			d++;
-		if (*k != *d)
-			return false;
-		if (!*k)
-			return true;
-		k++;
-		d++;
+		uint8_t ba[32], bb[32];
+		int sa = next_pos(&a, ba), sb = next_pos(&b, bb), c = sa - sb;
+
+		if (!c)
+			c = memcmp(bb, ba, sizeof(ba));
+		if (c || !a)
+			return c;
 	}
 }
 
-static bool match_pattern(const char *p, const char *d)
+/* Asterisk's match of a key against data: 0 no, 1 yes, 2 an early match
+ * ('!'), in the given mode. */
+static int match_core(const char *key, const char *data, enum pxlua_match mode)
 {
-	struct pos pos;
+	const char *p;
 
+	if (key[0] != '_') {
+		size_t lp = exten_len(key), ld = exten_len(data);
+		if (lp < ld)
+			return 0;
+		if (mode == PXLUA_MATCH)
+			return literal_cmp(key, data, false) == 0;
+		if (ld == 0 || literal_cmp(key, data, true) == 0)
+			return mode == PXLUA_MATCHMORE ? lp > ld : 1;
+		return 0;
+	}
+	if (mode == PXLUA_MATCH && data[0] == '_' && pattern_cmp(key + 1, data + 1) == 0)
+		return 1;
+	p = key + 1;
 	for (;;) {
-		next_pos(&p, &pos);
-		while (*d == '-')
-			d++;
-		switch (pos.kind) {
-		case POS_END:
-			return *d == '\0';
-		case POS_DOT:
-			return *d != '\0';
-		case POS_BANG:
-			return true;
-		case POS_BAD:
-			return false;
-		case POS_SET:
-			if (!*d || !pos_has(&pos, (unsigned char)*d))
-				return false;
-			d++;
+		while (*data == '-')
+			data++;
+		while (*p == '-')
+			p++;
+		if (!*data || !*p)
+			break;
+		switch (*p) {
+		case '[': {
+			const char *end = strchr(++p, ']');
+			if (!end)
+				return 0;
+			if (p == end) {
+				p++;
+				continue;
+			}
+			for (; p < end; p++) {
+				if (p + 2 < end && p[1] == '-') {
+					if (*data >= p[0] && *data <= p[2])
+						break;
+					p += 2;
+				} else if (*data == p[0]) {
+					break;
+				}
+			}
+			if (p >= end)
+				return 0;
+			p = end;
 			break;
 		}
+		case 'n':
+		case 'N':
+			if (*data < '2' || *data > '9')
+				return 0;
+			break;
+		case 'x':
+		case 'X':
+			if (*data < '0' || *data > '9')
+				return 0;
+			break;
+		case 'z':
+		case 'Z':
+			if (*data < '1' || *data > '9')
+				return 0;
+			break;
+		case '.':
+			return 1;
+		case '!':
+			return 2;
+		default:
+			if (*data != *p)
+				return 0;
+			break;
+		}
+		data++;
+		p++;
 	}
+	if (*data)
+		return 0;
+	if (!*p)
+		return mode == PXLUA_MATCHMORE ? 0 : 1;
+	if (*p == '!')
+		return 2;
+	return mode == PXLUA_MATCH ? 0 : 1;
 }
 
 bool pxlua_ext_match(const char *key, const char *exten)
 {
-	if (key[0] == '_')
-		return match_pattern(key + 1, exten);
-	return match_literal(key, exten);
+	return match_core(key, exten ? exten : "", PXLUA_MATCH) != 0;
 }
 
-/* Negative when position a is more specific than position b. Two sets of
- * the same size: the one holding the lowest character the other lacks. */
-static int pos_cmp(const struct pos *a, const struct pos *b)
+bool pxlua_ext_close(const char *key, const char *exten, enum pxlua_match mode)
 {
-	if (a->kind != b->kind)
-		return a->kind < b->kind ? -1 : 1;
-	if (a->kind != POS_SET)
-		return 0;
-	if (a->count != b->count)
-		return a->count < b->count ? -1 : 1;
-	for (unsigned c = 0; c < 256; c++) {
-		bool ha = pos_has(a, (unsigned char)c), hb = pos_has(b, (unsigned char)c);
-		if (ha != hb)
-			return ha ? -1 : 1;
-	}
-	return 0;
+	return match_core(key, exten ? exten : "", mode) != 0;
+}
+
+static int ext_cmp(const char *a, const char *b)
+{
+	if (a[0] != '_')
+		return b[0] == '_' ? -1 : literal_cmp(a, b, false);
+	if (b[0] != '_')
+		return 1;
+	return pattern_cmp(a + 1, b + 1);
 }
 
 int pxlua_ext_cmp(const char *a, const char *b)
 {
-	bool pa = a[0] == '_', pb = b[0] == '_';
-	const char *x, *y;
+	int c = ext_cmp(a, b);
 
-	if (pa != pb)
-		return pa ? 1 : -1;
-	if (!pa)
-		return strcmp(a, b);
-	x = a + 1;
-	y = b + 1;
-	for (;;) {
-		struct pos px, py;
-		int c;
+	return c ? c : strcmp(a, b);
+}
 
-		next_pos(&x, &px);
-		next_pos(&y, &py);
-		c = pos_cmp(&px, &py);
-		if (c)
-			return c;
-		/* Matching stops at a wildcard or at the end: the rest is moot. */
-		if (px.kind != POS_SET)
+bool pxlua_ext_same(const char *a, const char *b)
+{
+	return ext_cmp(a, b) == 0;
+}
+
+void pxlua_ext_describe(const char *key, char *out, unsigned size)
+{
+	const char *p = key + 1;
+	unsigned used;
+
+	if (key[0] != '_') {
+		snprintf(out, size, "exact extension '%s'", key);
+		return;
+	}
+	used = (unsigned)snprintf(out, size, "pattern:");
+	for (bool first = true; p && used < size; first = false) {
+		const char *start = p;
+		uint8_t bits[32];
+		int score = next_pos(&p, bits);
+		char what[96];
+
+		if (score == SCORE_END)
+			break;
+		if (score == SCORE_DOT)
+			snprintf(what, sizeof(what), "one or more characters of anything");
+		else if (score == SCORE_BANG)
+			snprintf(what, sizeof(what), "zero or more characters of anything");
+		else if ((score >> 8) == 1)
+			snprintf(what, sizeof(what), "'%c'", score & 0xff);
+		else
+			snprintf(what, sizeof(what), "one of %.*s (%d characters)",
+				 (int)((p ? (size_t)(p - start) : strlen(start))), start,
+				 score >> 8);
+		used += (unsigned)snprintf(out + used, size - used, "%s %s", first ? "" : ",",
+					   what);
+		if (score == SCORE_DOT || score == SCORE_BANG)
 			break;
 	}
-	return strcmp(a, b);
 }

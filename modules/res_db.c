@@ -2,14 +2,15 @@
  * res_db: a persistent key/value database in the store, organised as
  * families and keys ("/family/key" = value), with the console commands an
  * Asterisk administrator knows from AstDB: database show, showkey, get, put,
- * del and deltree. Later the dialplan's DB() function reads and writes the
- * same table.
+ * del and deltree; and the dialplan functions over the same table: DB
+ * (read and write), DB_EXISTS and DB_DELETE, as Asterisk names them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <plexus/cli.h>
+#include <plexus/func.h>
 #include <plexus/log.h>
 #include <plexus/module.h>
 #include <plexus/store.h>
@@ -208,6 +209,130 @@ static enum px_cli_status cmd_deltree(px_cli *cli, int argc, char **argv)
 	return PX_CLI_SUCCESS;
 }
 
+/* ---------------------------------------------------------------- dialplan functions */
+
+/* "family/key" (the key may hold further '/') into "/family/key". */
+static int func_key(const char *fn, const char *args, char *key, size_t size, px_err *err)
+{
+	const char *slash = strchr(args, '/');
+
+	if (!slash || slash == args || !slash[1])
+		return px_err_set(err, "%s: the argument must be family/key, got '%s'", fn, args);
+	if ((size_t)snprintf(key, size, "/%s", args) >= size)
+		return px_err_set(err, "%s: family/key too long", fn);
+	return 0;
+}
+
+/* The value of key into buf: 1 found, 0 not found, -1 error. */
+static int db_lookup(const char *key, char *buf, size_t size, px_err *err)
+{
+	px_store_stmt *st;
+	int rc;
+
+	if (px_store_prepare(store(), "SELECT value FROM px_db WHERE key = ?1", &st, err) < 0)
+		return -1;
+	px_store_bind_text(st, 1, key);
+	rc = px_store_step(st, err);
+	if (rc == PX_STORE_ROW)
+		snprintf(buf, size, "%s", px_store_column_text(st, 0));
+	px_store_finalize(st);
+	return rc < 0 ? -1 : rc == PX_STORE_ROW;
+}
+
+static int db_func_read(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
+{
+	char key[1024];
+
+	if (func_key("DB", args, key, sizeof(key), err) < 0)
+		return -1;
+	if (db_lookup(key, buf, size, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int db_func_write(px_channel *ch, const char *args, const char *value, px_err *err)
+{
+	char key[1024];
+	px_store_stmt *st;
+	int rc;
+
+	if (func_key("DB", args, key, sizeof(key), err) < 0)
+		return -1;
+	if (px_store_prepare(store(),
+			     "INSERT INTO px_db (key, value) VALUES (?1, ?2) "
+			     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			     &st, err) < 0)
+		return -1;
+	px_store_bind_text(st, 1, key);
+	px_store_bind_text(st, 2, value);
+	rc = px_store_step(st, err);
+	px_store_finalize(st);
+	return rc < 0 ? -1 : 0;
+}
+
+static int db_exists_read(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
+{
+	char key[1024], value[16];
+	int found;
+
+	if (func_key("DB_EXISTS", args, key, sizeof(key), err) < 0)
+		return -1;
+	found = db_lookup(key, value, sizeof(value), err);
+	if (found < 0)
+		return -1;
+	snprintf(buf, size, "%d", found);
+	return 0;
+}
+
+/* Returns the value it deleted, as Asterisk's DB_DELETE does. */
+static int db_delete_read(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
+{
+	char key[1024];
+	px_store_stmt *st;
+	int rc;
+
+	if (func_key("DB_DELETE", args, key, sizeof(key), err) < 0)
+		return -1;
+	if (db_lookup(key, buf, size, err) < 0)
+		return -1;
+	if (px_store_prepare(store(), "DELETE FROM px_db WHERE key = ?1", &st, err) < 0)
+		return -1;
+	px_store_bind_text(st, 1, key);
+	rc = px_store_step(st, err);
+	px_store_finalize(st);
+	return rc < 0 ? -1 : 0;
+}
+
+static const struct px_func db_funcs[] = {
+	{
+		.name = "DB",
+		.synopsis = "Reads or writes a key of the database",
+		.syntax = "DB(family/key)",
+		.description = "Reads the value of key in family (empty when there is none), or\n"
+			       "writes it (creating or replacing the entry). The same entries\n"
+			       "as the 'database' console commands.",
+		.read = db_func_read,
+		.write = db_func_write,
+	},
+	{
+		.name = "DB_DELETE",
+		.synopsis = "Deletes a key of the database and returns its value",
+		.syntax = "DB_DELETE(family/key)",
+		.description = "Deletes key in family and returns the value it had (empty when\n"
+			       "there was none).",
+		.read = db_delete_read,
+	},
+	{
+		.name = "DB_EXISTS",
+		.synopsis = "Tells whether a key exists in the database",
+		.syntax = "DB_EXISTS(family/key)",
+		.description = "Returns 1 when key exists in family, 0 otherwise.",
+		.read = db_exists_read,
+	},
+};
+
+#define NFUNCS (sizeof(db_funcs) / sizeof(db_funcs[0]))
+
 static const struct px_cli_command db_commands[] = {
 	{"database show", "Shows database contents",
 	 "Usage: database show [family [keytree]]\n"
@@ -255,11 +380,22 @@ static int db_load(px_module *self)
 		px_log_error("res_db: %s", err.msg);
 		return -1;
 	}
+	for (size_t i = 0; i < NFUNCS; i++) {
+		if (px_func_register(self, &db_funcs[i], &err) < 0) {
+			px_log_error("res_db: %s", err.msg);
+			while (i-- > 0)
+				px_func_unregister(&db_funcs[i]);
+			px_cli_unregister(db_commands, NCOMMANDS);
+			return -1;
+		}
+	}
 	return 0;
 }
 
 static int db_unload(px_module *self)
 {
+	for (size_t i = NFUNCS; i-- > 0;)
+		px_func_unregister(&db_funcs[i]);
 	px_cli_unregister(db_commands, NCOMMANDS);
 	return 0;
 }

@@ -46,27 +46,14 @@ setup() {
 	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
 		"require = pbx_lua" "require = app_dial"
 	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
-	cp "$SIP_DATA/extensions.lua" "$D/extensions.lua"
+	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
 	cat >"$D/rtp.conf" <<EOF
 [general]
 rtpstart = $RTP_START
 rtpend = $RTP_END
 workers = 0
 EOF
-	# One second of a 440 Hz tone in G.711 mu-law, in a WAV container
-	# (format 7), for SIPp's rtp_stream.
-	"$PYTHON" - "$SIPP_DIR/tone.wav" <<'PYEOF'
-import math, struct, sys
-def ulaw(x):
-    sign = 0x80 if x < 0 else 0
-    x = min(abs(x), 32635) + 0x84
-    exp = max(e for e in range(8) if e == 0 or x >= (0x80 << e))
-    return ~(sign | (exp << 4) | ((x >> (exp + 3)) & 0x0F)) & 0xFF
-data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(8000))
-fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
-body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
-open(sys.argv[1], "wb").write(b"RIFF" + struct.pack("<I", len(body)) + body)
-PYEOF
+	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 	start_daemon "$D"

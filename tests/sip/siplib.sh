@@ -22,6 +22,23 @@ DIALSTATUS_FILE=$TMP/dialstatus
 declare -A SIPP_PIDS SIPP_CMDS SIPP_RC_OF
 SIPP_RC=
 
+# sip_make_tone: one second of a 440 Hz tone in G.711 mu-law, in a WAV
+# container (format 7), as $SIPP_DIR/tone.wav for SIPp's rtp_stream.
+sip_make_tone() {
+	"$PYTHON" - "$SIPP_DIR/tone.wav" <<'PYEOF'
+import math, struct, sys
+def ulaw(x):
+    sign = 0x80 if x < 0 else 0
+    x = min(abs(x), 32635) + 0x84
+    exp = max(e for e in range(8) if e == 0 or x >= (0x80 << e))
+    return ~(sign | (exp << 4) | ((x >> (exp + 3)) & 0x0F)) & 0xFF
+data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(8000))
+fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
+body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+open(sys.argv[1], "wb").write(b"RIFF" + struct.pack("<I", len(body)) + body)
+PYEOF
+}
+
 # ---------------------------------------------------------------- ports
 
 # sip_ports: one block of 400 free loopback ports for the run.

@@ -29,10 +29,12 @@
 #include <plexus/app.h>
 #include <plexus/channel.h>
 #include <plexus/dialplan.h>
+#include <plexus/func.h>
 #include <plexus/log.h>
 
 #include "../../core/cli_internal.h"
 #include "../../core/daemon.h"
+#include "../../core/func_internal.h"
 #include "../../core/loader.h"
 #include "../../core/log_internal.h"
 #include "../../modules/pbx_lua_pattern.h"
@@ -172,9 +174,17 @@ static char *records[4096];
 static size_t nrecords;
 static bool app_blocked, app_released;
 
-/* Records its data. "hangup": returns -1. "block": waits for app_release(). */
+/* Records its data. "hangup": returns -1. "hangup17": hangs the channel up
+ * (cause 17) and returns -1. "block": waits for app_release(). */
 static int testapp_exec(px_channel *ch, const char *data)
 {
+	if (!strcmp(data, "hangup17")) {
+		px_channel_hangup(ch, PX_CAUSE_USER_BUSY);
+		pthread_mutex_lock(&app_lock);
+		records[nrecords++] = strdup(data);
+		pthread_mutex_unlock(&app_lock);
+		return -1;
+	}
 	pthread_mutex_lock(&app_lock);
 	if (nrecords < sizeof(records) / sizeof(records[0]))
 		records[nrecords++] = strdup(data);
@@ -414,7 +424,7 @@ static int suite_init(void)
 	if (mkdir(moddir, 0700) < 0 || symlink(real, link) < 0)
 		return -1;
 	px_daemon_init(tmpdir, conf);
-	if (px_loader_init(moddir, &err) < 0 ||
+	if (px_loader_init(moddir, &err) < 0 || px_func_builtin_register(&err) < 0 ||
 	    px_channel_tech_register(NULL, &test_tech, &err) < 0 ||
 	    px_app_register(NULL, &test_app, &err) < 0) {
 		fprintf(stderr, "suite init: %s\n", err.msg);
@@ -430,6 +440,7 @@ static int suite_init(void)
 static int suite_cleanup(void)
 {
 	px_loader_shutdown();
+	px_func_builtin_unregister();
 	px_app_unregister(&test_app);
 	px_channel_tech_unregister(&test_tech);
 	px_cli_registry_shutdown();
@@ -514,6 +525,131 @@ static void test_pattern_order(void)
 	CU_ASSERT_TRUE(pxlua_ext_cmp("_[12]", "_[13]") < 0);
 	/* Equal by specificity, still a total order. */
 	CU_ASSERT_TRUE(pxlua_ext_cmp("_1-XX", "_1XX") != 0);
+}
+
+/* The key of keys (NULL-terminated) that a call to exten reaches: sorted
+ * in the order of precedence, the first that matches; NULL for none. */
+static const char *winner(const char *const *keys, const char *exten)
+{
+	const char *sorted[32];
+	size_t n = 0;
+
+	while (keys[n] && n < 32) {
+		sorted[n] = keys[n];
+		n++;
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && pxlua_ext_cmp(sorted[j - 1], sorted[j]) > 0; j--) {
+			const char *t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++)
+		if (pxlua_ext_match(sorted[i], exten))
+			return sorted[i];
+	return NULL;
+}
+
+/* Overlapping keys, a dialled number, and the key Asterisk runs. */
+static void test_precedence_table(void)
+{
+	static const char *const a[] = {"_X.",  "_1XXX", "_12XX",     "_1[2-3]XX", "_1NXX",
+					"1234", "_1XX!", "_1X.",      "_N.",       "_X!",
+					"_!",   "_1ZXX", "_[1-3]XXX", NULL};
+	static const char *const b[] = {"_NXXXXXX", "_1NXXNXXXXXX", "_011.", "_NXXNXXXXXX",
+					"911",      "_9!",          "_X.",   NULL};
+	static const char *const c[] = {"555-1234", "_555-XXXX", "_5XX-XXXX", NULL};
+	static const char *const d[] = {"_[13]X", "_[12]X", "_[1-4]X", "_[5-9]X", "_ZX", NULL};
+	static const char *const e[] = {"s", "_sX", "_[a-c]X", "_N", NULL};
+	static const char *const f[] = {"_1X", "_1X.", "_1X!", NULL};
+	static const struct {
+		const char *const *keys;
+		const char *exten, *expect;
+	} cases[] = {
+		{a, "1234", "1234"},
+		{a, "1235", "_12XX"},
+		{a, "1335", "_1[2-3]XX"},
+		{a, "1435", "_1NXX"},
+		{a, "1135", "_1ZXX"},
+		{a, "1035", "_1XXX"},
+		{a, "103", "_1XX!"},
+		{a, "10", "_X."},
+		{a, "10355", "_1XX!"},
+		{a, "2", "_X!"},
+		{a, "25", "_N."},
+		{a, "2555", "_[1-3]XXX"},
+		{a, "4555", "_N."},
+		{a, "0555", "_X."},
+		{a, "a", "_!"},
+		{a, "1", "_X!"},
+		{a, "12345", "_1XX!"},
+		{b, "911", "911"},
+		{b, "9", "_9!"},
+		{b, "9123", "_9!"},
+		{b, "5551234", "_NXXXXXX"},
+		{b, "2125551234", "_NXXNXXXXXX"},
+		{b, "2120551234", "_X."},
+		{b, "12125551234", "_1NXXNXXXXXX"},
+		{b, "011441234", "_011."},
+		{b, "01", "_X."},
+		{b, "9115", "_9!"},
+		{b, "8", NULL},
+		{c, "5551234", "555-1234"},
+		{c, "555-1234", "555-1234"},
+		{c, "5559999", "_555-XXXX"},
+		{c, "5669999", "_5XX-XXXX"},
+		{c, "566-9999", "_5XX-XXXX"},
+		{d, "15", "_[12]X"},
+		{d, "25", "_[12]X"},
+		{d, "35", "_[13]X"},
+		{d, "45", "_[1-4]X"},
+		{d, "55", "_[5-9]X"},
+		{d, "05", NULL},
+		{e, "s", "s"},
+		{e, "s1", "_sX"},
+		{e, "b7", "_[a-c]X"},
+		{e, "S", NULL},
+		{e, "7", "_N"},
+		{e, "1", NULL},
+		{f, "12", "_1X!"},
+		{f, "123", "_1X."},
+		{f, "1", NULL},
+	};
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+
+	CU_ASSERT_TRUE(n >= 40);
+	for (size_t i = 0; i < n; i++) {
+		const char *got = winner(cases[i].keys, cases[i].exten);
+		bool ok = cases[i].expect ? got && !strcmp(got, cases[i].expect) : !got;
+		if (!ok) {
+			fprintf(stderr, "\nprecedence case %zu: '%s' reached %s, expected %s\n",
+				i + 1, cases[i].exten, got ? got : "nothing",
+				cases[i].expect ? cases[i].expect : "nothing");
+			CU_FAIL("precedence table");
+		}
+	}
+}
+
+/* Asterisk's canmatch and matchmore for overlap dialling. */
+static void test_pattern_close(void)
+{
+	CU_ASSERT_TRUE(pxlua_ext_close("_1XXX", "12", PXLUA_CANMATCH));
+	CU_ASSERT_TRUE(pxlua_ext_close("_1XXX", "12", PXLUA_MATCHMORE));
+	CU_ASSERT_TRUE(pxlua_ext_close("_1XXX", "1234", PXLUA_CANMATCH));
+	CU_ASSERT_FALSE(pxlua_ext_close("_1XXX", "1234", PXLUA_MATCHMORE));
+	CU_ASSERT_FALSE(pxlua_ext_close("_1XXX", "2", PXLUA_CANMATCH));
+	CU_ASSERT_TRUE(pxlua_ext_close("_1XXX", "", PXLUA_CANMATCH));
+	CU_ASSERT_TRUE(pxlua_ext_close("_X.", "12", PXLUA_MATCHMORE));
+	CU_ASSERT_TRUE(pxlua_ext_close("_9!", "9", PXLUA_MATCHMORE));
+	CU_ASSERT_TRUE(pxlua_ext_close("1000", "10", PXLUA_CANMATCH));
+	CU_ASSERT_TRUE(pxlua_ext_close("1000", "10", PXLUA_MATCHMORE));
+	CU_ASSERT_TRUE(pxlua_ext_close("1000", "1000", PXLUA_CANMATCH));
+	CU_ASSERT_FALSE(pxlua_ext_close("1000", "1000", PXLUA_MATCHMORE));
+	CU_ASSERT_FALSE(pxlua_ext_close("1000", "2", PXLUA_CANMATCH));
+	CU_ASSERT_FALSE(pxlua_ext_close("1000", "10000", PXLUA_CANMATCH));
+	CU_ASSERT_TRUE(pxlua_ext_same("555-1234", "5551234"));
+	CU_ASSERT_TRUE(pxlua_ext_same("_1-XX", "_1XX"));
+	CU_ASSERT_FALSE(pxlua_ext_same("_1XX", "_1XX."));
 }
 
 /* ---------------------------------------------------------------- through the module */
@@ -868,6 +1004,8 @@ static int fake_dial_exec(px_channel *ch, const char *data)
 	char rec[256];
 
 	snprintf(rec, sizeof(rec), "Dial(%s)", data);
+	px_channel_var_set(ch, "DIALSTATUS", "NOANSWER");
+	px_channel_set_hangup_cause(ch, PX_CAUSE_NO_ANSWER);
 	return testapp_exec(ch, rec);
 }
 
@@ -897,6 +1035,244 @@ static void test_sample(void)
 	px_app_unregister(&fake_dial);
 	use_dialplan("basic.lua");
 	CU_ASSERT_EQUAL(reload(), 0);
+}
+
+/* ---------------------------------------------------------------- compatibility (compat.lua) */
+
+/* Run context/exten on a new channel; rc in *rc; the records joined by '|'. */
+static const char *run_all(const char *context, const char *exten, int *rc)
+{
+	static char out[4096];
+	size_t used = 0;
+	int r;
+
+	records_clear();
+	r = run(context, exten);
+	if (rc)
+		*rc = r;
+	out[0] = '\0';
+	for (size_t i = 0; i < records_count(); i++)
+		used += (size_t)snprintf(out + used, used < sizeof(out) ? sizeof(out) - used : 0,
+					 "%s%s", i ? "|" : "", record(i));
+	return out;
+}
+
+static void write_lua_conf(const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/lua.conf", tmpdir);
+	if (!text) {
+		unlink(path);
+		return;
+	}
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_compat_channel(void)
+{
+	int rc;
+
+	use_dialplan("compat.lua");
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "vars", &rc), "1,2,3,4");
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "funcs", &rc), "Bob,2002,5,b-c,yes,no");
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "globals", &rc), "shared,shared");
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "hangupcheck", &rc), "false|true|false");
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "setapp", &rc),
+			       "x=y,Dave|target,flow,target,target|h,h,16,nil,true");
+	log_clear();
+	run_all("feat", "badfunc", &rc);
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_TRUE(log_has_line("compat.lua", "no such function 'NOSUCHFUNC'", NULL) ||
+		       log_has_line("extensions.lua:", "no such function 'NOSUCHFUNC'", NULL));
+	log_clear();
+	run_all("feat", "unclosed", &rc);
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_TRUE(log_has_line("extensions.lua:", "missing ')'", NULL));
+}
+
+/* What a call sets as a global is seen by that call only. */
+static void test_compat_call_globals(void)
+{
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT_STRING_EQUAL(run_all("feat", "leak", NULL), "1");
+}
+
+/* Goto, 'i', falling off the end, 'h' with HANGUPCAUSE and DIALSTATUS. */
+static void test_compat_flow(void)
+{
+	int rc;
+
+	CU_ASSERT_STRING_EQUAL(run_all("flow", "jump", &rc),
+			       "jump|target,flow,target,target|h,h,16,nil,true");
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_STRING_EQUAL(run_all("flow", "jumpbad", &rc), "i,nowhere|h,h,16,nil,true");
+	CU_ASSERT_STRING_EQUAL(run_all("flow", "unknown", &rc), "i,unknown|h,h,16,nil,true");
+	CU_ASSERT_STRING_EQUAL(run_all("flow", "fallthrough", &rc), "h,h,17,BUSY,true");
+	CU_ASSERT_STRING_EQUAL(run_all("flow", "hangup", &rc), "hangup17|h,h,17,CANCEL,true");
+	log_clear();
+	CU_ASSERT_STRING_EQUAL(run_all("flow", "crash", &rc), "h,h,41,nil,true");
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_TRUE(
+		log_has_line("extensions.lua:", "attempt to index a nil value", "traceback", NULL));
+	/* An application returning -1 without a hangup leaves the dialplan, no 'h'. */
+	CU_ASSERT_STRING_EQUAL(run_all("plain", "quit", &rc), "hangup");
+}
+
+/* The instruction budget ends a runaway function, even one that tries to
+ * catch the unwind with pcall; the call goes to 'h'. */
+static void test_compat_runaway(void)
+{
+	int rc;
+
+	log_clear();
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "runaway", &rc), "runaway");
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_TRUE(log_has_line("extensions.lua:", "instruction_limit", "ended", NULL));
+	log_clear();
+	run_all("feat", "runaway_pcall", &rc);
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_TRUE(log_has_line("instruction_limit", NULL));
+	CU_ASSERT_STRING_EQUAL(run_all("guarded", "loop", &rc), "h after runaway,41");
+	log_clear();
+	run_all("feat", "hog", &rc);
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_TRUE(log_has_line("memory_limit", NULL));
+	/* pcall does not swallow the hangup unwind either. */
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "swallow", &rc), "hangup");
+	/* and the pool still serves calls */
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "vars", &rc), "1,2,3,4");
+}
+
+static void test_compat_sandbox(void)
+{
+	char *out = NULL;
+
+	CU_ASSERT_STRING_EQUAL(
+		run_all("feat", "sandbox", NULL),
+		"nil,nil,nil,nil,function,nil,nil,function|nil,binary refused|false");
+	write_lua_conf("[general]\nallow_io = yes\nallow_os = yes\nallow_loadfile = yes\n"
+		       "instruction_limit = 50000\n");
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "sandbox", NULL),
+			       "table,nil,function,nil,function,function,function,function|nil,"
+			       "binary refused|false");
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan show", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "limits: 50000 instructions"));
+	free(out);
+	/* A bad lua.conf is refused with its place; the running dialplan stays. */
+	write_lua_conf("[general]\ninstruction_limit = lots\n");
+	log_clear();
+	CU_ASSERT_NOT_EQUAL(reload(), 0);
+	CU_ASSERT_TRUE(log_has_line("lua.conf:2:", "instruction_limit", NULL));
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "vars", NULL), "1,2,3,4");
+	write_lua_conf(NULL);
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+}
+
+/* A fake DB for plexus.db: one key. */
+static char fake_db_key[256], fake_db_value[256];
+
+static int fdb_read(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
+{
+	snprintf(buf, size, "%s", strcmp(args, fake_db_key) ? "" : fake_db_value);
+	return 0;
+}
+
+static int fdb_write(px_channel *ch, const char *args, const char *value, px_err *err)
+{
+	snprintf(fake_db_key, sizeof(fake_db_key), "%s", args);
+	snprintf(fake_db_value, sizeof(fake_db_value), "%s", value);
+	return 0;
+}
+
+static int fdb_exists(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
+{
+	snprintf(buf, size, "%d", !strcmp(args, fake_db_key));
+	return 0;
+}
+
+static int fdb_delete(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
+{
+	fdb_read(ch, args, buf, size, err);
+	if (!strcmp(args, fake_db_key))
+		fake_db_key[0] = '\0';
+	return 0;
+}
+
+static const struct px_func fake_db[] = {
+	{.name = "DB", .synopsis = "fake", .read = fdb_read, .write = fdb_write},
+	{.name = "DB_EXISTS", .synopsis = "fake", .read = fdb_exists},
+	{.name = "DB_DELETE", .synopsis = "fake", .read = fdb_delete},
+};
+
+static void test_plexus_api(void)
+{
+	char expect[256];
+	px_channel *ch;
+	px_err err = {""};
+
+	ch = new_channel("feat", "plex");
+	log_clear();
+	records_clear();
+	CU_ASSERT_EQUAL(px_dialplan_run(ch), 0);
+	CU_ASSERT_STRING_EQUAL(record(0), "name ok,1001,Alice,pv,3");
+	CU_ASSERT_TRUE(log_has_line("extensions.lua:", "notice from lua 42", NULL));
+	end_channel(ch);
+
+	CU_ASSERT_EQUAL_FATAL(px_app_register(NULL, &fake_dial, &err), 0);
+	snprintf(expect, sizeof(expect), "Dial(Test/1&Test/2,7,)|NOANSWER,%d,Carol",
+		 PX_CAUSE_NO_ANSWER);
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "pdial", NULL), expect);
+	px_app_unregister(&fake_dial);
+
+	log_clear();
+	run_all("feat", "pdb", NULL);
+	CU_ASSERT_TRUE(log_has_line("plexus.db", "res_db", NULL));
+	for (size_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(px_func_register(NULL, &fake_db[i], &err), 0);
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "pdb", NULL), "v1,true|true,nil");
+	for (size_t i = 0; i < 3; i++)
+		px_func_unregister(&fake_db[i]);
+}
+
+/* canmatch and matchmore through the engine, includes searched. */
+static void test_dialplan_close(void)
+{
+	char *out = NULL;
+
+	use_dialplan("basic.lua");
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	CU_ASSERT_TRUE(px_dialplan_canmatch("default", "12", NULL));
+	CU_ASSERT_TRUE(px_dialplan_matchmore("default", "12", NULL));
+	CU_ASSERT_TRUE(px_dialplan_canmatch("office", "7", NULL)); /* deeper 777 */
+	CU_ASSERT_TRUE(px_dialplan_matchmore("office", "77", NULL));
+	CU_ASSERT_FALSE(px_dialplan_matchmore("office", "777", NULL));
+	CU_ASSERT_FALSE(px_dialplan_canmatch("office", "9", NULL));
+	CU_ASSERT_FALSE(px_dialplan_canmatch("nosuch", "1", NULL));
+
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan locate 1234@default", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'1000' no match"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'_12XX' MATCHES"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "=> '_12XX' in context 'default'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "canmatch: yes; matchmore: yes"));
+	free(out);
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan locate 777@office", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Context 'deeper' (included)"));
+	free(out);
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan locate 9@office", &out), PX_CLI_FAILURE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no entry matches"));
+	free(out);
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan locate 9", &out), PX_CLI_SHOWUSAGE);
+	free(out);
+	CU_ASSERT_EQUAL(px_cli_run_capture("dialplan show default", &out), PX_CLI_SUCCESS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "'1000'               => hint: Test/1000"));
+	free(out);
 }
 
 static void test_load_unload_load(void)
@@ -947,6 +1323,8 @@ int main(void)
 	CU_add_test(s, "match", test_pattern_match);
 	CU_add_test(s, "check", test_pattern_check);
 	CU_add_test(s, "order of precedence", test_pattern_order);
+	CU_add_test(s, "precedence table: keys, number, winner", test_precedence_table);
+	CU_add_test(s, "canmatch and matchmore", test_pattern_close);
 
 	s = CU_add_suite("pbx_lua", suite_init, suite_cleanup);
 	CU_add_test(s, "exists: exact keys and patterns", test_exists);
@@ -966,6 +1344,13 @@ int main(void)
 	CU_add_test(s, "a call in progress finishes on its generation", test_reload_in_progress);
 	CU_add_test(s, "bad files are refused at load with file:line", test_bad_files);
 	CU_add_test(s, "the sample dialplan/extensions.lua", test_sample);
+	CU_add_test(s, "pbx_lua API: channel variables and functions", test_compat_channel);
+	CU_add_test(s, "globals set by a call stay with the call", test_compat_call_globals);
+	CU_add_test(s, "Goto, i, fallthrough, h", test_compat_flow);
+	CU_add_test(s, "runaway loop and memory hog are cut off", test_compat_runaway);
+	CU_add_test(s, "sandbox and lua.conf", test_compat_sandbox);
+	CU_add_test(s, "plexus.* API", test_plexus_api);
+	CU_add_test(s, "canmatch, matchmore, dialplan locate", test_dialplan_close);
 	CU_add_test(s, "load, unload, load", test_load_unload_load);
 	if (getenv("PBX_LUA_BENCH"))
 		CU_add_test(s, "measurement (PBX_LUA_BENCH)", bench);

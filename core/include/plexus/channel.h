@@ -138,9 +138,15 @@ void px_channel_get_dialplan(px_channel *ch, char *context, size_t csize, char *
 			     size_t esize);
 void px_channel_set_application(px_channel *ch, const char *app, const char *data);
 
-/* Variables: set (value NULL removes), get into buf (-1 when unset). */
+/* Variables: set (value NULL removes), get into buf (-1 when unset).
+ * Names match without leading underscores: "_NAME" (inherited by dialled
+ * channels as NAME) and "__NAME" (inherited as __NAME, at every level) are
+ * both the variable NAME. Reads also answer the built-in variables CHANNEL,
+ * UNIQUEID, LINKEDID, CONTEXT, EXTEN and HANGUPCAUSE (Q.850 number), which
+ * hide a variable set with the same name. */
 void px_channel_var_set(px_channel *ch, const char *name, const char *value);
 int px_channel_var_get(px_channel *ch, const char *name, char *buf, size_t size);
+bool px_channel_var_is_builtin(const char *name);
 /* Call fn for each variable, under the channel's lock: fn must not block. */
 void px_channel_var_foreach(px_channel *ch,
 			    void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
@@ -180,6 +186,8 @@ int px_channel_take_event(px_channel *ch, struct px_channel_event *ev);
 int px_channel_wait_event(px_channel *ch, int timeout_ms, struct px_channel_event *ev);
 
 /* ---- actions: session thread -> technology ---- */
+/* A new outbound channel of technology type for dest. With a requestor
+ * (the caller), the new channel inherits its "_" and "__" variables. */
 px_channel *px_channel_request(const char *type, const char *dest, px_channel *requestor,
 			       int *cause);
 int px_channel_call(px_channel *ch, int timeout_ms);

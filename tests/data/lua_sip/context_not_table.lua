@@ -1,0 +1,4 @@
+-- a context that is not a table
+extensions = {
+	default = "1002",
+}

@@ -1,0 +1,2 @@
+-- defines no extensions table
+routes = {}
