@@ -1223,13 +1223,13 @@ static const struct px_cli_command pbx_lua_commands[] = {
 	 "Usage: dialplan show [context]\n"
 	 "       Shows the contexts of extensions.lua with their extensions, in the\n"
 	 "       order they are tried, and their includes; or one context only.",
-	 cmd_show, complete_show},
+	 cmd_show, complete_show, PX_ROLE_MONITOR},
 	{"dialplan reload", "Reloads extensions.lua",
 	 "Usage: dialplan reload\n"
 	 "       Reads extensions.lua again. New calls use the new dialplan; calls\n"
 	 "       in progress finish on the one they started with. A file with an\n"
 	 "       error is refused and the running dialplan is kept.",
-	 cmd_reload, NULL},
+	 cmd_reload, NULL, PX_ROLE_ADMIN},
 };
 
 #define NCOMMANDS (sizeof(pbx_lua_commands) / sizeof(pbx_lua_commands[0]))
