@@ -174,14 +174,14 @@ static int act_status(struct action *a)
 static int act_hangup(struct action *a)
 {
 	long long cause;
-	px_channel *ch = channel_field(a, "channel");
+	px_channel *ch;
 
+	/* The request is checked whole before anything is looked up. */
+	if (int_field(a, "cause", PX_CAUSE_NORMAL_CLEARING, 1, 127, &cause) < 0)
+		return -1;
+	ch = channel_field(a, "channel");
 	if (!ch)
 		return -1;
-	if (int_field(a, "cause", PX_CAUSE_NORMAL_CLEARING, 1, 127, &cause) < 0) {
-		px_channel_unref(ch);
-		return -1;
-	}
 	px_channel_hangup(ch, (int)cause);
 	json_object_set_new(a->reply, "channel", json_string(px_channel_name(ch)));
 	json_object_set_new(a->reply, "cause", json_integer(cause));

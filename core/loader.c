@@ -474,9 +474,10 @@ int px_loader_reload(const char *name, px_err *err)
 		rc = px_err_set(err, "%s: reload failed; it keeps its running configuration", base);
 	else
 		rc = 0;
+	if (m && m->info->reload)
+		PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", base),
+			      PX_EVS("status", rc ? "failed" : "ok"));
 	pthread_mutex_unlock(&loader_lock);
-	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", base),
-		      PX_EVS("status", rc ? "failed" : "ok"));
 	return rc;
 }
 
