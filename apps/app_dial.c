@@ -3,11 +3,11 @@
  * end, in the caller's session thread: it requests an outbound channel for
  * every target, points them all at the caller's waiter and calls them, then
  * follows their progress (ringing and early media passed to the caller)
- * until one answers, all fail, the time runs out or the caller hangs up. It
- * then owns the two-party call until one side hangs up: it answers the
- * caller, bridges the media of both legs, passes hold and unhold across and
- * hangs up the other side with the same cause. What happened is left in
- * channel variables (DIALSTATUS and kin) for the dialplan.
+ * until one answers, all fail, the time runs out, the caller hangs up or is
+ * sent elsewhere (a redirect). It then answers the caller and hands the
+ * two-party call to the core's bridge (plexus/bridge.h) until one side
+ * hangs up or leaves. It tells DialBegin and DialEnd for every target, and
+ * leaves what happened in channel variables (DIALSTATUS and kin).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,7 +47,7 @@ struct dial_leg {
 	const char *resource; /* "1002" */
 	px_channel *ch;       /* our reference; NULL when it could not be requested */
 	enum leg_result result;
-	bool told;            /* DialEnd went out */
+	bool told; /* DialEnd went out */
 };
 
 struct dial {
@@ -60,7 +60,6 @@ struct dial {
 	int failed_cause[LEG_RESULTS]; /* the first Q.850 cause of each result */
 	bool ringing_sent;             /* ringing indicated to the caller */
 	bool progress_sent;            /* progress indicated to the caller */
-	bool media_bridged;            /* px_rtp_bridge succeeded at least once */
 	struct dial_leg *early;        /* the leg whose early media the caller hears */
 	struct dial_leg *winner;       /* the leg that answered */
 	long long start_ms;
@@ -209,7 +208,6 @@ static void media_bridge(struct dial *d, px_channel *a, px_channel *b)
 			       px_channel_name(b), err.msg);
 		return;
 	}
-	d->media_bridged = true;
 }
 
 static void media_unbridge(px_channel *ch)
@@ -243,8 +241,7 @@ static void leg_fail(struct dial *d, struct dial_leg *leg, enum leg_result resul
 
 /* End every leg still calling, except keep (may be NULL); status is what
  * their DialEnd says. */
-static void hangup_alive(struct dial *d, const struct dial_leg *keep, int cause,
-			 const char *status)
+static void hangup_alive(struct dial *d, const struct dial_leg *keep, int cause, const char *status)
 {
 	for (int i = 0; i < d->nlegs; i++) {
 		struct dial_leg *leg = &d->legs[i];
@@ -616,7 +613,10 @@ static const struct px_app dial_app = {
 		"                 reported in a warning and ignored.\n"
 		"\n"
 		"Dial ends the dialplan (returns -1) once an answered call is over, when the\n"
-		"caller hangs up while dialing, and when no target is given. When nobody\n"
+		"caller hangs up while dialing, when the caller is redirected or bridged\n"
+		"elsewhere by an operator (the dialplan then continues where it was sent;\n"
+		"a redirected callee gets a session of its own at its target, any other\n"
+		"party still up is hung up), and when no target is given. When nobody\n"
 		"answered, the dialplan goes on (to voicemail, for instance), and the\n"
 		"caller's hangup cause is set to that of the failure (17 when busy, 19 on\n"
 		"timeout ...): the caller is told that cause if the dialplan ends there.\n"

@@ -64,8 +64,7 @@ static int subscribe(struct px_client *c, const char *json)
 	return status;
 }
 
-int px_events_run(const char *socket_path, int nwords, char **words, bool keep_trying,
-		  bool quiet)
+int px_events_run(const char *socket_path, int nwords, char **words, bool keep_trying, bool quiet)
 {
 	struct px_client c;
 	char err[512];
@@ -82,7 +81,6 @@ int px_events_run(const char *socket_path, int nwords, char **words, bool keep_t
 	px_client_init(&c);
 	while (!stop) {
 		struct px_frame f;
-		uint64_t id;
 
 		if (px_client_connect(&c, socket_path, CALL_TIMEOUT_MS, err, sizeof(err)) < 0) {
 			if (!keep_trying || strstr(err, "access denied")) {
@@ -100,7 +98,6 @@ int px_events_run(const char *socket_path, int nwords, char **words, bool keep_t
 		reported = false;
 		/* Log lines are not events: off, without waiting for the answer. */
 		px_frame_write(c.fd, "log", ++c.last_id, "off", 3);
-		(void)id;
 		status = subscribe(&c, json);
 		if (status && status != EXIT_NO_CONNECTION)
 			break;

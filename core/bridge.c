@@ -130,8 +130,7 @@ static bool media_bridge(px_channel *a, px_channel *b)
 }
 
 /* Take one side's events; true when the bridge must end because of it. */
-static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b,
-			bool *media)
+static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media)
 {
 	struct px_channel_event ev;
 

@@ -2,8 +2,9 @@
  * Channels: allocation and naming, the table of live channels, identity and
  * variables, the event queue between a technology's thread and the session
  * thread, hangup that happens exactly once, the registry of channel
- * technologies, and the session thread that runs the dialplan of an inbound
- * channel.
+ * technologies, the events told about each channel (created, state,
+ * hold, DTMF, hangup), and the session that runs a channel's dialplan and
+ * takes it where it is sent next (a redirect, a bridge) before it hangs up.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -75,11 +76,11 @@ struct px_channel {
 	px_rtp *rtp;
 	struct px_channel_event events[EVENT_QUEUE_MAX];
 	unsigned ev_head, ev_len;
-	bool hungup;    /* px_channel_hangup ran */
-	bool tech_gone; /* the leg ended on the wire; tech->hangup must not run */
+	bool hungup;      /* px_channel_hangup ran */
+	bool tech_gone;   /* the leg ended on the wire; tech->hangup must not run */
 	bool hangup_told; /* the Hangup event went out */
 	int cause;
-	bool in_session; /* a session thread runs this channel */
+	bool in_session;            /* a session thread runs this channel */
 	struct departure departure; /* where the session goes next (redirect, bridge) */
 
 	px_waiter own_waiter;
@@ -956,7 +957,7 @@ int px_channel_hangup_cause(const px_channel *ch)
  * SESSION_IDLE_SECS.
  */
 
-#define SESSION_KEEP 16
+#define SESSION_KEEP      16
 #define SESSION_IDLE_SECS 30
 
 struct session_job {
@@ -1112,9 +1113,8 @@ static bool wait_answer(px_channel *ch, int timeout_ms)
 		if (ev.control == PX_CONTROL_ANSWER)
 			return true;
 		if (ev.control == PX_CONTROL_BUSY || ev.control == PX_CONTROL_CONGESTION) {
-			px_channel_hangup(ch, ev.control == PX_CONTROL_BUSY
-						      ? PX_CAUSE_USER_BUSY
-						      : PX_CAUSE_CONGESTION);
+			px_channel_hangup(ch, ev.control == PX_CONTROL_BUSY ? PX_CAUSE_USER_BUSY
+									    : PX_CAUSE_CONGESTION);
 			return false;
 		}
 	}
@@ -1125,8 +1125,7 @@ static void run_first(px_channel *ch, const struct px_session_opts *o)
 	px_err err = {""};
 
 	if (o->app) {
-		if (px_app_exec(ch, o->app, o->app_args ? o->app_args : "", &err) < 0 &&
-		    err.msg[0])
+		if (px_app_exec(ch, o->app, o->app_args ? o->app_args : "", &err) < 0 && err.msg[0])
 			px_log_warning("%s: %s", ch->name, err.msg);
 	} else {
 		px_dialplan_run(ch);
@@ -1238,8 +1237,7 @@ out:
 	return NULL;
 }
 
-int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts,
-				  px_err *err)
+int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts, px_err *err)
 {
 	struct session_job *job = calloc(1, sizeof(*job));
 	pthread_t t;

@@ -388,7 +388,6 @@ static enum px_cli_status cmd_show_application(px_cli *cli, int argc, char **arg
 	return PX_CLI_SUCCESS;
 }
 
-
 static void complete_apps(px_cli_completion *c, int argc, char **argv, int pos)
 {
 	if (pos == 3)

@@ -23,8 +23,7 @@ struct px_session_opts {
 	const char *app;
 	const char *app_args;
 };
-int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts,
-				  px_err *err);
+int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts, px_err *err);
 
 /* Ask the sessions of a and b to leave what they run and meet in a bridge
  * (bridge.c): a's session runs it once b's session has handed b over. */

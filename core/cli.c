@@ -355,7 +355,8 @@ enum px_role px_cli_command_role(const struct px_cli_command *cmd)
 		return cmd->role;
 	n = px_cli_split(cmd->words, &words);
 	for (int i = 0; i < n; i++) {
-		if (word_matches(words[i], "show") || (i == 0 && n == 1 && !strcasecmp(words[0], "help")))
+		if (word_matches(words[i], "show") ||
+		    (i == 0 && n == 1 && !strcasecmp(words[0], "help")))
 			role = PX_ROLE_MONITOR;
 	}
 	px_cli_free_words(n < 0 ? 0 : n, n < 0 ? NULL : words);
@@ -432,7 +433,8 @@ enum px_cli_status px_cli_execute(px_cli *cli, const char *line)
 		char words[128];
 		snprintf(words, sizeof(words), "%s", cmd->words);
 		pthread_rwlock_unlock(&registry_lock);
-		px_cli_printf(cli, "Permission denied: '%s' needs the %s role (this console is %s)\n",
+		px_cli_printf(cli,
+			      "Permission denied: '%s' needs the %s role (this console is %s)\n",
 			      words, px_role_name(need), px_role_name(px_cli_role(cli)));
 		px_cli_free_words(argc, argv);
 		return PX_CLI_DENIED;

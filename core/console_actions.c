@@ -29,7 +29,7 @@
 struct action {
 	const struct px_action_conn *conn;
 	json_t *req;
-	json_t *reply;   /* fields added on success */
+	json_t *reply;    /* fields added on success */
 	const char *code; /* error code; NULL while all is well */
 	char message[PX_ERR_MAX];
 	const char *field; /* the field at fault, if any */
@@ -116,8 +116,7 @@ static px_channel *channel_field(struct action *a, const char *name)
 
 static json_t *channel_json(px_channel *ch)
 {
-	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80], app[80],
-		data[256];
+	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80], app[80], data[256];
 	px_channel *peer = px_channel_get_peer(ch);
 	json_t *o;
 
@@ -190,8 +189,7 @@ static int act_hangup(struct action *a)
 }
 
 /* "SIP/1002" from channel, or from endpoint ("1002" is SIP/1002). */
-static int originate_target(struct action *a, char *tech, size_t tsize, char *dest,
-			    size_t dsize)
+static int originate_target(struct action *a, char *tech, size_t tsize, char *dest, size_t dsize)
 {
 	const char *chan = str_field(a, "channel", false);
 	const char *ep = a->code ? NULL : str_field(a, "endpoint", false);
@@ -328,8 +326,8 @@ static int act_redirect(struct action *a)
 	}
 	/* The extra channel first: the bridge it may share with ch then finds
 	 * both leaving and hangs up neither. */
-	if (extra && redirect_one(a, extra, xcontext ? xcontext : context,
-				  xexten ? xexten : exten) < 0)
+	if (extra &&
+	    redirect_one(a, extra, xcontext ? xcontext : context, xexten ? xexten : exten) < 0)
 		goto out;
 	if (redirect_one(a, ch, context, exten) < 0)
 		goto out;
@@ -522,8 +520,7 @@ static int types_field(struct action *a, uint64_t *kinds)
 		return 0;
 	}
 	if (!json_is_array(v))
-		return fail(a, "bad_field", "types",
-			    "field 'types' must be a list of event types");
+		return fail(a, "bad_field", "types", "field 'types' must be a list of event types");
 	json_array_foreach(v, i, t)
 	{
 		int k = json_is_string(t) ? px_event_kind_parse(json_string_value(t)) : -1;
@@ -547,8 +544,8 @@ static int act_subscribe(struct action *a)
 		return -1;
 	chan = str_field(a, "channel", false);
 	ep = a->code ? NULL : str_field(a, "endpoint", false);
-	if (a->code ||
-	    int_field(a, "queue", PX_CONSOLE_EVENT_QUEUE, 1, PX_CONSOLE_EVENT_QUEUE_MAX, &queue) < 0)
+	if (a->code || int_field(a, "queue", PX_CONSOLE_EVENT_QUEUE, 1, PX_CONSOLE_EVENT_QUEUE_MAX,
+				 &queue) < 0)
 		return -1;
 	snprintf(f.channel, sizeof(f.channel), "%s", chan ? chan : "");
 	snprintf(f.endpoint, sizeof(f.endpoint), "%s", ep ? ep : "");
@@ -654,9 +651,8 @@ char *px_action_run(const struct px_action_conn *conn, const char *payload, size
 reply:
 	out = json_object();
 	json_object_set_new(out, "response", json_string(a.code ? "Error" : "Success"));
-	json_object_set(out, "action_id", id && (json_is_string(id) || json_is_integer(id))
-						  ? id
-						  : json_null());
+	json_object_set(out, "action_id",
+			id && (json_is_string(id) || json_is_integer(id)) ? id : json_null());
 	json_object_set_new(out, "action", json_string(def ? def->name : ""));
 	if (a.code) {
 		json_object_set_new(out, "code", json_string(a.code));

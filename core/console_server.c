@@ -58,7 +58,7 @@ struct px_console {
 	gid_t groups[MAX_GROUPS]; /* supplementary groups (SO_PEERGROUPS) */
 	int ngroups;
 	enum px_role role;
-	unsigned role_gen; /* roles generation role was resolved from */
+	unsigned role_gen;    /* roles generation role was resolved from */
 	px_event_sub *events; /* NULL: not subscribed */
 	unsigned serial;
 	struct px_log_subscriber sub;
@@ -333,8 +333,8 @@ static void handle_frame(struct px_console *c, const struct px_frame *f)
 					      .unsubscribe = console_unsubscribe};
 		char *result = px_action_run(&conn, f->payload, f->len);
 		flush_logs(c);
-		static const char nomem[] =
-			"{\"response\":\"Error\",\"code\":\"failed\",\"message\":\"out of memory\"}";
+		static const char nomem[] = "{\"response\":\"Error\",\"code\":\"failed\","
+					    "\"message\":\"out of memory\"}";
 		if (result)
 			console_send(c, "result", f->id, result, strlen(result));
 		else

@@ -79,8 +79,7 @@ int px_channel_originate(const struct px_originate *o, px_channel **out, px_err 
 		px_channel_unref(ch);
 		return -1;
 	}
-	px_verbose(3, "Originated %s to %s", px_channel_name(ch),
-		   opts.app ? opts.app : o->exten);
+	px_verbose(3, "Originated %s to %s", px_channel_name(ch), opts.app ? opts.app : o->exten);
 	*out = ch;
 	return 0;
 }

@@ -34,8 +34,6 @@
 #include "../../core/loader.h"
 #include "../../core/log_internal.h"
 
-
-
 /* Like CU_ASSERT_PTR_NOT_NULL(strstr(haystack, needle)), but prints both on failure. */
 #define ASSERT_CONTAINS(haystack, needle)                                                          \
 	do {                                                                                       \
@@ -121,7 +119,8 @@ static void tx_complete(px_cli_completion *c, int argc, char **argv, int pos)
 
 static const struct px_cli_command tx_commands[] = {
 	{"tx show", "Show things", "Usage: tx show [what]", tx_show, NULL, PX_ROLE_MONITOR},
-	{"tx show all", "Show all things", "Usage: tx show all", tx_show_all, tx_complete, PX_ROLE_MONITOR},
+	{"tx show all", "Show all things", "Usage: tx show all", tx_show_all, tx_complete,
+	 PX_ROLE_MONITOR},
 	{"tx alt|other", "Either word", "Usage: tx alt|other", tx_alt, NULL, PX_ROLE_ADMIN},
 	{"tx usage", "Always wants usage", "Usage: tx usage <something>\n       More text.",
 	 tx_usage, NULL, PX_ROLE_ADMIN},
@@ -386,7 +385,8 @@ static void test_register_overlapping_alternatives(void)
 	/* "tx alt" is already taken by "tx alt|other": dispatch of "tx alt"
 	 * would otherwise depend on registration order. */
 	static const struct px_cli_command overlap[] = {
-		{"tx alt", "Overlaps tx alt|other", "Usage: tx alt", other_handler, NULL, PX_ROLE_ADMIN},
+		{"tx alt", "Overlaps tx alt|other", "Usage: tx alt", other_handler, NULL,
+		 PX_ROLE_ADMIN},
 	};
 	static const struct px_cli_command overlap2[] = {
 		{"tx other|third", "Overlaps tx alt|other", "Usage: tx other|third", other_handler,

@@ -325,9 +325,9 @@ static void test_json(void)
 
 /* ---- threads ---- */
 
-#define EMITTERS     4
-#define PER_EMITTER  20000
-#define ORDER_QUEUE  (EMITTERS * PER_EMITTER)
+#define EMITTERS    4
+#define PER_EMITTER 20000
+#define ORDER_QUEUE (EMITTERS * PER_EMITTER)
 
 static atomic_bool emitters_stop;
 
@@ -403,7 +403,8 @@ static void test_unsubscribe_while_emitting(void)
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, emitter, (void *)i), 0);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	do {
-		px_event_sub *s = px_event_subscribe(NULL, 1 + rounds % 16, count_notify, &notified);
+		px_event_sub *s =
+			px_event_subscribe(NULL, 1 + rounds % 16, count_notify, &notified);
 		px_event *ev;
 		for (int k = 0; k < 8 && (ev = px_event_sub_take(s, NULL)); k++) {
 			if (px_event_kind(ev) != PX_EV_RELOAD || !px_event_field_get(ev, "i"))
@@ -443,15 +444,15 @@ int main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	suite = CU_add_suite("event bus", NULL, NULL);
-	if (!suite || !CU_add_test(suite, "nothing built without subscribers", test_no_subscriber) ||
+	if (!suite ||
+	    !CU_add_test(suite, "nothing built without subscribers", test_no_subscriber) ||
 	    !CU_add_test(suite, "fan-out of one shared event", test_fan_out) ||
 	    !CU_add_test(suite, "bounded queue and overflow count", test_bounded_queue) ||
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
-	    !CU_add_test(suite, "unsubscribe while emitting",
-			 test_unsubscribe_while_emitting) ||
+	    !CU_add_test(suite, "unsubscribe while emitting", test_unsubscribe_while_emitting) ||
 	    !CU_add_test(suite, "kind names", test_kind_names)) {
 		CU_cleanup_registry();
 		return 1;

@@ -232,15 +232,15 @@ bool px_channel_leaving(px_channel *ch);
  * events (ChannelState, Hangup with its cause).
  */
 struct px_originate {
-	const char *tech;               /* "SIP" */
-	const char *dest;               /* "1002": what follows "SIP/" */
-	const char *context, *exten;    /* where the answered channel goes ... */
-	const char *app, *app_args;     /* ... or the application run on it */
-	const char *caller_num;         /* presented to the callee; NULL: none */
+	const char *tech;            /* "SIP" */
+	const char *dest;            /* "1002": what follows "SIP/" */
+	const char *context, *exten; /* where the answered channel goes ... */
+	const char *app, *app_args;  /* ... or the application run on it */
+	const char *caller_num;      /* presented to the callee; NULL: none */
 	const char *caller_name;
-	int timeout_ms;                 /* ringing at most; <= 0: 30 s */
-	const char *const *vars;        /* "NAME=value" strings, NULL-ended; or NULL */
-	size_t nvars;                   /* entries of vars (when not NULL-ended) */
+	int timeout_ms;          /* ringing at most; <= 0: 30 s */
+	const char *const *vars; /* "NAME=value" strings, NULL-ended; or NULL */
+	size_t nvars;            /* entries of vars (when not NULL-ended) */
 };
 /* 0 with *out a new reference once the call is placed (the callee is
  * being called), or -1 with err saying why (unknown technology, endpoint

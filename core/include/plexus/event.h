@@ -32,26 +32,26 @@
 #include <plexus/channel.h>
 
 enum px_event_kind {
-	PX_EV_CHANNEL_CREATED,    /* fields: state, caller_num, caller_name */
-	PX_EV_CHANNEL_STATE,      /* state, state_code, caller_*, connected_*, context, exten */
-	PX_EV_DIAL_BEGIN,         /* peer = the callee; dialstring */
-	PX_EV_DIAL_END,           /* peer = the callee (if any); dialstring, dialstatus */
-	PX_EV_BRIDGED,            /* peer = the other party */
-	PX_EV_UNBRIDGED,          /* peer = the other party */
-	PX_EV_HOLD,               /* source: "remote" (the phone) or "operator" */
-	PX_EV_UNHOLD,             /* source */
-	PX_EV_DTMF_BEGIN,         /* digit, direction */
-	PX_EV_DTMF_END,           /* digit, duration_ms, direction */
-	PX_EV_HANGUP,             /* cause, cause_txt */
-	PX_EV_REGISTERED,         /* endpoint, contact, source, user_agent, expires, refresh */
-	PX_EV_UNREGISTERED,       /* endpoint, contact, reason */
+	PX_EV_CHANNEL_CREATED,      /* fields: state, caller_num, caller_name */
+	PX_EV_CHANNEL_STATE,        /* state, state_code, caller_*, connected_*, context, exten */
+	PX_EV_DIAL_BEGIN,           /* peer = the callee; dialstring */
+	PX_EV_DIAL_END,             /* peer = the callee (if any); dialstring, dialstatus */
+	PX_EV_BRIDGED,              /* peer = the other party */
+	PX_EV_UNBRIDGED,            /* peer = the other party */
+	PX_EV_HOLD,                 /* source: "remote" (the phone) or "operator" */
+	PX_EV_UNHOLD,               /* source */
+	PX_EV_DTMF_BEGIN,           /* digit, direction */
+	PX_EV_DTMF_END,             /* digit, duration_ms, direction */
+	PX_EV_HANGUP,               /* cause, cause_txt */
+	PX_EV_REGISTERED,           /* endpoint, contact, source, user_agent, expires, refresh */
+	PX_EV_UNREGISTERED,         /* endpoint, contact, reason */
 	PX_EV_REGISTRATION_EXPIRED, /* endpoint, contact */
-	PX_EV_TRUNK_REGISTRY,     /* trunk, state, status, reason (trunks come later) */
-	PX_EV_TRUNK_REACHABILITY, /* trunk, reachable, rtt_ms (trunks come later) */
-	PX_EV_SECURITY,           /* service, reason, source, endpoint, method */
-	PX_EV_MODULE_LOADED,      /* module, description */
-	PX_EV_MODULE_UNLOADED,    /* module, forced */
-	PX_EV_RELOAD,             /* what ("core" or a module), status ("ok"/"failed") */
+	PX_EV_TRUNK_REGISTRY,       /* trunk, state, status, reason (trunks come later) */
+	PX_EV_TRUNK_REACHABILITY,   /* trunk, reachable, rtt_ms (trunks come later) */
+	PX_EV_SECURITY,             /* service, reason, source, endpoint, method */
+	PX_EV_MODULE_LOADED,        /* module, description */
+	PX_EV_MODULE_UNLOADED,      /* module, forced */
+	PX_EV_RELOAD,               /* what ("core" or a module), status ("ok"/"failed") */
 	PX_EV_KINDS
 };
 
