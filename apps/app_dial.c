@@ -3,11 +3,11 @@
  * end, in the caller's session thread: it requests an outbound channel for
  * every target, points them all at the caller's waiter and calls them, then
  * follows their progress (ringing and early media passed to the caller)
- * until one answers, all fail, the time runs out or the caller hangs up. It
- * then owns the two-party call until one side hangs up: it answers the
- * caller, bridges the media of both legs, passes hold and unhold across and
- * hangs up the other side with the same cause. What happened is left in
- * channel variables (DIALSTATUS and kin) for the dialplan.
+ * until one answers, all fail, the time runs out, the caller hangs up or is
+ * sent elsewhere (a redirect). It then answers the caller and hands the
+ * two-party call to the core's bridge (plexus/bridge.h) until one side
+ * hangs up or leaves. It tells DialBegin and DialEnd for every target, and
+ * leaves what happened in channel variables (DIALSTATUS and kin).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +17,9 @@
 #include <time.h>
 
 #include <plexus/app.h>
+#include <plexus/bridge.h>
 #include <plexus/channel.h>
+#include <plexus/event.h>
 #include <plexus/log.h>
 #include <plexus/media.h>
 #include <plexus/module.h>
@@ -45,6 +47,7 @@ struct dial_leg {
 	const char *resource; /* "1002" */
 	px_channel *ch;       /* our reference; NULL when it could not be requested */
 	enum leg_result result;
+	bool told; /* DialEnd went out */
 };
 
 struct dial {
@@ -57,7 +60,6 @@ struct dial {
 	int failed_cause[LEG_RESULTS]; /* the first Q.850 cause of each result */
 	bool ringing_sent;             /* ringing indicated to the caller */
 	bool progress_sent;            /* progress indicated to the caller */
-	bool media_bridged;            /* px_rtp_bridge succeeded at least once */
 	struct dial_leg *early;        /* the leg whose early media the caller hears */
 	struct dial_leg *winner;       /* the leg that answered */
 	long long start_ms;
@@ -68,6 +70,7 @@ enum dial_outcome {
 	DIAL_ALL_FAILED,
 	DIAL_TIMEOUT,
 	DIAL_CANCELLED,
+	DIAL_LEFT, /* the caller was redirected or bridged elsewhere */
 };
 
 static long long now_ms(void)
@@ -121,6 +124,33 @@ static const char *result_status(enum leg_result r)
 	default:
 		return "CHANUNAVAIL";
 	}
+}
+
+/* ---- events ---- */
+
+static void tell_begin(struct dial *d, struct dial_leg *leg)
+{
+	char dialstring[160];
+
+	if (!px_event_listening())
+		return;
+	snprintf(dialstring, sizeof(dialstring), "%s/%s", leg->tech, leg->resource);
+	PX_EVENT_EMIT(PX_EV_DIAL_BEGIN, d->caller, leg->ch, PX_EVS("dialstring", dialstring));
+}
+
+/* DialEnd for one target, once; status is its DIALSTATUS word. */
+static void tell_end(struct dial *d, struct dial_leg *leg, const char *status)
+{
+	char dialstring[160];
+
+	if (leg->told)
+		return;
+	leg->told = true;
+	if (!px_event_listening())
+		return;
+	snprintf(dialstring, sizeof(dialstring), "%s/%s", leg->tech, leg->resource);
+	PX_EVENT_EMIT(PX_EV_DIAL_END, d->caller, leg->ch, PX_EVS("dialstring", dialstring),
+		      PX_EVS("dialstatus", status));
 }
 
 /* "30" or "1.5" seconds, in ms; -1 (no timeout) when empty, zero or bad. */
@@ -178,7 +208,6 @@ static void media_bridge(struct dial *d, px_channel *a, px_channel *b)
 			       px_channel_name(b), err.msg);
 		return;
 	}
-	d->media_bridged = true;
 }
 
 static void media_unbridge(px_channel *ch)
@@ -202,6 +231,7 @@ static void leg_fail(struct dial *d, struct dial_leg *leg, enum leg_result resul
 	if (!d->failed_cause[result])
 		d->failed_cause[result] = cause;
 	d->alive--;
+	tell_end(d, leg, result_status(result));
 	if (d->early == leg) {
 		media_unbridge(d->caller);
 		d->early = NULL;
@@ -209,8 +239,9 @@ static void leg_fail(struct dial *d, struct dial_leg *leg, enum leg_result resul
 	px_channel_hangup(leg->ch, cause);
 }
 
-/* End every leg still calling, except keep (may be NULL). */
-static void hangup_alive(struct dial *d, const struct dial_leg *keep, int cause)
+/* End every leg still calling, except keep (may be NULL); status is what
+ * their DialEnd says. */
+static void hangup_alive(struct dial *d, const struct dial_leg *keep, int cause, const char *status)
 {
 	for (int i = 0; i < d->nlegs; i++) {
 		struct dial_leg *leg = &d->legs[i];
@@ -218,6 +249,7 @@ static void hangup_alive(struct dial *d, const struct dial_leg *keep, int cause)
 			continue;
 		leg->result = LEG_DROPPED;
 		d->alive--;
+		tell_end(d, leg, status);
 		px_channel_hangup(leg->ch, cause);
 	}
 }
@@ -229,6 +261,7 @@ static void target_fail(struct dial *d, struct dial_leg *leg, int cause)
 	d->failed[leg->result]++;
 	if (!d->failed_cause[leg->result])
 		d->failed_cause[leg->result] = cause;
+	tell_end(d, leg, result_status(leg->result));
 }
 
 static void start_leg(struct dial *d, struct dial_leg *leg, int timeout_ms)
@@ -248,6 +281,7 @@ static void start_leg(struct dial *d, struct dial_leg *leg, int timeout_ms)
 	px_channel_set_caller(leg->ch, num[0] ? num : NULL, name[0] ? name : NULL);
 	px_channel_set_connected(leg->ch, num[0] ? num : NULL, name[0] ? name : NULL);
 	px_channel_set_waiter(leg->ch, d->waiter);
+	tell_begin(d, leg);
 	if (px_channel_call(leg->ch, timeout_ms) != 0) {
 		cause = px_channel_hangup_cause(leg->ch);
 		px_verbose(3, "Dial: calling %s failed (cause %d - %s)", px_channel_name(leg->ch),
@@ -375,6 +409,8 @@ static enum dial_outcome wait_for_answer(struct dial *d, int timeout_ms)
 
 		if (caller_gone(d))
 			return DIAL_CANCELLED;
+		if (px_channel_leaving(d->caller))
+			return DIAL_LEFT;
 		for (int i = 0; i < d->nlegs && !d->winner; i++) {
 			struct dial_leg *leg = &d->legs[i];
 			struct px_channel_event ev;
@@ -411,65 +447,6 @@ static enum leg_result failed_result(const struct dial *d)
 
 /* ---- after answer ---- */
 
-/* Pass what one side of the call did to the other; true when it hung up. */
-static bool bridge_event(struct dial *d, px_channel *from, px_channel *to,
-			 const struct px_channel_event *ev)
-{
-	int cause;
-
-	if (ev->type == PX_EVENT_HANGUP) {
-		cause = ev->cause ? ev->cause : px_channel_hangup_cause(from);
-		px_verbose(3, "%s hung up (cause %d - %s); hanging up %s", px_channel_name(from),
-			   cause, px_cause_text(cause), px_channel_name(to));
-		px_channel_hangup(to, cause);
-		return true;
-	}
-	if (ev->type != PX_EVENT_CONTROL)
-		return false;
-	switch (ev->control) {
-	case PX_CONTROL_HOLD:
-	case PX_CONTROL_UNHOLD:
-		px_verbose(3, "%s %s", px_channel_name(from),
-			   ev->control == PX_CONTROL_HOLD ? "put the call on hold"
-							  : "took the call off hold");
-		px_channel_indicate(to, ev->control);
-		break;
-	case PX_CONTROL_MEDIA_CHANGED:
-		media_bridge(d, d->caller, d->winner->ch);
-		break;
-	default:
-		break;
-	}
-	return false;
-}
-
-/* Drain one side's events; true when that side is gone. */
-static bool bridge_side(struct dial *d, px_channel *from, px_channel *to)
-{
-	struct px_channel_event ev;
-
-	while (px_channel_take_event(from, &ev))
-		if (bridge_event(d, from, to, &ev))
-			return true;
-	if (px_channel_is_hungup(from)) {
-		/* Gone without an event we saw (hung up before the bridge). */
-		px_channel_hangup(to, px_channel_hangup_cause(from));
-		return true;
-	}
-	return false;
-}
-
-static void bridge_call(struct dial *d)
-{
-	px_channel *caller = d->caller, *callee = d->winner->ch;
-
-	for (;;) {
-		if (bridge_side(d, caller, callee) || bridge_side(d, callee, caller))
-			break;
-		px_waiter_wait(d->waiter, DIAL_TICK_MS);
-	}
-}
-
 static void set_elapsed(px_channel *ch, const char *name, long long ms)
 {
 	char buf[32], name_ms[32];
@@ -482,7 +459,8 @@ static void set_elapsed(px_channel *ch, const char *name, long long ms)
 }
 
 /* The winner answered: end the others, answer the caller, bridge, and stay
- * until one side hangs up. Returns what Dial returns. */
+ * until one side hangs up or leaves (the core's bridge decides what becomes
+ * of each side). Returns what Dial returns. */
 static int connect_call(struct dial *d)
 {
 	px_channel *caller = d->caller, *callee = d->winner->ch;
@@ -491,12 +469,15 @@ static int connect_call(struct dial *d)
 	if (d->early && d->early != d->winner)
 		media_unbridge(caller);
 	d->early = NULL;
-	hangup_alive(d, d->winner, CAUSE_ANSWERED_ELSEWHERE);
-	if (px_channel_is_hungup(caller)) {
+	hangup_alive(d, d->winner, CAUSE_ANSWERED_ELSEWHERE, "CANCEL");
+	tell_end(d, d->winner, "ANSWER");
+	if (px_channel_is_hungup(caller) || px_channel_leaving(caller)) {
 		/* The caller left just as the callee answered. */
 		px_verbose(3, "%s answered, but %s is gone", px_channel_name(callee),
 			   px_channel_name(caller));
-		px_channel_hangup(callee, px_channel_hangup_cause(caller));
+		px_channel_hangup(callee, px_channel_is_hungup(caller)
+						  ? px_channel_hangup_cause(caller)
+						  : PX_CAUSE_NORMAL_CLEARING);
 		px_channel_var_set(caller, "DIALSTATUS", "CANCEL");
 		return -1;
 	}
@@ -508,23 +489,14 @@ static int connect_call(struct dial *d)
 		px_channel_var_set(caller, "DIALSTATUS", "CANCEL");
 		return -1;
 	}
-	media_bridge(d, caller, callee);
-	px_channel_set_peer(caller, callee);
-	px_channel_set_peer(callee, caller);
 	px_channel_set_connected(caller, d->winner->resource, NULL);
 	px_channel_var_set(caller, "DIALSTATUS", "ANSWER");
 	px_channel_var_set(caller, "DIALEDPEERNAME", px_channel_name(callee));
 	px_channel_var_set(caller, "DIALEDPEERNUMBER", d->winner->resource);
 	answered = now_ms();
 
-	bridge_call(d);
+	px_bridge_run(caller, callee);
 
-	if (d->media_bridged) {
-		media_unbridge(caller);
-		media_unbridge(callee);
-	}
-	px_channel_set_peer(caller, NULL);
-	px_channel_set_peer(callee, NULL);
 	set_elapsed(caller, "ANSWEREDTIME", now_ms() - answered);
 	return -1;
 }
@@ -579,13 +551,19 @@ static int dial_exec(px_channel *caller, const char *data)
 		break;
 	case DIAL_CANCELLED:
 		px_verbose(3, "%s hung up while dialing", px_channel_name(caller));
-		hangup_alive(&d, NULL, PX_CAUSE_NORMAL_CLEARING);
+		hangup_alive(&d, NULL, PX_CAUSE_NORMAL_CLEARING, "CANCEL");
+		px_channel_var_set(caller, "DIALSTATUS", "CANCEL");
+		rc = -1;
+		break;
+	case DIAL_LEFT:
+		px_verbose(3, "%s was sent elsewhere while dialing", px_channel_name(caller));
+		hangup_alive(&d, NULL, PX_CAUSE_NORMAL_CLEARING, "CANCEL");
 		px_channel_var_set(caller, "DIALSTATUS", "CANCEL");
 		rc = -1;
 		break;
 	case DIAL_TIMEOUT:
 		px_verbose(3, "Nobody picked up in %d ms", timeout_ms);
-		hangup_alive(&d, NULL, PX_CAUSE_NO_ANSWER);
+		hangup_alive(&d, NULL, PX_CAUSE_NO_ANSWER, "NOANSWER");
 		px_channel_var_set(caller, "DIALSTATUS", "NOANSWER");
 		/* The caller is told why if the dialplan ends here. */
 		px_channel_set_hangup_cause(caller, PX_CAUSE_NO_ANSWER);
@@ -635,7 +613,10 @@ static const struct px_app dial_app = {
 		"                 reported in a warning and ignored.\n"
 		"\n"
 		"Dial ends the dialplan (returns -1) once an answered call is over, when the\n"
-		"caller hangs up while dialing, and when no target is given. When nobody\n"
+		"caller hangs up while dialing, when the caller is redirected or bridged\n"
+		"elsewhere by an operator (the dialplan then continues where it was sent;\n"
+		"a redirected callee gets a session of its own at its target, any other\n"
+		"party still up is hung up), and when no target is given. When nobody\n"
 		"answered, the dialplan goes on (to voicemail, for instance), and the\n"
 		"caller's hangup cause is set to that of the failure (17 when busy, 19 on\n"
 		"timeout ...): the caller is told that cause if the dialplan ends there.\n"

@@ -29,6 +29,11 @@
 #   PLATEAU_SECS [60]  PLATEAU_RATE [half the highest clean call rate,
 #                                    at least 100; 500 without the calls phase]
 #   RTP_PORTS [4000]  PHASES  SIPP [sipp]
+#   EVENT_SUBSCRIBERS [0]: that many "plexus -e" clients (every event, read
+#             and thrown away) stay subscribed during each call step of
+#             plexusd, to measure what the event stream costs calls/s
+#             (issue 9: with 10 subscribers, at most 10 % fewer calls/s);
+#             the events they received are counted in the step's report.
 #   BENCH_KEEP=1 keeps the work directory (logs, SIPp statistics, samples).
 
 set -u
@@ -55,6 +60,7 @@ REG_USERS=${REG_USERS:-2000}
 PLATEAU_SECS=${PLATEAU_SECS:-60}
 PLATEAU_RATE=${PLATEAU_RATE:-}
 PHASES=${PHASES:-"calls baseline register plateau"}
+EVENT_SUBSCRIBERS=${EVENT_SUBSCRIBERS:-0}
 
 SECRET_UAC=bench-uac-secret
 SECRET_UAS=bench-uas-secret
@@ -465,6 +471,46 @@ start_plexusd() {
 }
 
 # stop_plexusd: SIGTERM; says so when it takes long or must be killed.
+# subscribers_start NAME: EVENT_SUBSCRIBERS event clients on the running
+# plexusd, each writing its JSON lines to $WORK/NAME.events.K.
+SUB_PIDS=()
+subscribers_start() {
+	local k
+	SUB_PIDS=()
+	for ((k = 0; k < EVENT_SUBSCRIBERS; k++)); do
+		"$PLEXUS" -s "$CONF/plexus.ctl" -q -e >"$WORK/$1.events.$k" 2>/dev/null &
+		SUB_PIDS+=("$!")
+		STARTED+=("$!")
+	done
+	# Subscribed before the load starts (each prints nothing until then).
+	[ "$EVENT_SUBSCRIBERS" -gt 0 ] && sleep 0.5
+	return 0
+}
+
+# subscribers_stop NAME: stop them by pid; R_EVENTS is the fewest events
+# one of them received, R_EVLOST the EventsLost notices among them.
+subscribers_stop() {
+	local pid k n
+	R_EVENTS=- R_EVLOST=-
+	[ "${#SUB_PIDS[@]}" -gt 0 ] || return 0
+	for pid in "${SUB_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${SUB_PIDS[@]}"; do
+		wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	R_EVLOST=0
+	for ((k = 0; k < ${#SUB_PIDS[@]}; k++)); do
+		n=$(wc -l <"$WORK/$1.events.$k")
+		if [ "$R_EVENTS" = - ] || [ "$n" -lt "$R_EVENTS" ]; then
+			R_EVENTS=$n
+		fi
+		R_EVLOST=$((R_EVLOST + $(grep -c '"EventsLost"' "$WORK/$1.events.$k")))
+	done
+	SUB_PIDS=()
+}
+
 stop_plexusd() {
 	local t0 rc
 	t0=$(now_ms)
@@ -712,6 +758,7 @@ call_run() {
 	m0=$(machine_busy)
 	c0=0 c1=0
 	if [ "$mode" = plexus ]; then
+		subscribers_start "$name"
 		c0=$(cpu_ticks "$PD_PID")
 		s0=$(tid_ticks "$PD_PID" "$SIP_TID")
 		f0=$(minor_faults "$PD_PID")
@@ -735,6 +782,8 @@ call_run() {
 	fi
 	# The UAS finishes its last calls (BYE) by itself; then it is stopped.
 	sipp_wait "$uas_pid" 10 >/dev/null || true
+	R_EVENTS=- R_EVLOST=-
+	[ "$mode" = plexus ] && subscribers_stop "$name"
 	uas_ticks=$SIPP_TICKS
 	R_DROPS=$(($(udp_rcvbuf_errors) - u0))
 	R_OK=$(stat_col "$name-uac" 'SuccessfulCall(C)')
@@ -772,6 +821,7 @@ phase_calls() {
 	local rate hdr
 	line ""
 	line "== 1. B2BUA calls/s through the Lua dialplan (uac -> plexusd -> uas), $CALL_SECS s per step"
+	[ "$EVENT_SUBSCRIBERS" -gt 0 ] && line "   with $EVENT_SUBSCRIBERS event subscribers (plexus -e) attached during each step"
 	hdr=$(printf '%6s %8s %6s %6s %7s %8s %7s %9s %11s %11s %7s %9s %8s %6s' \
 		rate ok failed cpu% sip-thr% us/call pf/call rss-kB retr-uac retr-uas rt-ms sipp-cpu% machine% drops)
 	line "$hdr"
@@ -791,6 +841,8 @@ phase_calls() {
 		SUMMARY_CALLS+=("$row")
 		[ "${R_UAS_FAIL:-0}" != 0 ] && line "  UAS SIPp counted $R_UAS_FAIL failed calls"
 		[ -n "${R_CHANNELS:-}" ] && line "  after the run: $R_CHANNELS"
+		[ "$EVENT_SUBSCRIBERS" -gt 0 ] &&
+			line "  $EVENT_SUBSCRIBERS event subscribers: each got at least ${R_EVENTS:-?} events; EventsLost notices: ${R_EVLOST:-?}"
 		log_problems | tee -a "$RESULTS"
 		local alive=${PIPESTATUS[0]}
 		stop_plexusd | tee -a "$RESULTS"

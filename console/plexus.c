@@ -36,6 +36,7 @@
 
 #include <plexus/config.h>
 
+#include "events.h"
 #include "protocol.h"
 
 #ifndef PX_RUNDIR
@@ -50,6 +51,7 @@
 /* Exit statuses of the client itself; 0..3 are passed through from `end`. */
 #define EXIT_USAGE         2
 #define EXIT_NO_CONNECTION 4
+#define EXIT_DENIED        5 /* the daemon's status for a command the role forbids */
 
 #define RECONNECT_INTERVAL_MS 1000
 /* A daemon that accepted us but says nothing is not worth waiting for long:
@@ -596,7 +598,7 @@ static bool parse_status(const struct px_frame *f, int *status)
 	if (errno || end != f->payload + f->len)
 		return false;
 	/* Statuses this client does not know still mean "did not succeed". */
-	*status = v <= 3 ? (int)v : 1;
+	*status = v <= 3 || v == EXIT_DENIED ? (int)v : 1;
 	return true;
 }
 
@@ -1235,11 +1237,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: plexus [-s SOCKET | -C plexus.conf] [-x COMMAND] [-r] [-q] [-h] [-V]\n"
+		"       plexus [-s SOCKET | -C plexus.conf] [-r] -e [FILTER ...]\n"
 		"Talk to a running plexusd over its console socket.\n"
 		"\n"
 		"  -s SOCKET    console socket of plexusd\n"
 		"  -C FILE      take the socket from the [console] socket key of FILE\n"
 		"  -x COMMAND   run COMMAND, print its output, exit with its status\n"
+		"  -e           print events as JSON lines, one object per event; FILTER:\n"
+		"               type=T[,T...] (or just T), channel=NAME, endpoint=NAME,\n"
+		"               queue=N\n"
 		"  -r           wait for plexusd to start and reconnect when it restarts\n"
 		"  -q           do not print the banner\n"
 		"  -h           show this help\n"
@@ -1249,7 +1255,8 @@ static void usage(FILE *out)
 		"Without -x, commands are read from the terminal, or one per line from a\n"
 		"non-terminal standard input.\n"
 		"Exit status: the command's (0 success, 1 failed, 2 wrong arguments,\n"
-		"3 no such command), 4 when plexusd could not be reached or went away.\n",
+		"3 no such command, 5 not allowed by this user's console role), 4 when\n"
+		"plexusd could not be reached or went away.\n",
 		DEFAULT_SOCKET);
 }
 
@@ -1259,12 +1266,13 @@ int main(int argc, char **argv)
 	struct console c;
 	int opt, status;
 	char *socket_path;
+	bool events = false;
 
 	memset(&c, 0, sizeof(c));
 	c.fd = -1;
 	px_frame_reader_init(&c.reader);
 
-	while ((opt = getopt(argc, argv, "s:C:x:rqhV")) != -1) {
+	while ((opt = getopt(argc, argv, "s:C:x:erqhV")) != -1) {
 		switch (opt) {
 		case 's':
 			socket_opt = optarg;
@@ -1278,6 +1286,9 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			command = optarg;
+			break;
+		case 'e':
+			events = true;
 			break;
 		case 'r':
 			c.keep_trying = true;
@@ -1296,7 +1307,11 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
+	if (events && command) {
+		fprintf(stderr, "plexus: -e and -x cannot be combined\n");
+		return EXIT_USAGE;
+	}
+	if (optind < argc && !events) {
 		fprintf(stderr,
 			"plexus: unexpected argument '%s' (quote the command given to -x)\n",
 			argv[optind]);
@@ -1314,7 +1329,10 @@ int main(int argc, char **argv)
 	c.socket_path = socket_path;
 	c.stdout_is_tty = isatty(STDOUT_FILENO);
 
-	if (command) {
+	if (events) {
+		status = px_events_run(socket_path, argc - optind, argv + optind, c.keep_trying,
+				       c.quiet);
+	} else if (command) {
 		status = run_single_command(&c, command);
 	} else if (isatty(STDIN_FILENO)) {
 		c.interactive = true;

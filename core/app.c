@@ -121,10 +121,19 @@ int px_app_exec(px_channel *ch, const char *name, const char *data, px_err *err)
 	pthread_rwlock_unlock(&apps_lock);
 	if (!app)
 		return px_err_set(err, "no such application '%s'", name);
-	px_verbose(3, "Executing [%s] %s(\"%s\")", px_channel_name(ch), app->name,
-		   data ? data : "");
-	px_channel_set_application(ch, app->name, data);
-	rc = app->exec(ch, data ? data : "");
+	/* A channel sent elsewhere (redirect, bridge) runs nothing more here,
+	 * and an application that returns while it is asked to leave ends the
+	 * extension, so the session can take the channel where it goes. */
+	if (px_channel_leaving(ch)) {
+		rc = -1;
+	} else {
+		px_verbose(3, "Executing [%s] %s(\"%s\")", px_channel_name(ch), app->name,
+			   data ? data : "");
+		px_channel_set_application(ch, app->name, data);
+		rc = app->exec(ch, data ? data : "");
+		if (rc == 0 && px_channel_leaving(ch))
+			rc = -1;
+	}
 	if (owner)
 		px_module_busy_leave(owner);
 	return rc;

@@ -2,8 +2,9 @@
  * Channels: allocation and naming, the table of live channels, identity and
  * variables, the event queue between a technology's thread and the session
  * thread, hangup that happens exactly once, the registry of channel
- * technologies, and the session thread that runs the dialplan of an inbound
- * channel.
+ * technologies, the events told about each channel (created, state,
+ * hold, DTMF, hangup), and the session that runs a channel's dialplan and
+ * takes it where it is sent next (a redirect, a bridge) before it hangs up.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,9 +17,13 @@
 
 #include <plexus/channel.h>
 #include <plexus/core.h>
+#include <plexus/app.h>
+#include <plexus/bridge.h>
 #include <plexus/dialplan.h>
+#include <plexus/event.h>
 #include <plexus/log.h>
 
+#include "bridge_internal.h"
 #include "channel_internal.h"
 
 struct px_waiter {
@@ -35,6 +40,22 @@ struct channel_var {
 };
 
 #define EVENT_QUEUE_MAX 64
+
+/* What the session must do once its application has returned: go to
+ * another place in the dialplan, or meet another channel in a bridge. */
+enum departure_kind {
+	DEPART_NONE,
+	DEPART_GOTO,        /* run the dialplan at context/exten */
+	DEPART_BRIDGE_RUN,  /* run a bridge with peer once it is handed over */
+	DEPART_BRIDGE_JOIN, /* hand this channel over to peer's bridge and leave */
+};
+
+struct departure {
+	enum departure_kind kind;
+	char *context, *exten;       /* DEPART_GOTO */
+	px_channel *peer;            /* DEPART_BRIDGE_*: a reference */
+	struct px_bridge_meet *meet; /* DEPART_BRIDGE_*: a reference */
+};
 
 struct px_channel {
 	atomic_int refs;
@@ -56,9 +77,12 @@ struct px_channel {
 	px_rtp *rtp;
 	struct px_channel_event events[EVENT_QUEUE_MAX];
 	unsigned ev_head, ev_len;
-	bool hungup;    /* px_channel_hangup ran */
-	bool tech_gone; /* the leg ended on the wire; tech->hangup must not run */
+	bool hungup;      /* px_channel_hangup ran */
+	bool tech_gone;   /* the leg ended on the wire; tech->hangup must not run */
+	bool hangup_told; /* the Hangup event went out */
 	int cause;
+	bool in_session;            /* a session thread runs this channel */
+	struct departure departure; /* where the session goes next (redirect, bridge) */
 
 	px_waiter own_waiter;
 	px_waiter *waiter;
@@ -336,6 +360,9 @@ px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *nam
 	table_count++;
 	pthread_mutex_unlock(&table_lock);
 	px_debug(1, "Channel %s allocated (uniqueid %s)", ch->name, ch->uniqueid);
+	PX_EVENT_EMIT(PX_EV_CHANNEL_CREATED, ch, NULL,
+		      PX_EVS("state", px_channel_state_name(PX_STATE_DOWN)),
+		      PX_EVS("technology", tech ? tech->type : ""));
 	return ch;
 }
 
@@ -345,10 +372,17 @@ px_channel *px_channel_ref(px_channel *ch)
 	return ch;
 }
 
+static void tell_hangup(px_channel *ch);
+static void departure_clear(struct departure *d);
+
 static void channel_free(px_channel *ch)
 {
 	struct channel_var *v = ch->vars;
 
+	/* A channel that never ended on the wire (its request was abandoned)
+	 * still closes its story for event subscribers. */
+	tell_hangup(ch);
+	departure_clear(&ch->departure);
 	if (ch->tech && ch->tech->destroy)
 		ch->tech->destroy(ch);
 	while (v) {
@@ -492,6 +526,22 @@ enum px_channel_state px_channel_state(const px_channel *ch)
 	return st;
 }
 
+static void emit_state(px_channel *ch, enum px_channel_state state)
+{
+	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80];
+
+	if (!px_event_listening())
+		return;
+	px_channel_get_caller(ch, cnum, sizeof(cnum), cname, sizeof(cname));
+	px_channel_get_connected(ch, knum, sizeof(knum), kname, sizeof(kname));
+	px_channel_get_dialplan(ch, context, sizeof(context), exten, sizeof(exten));
+	PX_EVENT_EMIT(PX_EV_CHANNEL_STATE, ch, NULL, PX_EVS("state", px_channel_state_name(state)),
+		      PX_EVI("state_code", (int)state), PX_EVS("caller_num", cnum),
+		      PX_EVS("caller_name", cname), PX_EVS("connected_num", knum),
+		      PX_EVS("connected_name", kname), PX_EVS("context", context),
+		      PX_EVS("exten", exten));
+}
+
 void px_channel_set_state(px_channel *ch, enum px_channel_state state)
 {
 	enum px_channel_state old;
@@ -500,9 +550,11 @@ void px_channel_set_state(px_channel *ch, enum px_channel_state state)
 	old = ch->state;
 	ch->state = state;
 	pthread_mutex_unlock(&ch->lock);
-	if (old != state)
+	if (old != state) {
 		px_debug(1, "Channel %s: %s -> %s", ch->name, px_channel_state_name(old),
 			 px_channel_state_name(state));
+		emit_state(ch, state);
+	}
 }
 
 static void set_str(char **field, const char *value)
@@ -804,7 +856,43 @@ void px_channel_queue_control(px_channel *ch, enum px_control control)
 {
 	struct px_channel_event ev = {.type = PX_EVENT_CONTROL, .control = control};
 
+	/* The technology reports its far end's hold: that is the fact told. */
+	if (control == PX_CONTROL_HOLD || control == PX_CONTROL_UNHOLD)
+		PX_EVENT_EMIT(control == PX_CONTROL_HOLD ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL,
+			      PX_EVS("source", "remote"));
 	px_channel_queue_event(ch, &ev);
+}
+
+void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_ms)
+{
+	char d[2] = {digit, '\0'};
+
+	if (begin) {
+		PX_EVENT_EMIT(PX_EV_DTMF_BEGIN, ch, NULL, PX_EVS("digit", d),
+			      PX_EVS("direction", "received"));
+		return;
+	}
+	PX_EVENT_EMIT(PX_EV_DTMF_END, ch, NULL, PX_EVS("digit", d),
+		      PX_EVI("duration_ms", duration_ms), PX_EVS("direction", "received"));
+	struct px_channel_event ev = {.type = PX_EVENT_DTMF, .digit = digit};
+	px_channel_queue_event(ch, &ev);
+}
+
+/* The Hangup event, once per channel: when it is hung up or its leg ends on
+ * the wire, whichever comes first. */
+static void tell_hangup(px_channel *ch)
+{
+	bool tell;
+	int cause;
+
+	pthread_mutex_lock(&ch->lock);
+	tell = !ch->hangup_told;
+	ch->hangup_told = true;
+	cause = ch->cause ? ch->cause : PX_CAUSE_NORMAL_CLEARING;
+	pthread_mutex_unlock(&ch->lock);
+	if (tell)
+		PX_EVENT_EMIT(PX_EV_HANGUP, ch, NULL, PX_EVI("cause", cause),
+			      PX_EVS("cause_txt", px_cause_text(cause)));
 }
 
 void px_channel_queue_hangup(px_channel *ch, int cause)
@@ -816,6 +904,7 @@ void px_channel_queue_hangup(px_channel *ch, int cause)
 	if (!ch->cause)
 		ch->cause = cause;
 	pthread_mutex_unlock(&ch->lock);
+	tell_hangup(ch);
 	px_channel_queue_event(ch, &ev);
 }
 
@@ -930,6 +1019,7 @@ void px_channel_hangup(px_channel *ch, int cause)
 	if (!first)
 		return;
 	px_verbose(3, "Hanging up %s (cause %d: %s)", ch->name, ev.cause, px_cause_text(ev.cause));
+	tell_hangup(ch);
 	if (call_tech)
 		ch->tech->hangup(ch);
 	/* Wake whoever waits on this channel (a console may hang it up). */
@@ -982,6 +1072,7 @@ int px_channel_hangup_cause(const px_channel *ch)
 
 struct session_job {
 	px_channel *ch;
+	struct px_session_opts opts; /* strings owned by the job */
 	struct session_job *next;
 };
 
@@ -993,12 +1084,231 @@ static int jobs_queued, workers_idle, workers_total;
 static bool pool_stopping;
 static atomic_int sessions_running;
 
-static void run_session(px_channel *ch)
+static void job_free(struct session_job *job)
 {
-	px_dialplan_run(ch);
-	/* Does nothing if the dialplan or the far end hung up already. */
-	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	free((char *)job->opts.app);
+	free((char *)job->opts.app_args);
+	free(job);
+}
+
+/* ---- departures: redirect and bridge requests ---- */
+
+static void departure_clear(struct departure *d)
+{
+	free(d->context);
+	free(d->exten);
+	if (d->peer)
+		px_channel_unref(d->peer);
+	if (d->meet)
+		px_bridge_meet_unref(d->meet);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Replace ch's departure with d (taken over) and wake whatever the
+ * channel's session or owner waits on. */
+static void departure_set(px_channel *ch, struct departure *d)
+{
+	struct departure old;
+	struct px_channel_event ev = {.type = PX_EVENT_REDIRECT};
+
+	pthread_mutex_lock(&ch->lock);
+	old = ch->departure;
+	ch->departure = *d;
+	pthread_mutex_unlock(&ch->lock);
+	memset(d, 0, sizeof(*d));
+	departure_clear(&old);
+	px_channel_queue_event(ch, &ev);
+}
+
+static void departure_take(px_channel *ch, struct departure *out)
+{
+	pthread_mutex_lock(&ch->lock);
+	*out = ch->departure;
+	memset(&ch->departure, 0, sizeof(ch->departure));
+	pthread_mutex_unlock(&ch->lock);
+}
+
+int px_channel_async_goto(px_channel *ch, const char *context, const char *exten, px_err *err)
+{
+	struct departure d = {.kind = DEPART_GOTO};
+
+	if (!context || !*context || !exten || !*exten)
+		return px_err_set(err, "a redirect needs a context and an extension");
+	if (px_channel_is_hungup(ch))
+		return px_err_set(err, "%s is hung up", ch->name);
+	if (!px_dialplan_exists(context, exten, NULL))
+		return px_err_set(err, "no extension %s in context %s", exten, context);
+	d.context = strdup(context);
+	d.exten = strdup(exten);
+	if (!d.context || !d.exten) {
+		departure_clear(&d);
+		return px_err_set(err, "out of memory");
+	}
+	px_verbose(3, "Redirecting %s to %s@%s", ch->name, exten, context);
+	departure_set(ch, &d);
+	return 0;
+}
+
+bool px_channel_leaving(px_channel *ch)
+{
+	bool leaving;
+
+	pthread_mutex_lock(&ch->lock);
+	leaving = ch->departure.kind != DEPART_NONE;
+	pthread_mutex_unlock(&ch->lock);
+	return leaving;
+}
+
+bool px_channel_in_session(px_channel *ch)
+{
+	bool in;
+
+	pthread_mutex_lock(&ch->lock);
+	in = ch->in_session;
+	pthread_mutex_unlock(&ch->lock);
+	return in;
+}
+
+int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_meet *meet,
+			      px_err *err)
+{
+	struct departure da = {.kind = DEPART_BRIDGE_RUN}, db = {.kind = DEPART_BRIDGE_JOIN};
+
+	if (a == b)
+		return px_err_set(err, "a channel cannot be bridged with itself");
+	for (px_channel *ch = a; ch; ch = ch == a ? b : NULL) {
+		if (px_channel_is_hungup(ch))
+			return px_err_set(err, "%s is hung up", ch->name);
+		if (!px_channel_in_session(ch))
+			return px_err_set(err,
+					  "%s runs no session of its own (it is a dialed leg); "
+					  "bridge or redirect the channel that dialed it",
+					  ch->name);
+	}
+	da.peer = px_channel_ref(b);
+	da.meet = px_bridge_meet_ref(meet);
+	db.peer = px_channel_ref(a);
+	db.meet = px_bridge_meet_ref(meet);
+	departure_set(b, &db);
+	departure_set(a, &da);
+	return 0;
+}
+
+/* ---- sessions ---- */
+
+/* An originated channel: wait until the far end answers. False when it
+ * failed, was hung up or timed out (the channel is then hung up). */
+static bool wait_answer(px_channel *ch, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct px_channel_event ev;
+
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (px_channel_state(ch) == PX_STATE_UP)
+			return true;
+		if (px_channel_is_hungup(ch))
+			return false;
+		if (left <= 0) {
+			px_verbose(3, "%s did not answer in %d ms", ch->name, timeout_ms);
+			px_channel_hangup(ch, PX_CAUSE_NO_ANSWER);
+			return false;
+		}
+		if (!px_channel_wait_event(ch, left > 1000 ? 1000 : (int)left, &ev))
+			continue;
+		if (ev.type == PX_EVENT_HANGUP)
+			return false;
+		if (ev.type != PX_EVENT_CONTROL)
+			continue;
+		if (ev.control == PX_CONTROL_ANSWER)
+			return true;
+		if (ev.control == PX_CONTROL_BUSY || ev.control == PX_CONTROL_CONGESTION) {
+			px_channel_hangup(ch, ev.control == PX_CONTROL_BUSY ? PX_CAUSE_USER_BUSY
+									    : PX_CAUSE_CONGESTION);
+			return false;
+		}
+	}
+}
+
+static void run_first(px_channel *ch, const struct px_session_opts *o)
+{
+	px_err err = {""};
+
+	if (o->app) {
+		if (px_app_exec(ch, o->app, o->app_args ? o->app_args : "", &err) < 0 && err.msg[0])
+			px_log_warning("%s: %s", ch->name, err.msg);
+	} else {
+		px_dialplan_run(ch);
+	}
+}
+
+static void run_session(struct session_job *job)
+{
+	px_channel *ch = job->ch;
+	bool first = true, handed_over = false;
+
+	pthread_mutex_lock(&ch->lock);
+	ch->in_session = true;
+	pthread_mutex_unlock(&ch->lock);
+	if (job->opts.answer_timeout_ms > 0 && !wait_answer(ch, job->opts.answer_timeout_ms))
+		goto done;
+	for (;;) {
+		struct departure d;
+
+		departure_take(ch, &d);
+		if (px_channel_is_hungup(ch)) {
+			if (d.meet)
+				px_bridge_meet_handover(d.meet, false);
+			departure_clear(&d);
+			break;
+		}
+		switch (d.kind) {
+		case DEPART_NONE:
+			if (first)
+				run_first(ch, &job->opts);
+			break;
+		case DEPART_GOTO:
+			px_channel_set_dialplan(ch, d.context, d.exten);
+			px_dialplan_run(ch);
+			break;
+		case DEPART_BRIDGE_RUN:
+			if (px_bridge_meet_wait(d.meet))
+				px_bridge_run(ch, d.peer);
+			else
+				px_log_warning("Bridge of %s and %s: %s did not come; not bridged",
+					       ch->name, d.peer->name, d.peer->name);
+			break;
+		case DEPART_BRIDGE_JOIN:
+			/* From here the other session's bridge owns the channel. */
+			pthread_mutex_lock(&ch->lock);
+			ch->in_session = false;
+			pthread_mutex_unlock(&ch->lock);
+			px_channel_set_waiter(ch, NULL);
+			handed_over = px_bridge_meet_handover(d.meet, true);
+			if (!handed_over) {
+				px_log_warning("%s came too late to its bridge", ch->name);
+				departure_clear(&d);
+				goto done;
+			}
+			break;
+		}
+		if (handed_over || (d.kind == DEPART_NONE && !first)) {
+			departure_clear(&d);
+			break;
+		}
+		departure_clear(&d);
+		first = false;
+	}
+done:
+	if (!handed_over) {
+		pthread_mutex_lock(&ch->lock);
+		ch->in_session = false;
+		pthread_mutex_unlock(&ch->lock);
+		/* Does nothing if the dialplan or the far end hung up already. */
+		px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	}
 	px_channel_unref(ch);
+	job_free(job);
 	atomic_fetch_sub(&sessions_running, 1);
 }
 
@@ -1027,8 +1337,7 @@ static void *session_worker(void *arg)
 			jobs_tail = NULL;
 		jobs_queued--;
 		pthread_mutex_unlock(&pool_lock);
-		run_session(job->ch);
-		free(job);
+		run_session(job);
 		pthread_mutex_lock(&pool_lock);
 	}
 out:
@@ -1038,16 +1347,30 @@ out:
 	return NULL;
 }
 
-int px_channel_start_session(px_channel *ch, px_err *err)
+int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts, px_err *err)
 {
-	struct session_job *job = malloc(sizeof(*job));
+	struct session_job *job = calloc(1, sizeof(*job));
 	pthread_t t;
 	int rc = 0;
 
 	if (!job)
 		return px_err_set(err, "out of memory");
+	if (opts) {
+		job->opts.answer_timeout_ms = opts->answer_timeout_ms;
+		job->opts.app = opts->app ? strdup(opts->app) : NULL;
+		job->opts.app_args = opts->app_args ? strdup(opts->app_args) : NULL;
+		if ((opts->app && !job->opts.app) || (opts->app_args && !job->opts.app_args)) {
+			job_free(job);
+			return px_err_set(err, "out of memory");
+		}
+	}
 	job->ch = px_channel_ref(ch);
 	job->next = NULL;
+	/* Marked at once: a bridge or redirect asked before the thread runs
+	 * must find the channel in a session. */
+	pthread_mutex_lock(&ch->lock);
+	ch->in_session = true;
+	pthread_mutex_unlock(&ch->lock);
 	atomic_fetch_add(&sessions_running, 1);
 	pthread_mutex_lock(&pool_lock);
 	if (pool_stopping) {
@@ -1072,12 +1395,20 @@ int px_channel_start_session(px_channel *ch, px_err *err)
 	pthread_mutex_unlock(&pool_lock);
 	if (rc) {
 		atomic_fetch_sub(&sessions_running, 1);
+		pthread_mutex_lock(&ch->lock);
+		ch->in_session = false;
+		pthread_mutex_unlock(&ch->lock);
 		px_channel_unref(ch);
-		free(job);
+		job_free(job);
 		return px_err_set(err, "cannot start a session thread: %s",
 				  rc > 0 ? strerror(rc) : "the daemon is stopping");
 	}
 	return 0;
+}
+
+int px_channel_start_session(px_channel *ch, px_err *err)
+{
+	return px_channel_start_session_opts(ch, NULL, err);
 }
 
 void px_channel_sessions_shutdown(void)

@@ -1,16 +1,20 @@
 /*
  * Console commands about calls: "core show channels [verbose|concise]",
- * "core show channel NAME", "channel request hangup NAME|all",
- * "core show channeltypes", "core show applications" and "core show
- * application NAME", in the formats Asterisk administrators know.
+ * "core show channel NAME", "channel request hangup NAME|all", "channel
+ * hangup NAME [cause]", "channel originate ...", "channel redirect NAME
+ * exten@context", "core show channeltypes", "core show applications" and
+ * "core show application NAME", in the formats Asterisk administrators
+ * know. Watching needs the monitor role, steering calls operator.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include <plexus/app.h>
 #include <plexus/channel.h>
+#include <plexus/dialplan.h>
 #include <plexus/cli.h>
 #include <plexus/media.h>
 
@@ -155,6 +159,11 @@ static void complete_channel(void *ctx, px_channel *ch)
 	px_cli_complete_add(ctx, px_channel_name(ch));
 }
 
+static void complete_app_name(void *ctx, const struct px_app *app)
+{
+	px_cli_complete_add(ctx, app->name);
+}
+
 static void complete_channels(px_cli_completion *c, int argc, char **argv, int pos)
 {
 	if (pos == 3)
@@ -190,6 +199,132 @@ static void complete_hangup(px_cli_completion *c, int argc, char **argv, int pos
 		px_cli_complete_add(c, "all");
 		px_channel_foreach(complete_channel, c);
 	}
+}
+
+static enum px_cli_status cmd_hangup(px_cli *cli, int argc, char **argv)
+{
+	px_channel *ch;
+	long cause = PX_CAUSE_NORMAL_CLEARING;
+	char *end;
+
+	if (argc != 3 && argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	if (argc == 4) {
+		cause = strtol(argv[3], &end, 10);
+		if (*end || end == argv[3] || cause < 1 || cause > 127) {
+			px_cli_printf(cli, "'%s' is not a Q.850 cause (1 to 127)\n", argv[3]);
+			return PX_CLI_SHOWUSAGE;
+		}
+	}
+	ch = px_channel_find(argv[2]);
+	if (!ch) {
+		px_cli_printf(cli, "%s is not a known channel\n", argv[2]);
+		return PX_CLI_FAILURE;
+	}
+	px_channel_hangup(ch, (int)cause);
+	px_cli_printf(cli, "Hung up %s (cause %ld: %s)\n", px_channel_name(ch), cause,
+		      px_cause_text((int)cause));
+	px_channel_unref(ch);
+	return PX_CLI_SUCCESS;
+}
+
+/* "exten@context" into its parts; false when it is not that. */
+static bool split_place(char *place, char **exten, char **context)
+{
+	char *at = strchr(place, '@');
+
+	if (!at || at == place || !at[1])
+		return false;
+	*at = '\0';
+	*exten = place;
+	*context = at + 1;
+	return true;
+}
+
+static enum px_cli_status cmd_originate(px_cli *cli, int argc, char **argv)
+{
+	struct px_originate o = {0};
+	char tech[32], *slash, *exten, *context;
+	px_channel *ch;
+	px_err err = {""};
+
+	/* channel originate Tech/Res extension exten@context
+	 * channel originate Tech/Res application App [args] */
+	if (argc < 5 || argc > 6)
+		return PX_CLI_SHOWUSAGE;
+	slash = strchr(argv[2], '/');
+	if (!slash || slash == argv[2] || !slash[1] || (size_t)(slash - argv[2]) >= sizeof(tech)) {
+		px_cli_printf(cli, "'%s' is not Tech/Resource\n", argv[2]);
+		return PX_CLI_SHOWUSAGE;
+	}
+	snprintf(tech, sizeof(tech), "%.*s", (int)(slash - argv[2]), argv[2]);
+	o.tech = tech;
+	o.dest = slash + 1;
+	if (!strcasecmp(argv[3], "extension") && argc == 5) {
+		if (!split_place(argv[4], &exten, &context)) {
+			px_cli_printf(cli, "'%s' is not exten@context\n", argv[4]);
+			return PX_CLI_SHOWUSAGE;
+		}
+		o.exten = exten;
+		o.context = context;
+	} else if (!strcasecmp(argv[3], "application")) {
+		o.app = argv[4];
+		o.app_args = argc == 6 ? argv[5] : NULL;
+	} else {
+		return PX_CLI_SHOWUSAGE;
+	}
+	if (px_channel_originate(&o, &ch, &err) < 0) {
+		px_cli_printf(cli, "Originate failed: %s\n", err.msg);
+		return PX_CLI_FAILURE;
+	}
+	px_cli_printf(cli, "Calling %s (uniqueid %s)\n", px_channel_name(ch),
+		      px_channel_uniqueid(ch));
+	px_channel_unref(ch);
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_originate(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 3) {
+		px_cli_complete_add(c, "extension");
+		px_cli_complete_add(c, "application");
+	} else if (pos == 4 && !strcasecmp(argv[3], "application")) {
+		px_app_foreach(complete_app_name, c);
+	}
+}
+
+static enum px_cli_status cmd_redirect(px_cli *cli, int argc, char **argv)
+{
+	char *exten, *context;
+	px_channel *ch;
+	px_err err = {""};
+
+	if (argc != 4)
+		return PX_CLI_SHOWUSAGE;
+	if (!split_place(argv[3], &exten, &context)) {
+		px_cli_printf(cli, "'%s' is not exten@context\n", argv[3]);
+		return PX_CLI_SHOWUSAGE;
+	}
+	ch = px_channel_find(argv[2]);
+	if (!ch) {
+		px_cli_printf(cli, "%s is not a known channel\n", argv[2]);
+		return PX_CLI_FAILURE;
+	}
+	if (px_channel_async_goto(ch, context, exten, &err) < 0) {
+		px_cli_printf(cli, "Redirect failed: %s\n", err.msg);
+		px_channel_unref(ch);
+		return PX_CLI_FAILURE;
+	}
+	px_cli_printf(cli, "Channel '%s' redirected to %s@%s\n", px_channel_name(ch), exten,
+		      context);
+	px_channel_unref(ch);
+	return PX_CLI_SUCCESS;
+}
+
+static void complete_channel_arg(px_cli_completion *c, int argc, char **argv, int pos)
+{
+	if (pos == 2)
+		px_channel_foreach(complete_channel, c);
 }
 
 static void print_tech(void *ctx, const struct px_channel_tech *t)
@@ -254,15 +389,10 @@ static enum px_cli_status cmd_show_application(px_cli *cli, int argc, char **arg
 	return PX_CLI_SUCCESS;
 }
 
-static void complete_app(void *ctx, const struct px_app *app)
-{
-	px_cli_complete_add(ctx, app->name);
-}
-
 static void complete_apps(px_cli_completion *c, int argc, char **argv, int pos)
 {
 	if (pos == 3)
-		px_app_foreach(complete_app, c);
+		px_app_foreach(complete_app_name, c);
 }
 
 static void print_func(void *ctx, const struct px_func *f)
@@ -338,37 +468,54 @@ static const struct px_cli_command channel_commands[] = {
 	 "       Lists the channels: name, dialplan location, state and application;\n"
 	 "       'verbose' adds caller ID, duration and the bridged channel,\n"
 	 "       'concise' prints one '!'-separated line per channel for scripts.",
-	 cmd_show_channels, NULL},
+	 cmd_show_channels, NULL, PX_ROLE_MONITOR},
 	{"core show channel", "Display information on a specific channel",
 	 "Usage: core show channel <channel>\n"
 	 "       Shows everything known about a channel, its RTP counters and its\n"
 	 "       variables.",
-	 cmd_show_channel, complete_channels},
+	 cmd_show_channel, complete_channels, PX_ROLE_MONITOR},
 	{"channel request hangup", "Request a hangup on a given channel",
 	 "Usage: channel request hangup <channel>|all\n"
 	 "       Requests that a channel (or every channel) be hung up.",
-	 cmd_request_hangup, complete_hangup},
+	 cmd_request_hangup, complete_hangup, PX_ROLE_OPERATOR},
+	{"channel hangup", "Hang up a channel with a cause",
+	 "Usage: channel hangup <channel> [cause]\n"
+	 "       Hangs up a channel; cause is a Q.850 number (default 16, normal\n"
+	 "       clearing), told to the far end and in the Hangup event.",
+	 cmd_hangup, complete_channel_arg, PX_ROLE_OPERATOR},
+	{"channel originate", "Originate a call",
+	 "Usage: channel originate <tech/data> extension <exten>@<context>\n"
+	 "       channel originate <tech/data> application <application> [data]\n"
+	 "       Calls tech/data (e.g. SIP/1002); when it answers, it runs the dialplan\n"
+	 "       at exten@context, or the application with its data.",
+	 cmd_originate, complete_originate, PX_ROLE_OPERATOR},
+	{"channel redirect", "Redirect a call to an extension",
+	 "Usage: channel redirect <channel> <exten>@<context>\n"
+	 "       Sends a live channel to another place in the dialplan: it leaves the\n"
+	 "       application it is in (its bridge ends; the other party is hung up)\n"
+	 "       and the dialplan runs at exten@context.",
+	 cmd_redirect, complete_channel_arg, PX_ROLE_OPERATOR},
 	{"core show channeltypes", "List available channel types",
 	 "Usage: core show channeltypes\n"
 	 "       Lists the registered channel technologies.",
-	 cmd_show_channeltypes, NULL},
+	 cmd_show_channeltypes, NULL, PX_ROLE_MONITOR},
 	{"core show applications", "Shows registered dialplan applications",
 	 "Usage: core show applications\n"
 	 "       Lists the registered dialplan applications.",
-	 cmd_show_applications, NULL},
+	 cmd_show_applications, NULL, PX_ROLE_MONITOR},
 	{"core show application", "Describe a specific dialplan application",
 	 "Usage: core show application <application>\n"
 	 "       Shows the synopsis, syntax and description of an application.",
-	 cmd_show_application, complete_apps},
+	 cmd_show_application, complete_apps, PX_ROLE_MONITOR},
 	{"core show functions", "Shows registered dialplan functions",
 	 "Usage: core show functions [like <text>]\n"
 	 "       Lists the registered dialplan functions (those whose name starts\n"
 	 "       with text, given 'like') with their syntax and synopsis.",
-	 cmd_show_functions, NULL},
+	 cmd_show_functions, NULL, PX_ROLE_MONITOR},
 	{"core show function", "Describe a specific dialplan function",
 	 "Usage: core show function <function>\n"
 	 "       Shows the synopsis, syntax, access and description of a function.",
-	 cmd_show_function, complete_funcs},
+	 cmd_show_function, complete_funcs, PX_ROLE_MONITOR},
 };
 
 int px_channel_commands_register(px_err *err)

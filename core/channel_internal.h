@@ -15,4 +15,20 @@ int px_channel_sessions_running(void);
 /* At shutdown, after the calls: end the idle session threads (bounded wait). */
 void px_channel_sessions_shutdown(void);
 
+/* How a session starts: an originated channel first waits for its answer
+ * (answer_timeout_ms > 0), then runs app(app_args) if app is set, else
+ * the dialplan at the channel's context and extension. */
+struct px_session_opts {
+	int answer_timeout_ms;
+	const char *app;
+	const char *app_args;
+};
+int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts, px_err *err);
+
+/* Ask the sessions of a and b to leave what they run and meet in a bridge
+ * (bridge.c): a's session runs it once b's session has handed b over. */
+struct px_bridge_meet;
+int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_meet *meet,
+			      px_err *err);
+
 #endif

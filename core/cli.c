@@ -326,6 +326,43 @@ pid_t px_cli_pid(const px_cli *cli)
 	return cli->pid;
 }
 
+enum px_role px_cli_role(const px_cli *cli)
+{
+	return cli->role == PX_ROLE_NONE ? PX_ROLE_ADMIN : cli->role;
+}
+
+const char *px_role_name(enum px_role role)
+{
+	switch (role) {
+	case PX_ROLE_MONITOR:
+		return "monitor";
+	case PX_ROLE_OPERATOR:
+		return "operator";
+	case PX_ROLE_ADMIN:
+		return "admin";
+	default:
+		return "none";
+	}
+}
+
+enum px_role px_cli_command_role(const struct px_cli_command *cmd)
+{
+	char **words;
+	int n;
+	enum px_role role = PX_ROLE_ADMIN;
+
+	if (cmd->role != PX_ROLE_NONE)
+		return cmd->role;
+	n = px_cli_split(cmd->words, &words);
+	for (int i = 0; i < n; i++) {
+		if (word_matches(words[i], "show") ||
+		    (i == 0 && n == 1 && !strcasecmp(words[0], "help")))
+			role = PX_ROLE_MONITOR;
+	}
+	px_cli_free_words(n < 0 ? 0 : n, n < 0 ? NULL : words);
+	return role;
+}
+
 /* ---- lookup and execution ---- */
 
 /* The entry matching the most leading words of argv. Caller holds a lock. */
@@ -344,6 +381,31 @@ static struct cli_entry *find_entry(int argc, char **argv)
 			best = e;
 	}
 	return best;
+}
+
+enum px_role px_cli_line_role(const char *line, char *words, size_t size)
+{
+	char **argv;
+	int argc = px_cli_split(line, &argv);
+	struct cli_entry *e;
+	enum px_role role = PX_ROLE_NONE;
+
+	if (size)
+		words[0] = '\0';
+	if (argc <= 0) {
+		px_cli_free_words(argc < 0 ? 0 : argc, argc < 0 ? NULL : argv);
+		return PX_ROLE_NONE;
+	}
+	pthread_rwlock_rdlock(&registry_lock);
+	e = find_entry(argc, argv);
+	if (e) {
+		role = px_cli_command_role(e->cmd);
+		if (size)
+			snprintf(words, size, "%s", e->cmd->words);
+	}
+	pthread_rwlock_unlock(&registry_lock);
+	px_cli_free_words(argc, argv);
+	return role;
 }
 
 enum px_cli_status px_cli_execute(px_cli *cli, const char *line)
@@ -366,6 +428,17 @@ enum px_cli_status px_cli_execute(px_cli *cli, const char *line)
 	pthread_rwlock_rdlock(&registry_lock);
 	e = find_entry(argc, argv);
 	cmd = e ? e->cmd : NULL;
+	if (cmd && px_cli_command_role(cmd) > px_cli_role(cli)) {
+		enum px_role need = px_cli_command_role(cmd);
+		char words[128];
+		snprintf(words, sizeof(words), "%s", cmd->words);
+		pthread_rwlock_unlock(&registry_lock);
+		px_cli_printf(cli,
+			      "Permission denied: '%s' needs the %s role (this console is %s)\n",
+			      words, px_role_name(need), px_role_name(px_cli_role(cli)));
+		px_cli_free_words(argc, argv);
+		return PX_CLI_DENIED;
+	}
 	owner = e ? e->owner : NULL;
 	if (owner)
 		px_module_busy_enter(owner);

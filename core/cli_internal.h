@@ -16,7 +16,14 @@ struct px_cli {
 	struct px_console *console; /* the console that runs the command, or NULL */
 	uid_t uid;
 	pid_t pid;
+	enum px_role role; /* what the runner may do; PX_ROLE_NONE is read as admin */
 };
+
+/* The role a command needs (its own, or classed by its words). */
+enum px_role px_cli_command_role(const struct px_cli_command *cmd);
+/* The role needed by the command a line would run; PX_ROLE_NONE when no
+ * command matches. words gets the matched command's words ("" if none). */
+enum px_role px_cli_line_role(const char *line, char *words, size_t size);
 
 /* Split line into words (blanks separate; "double quotes" group, \ escapes).
  * Returns argc, or -1 on an unterminated quote. argv is allocated; free with
@@ -24,7 +31,9 @@ struct px_cli {
 int px_cli_split(const char *line, char ***argv);
 void px_cli_free_words(int argc, char **argv);
 
-/* Run one command line. An empty line succeeds silently. */
+/* Run one command line. An empty line succeeds silently. A command that
+ * needs a role above cli->role is refused (PX_CLI_DENIED), with a message
+ * naming the role it needs. */
 enum px_cli_status px_cli_execute(px_cli *cli, const char *line);
 
 /* Candidates for the last word of line (empty after a trailing blank):

@@ -1,10 +1,13 @@
 /*
  * The console server. An accept thread takes connections on the control
- * socket, reads each peer's credentials and starts a thread for it. That
- * thread reads frames (docs/console-protocol.md), runs commands and
- * completion through the command registry, and writes answers and queued
- * log lines back. Writes never hold a lock and never raise SIGPIPE; a client
- * that vanishes only ends its own thread.
+ * socket, reads each peer's credentials, resolves its role (console.conf)
+ * and starts a thread for it. That thread reads frames
+ * (docs/console-protocol.md), runs commands, completion and JSON actions,
+ * and writes answers, queued log lines and subscribed events back. Log
+ * lines and events wait in bounded queues filled without blocking by the
+ * threads that produce them; writes never hold a lock and never raise
+ * SIGPIPE; a client that vanishes or stops reading only stalls its own
+ * thread.
  */
 #include <errno.h>
 #include <grp.h>
@@ -21,10 +24,14 @@
 #include <unistd.h>
 
 #include <plexus/core.h>
+#include <plexus/event.h>
 #include <plexus/log.h>
 
 #include "cli_internal.h"
+#include "console_actions.h"
+#include "console_roles.h"
 #include "console_server.h"
+#include "event_json.h"
 #include "log_internal.h"
 #include "protocol.h"
 
@@ -32,6 +39,9 @@
  * beyond this many, and is told how many. */
 #define LOG_QUEUE_MAX 2000
 #define MAX_CONSOLES  256
+/* Events written per wake-up before the thread looks at its socket again. */
+#define EVENT_BATCH 256
+#define MAX_GROUPS  64
 
 struct log_line {
 	struct log_line *next;
@@ -45,6 +55,11 @@ struct px_console {
 	pthread_t thread;
 	bool done; /* thread finished; may be joined */
 	struct ucred cred;
+	gid_t groups[MAX_GROUPS]; /* supplementary groups (SO_PEERGROUPS) */
+	int ngroups;
+	enum px_role role;
+	unsigned role_gen;    /* roles generation role was resolved from */
+	px_event_sub *events; /* NULL: not subscribed */
 	unsigned serial;
 	struct px_log_subscriber sub;
 	bool log_on;
@@ -160,6 +175,86 @@ static void console_deliver(void *ctx, enum px_log_level level, const char *line
 	}
 }
 
+static void wake(struct px_console *c)
+{
+	uint64_t one = 1;
+
+	if (write(c->wake_fd, &one, sizeof(one)) < 0) {
+		/* The counter only saturates; the thread drains its queues anyway. */
+	}
+}
+
+/* Event bus callback, under the bus lock: only wake the thread. */
+static void events_notify(void *ctx)
+{
+	wake(ctx);
+}
+
+/* Write up to EVENT_BATCH queued events as "event" frames; more left means
+ * another wake-up, so log lines and requests are not starved. */
+static void flush_events(struct px_console *c)
+{
+	for (int n = 0; c->events && !c->dead; n++) {
+		uint64_t lost = 0;
+		px_event *ev;
+		char *text;
+
+		if (n == EVENT_BATCH) {
+			wake(c);
+			return;
+		}
+		ev = px_event_sub_take(c->events, &lost);
+		if (ev) {
+			text = px_event_to_json(ev);
+			if (text)
+				console_send(c, "event", 0, text, strlen(text));
+			free(text);
+		}
+		if (lost) {
+			text = px_event_lost_json(lost, ev ? px_event_seq(ev) : 0);
+			if (text)
+				console_send(c, "event", 0, text, strlen(text));
+			free(text);
+		}
+		px_event_unref(ev);
+		if (!ev && !lost)
+			return;
+	}
+}
+
+static int console_subscribe(struct px_console *c, const struct px_event_filter *f, size_t queue,
+			     px_err *err)
+{
+	/* A new subscription replaces the old one, queue size included. */
+	px_event_sub *s = px_event_subscribe(f, queue, events_notify, c);
+
+	if (!s)
+		return px_err_set(err, "out of memory");
+	if (c->events) {
+		flush_events(c);
+		px_event_unsubscribe(c->events);
+	}
+	c->events = s;
+	return 0;
+}
+
+static void console_unsubscribe(struct px_console *c)
+{
+	px_event_unsubscribe(c->events);
+	c->events = NULL;
+}
+
+/* The role follows console.conf: re-resolved after a reload. */
+static void refresh_role(struct px_console *c)
+{
+	unsigned gen = px_console_roles_generation();
+
+	if (gen == c->role_gen)
+		return;
+	c->role_gen = gen;
+	c->role = px_console_role_of(c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+}
+
 /* Command output goes out as "out" frames; pending log lines first, so the
  * client sees events in the order they happened. */
 static void console_out(void *ctx, const char *data, size_t len)
@@ -221,7 +316,31 @@ static void handle_frame(struct px_console *c, const struct px_frame *f)
 	char status[16];
 	int n;
 
-	if (!strcmp(f->kind, "cmd")) {
+	refresh_role(c);
+	cli.role = c->role;
+	if (c->role == PX_ROLE_NONE) {
+		static const char why[] = "access denied: console.conf gives this user no role";
+		console_send(c, "bye", 0, why, sizeof(why) - 1);
+		c->dead = true;
+		return;
+	}
+	if (!strcmp(f->kind, "action")) {
+		struct px_action_conn conn = {.role = c->role,
+					      .uid = c->cred.uid,
+					      .pid = c->cred.pid,
+					      .console = c,
+					      .subscribe = console_subscribe,
+					      .unsubscribe = console_unsubscribe};
+		char *result = px_action_run(&conn, f->payload, f->len);
+		flush_logs(c);
+		static const char nomem[] = "{\"response\":\"Error\",\"code\":\"failed\","
+					    "\"message\":\"out of memory\"}";
+		if (result)
+			console_send(c, "result", f->id, result, strlen(result));
+		else
+			console_send(c, "result", f->id, nomem, sizeof(nomem) - 1);
+		free(result);
+	} else if (!strcmp(f->kind, "cmd")) {
 		enum px_cli_status st;
 		c->current_id = f->id;
 		px_debug(2, "console %u (pid %d): %s", c->serial, (int)c->cred.pid, f->payload);
@@ -281,6 +400,7 @@ static void *console_main(void *arg)
 			if (read(c->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				break;
 			flush_logs(c);
+			flush_events(c);
 			if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
 				const char *why = bye_reason ? bye_reason : "shutting down";
 				console_send(c, "bye", 0, why, strlen(why));
@@ -306,6 +426,7 @@ static void *console_main(void *arg)
 	if (c->log_on)
 		px_log_unsubscribe(&c->sub);
 	c->log_on = false;
+	console_unsubscribe(c);
 	/* The client learns at once; the descriptor is closed when reaped. */
 	shutdown(c->fd, SHUT_RDWR);
 	px_frame_reader_free(&reader);
@@ -386,6 +507,23 @@ static void start_console(int fd)
 		c->cred.uid = (uid_t)-1;
 		c->cred.gid = (gid_t)-1;
 	}
+#ifdef SO_PEERGROUPS
+	len = sizeof(c->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
+		c->ngroups = (int)(len / sizeof(gid_t));
+#endif
+	c->role_gen = px_console_roles_generation();
+	c->role = px_console_role_of(c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+	if (c->role == PX_ROLE_NONE) {
+		static const char msg[] = "access denied: console.conf gives this user no role";
+		px_log_notice("Refusing a console: uid %d (pid %d) has no role in console.conf",
+			      (int)c->cred.uid, (int)c->cred.pid);
+		px_frame_write(fd, "bye", 0, msg, sizeof(msg) - 1);
+		close(fd);
+		close(c->wake_fd);
+		free(c);
+		return;
+	}
 	pthread_mutex_init(&c->qlock, NULL);
 	c->serial = ++serial;
 	c->sub.mask = PX_LOG_MASK_ALL;
@@ -395,8 +533,8 @@ static void start_console(int fd)
 	c->sub.ctx = c;
 	c->log_on = true;
 	px_log_subscribe(&c->sub);
-	px_verbose(2, "Console %u connected (pid %d, uid %d, gid %d)", c->serial, (int)c->cred.pid,
-		   (int)c->cred.uid, (int)c->cred.gid);
+	px_verbose(2, "Console %u connected (pid %d, uid %d, gid %d, role %s)", c->serial,
+		   (int)c->cred.pid, (int)c->cred.uid, (int)c->cred.gid, px_role_name(c->role));
 
 	pthread_mutex_lock(&consoles_lock);
 	c->next = consoles;

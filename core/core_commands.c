@@ -405,70 +405,70 @@ static const struct px_cli_command core_commands[] = {
 	 "       When called with a topic as an argument, displays usage\n"
 	 "       information on the given command. If called without a\n"
 	 "       topic, it provides a list of commands.",
-	 cmd_help, px_cli_help_complete},
+	 cmd_help, px_cli_help_complete, PX_ROLE_MONITOR},
 	{"core show version", "Display version info",
 	 "Usage: core show version\n"
 	 "       Shows Plexus version information.",
-	 cmd_show_version, NULL},
+	 cmd_show_version, NULL, PX_ROLE_MONITOR},
 	{"core show uptime", "Show uptime information",
 	 "Usage: core show uptime [seconds]\n"
 	 "       Shows how long Plexus has been running and when it was last reloaded.\n"
 	 "       With 'seconds', both as plain numbers of seconds.",
-	 cmd_show_uptime, NULL},
+	 cmd_show_uptime, NULL, PX_ROLE_MONITOR},
 	{"core show settings", "Show some core settings",
 	 "Usage: core show settings\n"
 	 "       Shows the daemon's settings from plexus.conf and its current state.",
-	 cmd_show_settings, NULL},
+	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"core show threads", "Show running threads",
 	 "Usage: core show threads\n"
 	 "       Lists the threads of plexusd with their kernel thread ids.",
-	 cmd_show_threads, NULL},
+	 cmd_show_threads, NULL, PX_ROLE_MONITOR},
 	{"core stop now|gracefully", "Shut down Plexus",
 	 "Usage: core stop now|gracefully\n"
 	 "       'now' stops at once, hanging up every call; 'gracefully' refuses new\n"
 	 "       calls and stops when the current ones have ended.",
-	 cmd_stop, NULL},
+	 cmd_stop, NULL, PX_ROLE_ADMIN},
 	{"core reload", "Reload configuration",
 	 "Usage: core reload\n"
 	 "       Re-reads plexus.conf and reloads every module. A configuration file\n"
 	 "       with errors is reported and the running configuration is kept.",
-	 cmd_reload, NULL},
+	 cmd_reload, NULL, PX_ROLE_ADMIN},
 	{"core set verbose|debug", "Set level of verbose or debug messages",
 	 "Usage: core set verbose|debug <level>|off\n"
 	 "       Sets the daemon's level and this console's level of verbose or\n"
 	 "       debug messages.",
-	 cmd_set_level, complete_level_value},
+	 cmd_set_level, complete_level_value, PX_ROLE_ADMIN},
 	{"module show", "List modules and info",
 	 "Usage: module show [like <pattern>]\n"
 	 "       Shows the loaded modules; with 'like', those whose name contains\n"
 	 "       the pattern (or matches it, when it holds * ? or [).",
-	 cmd_module_show, NULL},
+	 cmd_module_show, NULL, PX_ROLE_MONITOR},
 	{"module load", "Load a module",
 	 "Usage: module load <module name>\n"
 	 "       Loads the named module from the module directory.",
-	 cmd_module_load, complete_available},
+	 cmd_module_load, complete_available, PX_ROLE_ADMIN},
 	{"module unload", "Unload a module",
 	 "Usage: module unload [-f] <module name> [<module name> ...]\n"
 	 "       Unloads the named modules. A module in use is not unloaded unless\n"
 	 "       -f forces it.",
-	 cmd_module_unload, complete_unload},
+	 cmd_module_unload, complete_unload, PX_ROLE_ADMIN},
 	{"module reload", "Reload configuration for a module",
 	 "Usage: module reload [<module name> ...]\n"
 	 "       Reloads the named modules, or everything when none is named.",
-	 cmd_module_reload, complete_loaded},
+	 cmd_module_reload, complete_loaded, PX_ROLE_ADMIN},
 	{"logger show", "List configured log channels",
 	 "Usage: logger show [channels]\n"
 	 "       Lists the log sinks (stderr, file, syslog), their levels, and this\n"
 	 "       console's levels.",
-	 cmd_logger_show, NULL},
+	 cmd_logger_show, NULL, PX_ROLE_MONITOR},
 	{"logger set level", "Enables/Disables a specific logging level for this console",
 	 "Usage: logger set level {error|warning|notice|verbose|debug} [on|off]\n"
 	 "       Turns a log level on or off for this console only.",
-	 cmd_logger_set_level, complete_log_level},
+	 cmd_logger_set_level, complete_log_level, PX_ROLE_MONITOR},
 	{"logger reopen", "Reopen the log file",
 	 "Usage: logger reopen\n"
 	 "       Reopens the log file, after it was rotated.",
-	 cmd_logger_reopen, NULL},
+	 cmd_logger_reopen, NULL, PX_ROLE_ADMIN},
 };
 
 int px_core_commands_register(px_err *err)

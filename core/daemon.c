@@ -17,8 +17,10 @@
 #include "config.h"
 #endif
 
+#include <plexus/event.h>
 #include <plexus/log.h>
 
+#include "console_roles.h"
 #include "daemon.h"
 #include "loader.h"
 
@@ -212,8 +214,11 @@ int px_core_reload(px_err *err)
 		}
 	}
 	px_daemon_unlock();
+	px_console_roles_reload();
 	px_loader_reload_all();
 	reload_time = time(NULL);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "core"),
+		      PX_EVS("status", rc ? "failed" : "ok"));
 	if (rc)
 		px_log_notice("Reload finished; plexus.conf was not applied");
 	else

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <plexus/event.h>
 #include <plexus/log.h>
 
 #include "loader.h"
@@ -372,6 +373,9 @@ static int module_start(px_module *m, px_err *err)
 	}
 	px_verbose(1, "Loaded %s => (%s)", m->name,
 		   m->info->description ? m->info->description : "");
+	PX_EVENT_EMIT(PX_EV_MODULE_LOADED, NULL, NULL, PX_EVS("module", m->name),
+		      PX_EVS("description", m->info->description),
+		      PX_EVS("kind", px_module_kind_name(m->info->kind)));
 	return 0;
 fail:
 	for (size_t i = 0; i < m->ndeps; i++)
@@ -433,6 +437,8 @@ static int module_stop(px_module *m, bool force, px_err *err)
 			if (loaded[k]->deps[i] == m)
 				loaded[k]->deps[i] = NULL;
 	px_verbose(1, "Unloaded %s", m->name);
+	PX_EVENT_EMIT(PX_EV_MODULE_UNLOADED, NULL, NULL, PX_EVS("module", m->name),
+		      PX_EVI("forced", users > 0));
 	module_free(m);
 	return 0;
 }
@@ -468,6 +474,9 @@ int px_loader_reload(const char *name, px_err *err)
 		rc = px_err_set(err, "%s: reload failed; it keeps its running configuration", base);
 	else
 		rc = 0;
+	if (m && m->info->reload)
+		PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", base),
+			      PX_EVS("status", rc ? "failed" : "ok"));
 	pthread_mutex_unlock(&loader_lock);
 	return rc;
 }
@@ -477,10 +486,14 @@ void px_loader_reload_all(void)
 	pthread_mutex_lock(&loader_lock);
 	for (size_t i = 0; i < nloaded; i++) {
 		px_module *m = loaded[i];
-		if (m->info->reload && m->info->reload(m) != 0)
+		int rc = 0;
+		if (m->info->reload && (rc = m->info->reload(m)) != 0)
 			px_log_warning(
 				"module %s: reload failed; it keeps its running configuration",
 				m->name);
+		if (m->info->reload)
+			PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", m->name),
+				      PX_EVS("status", rc ? "failed" : "ok"));
 	}
 	pthread_mutex_unlock(&loader_lock);
 }

@@ -32,6 +32,7 @@
 #include "func_internal.h"
 #include "channel_internal.h"
 #include "cli_internal.h"
+#include "console_roles.h"
 #include "console_server.h"
 #include "daemon.h"
 #include "loader.h"
@@ -430,6 +431,10 @@ int main(int argc, char **argv)
 					   .mode = s->socket_mode,
 					   .owner = s->socket_owner,
 					   .group = s->socket_group};
+	if (px_console_roles_load(&err) < 0) {
+		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
+		goto out_modules;
+	}
 	if (px_console_server_start(&listen, &err) < 0) {
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_modules;
@@ -442,6 +447,7 @@ int main(int argc, char **argv)
 
 	px_console_server_stop("Plexus is shutting down");
 out_modules:
+	px_console_roles_shutdown();
 	hang_up_everything();
 	px_channel_sessions_shutdown();
 out_loader:

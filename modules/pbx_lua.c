@@ -683,21 +683,21 @@ static const struct px_cli_command pbx_lua_commands[] = {
 	 "       extensions in the order they are tried (with the file:line of each\n"
 	 "       function) and their includes; or one context only; then the\n"
 	 "       generation, the pool of Lua states and the sandbox limits.",
-	 cmd_show, complete_contexts},
+	 cmd_show, complete_contexts, PX_ROLE_MONITOR},
 	{"dialplan locate", "Shows which entry an extension reaches, and why",
 	 "Usage: dialplan locate <exten>@<context>\n"
 	 "       Walks the search for exten in context as a call would: each\n"
 	 "       context searched (its own entries, then its includes), each entry\n"
 	 "       tried in order and whether it matches, the one that runs, and\n"
 	 "       whether more digits could still match (canmatch, matchmore).",
-	 cmd_locate, NULL},
+	 cmd_locate, NULL, PX_ROLE_MONITOR},
 	{"dialplan reload", "Reloads extensions.lua",
 	 "Usage: dialplan reload\n"
 	 "       Reads lua.conf and extensions.lua again. New calls use the new\n"
 	 "       dialplan; calls in progress finish on the one they started with. A\n"
 	 "       file with an error is refused (file:line: message) and the running\n"
 	 "       dialplan is kept.",
-	 cmd_reload, NULL},
+	 cmd_reload, NULL, PX_ROLE_ADMIN},
 };
 
 #define NCOMMANDS (sizeof(pbx_lua_commands) / sizeof(pbx_lua_commands[0]))

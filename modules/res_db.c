@@ -338,27 +338,27 @@ static const struct px_cli_command db_commands[] = {
 	 "Usage: database show [family [keytree]]\n"
 	 "       Shows the contents of the database, optionally only a family or\n"
 	 "       a key tree within a family.",
-	 cmd_show, NULL},
+	 cmd_show, NULL, PX_ROLE_MONITOR},
 	{"database showkey", "Shows database contents",
 	 "Usage: database showkey <keytree>\n"
 	 "       Shows the entries whose key ends in keytree, in every family.",
-	 cmd_showkey, NULL},
+	 cmd_showkey, NULL, PX_ROLE_ADMIN},
 	{"database get", "Gets database value",
 	 "Usage: database get <family> <key>\n"
 	 "       Prints the value of a key in a family.",
-	 cmd_get, NULL},
+	 cmd_get, NULL, PX_ROLE_ADMIN},
 	{"database put", "Adds/updates database value",
 	 "Usage: database put <family> <key> <value>\n"
 	 "       Adds or updates an entry in the database.",
-	 cmd_put, NULL},
+	 cmd_put, NULL, PX_ROLE_ADMIN},
 	{"database del", "Removes database key/value",
 	 "Usage: database del <family> <key>\n"
 	 "       Deletes an entry from the database.",
-	 cmd_del, NULL},
+	 cmd_del, NULL, PX_ROLE_ADMIN},
 	{"database deltree", "Removes database keytree/values",
 	 "Usage: database deltree <family> [keytree]\n"
 	 "       Deletes a family, or a key tree within a family.",
-	 cmd_deltree, NULL},
+	 cmd_deltree, NULL, PX_ROLE_ADMIN},
 };
 
 #define NCOMMANDS (sizeof(db_commands) / sizeof(db_commands[0]))

@@ -31,6 +31,7 @@
 
 #include <plexus/cli.h>
 #include <plexus/core.h>
+#include <plexus/event.h>
 #include <plexus/location.h>
 #include <plexus/log.h>
 #include <plexus/module.h>
@@ -647,21 +648,37 @@ fail:
 	return -1;
 }
 
-/* After the commit: say what changed (verbose 3 for new and removed
- * contacts, 4 for refreshes). The committed entries are still intact. */
-static void group_log(const struct group *g)
+/* After the commit: say what changed, in the log (verbose 3 for new and
+ * removed contacts, 4 for refreshes) and as events (Registered,
+ * Unregistered, RegistrationExpired). The committed entries are still
+ * intact. */
+static void group_tell(const struct group *g)
 {
-	if (atomic_load_explicit(&px_log_verbose_max, memory_order_relaxed) < 3)
+	bool log = atomic_load_explicit(&px_log_verbose_max, memory_order_relaxed) >= 3;
+
+	if (!log && !px_event_listening())
 		return;
 	for (size_t i = 0; i < g->nw; i++) {
 		const struct working *w = &g->w[i];
 
 		if (!w->changed)
 			continue;
-		for (size_t k = 0; w->old && k < w->old->n; k++)
-			if (w->why[k])
-				px_verbose(3, "Unregistered %s contact %s (%s)", w->aor,
-				           w->old->v[k].b.contact, w->why[k]);
+		for (size_t k = 0; w->old && k < w->old->n; k++) {
+			const char *contact = w->old->v[k].b.contact;
+			if (!w->why[k])
+				continue;
+			px_verbose(3, "Unregistered %s contact %s (%s)", w->aor, contact,
+			           w->why[k]);
+			if (!strcmp(w->why[k], "expired"))
+				PX_EVENT_EMIT(PX_EV_REGISTRATION_EXPIRED, NULL, NULL,
+				              PX_EVS("endpoint", w->aor), PX_EVS("contact", contact),
+				              PX_EVS("source", w->old->v[k].b.received));
+			else
+				PX_EVENT_EMIT(PX_EV_UNREGISTERED, NULL, NULL,
+				              PX_EVS("endpoint", w->aor), PX_EVS("contact", contact),
+				              PX_EVS("source", w->old->v[k].b.received),
+				              PX_EVS("reason", w->why[k]));
+		}
 		for (size_t j = 0; j < w->n; j++) {
 			const struct px_binding *b = &w->v[j].b;
 			if (!w->v[j].dirty)
@@ -676,6 +693,11 @@ static void group_log(const struct group *g)
 				           "Refreshed %s contact %s from %s (expires in %" PRId64
 				           " s)",
 				           w->aor, b->contact, b->received, b->expires_at - g->now);
+			PX_EVENT_EMIT(PX_EV_REGISTERED, NULL, NULL, PX_EVS("endpoint", w->aor),
+			              PX_EVS("contact", b->contact), PX_EVS("source", b->received),
+			              PX_EVS("user_agent", b->user_agent),
+			              PX_EVI("expires", b->expires_at - g->now),
+			              PX_EVI("refresh", w->v[j].origin >= 0));
 		}
 	}
 }
@@ -792,7 +814,7 @@ static void process_group(struct work *items, bool purge)
 			         "res_registrar: committed %zu bindings in one transaction for %zu "
 			         "requests",
 			         g.rows, napplied);
-			group_log(&g);
+			group_tell(&g);
 			group_install(&g);
 		} else {
 			failed = true;
@@ -1157,7 +1179,7 @@ static const struct px_cli_command registrar_commands[] = {
          "       Lists the current bindings of every address of record, or of one:\n"
          "       contact, where the REGISTER came from, seconds until it expires\n"
          "       and the phone's user agent.",
-         cmd_show_registrations, complete_aor},
+         cmd_show_registrations, complete_aor, PX_ROLE_MONITOR},
 };
 
 #define NCOMMANDS (sizeof(registrar_commands) / sizeof(registrar_commands[0]))

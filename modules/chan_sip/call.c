@@ -691,7 +691,17 @@ static void do_call(void *arg)
 
 static int tech_call(px_channel *ch, int timeout_ms)
 {
-	return post_call(do_call, px_channel_pvt(ch));
+	struct sip_call *c = px_channel_pvt(ch);
+	char num[80], name[80];
+
+	/* The identity presented is the channel's own when it has one (set by
+	 * Dial from its caller, or by an originate). */
+	px_channel_get_caller(ch, num, sizeof(num), name, sizeof(name));
+	if (num[0] || name[0]) {
+		snprintf(c->from_num, sizeof(c->from_num), "%s", num);
+		snprintf(c->from_name, sizeof(c->from_name), "%s", name);
+	}
+	return post_call(do_call, c);
 }
 
 const struct px_channel_tech sip_tech = {

@@ -133,15 +133,15 @@ static const struct px_cli_command commands[] = {
 	 "Usage: sip show endpoints\n"
 	 "       Lists the endpoints of sip.conf with their context, codecs and number of\n"
 	 "       registered contacts.",
-	 cmd_show_endpoints, NULL},
+	 cmd_show_endpoints, NULL, PX_ROLE_MONITOR},
 	{"sip show endpoint", "Show one SIP endpoint",
 	 "Usage: sip show endpoint <name>\n"
 	 "       Shows an endpoint's settings and its registered contacts.",
-	 cmd_show_endpoint, complete_endpoint},
+	 cmd_show_endpoint, complete_endpoint, PX_ROLE_MONITOR},
 	{"sip set debug", "Enable or disable SIP message logging",
 	 "Usage: sip set debug on|off\n"
 	 "       Writes every SIP message sent and received to the log (notice level).",
-	 cmd_set_debug, complete_on_off},
+	 cmd_set_debug, complete_on_off, PX_ROLE_ADMIN},
 };
 
 int sip_commands_register(px_module *self, px_err *err)

@@ -19,6 +19,7 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_alloc.h>
 
+#include <plexus/event.h>
 #include <plexus/location.h>
 #include <plexus/log.h>
 
@@ -80,6 +81,34 @@ static void request_source(char *buf, size_t size)
 	}
 }
 
+/* The user name a request's credentials claim ("" without credentials). */
+static void claimed_user(sip_t const *s, char *out, size_t size)
+{
+	const char *u = NULL;
+	size_t len;
+
+	out[0] = '\0';
+	if (s->sip_authorization)
+		u = msg_params_find(s->sip_authorization->au_params, "username=");
+	if (!u)
+		return;
+	len = strlen(u);
+	if (len >= 2 && u[0] == '"' && u[len - 1] == '"') {
+		u++;
+		len -= 2;
+	}
+	snprintf(out, size, "%.*s", (int)len, u);
+}
+
+/* A SecurityEvent: who tried what from where, and why it was refused. */
+void sip_security_event(const char *reason, const char *endpoint, const char *method,
+			const char *source)
+{
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("service", "SIP"),
+		      PX_EVS("reason", reason), PX_EVS("source", source),
+		      PX_EVS("endpoint", endpoint), PX_EVS("method", method));
+}
+
 const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg,
 					    const char *method)
 {
@@ -110,6 +139,9 @@ const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg
 	if (as->as_status == 0) {
 		ep = sip_config_endpoint_by_user(sip.config, as->as_user);
 		if (!ep) {
+			request_source(source, sizeof(source));
+			sip_security_event("unknown endpoint", as->as_user ? as->as_user : "",
+					   method, source);
 			nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua),
 				    TAG_END());
 		}
@@ -119,9 +151,16 @@ const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg
 			    NUTAG_WITH_THIS(sip.nua), TAG_END());
 	} else {
 		int status = as->as_status >= 400 ? as->as_status : 403;
+		char user[80];
 		request_source(source, sizeof(source));
 		px_log_notice("chan_sip: %s from %s: authentication failed (%d)", method,
 			      source[0] ? source : "unknown source", status);
+		claimed_user(s, user, sizeof(user));
+		/* The same 403 goes out either way; the event tells them apart. */
+		sip_security_event(sip_config_endpoint_by_user(sip.config, user)
+					   ? "wrong password"
+					   : "unknown endpoint",
+				   user, method, source);
 		nua_respond(nh, status, sip_status_phrase(status), NUTAG_WITH_THIS(sip.nua),
 			    TAG_END());
 	}
@@ -237,8 +276,11 @@ void sip_register_incoming(nua_handle_t *nh, const void *sipmsg)
 		return;
 	}
 	if (strcmp(ep->name, s->sip_to->a_url->url_user) != 0) {
+		char source[200];
 		px_log_notice("chan_sip: %s tried to register %s", ep->name,
 			      s->sip_to->a_url->url_user);
+		request_source(source, sizeof(source));
+		sip_security_event("registering another endpoint", ep->name, "REGISTER", source);
 		nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua), TAG_END());
 		nua_handle_destroy(nh);
 		return;

@@ -116,6 +116,10 @@ void sip_auth_load_users(const struct sip_config *cfg);
  * or NULL after responding (401 challenge, 403) to the request. */
 const struct sip_endpoint *sip_authenticate(struct nua_handle_s *nh, const void *sipmsg,
 					    const char *method);
+/* Tell a SecurityEvent (reason, the endpoint claimed, method, source
+ * "udp:1.2.3.4:5060"). */
+void sip_security_event(const char *reason, const char *endpoint, const char *method,
+			const char *source);
 
 /* ---- calls (call.c) ---- */
 

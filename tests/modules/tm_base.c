@@ -16,7 +16,7 @@ static enum px_cli_status cmd_ping(px_cli *cli, int argc, char **argv)
 }
 
 static const struct px_cli_command commands[] = {
-	{"tm base ping", "Answer pong", "Usage: tm base ping", cmd_ping, NULL},
+	{"tm base ping", "Answer pong", "Usage: tm base ping", cmd_ping, NULL, PX_ROLE_ADMIN},
 };
 
 static int base_load(px_module *self)

@@ -30,10 +30,11 @@ static void complete_color(px_cli_completion *c, int argc, char **argv, int pos)
 }
 
 static const struct px_cli_command commands[] = {
-	{"tm cli hello", "Say hello", "Usage: tm cli hello", cmd_hello, NULL},
-	{"tm cli flood", "Print 200000 lines", "Usage: tm cli flood", cmd_flood, NULL},
+	{"tm cli hello", "Say hello", "Usage: tm cli hello", cmd_hello, NULL, PX_ROLE_ADMIN},
+	{"tm cli flood", "Print 200000 lines", "Usage: tm cli flood", cmd_flood, NULL,
+	 PX_ROLE_ADMIN},
 	{"tm cli color", "Complete a color", "Usage: tm cli color <red|green|grey>", cmd_hello,
-	 complete_color},
+	 complete_color, PX_ROLE_ADMIN},
 };
 
 static int cli_load(px_module *self)

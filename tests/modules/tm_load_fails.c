@@ -13,7 +13,7 @@ static enum px_cli_status cmd_never(px_cli *cli, int argc, char **argv)
 }
 
 static const struct px_cli_command commands[] = {
-	{"tm fails cmd", "Must vanish", "Usage: tm fails cmd", cmd_never, NULL},
+	{"tm fails cmd", "Must vanish", "Usage: tm fails cmd", cmd_never, NULL, PX_ROLE_ADMIN},
 };
 
 static int fails_load(px_module *self)

@@ -34,8 +34,6 @@
 #include "../../core/loader.h"
 #include "../../core/log_internal.h"
 
-
-
 /* Like CU_ASSERT_PTR_NOT_NULL(strstr(haystack, needle)), but prints both on failure. */
 #define ASSERT_CONTAINS(haystack, needle)                                                          \
 	do {                                                                                       \
@@ -120,12 +118,13 @@ static void tx_complete(px_cli_completion *c, int argc, char **argv, int pos)
 }
 
 static const struct px_cli_command tx_commands[] = {
-	{"tx show", "Show things", "Usage: tx show [what]", tx_show, NULL},
-	{"tx show all", "Show all things", "Usage: tx show all", tx_show_all, tx_complete},
-	{"tx alt|other", "Either word", "Usage: tx alt|other", tx_alt, NULL},
+	{"tx show", "Show things", "Usage: tx show [what]", tx_show, NULL, PX_ROLE_MONITOR},
+	{"tx show all", "Show all things", "Usage: tx show all", tx_show_all, tx_complete,
+	 PX_ROLE_MONITOR},
+	{"tx alt|other", "Either word", "Usage: tx alt|other", tx_alt, NULL, PX_ROLE_ADMIN},
 	{"tx usage", "Always wants usage", "Usage: tx usage <something>\n       More text.",
-	 tx_usage, NULL},
-	{"tx fail", "Always fails", "Usage: tx fail", tx_fail, NULL},
+	 tx_usage, NULL, PX_ROLE_ADMIN},
+	{"tx fail", "Always fails", "Usage: tx fail", tx_fail, NULL, PX_ROLE_ADMIN},
 };
 #define NTX (sizeof(tx_commands) / sizeof(tx_commands[0]))
 
@@ -326,23 +325,23 @@ static enum px_cli_status other_handler(px_cli *cli, int argc, char **argv)
 static void test_register_conflicts(void)
 {
 	static const struct px_cli_command same[] = {
-		{"tx show", "Again", "Usage: tx show", other_handler, NULL},
+		{"tx show", "Again", "Usage: tx show", other_handler, NULL, PX_ROLE_MONITOR},
 	};
 	static const struct px_cli_command same_case[] = {
-		{"TX  Show", "Again", "Usage: TX Show", other_handler, NULL},
+		{"TX  Show", "Again", "Usage: TX Show", other_handler, NULL, PX_ROLE_ADMIN},
 	};
 	/* The first is new, the second conflicts: neither may stay. */
 	static const struct px_cli_command partial[] = {
-		{"ty new", "New", "Usage: ty new", other_handler, NULL},
-		{"tx fail", "Conflicts", "Usage: tx fail", other_handler, NULL},
+		{"ty new", "New", "Usage: ty new", other_handler, NULL, PX_ROLE_ADMIN},
+		{"tx fail", "Conflicts", "Usage: tx fail", other_handler, NULL, PX_ROLE_ADMIN},
 	};
 	static const struct px_cli_command incomplete[] = {
-		{"ty no handler", "No handler", "Usage: ty no handler", NULL, NULL},
-		{"ty no summary", NULL, "Usage: ty no summary", other_handler, NULL},
-		{"ty no usage", "No usage", NULL, other_handler, NULL},
-		{"", "No words", "Usage:", other_handler, NULL},
-		{NULL, "No words", "Usage:", other_handler, NULL},
-		{"ty \"open", "Bad words", "Usage:", other_handler, NULL},
+		{"ty no handler", "No handler", "Usage: ty no handler", NULL, NULL, PX_ROLE_ADMIN},
+		{"ty no summary", NULL, "Usage: ty no summary", other_handler, NULL, PX_ROLE_ADMIN},
+		{"ty no usage", "No usage", NULL, other_handler, NULL, PX_ROLE_ADMIN},
+		{"", "No words", "Usage:", other_handler, NULL, PX_ROLE_ADMIN},
+		{NULL, "No words", "Usage:", other_handler, NULL, PX_ROLE_ADMIN},
+		{"ty \"open", "Bad words", "Usage:", other_handler, NULL, PX_ROLE_ADMIN},
 	};
 	px_err err = {""};
 	char *out = NULL;
@@ -386,11 +385,12 @@ static void test_register_overlapping_alternatives(void)
 	/* "tx alt" is already taken by "tx alt|other": dispatch of "tx alt"
 	 * would otherwise depend on registration order. */
 	static const struct px_cli_command overlap[] = {
-		{"tx alt", "Overlaps tx alt|other", "Usage: tx alt", other_handler, NULL},
+		{"tx alt", "Overlaps tx alt|other", "Usage: tx alt", other_handler, NULL,
+		 PX_ROLE_ADMIN},
 	};
 	static const struct px_cli_command overlap2[] = {
 		{"tx other|third", "Overlaps tx alt|other", "Usage: tx other|third", other_handler,
-		 NULL},
+		 NULL, PX_ROLE_ADMIN},
 	};
 	px_err err = {""};
 	char *out = NULL;

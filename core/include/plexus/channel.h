@@ -55,6 +55,11 @@ enum px_event_type {
 	PX_EVENT_CONTROL, /* control: what happened */
 	PX_EVENT_HANGUP,  /* the leg is gone; cause says why */
 	PX_EVENT_DTMF,    /* digit */
+	/* The channel is asked to leave what it runs (a redirect, a bridge
+	 * requested by an operator): an application that waits on the
+	 * channel returns -1 at once, and the session goes where it was sent
+	 * (px_channel_leaving tells whether the request still stands). */
+	PX_EVENT_REDIRECT,
 };
 
 struct px_channel_event {
@@ -168,6 +173,9 @@ void px_channel_queue_control(px_channel *ch, enum px_control control);
  * records the cause and queues PX_EVENT_HANGUP. The tech's hangup()
  * operation is then not called again. */
 void px_channel_queue_hangup(px_channel *ch, int cause);
+/* A DTMF digit from the far end: begin tells it started (DtmfBegin event
+ * only), the end (with its duration) is told and queued as PX_EVENT_DTMF. */
+void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_ms);
 
 /*
  * A waiter is what a session thread sleeps on. Every channel has one of its
@@ -202,8 +210,50 @@ void px_channel_set_hangup_cause(px_channel *ch, int cause);
 int px_channel_hangup_cause(const px_channel *ch);
 
 /* Run the dialplan for an inbound channel in a new session thread; the
- * thread takes a reference and hangs the channel up when the dialplan ends. */
+ * thread takes a reference and hangs the channel up when the dialplan ends.
+ * A channel with a redirect pending (px_channel_async_goto) starts there:
+ * this is how the owner of a channel without a session (Dial's callee)
+ * hands a redirected channel a session of its own. */
 int px_channel_start_session(px_channel *ch, px_err *err);
+bool px_channel_in_session(px_channel *ch); /* a session thread runs it now */
+
+/*
+ * Redirect ("async goto"), from any thread: the channel leaves what it runs
+ * and continues in the dialplan at exten@context. Its session is woken
+ * (PX_EVENT_REDIRECT), the running application returns -1, and the session
+ * runs the dialplan again at the new place instead of hanging up. A
+ * channel without a session of its own is handled by its owner: Dial ends
+ * its bridge and gives the redirected leg a session. Fails when the channel
+ * is hung up or the extension does not exist.
+ */
+int px_channel_async_goto(px_channel *ch, const char *context, const char *exten, px_err *err);
+/* A redirect or bridge request waits: applications return -1 when they see
+ * it (px_app_exec does that for applications that do not wait on events). */
+bool px_channel_leaving(px_channel *ch);
+
+/*
+ * Originate: a call placed by the PBX itself (an operator, a script). The
+ * channel is requested with no caller, its caller ID and variables set, and
+ * called; a session thread waits for the answer (up to timeout_ms, then it
+ * is hung up with cause 19) and then runs the dialplan at exten@context on
+ * it, or the application app(app_args). What happens next is told by
+ * events (ChannelState, Hangup with its cause).
+ */
+struct px_originate {
+	const char *tech;            /* "SIP" */
+	const char *dest;            /* "1002": what follows "SIP/" */
+	const char *context, *exten; /* where the answered channel goes ... */
+	const char *app, *app_args;  /* ... or the application run on it */
+	const char *caller_num;      /* presented to the callee; NULL: none */
+	const char *caller_name;
+	int timeout_ms;          /* ringing at most; <= 0: 30 s */
+	const char *const *vars; /* "NAME=value" strings, NULL-ended; or NULL */
+	size_t nvars;            /* entries of vars (when not NULL-ended) */
+};
+/* 0 with *out a new reference once the call is placed (the callee is
+ * being called), or -1 with err saying why (unknown technology, endpoint
+ * not registered, no such extension or application ...). */
+int px_channel_originate(const struct px_originate *o, px_channel **out, px_err *err);
 
 /* ---- the channel table ---- */
 px_channel *px_channel_find(const char *name); /* new reference or NULL */

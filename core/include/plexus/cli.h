@@ -29,6 +29,7 @@ enum px_cli_status {
 	PX_CLI_FAILURE = 1,
 	PX_CLI_SHOWUSAGE = 2,
 	PX_CLI_NOCOMMAND = 3, /* no command matches: set by the dispatcher only */
+	PX_CLI_DENIED = 5,    /* the console's role does not allow it: dispatcher only */
 };
 
 typedef enum px_cli_status (*px_cli_handler)(px_cli *cli, int argc, char **argv);
@@ -36,12 +37,30 @@ typedef enum px_cli_status (*px_cli_handler)(px_cli *cli, int argc, char **argv)
  * prefix is argv[pos]; candidates not starting with it are filtered out. */
 typedef void (*px_cli_completer)(px_cli_completion *c, int argc, char **argv, int pos);
 
+/*
+ * Roles of console users (console.conf), each allowed what the ones below
+ * it are: monitor watches (events, show commands), operator steers calls
+ * (actions: originate, hangup, redirect ...), admin runs everything (module
+ * and core commands). PX_ROLE_NONE may not use the console at all.
+ */
+enum px_role {
+	PX_ROLE_NONE = 0,
+	PX_ROLE_MONITOR,
+	PX_ROLE_OPERATOR,
+	PX_ROLE_ADMIN,
+};
+const char *px_role_name(enum px_role role); /* "monitor" ... */
+
 struct px_cli_command {
 	const char *words;   /* "module unload" */
 	const char *summary; /* one line for "help" */
 	const char *usage;   /* full usage, first line "Usage: ..." */
 	px_cli_handler handler;
 	px_cli_completer complete; /* NULL: no argument completion */
+	/* The role the command needs. PX_ROLE_NONE (left out): classed by its
+	 * words, "help" and any command with the word "show" need monitor,
+	 * every other command admin. */
+	enum px_role role;
 };
 
 /* Register n commands owned by owner (NULL for the core). The table must
@@ -56,6 +75,8 @@ void px_cli_write(px_cli *cli, const char *data, size_t len);
  * daemon's own for commands run internally. */
 uid_t px_cli_uid(const px_cli *cli);
 pid_t px_cli_pid(const px_cli *cli);
+/* The role of whoever runs the command (admin for internal runs). */
+enum px_role px_cli_role(const px_cli *cli);
 
 void px_cli_complete_add(px_cli_completion *c, const char *candidate);
 

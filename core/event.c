@@ -1,0 +1,439 @@
+/*
+ * The event bus (plexus/event.h): building an event once, numbering it and
+ * fanning it out to the subscribers' bounded queues, the filters that
+ * decide which subscriber wants it, and the subscribers' side (take, stats,
+ * unsubscribe). One mutex orders emission: the sequence number is taken
+ * and the event pushed to every queue under it, so each subscriber sees
+ * events in sequence order, and unsubscribe takes it too, so no emitter can
+ * touch a subscriber once unsubscribe has returned. Pushing is a pointer
+ * store per subscriber; allocation and copying happen before the lock.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <plexus/event.h>
+
+atomic_int px_event_subscribers;
+
+struct px_event {
+	atomic_int refs;
+	enum px_event_kind kind;
+	uint64_t seq;
+	struct timespec ts;
+	const char *channel, *uniqueid, *linkedid, *endpoint; /* point into text, "" when none */
+	const char *peer, *peer_uniqueid, *peer_linkedid, *peer_endpoint;
+	size_t nfields;
+	/* Names and strings point into the text that follows the fields. */
+	struct px_event_field fields[];
+};
+
+struct slot {
+	px_event *ev;
+	uint64_t lost_after; /* dropped after this one: the queue was full */
+};
+
+struct px_event_sub {
+	struct px_event_filter filter; /* under bus_lock */
+	void (*notify)(void *ctx);
+	void *ctx;
+	struct px_event_sub *next; /* under bus_lock */
+
+	pthread_mutex_t lock; /* the queue and counters */
+	struct slot *ring;
+	size_t cap, head, len;
+	uint64_t lost_front; /* dropped while the queue held nothing to attach them to */
+	uint64_t delivered, lost;
+};
+
+static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
+static px_event_sub *subs;
+static uint64_t next_seq = 1;
+
+static const char *const kind_names[PX_EV_KINDS] = {
+	[PX_EV_CHANNEL_CREATED] = "ChannelCreated",
+	[PX_EV_CHANNEL_STATE] = "ChannelState",
+	[PX_EV_DIAL_BEGIN] = "DialBegin",
+	[PX_EV_DIAL_END] = "DialEnd",
+	[PX_EV_BRIDGED] = "Bridged",
+	[PX_EV_UNBRIDGED] = "Unbridged",
+	[PX_EV_HOLD] = "Hold",
+	[PX_EV_UNHOLD] = "Unhold",
+	[PX_EV_DTMF_BEGIN] = "DtmfBegin",
+	[PX_EV_DTMF_END] = "DtmfEnd",
+	[PX_EV_HANGUP] = "Hangup",
+	[PX_EV_REGISTERED] = "Registered",
+	[PX_EV_UNREGISTERED] = "Unregistered",
+	[PX_EV_REGISTRATION_EXPIRED] = "RegistrationExpired",
+	[PX_EV_TRUNK_REGISTRY] = "TrunkRegistry",
+	[PX_EV_TRUNK_REACHABILITY] = "TrunkReachability",
+	[PX_EV_SECURITY] = "SecurityEvent",
+	[PX_EV_MODULE_LOADED] = "ModuleLoaded",
+	[PX_EV_MODULE_UNLOADED] = "ModuleUnloaded",
+	[PX_EV_RELOAD] = "Reload",
+};
+
+const char *px_event_kind_name(enum px_event_kind kind)
+{
+	return (unsigned)kind < PX_EV_KINDS ? kind_names[kind] : NULL;
+}
+
+int px_event_kind_parse(const char *name)
+{
+	for (int k = 0; k < PX_EV_KINDS; k++)
+		if (!strcasecmp(kind_names[k], name))
+			return k;
+	return -1;
+}
+
+/* ---- building ---- */
+
+/* "1001" of "SIP/1001-0000002a": between the technology and the serial. */
+static size_t endpoint_of(const char *name, const char **start)
+{
+	const char *slash = strchr(name, '/');
+	const char *dash = strrchr(name, '-');
+
+	if (!slash || !dash || dash <= slash) {
+		*start = name + strlen(name);
+		return 0;
+	}
+	*start = slash + 1;
+	return (size_t)(dash - slash - 1);
+}
+
+struct builder {
+	char *p;
+};
+
+static const char *put(struct builder *b, const char *s, size_t len)
+{
+	char *at = b->p;
+
+	memcpy(at, s, len);
+	at[len] = '\0';
+	b->p += len + 1;
+	return at;
+}
+
+static const char *put_str(struct builder *b, const char *s)
+{
+	return put(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* Room for a channel's four strings. */
+static size_t channel_text(const px_channel *ch)
+{
+	const char *start;
+
+	if (!ch)
+		return 4;
+	return strlen(px_channel_name(ch)) + strlen(px_channel_uniqueid(ch)) +
+	       strlen(px_channel_linkedid(ch)) + endpoint_of(px_channel_name(ch), &start) + 4;
+}
+
+static void put_channel(struct builder *b, const px_channel *ch, const char **name,
+			const char **uniqueid, const char **linkedid, const char **endpoint)
+{
+	const char *start;
+	size_t len;
+
+	if (!ch) {
+		*name = *uniqueid = *linkedid = *endpoint = put(b, "", 0);
+		return;
+	}
+	*name = put_str(b, px_channel_name(ch));
+	*uniqueid = put_str(b, px_channel_uniqueid(ch));
+	*linkedid = put_str(b, px_channel_linkedid(ch));
+	len = endpoint_of(px_channel_name(ch), &start);
+	*endpoint = put(b, start, len);
+}
+
+static px_event *event_build(enum px_event_kind kind, px_channel *ch, px_channel *peer,
+			     const struct px_event_field *fields, size_t n)
+{
+	size_t text = channel_text(ch) + channel_text(peer);
+	struct builder b;
+	px_event *ev;
+
+	for (size_t i = 0; i < n; i++) {
+		text += strlen(fields[i].name) + 1;
+		if (fields[i].type == PX_EVF_STRING)
+			text += (fields[i].s ? strlen(fields[i].s) : 0) + 1;
+	}
+	ev = malloc(sizeof(*ev) + n * sizeof(ev->fields[0]) + text);
+	if (!ev)
+		return NULL;
+	atomic_init(&ev->refs, 1);
+	ev->kind = kind;
+	ev->seq = 0;
+	ev->nfields = n;
+	b.p = (char *)&ev->fields[n];
+	put_channel(&b, ch, &ev->channel, &ev->uniqueid, &ev->linkedid, &ev->endpoint);
+	put_channel(&b, peer, &ev->peer, &ev->peer_uniqueid, &ev->peer_linkedid,
+		    &ev->peer_endpoint);
+	for (size_t i = 0; i < n; i++) {
+		ev->fields[i].name = put_str(&b, fields[i].name);
+		ev->fields[i].type = fields[i].type;
+		ev->fields[i].s = fields[i].type == PX_EVF_STRING ? put_str(&b, fields[i].s) : NULL;
+		ev->fields[i].i = fields[i].type == PX_EVF_INT ? fields[i].i : 0;
+	}
+	return ev;
+}
+
+px_event *px_event_ref(px_event *ev)
+{
+	atomic_fetch_add(&ev->refs, 1);
+	return ev;
+}
+
+void px_event_unref(px_event *ev)
+{
+	if (!ev || atomic_fetch_sub(&ev->refs, 1) != 1)
+		return;
+	free(ev);
+}
+
+/* ---- filters ---- */
+
+static bool channel_matches(const char *want, const char *name, const char *uniqueid,
+			    const char *linkedid)
+{
+	size_t len = strlen(want);
+
+	if (!name[0])
+		return false;
+	if (!strcasecmp(want, name) || !strcmp(want, uniqueid) || !strcmp(want, linkedid))
+		return true;
+	/* "SIP/1002" is every channel of that endpoint: "SIP/1002-0000002a". */
+	return !strncasecmp(want, name, len) && name[len] == '-' && !strchr(name + len + 1, '-');
+}
+
+bool px_event_filter_match(const struct px_event_filter *f, const px_event *ev)
+{
+	if (f->kinds && !(f->kinds & PX_EVENT_KIND_BIT(ev->kind)))
+		return false;
+	if (f->channel[0] &&
+	    !channel_matches(f->channel, ev->channel, ev->uniqueid, ev->linkedid) &&
+	    !channel_matches(f->channel, ev->peer, ev->peer_uniqueid, ev->peer_linkedid))
+		return false;
+	if (f->endpoint[0]) {
+		const struct px_event_field *e = px_event_field_get(ev, "endpoint");
+		if (!(e && e->type == PX_EVF_STRING && !strcmp(e->s, f->endpoint)) &&
+		    strcmp(ev->endpoint, f->endpoint) && strcmp(ev->peer_endpoint, f->endpoint))
+			return false;
+	}
+	return true;
+}
+
+/* ---- emitting ---- */
+
+/* Under bus_lock. True when the queue was empty: wake the subscriber. */
+static bool sub_push(px_event_sub *s, px_event *ev)
+{
+	bool was_empty;
+
+	pthread_mutex_lock(&s->lock);
+	was_empty = s->len == 0;
+	if (s->len == s->cap) {
+		s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
+		s->lost++;
+		was_empty = false;
+	} else {
+		struct slot *sl = &s->ring[(s->head + s->len) % s->cap];
+		sl->ev = px_event_ref(ev);
+		sl->lost_after = 0;
+		s->len++;
+		s->delivered++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return was_empty;
+}
+
+void px_event_emit(enum px_event_kind kind, px_channel *ch, px_channel *peer,
+		   const struct px_event_field *fields, size_t n)
+{
+	px_event *ev;
+
+	if (!px_event_listening() || (unsigned)kind >= PX_EV_KINDS)
+		return;
+	ev = event_build(kind, ch, peer, fields, n);
+	if (!ev) {
+		/* Every subscriber misses it: count it as lost for each. */
+		pthread_mutex_lock(&bus_lock);
+		next_seq++;
+		for (px_event_sub *s = subs; s; s = s->next) {
+			pthread_mutex_lock(&s->lock);
+			if (s->len)
+				s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
+			else
+				s->lost_front++;
+			s->lost++;
+			pthread_mutex_unlock(&s->lock);
+		}
+		pthread_mutex_unlock(&bus_lock);
+		return;
+	}
+	pthread_mutex_lock(&bus_lock);
+	ev->seq = next_seq++;
+	clock_gettime(CLOCK_REALTIME, &ev->ts);
+	for (px_event_sub *s = subs; s; s = s->next)
+		if (px_event_filter_match(&s->filter, ev) && sub_push(s, ev) && s->notify)
+			s->notify(s->ctx);
+	pthread_mutex_unlock(&bus_lock);
+	px_event_unref(ev);
+}
+
+/* ---- subscribers ---- */
+
+px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t queue_max,
+				 void (*notify)(void *ctx), void *ctx)
+{
+	px_event_sub *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cap = queue_max ? queue_max : 1;
+	s->ring = calloc(s->cap, sizeof(*s->ring));
+	if (!s->ring) {
+		free(s);
+		return NULL;
+	}
+	if (filter)
+		s->filter = *filter;
+	s->notify = notify;
+	s->ctx = ctx;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_lock(&bus_lock);
+	s->next = subs;
+	subs = s;
+	atomic_fetch_add(&px_event_subscribers, 1);
+	pthread_mutex_unlock(&bus_lock);
+	return s;
+}
+
+void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filter)
+{
+	pthread_mutex_lock(&bus_lock);
+	if (filter)
+		s->filter = *filter;
+	else
+		memset(&s->filter, 0, sizeof(s->filter));
+	pthread_mutex_unlock(&bus_lock);
+}
+
+px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
+{
+	px_event *ev = NULL;
+	uint64_t lost = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->lost_front) {
+		/* Lost before anything was queued: reported before the next event. */
+		lost = s->lost_front;
+		s->lost_front = 0;
+	}
+	if (s->len) {
+		struct slot *sl = &s->ring[s->head];
+		ev = sl->ev;
+		lost += sl->lost_after;
+		sl->ev = NULL;
+		s->head = (s->head + 1) % s->cap;
+		s->len--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (lost_after)
+		*lost_after = lost;
+	return ev;
+}
+
+void px_event_sub_stats(px_event_sub *s, uint64_t *delivered, uint64_t *lost)
+{
+	pthread_mutex_lock(&s->lock);
+	if (delivered)
+		*delivered = s->delivered;
+	if (lost)
+		*lost = s->lost;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void px_event_unsubscribe(px_event_sub *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&bus_lock);
+	for (px_event_sub **pp = &subs; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			atomic_fetch_sub(&px_event_subscribers, 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&bus_lock);
+	for (size_t i = 0; i < s->len; i++)
+		px_event_unref(s->ring[(s->head + i) % s->cap].ev);
+	free(s->ring);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* ---- reading ---- */
+
+enum px_event_kind px_event_kind(const px_event *ev)
+{
+	return ev->kind;
+}
+
+uint64_t px_event_seq(const px_event *ev)
+{
+	return ev->seq;
+}
+
+struct timespec px_event_time(const px_event *ev)
+{
+	return ev->ts;
+}
+
+const char *px_event_channel(const px_event *ev)
+{
+	return ev->channel;
+}
+
+const char *px_event_uniqueid(const px_event *ev)
+{
+	return ev->uniqueid;
+}
+
+const char *px_event_linkedid(const px_event *ev)
+{
+	return ev->linkedid;
+}
+
+const char *px_event_peer(const px_event *ev)
+{
+	return ev->peer;
+}
+
+const char *px_event_peer_uniqueid(const px_event *ev)
+{
+	return ev->peer_uniqueid;
+}
+
+size_t px_event_field_count(const px_event *ev)
+{
+	return ev->nfields;
+}
+
+const struct px_event_field *px_event_field_at(const px_event *ev, size_t i)
+{
+	return i < ev->nfields ? &ev->fields[i] : NULL;
+}
+
+const struct px_event_field *px_event_field_get(const px_event *ev, const char *name)
+{
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (!strcmp(ev->fields[i].name, name))
+			return &ev->fields[i];
+	return NULL;
+}
