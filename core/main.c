@@ -170,18 +170,21 @@ static void detach(void)
 	}
 }
 
-/* Fail start-up: log, tell a waiting parent, and give the exit status. */
+/* Why start-up failed, told to a waiting parent only once everything taken
+ * (pidfile, socket, store) has been given back: a parent that returns at
+ * once must find nothing left behind. */
+static char failure_msg[PX_ERR_MAX + 128];
+
+/* Fail start-up: log, keep the message for the parent, give the exit status. */
 static int start_failed(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int start_failed(int status, const char *fmt, ...)
 {
-	char msg[PX_ERR_MAX + 128];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(failure_msg, sizeof(failure_msg), fmt, ap);
 	va_end(ap);
-	px_log_error("%s", msg);
-	report_startup(status, msg);
+	px_log_error("%s", failure_msg);
 	return status;
 }
 
@@ -474,5 +477,7 @@ out_log:
 out_daemon:
 	free(pidfile);
 	px_daemon_shutdown();
+	if (status)
+		report_startup(status, failure_msg);
 	return status;
 }
