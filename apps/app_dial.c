@@ -81,18 +81,6 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* What a hangup cause before answer means for DIALSTATUS. */
 static enum leg_result cause_result(int cause)
 {
@@ -163,7 +151,7 @@ static int parse_timeout(char *s)
 		return -1;
 	errno = 0;
 	secs = strtod(s, &end);
-	if (errno || end == s || *trim(end) || secs < 0) {
+	if (errno || end == s || *px_app_trim(end) || secs < 0) {
 		px_log_warning("Dial: invalid timeout '%s'; dialing without a timeout", s);
 		return -1;
 	}
@@ -310,7 +298,7 @@ static int start_legs(struct dial *d, char *targets, int timeout_ms)
 		struct dial_leg *leg;
 		char *slash;
 
-		tok = trim(tok);
+		tok = px_app_trim(tok);
 		if (!*tok)
 			continue;
 		leg = &d->legs[d->nlegs++];
@@ -520,14 +508,14 @@ static int dial_exec(px_channel *caller, const char *data)
 		return -1;
 	}
 	argc = px_app_split_args(args, argv, 3);
-	if (argc < 1 || !*trim(argv[0])) {
+	if (argc < 1 || !*px_app_trim(argv[0])) {
 		px_log_warning("Dial requires an argument: Tech/Resource[&Tech/Resource...]"
 			       "[,timeout[,options]]");
 		px_channel_var_set(caller, "DIALSTATUS", "INVALIDARGS");
 		free(args);
 		return -1;
 	}
-	timeout_ms = argc > 1 ? parse_timeout(trim(argv[1])) : -1;
+	timeout_ms = argc > 1 ? parse_timeout(px_app_trim(argv[1])) : -1;
 	if (argc > 2)
 		warn_options(argv[2]);
 	if (px_channel_is_hungup(caller)) {
@@ -538,7 +526,7 @@ static int dial_exec(px_channel *caller, const char *data)
 
 	d.waiter = px_channel_waiter(caller);
 	d.start_ms = now_ms();
-	if (start_legs(&d, trim(argv[0]), timeout_ms) < 0) {
+	if (start_legs(&d, px_app_trim(argv[0]), timeout_ms) < 0) {
 		px_log_error("Dial: out of memory");
 		px_channel_var_set(caller, "DIALSTATUS", "CHANUNAVAIL");
 		free(args);

@@ -4,7 +4,9 @@
  * channel while its module is marked busy, and the Asterisk-style splitting
  * of an application's argument string.
  */
+#include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -181,4 +183,29 @@ int px_app_split_args(char *data, char **argv, int max)
 		*out++ = c;
 	}
 	return argc;
+}
+
+char *px_app_trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+bool px_app_condition_true(const char *s)
+{
+	int n;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!*s)
+		return false;
+	if (sscanf(s, "%30d", &n) == 1)
+		return n != 0;
+	return true;
 }

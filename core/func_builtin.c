@@ -26,18 +26,6 @@ static int need_channel(px_channel *ch, const char *fn, px_err *err)
 	return 0;
 }
 
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* ---------------------------------------------------------------- CALLERID */
 
 enum cid_field { CID_NUM, CID_NAME, CID_ALL };
@@ -47,7 +35,7 @@ static int cid_field(const char *args, enum cid_field *out, px_err *err)
 	char copy[32];
 
 	snprintf(copy, sizeof(copy), "%s", args);
-	const char *f = trim(copy);
+	const char *f = px_app_trim(copy);
 	if (!strcasecmp(f, "num") || !strcasecmp(f, "number"))
 		*out = CID_NUM;
 	else if (!strcasecmp(f, "name"))
@@ -93,13 +81,13 @@ static void parse_all(char *v, char **num, char **name)
 
 	*num = *name = NULL;
 	if (!lt || !gt) {
-		*num = trim(v);
+		*num = px_app_trim(v);
 		return;
 	}
 	*gt = '\0';
-	*num = trim(lt + 1);
+	*num = px_app_trim(lt + 1);
 	*lt = '\0';
-	*name = trim(v);
+	*name = px_app_trim(v);
 	size_t n = strlen(*name);
 	if (n >= 2 && (*name)[0] == '"' && (*name)[n - 1] == '"') {
 		(*name)[n - 1] = '\0';
@@ -199,24 +187,24 @@ static int cut_read(px_channel *ch, const char *args, char *buf, size_t size, px
 	if (!copy)
 		return px_err_set(err, "out of memory");
 	argc = px_app_split_args(copy, argv, 3);
-	if (argc < 3 || !*trim(argv[0])) {
+	if (argc < 3 || !*px_app_trim(argv[0])) {
 		free(copy);
 		return px_err_set(err, "CUT: syntax is CUT(varname,char-delim,range-spec)");
 	}
 	if (argv[1][0])
 		delim = argv[1][0];
-	value = variable(ch, trim(argv[0]));
+	value = variable(ch, px_app_trim(argv[0]));
 	if (!value) {
 		free(copy);
 		return px_err_set(err, "out of memory");
 	}
 	buf[0] = '\0';
-	spec = trim(argv[2]);
+	spec = px_app_trim(argv[2]);
 	while ((part = strsep(&spec, "&"))) {
 		long from, to;
 		char *dash, *end;
 
-		part = trim(part);
+		part = px_app_trim(part);
 		if (!*part)
 			continue;
 		dash = strchr(part, '-');
@@ -246,20 +234,6 @@ bad:
 
 /* ---------------------------------------------------------------- IF */
 
-/* Asterisk's truth: empty is false, a number is its value, any other text true. */
-static bool condition_true(const char *s)
-{
-	int n;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	if (!*s)
-		return false;
-	if (sscanf(s, "%30d", &n) == 1)
-		return n != 0;
-	return true;
-}
-
 static int if_read(px_channel *ch, const char *args, char *buf, size_t size, px_err *err)
 {
 	const char *q = strchr(args, '?'), *iftrue, *iffalse = NULL;
@@ -275,7 +249,7 @@ static int if_read(px_channel *ch, const char *args, char *buf, size_t size, px_
 	cond[n] = '\0';
 	iftrue = q + 1;
 	iffalse = strchr(iftrue, ':');
-	if (condition_true(cond)) {
+	if (px_app_condition_true(cond)) {
 		n = iffalse ? (size_t)(iffalse - iftrue) : strlen(iftrue);
 		snprintf(buf, size, "%.*s", (int)n, iftrue);
 	} else {
@@ -289,7 +263,7 @@ static int if_read(px_channel *ch, const char *args, char *buf, size_t size, px_
 static int global_name(const char *args, char *name, size_t size, px_err *err)
 {
 	snprintf(name, size, "%s", args);
-	char *t = trim(name);
+	char *t = px_app_trim(name);
 	memmove(name, t, strlen(t) + 1);
 	if (!name[0])
 		return px_err_set(err, "GLOBAL: a variable name is needed");

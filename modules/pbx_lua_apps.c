@@ -18,18 +18,6 @@
 
 #include "pbx_lua.h"
 
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* Move ch to [[context,]exten,]priority, as Goto does. -1 when the label
  * cannot be followed (the call then ends, as in Asterisk). */
 static int go_to(px_channel *ch, const char *app, char *label)
@@ -41,7 +29,7 @@ static int go_to(px_channel *ch, const char *app, char *label)
 
 	px_channel_get_dialplan(ch, ctx, sizeof(ctx), ext, sizeof(ext));
 	for (int i = 0; i < argc; i++)
-		argv[i] = trim(argv[i]);
+		argv[i] = px_app_trim(argv[i]);
 	switch (argc) {
 	case 1:
 		context = ctx, exten = ext, prio = argv[0];
@@ -85,7 +73,7 @@ static int goto_exec(px_channel *ch, const char *data)
 
 	if (!copy)
 		return -1;
-	if (!*trim(copy)) {
+	if (!*px_app_trim(copy)) {
 		px_log_warning("Goto requires an argument: [[context,]extension,]priority");
 		free(copy);
 		return -1;
@@ -93,20 +81,6 @@ static int goto_exec(px_channel *ch, const char *data)
 	rc = go_to(ch, "Goto", copy);
 	free(copy);
 	return rc;
-}
-
-/* Asterisk's truth: empty is false, a number is its value, other text true. */
-static bool condition_true(const char *s)
-{
-	int n;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	if (!*s)
-		return false;
-	if (sscanf(s, "%30d", &n) == 1)
-		return n != 0;
-	return true;
 }
 
 static int gotoif_exec(px_channel *ch, const char *data)
@@ -127,8 +101,8 @@ static int gotoif_exec(px_channel *ch, const char *data)
 	iffalse = strchr(iftrue, ':');
 	if (iffalse)
 		*iffalse++ = '\0';
-	label = condition_true(copy) ? iftrue : iffalse;
-	if (label && *trim(label))
+	label = px_app_condition_true(copy) ? iftrue : iffalse;
+	if (label && *px_app_trim(label))
 		rc = go_to(ch, "GotoIf", label);
 	free(copy);
 	return rc;
@@ -149,7 +123,7 @@ static int set_exec(px_channel *ch, const char *data)
 		return 0;
 	}
 	*eq = '\0';
-	name = trim(copy);
+	name = px_app_trim(copy);
 	if (!*name) {
 		px_log_warning("Set: no variable name before '='");
 	} else if (strchr(name, '(')) {
@@ -181,7 +155,7 @@ static int verbose_exec(px_channel *ch, const char *data)
 	if (comma) {
 		char *end;
 		*comma = '\0';
-		level = strtol(trim(copy), &end, 10);
+		level = strtol(px_app_trim(copy), &end, 10);
 		if (*end || level < 0 || level > 4) {
 			*comma = ',';
 			level = 0;
@@ -206,7 +180,7 @@ static int log_exec(px_channel *ch, const char *data)
 	if (!copy)
 		return 0;
 	comma = strchr(copy, ',');
-	if (!comma || px_log_level_parse(trim((*comma = '\0', copy)), &level) < 0) {
+	if (!comma || px_log_level_parse(px_app_trim((*comma = '\0', copy)), &level) < 0) {
 		px_log_warning("Log requires level,message (level: ERROR, WARNING, NOTICE, "
 			       "VERBOSE or DEBUG)");
 		free(copy);

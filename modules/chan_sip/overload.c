@@ -5,12 +5,11 @@
  * no call at all gets through. Every quarter of a second this file
  * measures how much of it the SIP thread spent running or waiting for a
  * CPU (its CPU time plus its run-queue delay from /proc schedstat); above
- * 90 % twice in a row (one busy quarter is only a burst) it raises the share of new calls refused with 503 and Retry-After by
- * a fifth (the collapse takes about three seconds to build), below 75 % it
- * lowers it by a twentieth. Only fresh INVITEs (no
- * credentials yet) are refused, so a call already past its challenge is
- * never wasted; in-dialog requests, REGISTER and responses are untouched.
- * SIP thread only.
+ * 90 % twice in a row (one busy quarter is only a burst) it raises the share of new calls refused
+ * with 503 and Retry-After by a fifth (the collapse takes about three seconds to build), below 75 %
+ * it lowers it by a twentieth. Only fresh INVITEs (no credentials yet) are refused, so a call
+ * already past its challenge is never wasted; in-dialog requests, REGISTER and responses are
+ * untouched. SIP thread only.
  */
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -23,12 +22,12 @@
 
 #include "sip.h"
 
-#define BUSY_HIGH 0.90
-#define BUSY_LOW  0.75
-#define STEP_UP   0.20
-#define STEP_DOWN 0.05
-#define SHED_MAX  0.95
-#define TICK_MS   250
+#define BUSY_HIGH        0.90
+#define BUSY_LOW         0.75
+#define STEP_UP          0.20
+#define STEP_DOWN        0.05
+#define SHED_MAX         0.95
+#define TICK_MS          250
 #define TICKS_PER_REPORT (1000 / TICK_MS)
 
 static su_timer_t *timer;
@@ -88,7 +87,8 @@ static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 	else if (share == 0 && shed_share > 0)
 		px_log_notice("chan_sip: overload over; %lu new calls were refused", shed_total);
 	if (++ticks % TICKS_PER_REPORT == 0 && shed_count) {
-		px_verbose(2, "chan_sip: refused %lu new calls in the last second (overload, %.0f %%)",
+		px_verbose(2,
+			   "chan_sip: refused %lu new calls in the last second (overload, %.0f %%)",
 			   shed_count, shed_share * 100);
 		shed_count = 0;
 	}

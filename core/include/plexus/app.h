@@ -34,4 +34,11 @@ bool px_app_exists(const char *name);
  * quotes are removed, blanks around arguments kept. Returns the count. */
 int px_app_split_args(char *data, char **argv, int max);
 
+/* Remove blanks at both ends of s in place; returns the first non-blank. */
+char *px_app_trim(char *s);
+
+/* Asterisk's truth of a condition (GotoIf, IF, ExecIf): blank is false, a
+ * number is its value, any other text is true. */
+bool px_app_condition_true(const char *s);
+
 #endif
