@@ -29,6 +29,9 @@
 #   PLATEAU_SECS [60]  PLATEAU_RATE [half the highest clean call rate,
 #                                    at least 100; 500 without the calls phase]
 #   RTP_PORTS [4000]  PHASES  SIPP [sipp]
+#   DIALPLAN [run.sh's own]: an extensions.lua to use instead of the
+#     trivial one (its context "bench" must send any number to SIP/uas),
+#     e.g. bench/dialplans/routing50.lua
 #   EVENT_SUBSCRIBERS [0]: that many "plexus -e" clients (every event, read
 #             and thrown away) stay subscribed during each call step of
 #             plexusd, to measure what the event stream costs calls/s
@@ -61,6 +64,12 @@ PLATEAU_SECS=${PLATEAU_SECS:-60}
 PLATEAU_RATE=${PLATEAU_RATE:-}
 PHASES=${PHASES:-"calls baseline register plateau"}
 EVENT_SUBSCRIBERS=${EVENT_SUBSCRIBERS:-0}
+DIALPLAN=${DIALPLAN:-}
+if [ -n "$DIALPLAN" ] && [ ! -r "$DIALPLAN" ]; then
+	echo "run.sh: DIALPLAN=$DIALPLAN: no such file" >&2
+	exit 2
+fi
+DIALPLAN=${DIALPLAN:+$(realpath "$DIALPLAN")}
 
 SECRET_UAC=bench-uac-secret
 SECRET_UAS=bench-uas-secret
@@ -382,7 +391,10 @@ rtpstart = $RTP_START
 rtpend = $RTP_END
 workers = 0
 EOF
-	cat >"$d/extensions.lua" <<'EOF'
+	if [ -n "$DIALPLAN" ]; then
+		cp "$DIALPLAN" "$d/extensions.lua"
+	else
+		cat >"$d/extensions.lua" <<'EOF'
 -- bench/run.sh: every number dialled from context bench rings SIP/uas.
 extensions = {
 	bench = {
@@ -392,6 +404,7 @@ extensions = {
 	},
 }
 EOF
+	fi
 	{
 		cat <<EOF
 ; written by bench/run.sh: uac calls, uas answers, u0000.. register
