@@ -205,10 +205,9 @@ static void flush_events(struct px_console *c)
 		}
 		ev = px_event_sub_take(c->events, &lost);
 		if (ev) {
-			text = px_event_to_json(ev);
-			if (text)
-				console_send(c, "event", 0, text, strlen(text));
-			free(text);
+			const char *json = px_event_json(ev);
+			if (json)
+				console_send(c, "event", 0, json, strlen(json));
 		}
 		if (lost) {
 			text = px_event_lost_json(lost, ev ? px_event_seq(ev) : 0);

@@ -15,6 +15,8 @@
 
 #include <plexus/event.h>
 
+#include "event_json.h"
+
 atomic_int px_event_subscribers;
 
 struct px_event {
@@ -25,6 +27,10 @@ struct px_event {
 	const char *channel, *uniqueid, *linkedid, *endpoint; /* point into text, "" when none */
 	const char *peer, *peer_uniqueid, *peer_linkedid, *peer_endpoint;
 	size_t nfields;
+	/* Its JSON text, made by the first subscriber that needs it and shared
+	 * by the others: ten consoles streaming events must not encode each
+	 * event ten times. */
+	_Atomic(char *) json;
 	/* Names and strings point into the text that follows the fields. */
 	struct px_event_field fields[];
 };
@@ -166,6 +172,7 @@ static px_event *event_build(enum px_event_kind kind, px_channel *ch, px_channel
 	if (!ev)
 		return NULL;
 	atomic_init(&ev->refs, 1);
+	atomic_init(&ev->json, NULL);
 	ev->kind = kind;
 	ev->seq = 0;
 	ev->nfields = n;
@@ -192,7 +199,26 @@ void px_event_unref(px_event *ev)
 {
 	if (!ev || atomic_fetch_sub(&ev->refs, 1) != 1)
 		return;
+	free(atomic_load(&ev->json));
 	free(ev);
+}
+
+const char *px_event_json(px_event *ev)
+{
+	char *text = atomic_load_explicit(&ev->json, memory_order_acquire);
+	char *expected = NULL;
+
+	if (text)
+		return text;
+	text = px_event_to_json(ev);
+	if (!text)
+		return NULL;
+	if (!atomic_compare_exchange_strong_explicit(&ev->json, &expected, text,
+						     memory_order_acq_rel, memory_order_acquire)) {
+		free(text); /* another subscriber's thread was first */
+		return expected;
+	}
+	return text;
 }
 
 /* ---- filters ---- */

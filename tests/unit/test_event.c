@@ -323,6 +323,34 @@ static void test_json(void)
 	px_event_unsubscribe(s);
 }
 
+/* Two subscribers of one event get one JSON text, encoded once and freed
+ * with the event (ASan and valgrind see a double free or a leak). */
+static void test_json_shared(void)
+{
+	px_event_sub *a = px_event_subscribe(NULL, 4, NULL, NULL);
+	px_event_sub *b = px_event_subscribe(NULL, 4, NULL, NULL);
+	px_event *ea, *eb;
+	const char *ja, *jb;
+	char *fresh;
+
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "core"));
+	ea = px_event_sub_take(a, NULL);
+	eb = px_event_sub_take(b, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ea);
+	CU_ASSERT_PTR_EQUAL_FATAL(ea, eb);
+	ja = px_event_json(ea);
+	jb = px_event_json(eb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ja);
+	CU_ASSERT_PTR_EQUAL(ja, jb);
+	fresh = px_event_to_json(ea);
+	ASSERT_STR(ja, fresh);
+	free(fresh);
+	px_event_unref(ea);
+	px_event_unref(eb);
+	px_event_unsubscribe(a);
+	px_event_unsubscribe(b);
+}
+
 /* ---- threads ---- */
 
 #define EMITTERS    4
@@ -451,6 +479,7 @@ int main(void)
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
+	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
 	    !CU_add_test(suite, "unsubscribe while emitting", test_unsubscribe_while_emitting) ||
 	    !CU_add_test(suite, "kind names", test_kind_names)) {
