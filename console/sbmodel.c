@@ -248,7 +248,8 @@ bool sb_model_expire(struct sb_model *m, time_t now)
 		/* A few seconds of grace: the registrar's own purge and its
 		 * event normally come first. */
 		if (m->regs[i].expires_at + 5 < now) {
-			memmove(&m->regs[i], &m->regs[i + 1], (m->nregs - i - 1) * sizeof(m->regs[0]));
+			memmove(&m->regs[i], &m->regs[i + 1],
+				(m->nregs - i - 1) * sizeof(m->regs[0]));
 			m->nregs--;
 			changed = true;
 		} else {

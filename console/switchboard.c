@@ -78,7 +78,7 @@ struct sb {
 	char prompt_text[200];
 	char input[INPUT_MAX + 1];
 	size_t ilen;
-	char target[SB_NAME_MAX];  /* the channel a redirect is for */
+	char target[SB_NAME_MAX];      /* the channel a redirect is for */
 	char orig_from[INPUT_MAX + 1]; /* the endpoint typed for originate */
 
 	char msg[1000];
@@ -212,45 +212,62 @@ struct column {
 	int width; /* laid out: 0 when dropped */
 };
 
-/* Choose widths for the columns given the widest cell of each. */
+static int shown_width(const struct column *cols, int ncols)
+{
+	int total = 0, shown = 0;
+
+	for (int i = 0; i < ncols; i++)
+		if (cols[i].width) {
+			total += cols[i].width;
+			shown++;
+		}
+	return total + (shown > 1 ? shown - 1 : 0);
+}
+
+/* Choose widths for the columns given the widest cell of each: drop the
+ * columns that go first until the rest fit at their minimum widths, then
+ * give each its content's width and take back what does not fit, from the
+ * columns that go first before the others. */
 static void layout(struct column *cols, int ncols, const int *content, int avail)
 {
-	int total, gaps;
-
 	for (int i = 0; i < ncols; i++) {
-		int w = content[i] > (int)strlen(cols[i].title) ? content[i] : (int)strlen(cols[i].title);
+		int w = content[i] > (int)strlen(cols[i].title) ? content[i]
+								: (int)strlen(cols[i].title);
 		cols[i].width = w > cols[i].cap ? cols[i].cap : w;
 	}
 	for (;;) {
-		int worst = -1, shown = 0;
+		struct column mins[MAX_COLS];
+		int worst = -1;
 
-		total = 0;
-		for (int i = 0; i < ncols; i++)
-			if (cols[i].width) {
-				total += cols[i].width;
-				shown++;
-			}
-		gaps = shown > 1 ? shown - 1 : 0;
-		if (total + gaps <= avail)
-			return;
-		/* Shrink what may shrink, down to its minimum, before dropping. */
-		for (int i = ncols - 1; i >= 0 && total + gaps > avail; i--)
-			if (cols[i].width && cols[i].shrink && cols[i].width > cols[i].min) {
-				int give = total + gaps - avail;
-				int can = cols[i].width - cols[i].min;
-				cols[i].width -= give < can ? give : can;
-				total -= give < can ? give : can;
-			}
-		if (total + gaps <= avail)
-			return;
+		for (int i = 0; i < ncols; i++) {
+			mins[i] = cols[i];
+			if (cols[i].width && cols[i].shrink && cols[i].width > cols[i].min)
+				mins[i].width = cols[i].min;
+		}
+		if (shown_width(mins, ncols) <= avail)
+			break;
 		for (int i = 0; i < ncols; i++)
 			if (cols[i].width && cols[i].drop &&
 			    (worst < 0 || cols[i].drop < cols[worst].drop))
 				worst = i;
 		if (worst < 0)
-			return; /* what is left is cut at the right edge */
+			break; /* what is left is cut at the right edge */
 		cols[worst].width = 0;
 	}
+	/* Shrink: the first to drop give first, the essential ones last. */
+	for (int pass = 0; pass < 2; pass++)
+		for (int prio = 1; prio <= MAX_COLS; prio++)
+			for (int i = 0; i < ncols; i++) {
+				int excess = shown_width(cols, ncols) - avail;
+				int can = cols[i].width - cols[i].min;
+				bool turn = pass == 0 ? cols[i].drop == prio
+						      : (prio == 1 && !cols[i].drop);
+				if (excess <= 0)
+					return;
+				if (!turn || !cols[i].width || !cols[i].shrink || can <= 0)
+					continue;
+				cols[i].width -= excess < can ? excess : can;
+			}
 }
 
 static void draw_row(int y, int x, const struct column *cols, int ncols, const char *const *cells)
@@ -274,8 +291,8 @@ static const struct column call_columns[C_NCOLS] = {
 	[C_TO] = {"To", 16, 4, 0, true, 0},
 	[C_STATE] = {"State", 12, 5, 0, true, 0},
 	[C_TIME] = {"Time", 8, 4, 0, false, 0},
-	[C_CALLER] = {"Caller ID", 24, 8, 3, true, 0},
-	[C_CONNECTED] = {"Connected", 24, 8, 2, true, 0},
+	[C_CALLER] = {"Caller ID", 24, 12, 3, true, 0},
+	[C_CONNECTED] = {"Connected", 24, 12, 2, true, 0},
 	[C_CHAN_A] = {"Channel", 28, 10, 1, true, 0},
 	[C_CHAN_B] = {"Peer channel", 28, 10, 1, true, 0},
 };
@@ -312,8 +329,8 @@ static void call_cells(const struct sb_call *call, time_t now, struct call_cells
 	snprintf(cc->state, sizeof(cc->state), "%s%s", state[0] ? state : "?",
 		 a->hold || (b && b->hold) ? " Hold" : "");
 	if (secs >= 3600)
-		snprintf(cc->time, sizeof(cc->time), "%ld:%02ld:%02ld", secs / 3600,
-			 secs / 60 % 60, secs % 60);
+		snprintf(cc->time, sizeof(cc->time), "%ld:%02ld:%02ld", secs / 3600, secs / 60 % 60,
+			 secs % 60);
 	else
 		snprintf(cc->time, sizeof(cc->time), "%ld:%02ld", secs / 60, secs % 60);
 	id_text(cc->caller, sizeof(cc->caller), a->caller_num, a->caller_name);
@@ -334,7 +351,7 @@ enum { R_ENDPOINT, R_CONTACT, R_SOURCE, R_EXPIRES, R_AGENT, R_NCOLS };
 
 static const struct column reg_columns[R_NCOLS] = {
 	[R_ENDPOINT] = {"Endpoint", 16, 4, 0, true, 0},
-	[R_CONTACT] = {"Contact", 48, 10, 2, true, 0},
+	[R_CONTACT] = {"Contact", 48, 16, 2, true, 0},
 	[R_SOURCE] = {"Source", 28, 10, 3, true, 0},
 	[R_EXPIRES] = {"Expires", 7, 7, 0, false, 0},
 	[R_AGENT] = {"User agent", 30, 8, 1, true, 0},
@@ -507,7 +524,8 @@ static void read_connection(struct sb *s)
 		if (got < 0) {
 			char why[300];
 			if (s->c.bye[0])
-				snprintf(why, sizeof(why), "plexusd closed the connection: %s", s->c.bye);
+				snprintf(why, sizeof(why), "plexusd closed the connection: %s",
+					 s->c.bye);
 			else
 				snprintf(why, sizeof(why), "the connection to plexusd was lost");
 			disconnect(s, why);
@@ -636,7 +654,8 @@ static void prompt_done(struct sb *s)
 		}
 		snprintf(what, sizeof(what), "Redirect %s to %s@%s", c->name, exten, context);
 		o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "action", "Redirect", "action_id",
-			      "sb-redirect", "channel", c->name, "exten", exten, "context", context);
+			      "sb-redirect", "channel", c->name, "exten", exten, "context",
+			      context);
 		if (send_action(s, o, P_USER, what) == 0)
 			message(s, "%s ...", what);
 		return;
@@ -646,8 +665,8 @@ static void prompt_done(struct sb *s)
 			return;
 		}
 		snprintf(s->orig_from, sizeof(s->orig_from), "%s", s->input);
-		start_prompt(s, PR_ORIGINATE_TO, "Connect %s to extension[@context]: ",
-			     s->orig_from);
+		start_prompt(s, PR_ORIGINATE_TO,
+			     "Connect %s to extension[@context]: ", s->orig_from);
 		return;
 	case PR_ORIGINATE_TO:
 		if (!split_place(s->input, DEFAULT_CONTEXT, exten, sizeof(exten), context,
@@ -759,7 +778,8 @@ static void normal_key(struct sb *s, int key, bool *quit)
 		c = selected_channel(s);
 		if (c) {
 			snprintf(s->target, sizeof(s->target), "%s", c->name);
-			start_prompt(s, PR_REDIRECT, "Redirect %s to extension[@context]: ", c->name);
+			start_prompt(s, PR_REDIRECT,
+				     "Redirect %s to extension[@context]: ", c->name);
 		}
 		break;
 	case 'o':
@@ -767,7 +787,8 @@ static void normal_key(struct sb *s, int key, bool *quit)
 		if (!s->connected)
 			message(s, "Not connected to plexusd.");
 		else
-			start_prompt(s, PR_ORIGINATE_FROM, "Originate from endpoint (or Tech/Resource): ");
+			start_prompt(s, PR_ORIGINATE_FROM,
+				     "Originate from endpoint (or Tech/Resource): ");
 		break;
 	case 12: /* ^L */
 		clearok(curscr, TRUE);
@@ -818,17 +839,18 @@ static void draw_help(void)
 
 static void draw_title(struct sb *s, time_t now)
 {
-	char left[800], clock[16];
+	char left[800], clock[24];
 	struct tm tm;
 	int cw;
 
 	localtime_r(&now, &tm);
-	strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+	strftime(clock, sizeof(clock), " %H:%M:%S", &tm);
 	if (s->connected)
 		snprintf(left, sizeof(left), " Plexus switchboard | %s", s->c.banner);
 	else
-		snprintf(left, sizeof(left), " Plexus switchboard | disconnected, retrying%s%s",
-			 s->conn_msg[0] ? ": " : "", s->conn_msg);
+		/* What matters most first: narrow screens cut the rest. */
+		snprintf(left, sizeof(left), " disconnected, retrying | Plexus switchboard%s%s",
+			 s->conn_msg[0] ? " | " : "", s->conn_msg);
 	attron(A_REVERSE);
 	put(0, 0, COLS, left);
 	cw = (int)strlen(clock);
@@ -839,8 +861,7 @@ static void draw_title(struct sb *s, time_t now)
 }
 
 /* The calls section from line y, at most h lines. */
-static void draw_calls(struct sb *s, int y, int h, const struct sb_call *rows, size_t n,
-		       time_t now)
+static void draw_calls(struct sb *s, int y, int h, const struct sb_call *rows, size_t n, time_t now)
 {
 	struct column cols[C_NCOLS];
 	int content[C_NCOLS] = {0}, shown;
@@ -896,8 +917,9 @@ static void draw_calls(struct sb *s, int y, int h, const struct sb_call *rows, s
 		if (sel)
 			attron(A_REVERSE);
 		for (int k = 0; k < C_NCOLS; k++) {
-			bool party_cell = sel && ((s->party == 0 && (k == C_FROM || k == C_CHAN_A)) ||
-						  (s->party == 1 && (k == C_TO || k == C_CHAN_B)));
+			bool party_cell =
+				sel && ((s->party == 0 && (k == C_FROM || k == C_CHAN_A)) ||
+					(s->party == 1 && (k == C_TO || k == C_CHAN_B)));
 			if (!cols[k].width)
 				continue;
 			if (party_cell)
@@ -1099,10 +1121,10 @@ int px_switchboard_run(const char *socket_path)
 	try_connect(s);
 
 	while (!quit && !stop_signal) {
-		struct pollfd pfd[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
-					{.fd = sig_pipe[0], .events = POLLIN},
-					{.fd = s->connected ? px_client_fd(&s->c) : -1,
-					 .events = POLLIN}};
+		struct pollfd pfd[3] = {
+			{.fd = STDIN_FILENO, .events = POLLIN},
+			{.fd = sig_pipe[0], .events = POLLIN},
+			{.fd = s->connected ? px_client_fd(&s->c) : -1, .events = POLLIN}};
 		long long t = now_ms(), wait_ms;
 		time_t now = time(NULL);
 		int key;
