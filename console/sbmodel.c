@@ -159,7 +159,8 @@ int sb_model_status(struct sb_model *m, const json_t *result, time_t now)
 		take(c->peer, sizeof(c->peer), o, "bridged_to");
 	}
 	/* Oldest first, as events would have added them. */
-	qsort(m->chans, m->nchans, sizeof(*m->chans), compare_order);
+	if (m->nchans > 1)
+		qsort(m->chans, m->nchans, sizeof(*m->chans), compare_order);
 	for (i = 0; i < m->nchans; i++)
 		m->chans[i].order = ++m->next_order;
 	m->chan_seq = (uint64_t)num(result, "seq", 0);
@@ -224,7 +225,8 @@ int sb_model_registrations(struct sb_model *m, const json_t *result, time_t now)
 		if (r)
 			reg_fill(r, o, now);
 	}
-	qsort(m->regs, m->nregs, sizeof(*m->regs), compare_regs);
+	if (m->nregs > 1)
+		qsort(m->regs, m->nregs, sizeof(*m->regs), compare_regs);
 	m->reg_seq = (uint64_t)num(result, "seq", 0);
 	return 0;
 }

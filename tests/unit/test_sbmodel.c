@@ -249,6 +249,9 @@ static void test_lost_and_bad_input(void)
 	CU_ASSERT_EQUAL(ev(&m, "{\"event\":\"ModuleLoaded\",\"seq\":5,\"module\":\"x\"}"),
 			SB_UNCHANGED);
 	CU_ASSERT_EQUAL(snapshot(&m, false, "{\"registrations\":5}"), -1);
+	/* Empty snapshots on a model that never held anything. */
+	CU_ASSERT_EQUAL(snapshot(&m, true, "{\"seq\":1,\"channels\":[]}"), 0);
+	CU_ASSERT_EQUAL(snapshot(&m, false, "{\"seq\":1,\"registrations\":[]}"), 0);
 	CU_ASSERT_EQUAL(sb_model_calls(&m, rows, 2), 0);
 	CU_ASSERT_EQUAL(m.nregs, 0);
 	sb_model_free(&m);
