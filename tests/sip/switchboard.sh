@@ -290,24 +290,27 @@ test_restart() {
 }
 
 test_help_and_quit() {
-	local name status i
+	local name status signal i
 	keys "$WIDE" '?'
 	wait_screen "'?' shows the keys and the columns" "$WIDE" 3 '^Keys' '^  h +hang up' '^Calls'
 	keys "$WIDE" x
 	wait_screen "any key closes the help" "$WIDE" 3 'Registrations \(2\)'
 	for name in "$WIDE" "$NARROW"; do
 		keys "$name" q
+		# tmux notes the exit status once it has reaped the process.
+		for ((i = 0; i < 150; i++)); do
+			status=$(tmx display-message -p -t "$name" '#{pane_dead}:#{pane_dead_status}')
+			signal=$(tmx display-message -p -t "$name" '#{pane_dead_signal}')
+			[[ $status =~ ^1:[0-9]+$ ]] && break
+			sleep 0.1
+		done
 		if ! wait_exit "${SB_PID[$name]}" 5; then
 			fail "'q' quits the switchboard" "$name still running"
 		fi
-		# tmux notes the status once it has reaped the process.
-		for ((i = 0; i < 50; i++)); do
-			status=$(tmx display-message -p -t "$name" '#{pane_dead}:#{pane_dead_status}')
-			[ "$status" = 1: ] || break
-			sleep 0.1
-		done
-		[ "$status" = 1:0 ] || fail "'q' quits the switchboard with status 0" \
-			"got pane_dead:status $status"
+		screen "$name"
+		[ "$status" = 1:0 ] || fail "'q' quits the switchboard $name with status 0" \
+			"$(printf '%s\n' "$SCREEN" | sed 's/^/|/')" \
+			"got pane_dead:status $status, signal '$signal'; its stderr:" "$(cat "$TMP/$name.stderr")"
 	done
 	pass "'q' quits both switchboards with status 0"
 }
