@@ -1052,7 +1052,8 @@ static void draw(struct sb *s)
 	attron(A_REVERSE);
 	put(LINES - 1, 0, COLS,
 	    s->mode == M_PROMPT ? " Enter: go  Esc: cancel  ^U: clear"
-				: " h:hang up  r:redirect  o:originate  Tab:party  ?:help  q:quit");
+	    : COLS >= 64        ? " h:hang up  r:redirect  o:originate  Tab:party  ?:help  q:quit"
+				: " h:hangup r:redir o:orig ?:help q:quit");
 	attroff(A_REVERSE);
 	curs_set(s->mode == M_PROMPT ? 1 : 0);
 	refresh();
