@@ -186,6 +186,17 @@ test_registrations_action() {
 }
 
 test_start() {
+	local out rc
+	out=$(timeout 10 "$PLEXUS" -s "$SOCK" --switchboard </dev/null 2>&1)
+	rc=$?
+	[ "$rc" = 2 ] && [[ $out == *"--switchboard needs a terminal"* ]] ||
+		fail "without a terminal the switchboard says so" "status 2 and 'needs a terminal'" \
+			"got status $rc: $out"
+	out=$(timeout 10 "$PLEXUS" -s "$SOCK" --switchboard -x 'core show version' 2>&1)
+	rc=$?
+	[ "$rc" = 2 ] && [[ $out == *"cannot be combined"* ]] ||
+		fail "--switchboard with -x is refused" "status 2" "got status $rc: $out"
+	pass "--switchboard refuses to run without a terminal, and with -x (status 2)"
 	start_sb "$WIDE" 110 30
 	start_sb "$NARROW" 40 20
 	wait_screen "the switchboard shows the registrations" "$WIDE" 10 \
