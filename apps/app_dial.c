@@ -470,6 +470,9 @@ static int connect_call(struct dial *d)
 		return -1;
 	}
 	px_verbose(3, "%s answered %s", px_channel_name(callee), px_channel_name(caller));
+	/* Before the answer, so that the caller's ChannelState Up tells whom
+	 * it is connected to. */
+	px_channel_set_connected(caller, d->winner->resource, NULL);
 	if (px_channel_state(caller) != PX_STATE_UP && px_channel_answer(caller) != 0) {
 		px_log_warning("Dial: cannot answer %s; hanging up %s", px_channel_name(caller),
 			       px_channel_name(callee));
@@ -477,7 +480,6 @@ static int connect_call(struct dial *d)
 		px_channel_var_set(caller, "DIALSTATUS", "CANCEL");
 		return -1;
 	}
-	px_channel_set_connected(caller, d->winner->resource, NULL);
 	px_channel_var_set(caller, "DIALSTATUS", "ANSWER");
 	px_channel_var_set(caller, "DIALEDPEERNAME", px_channel_name(callee));
 	px_channel_var_set(caller, "DIALEDPEERNUMBER", d->winner->resource);

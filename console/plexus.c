@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <histedit.h>
 #include <libgen.h>
 #include <limits.h>
@@ -38,6 +39,7 @@
 
 #include "events.h"
 #include "protocol.h"
+#include "switchboard.h"
 
 #ifndef PX_RUNDIR
 #define PX_RUNDIR "/var/run/plexus"
@@ -1238,6 +1240,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: plexus [-s SOCKET | -C plexus.conf] [-x COMMAND] [-r] [-q] [-h] [-V]\n"
 		"       plexus [-s SOCKET | -C plexus.conf] [-r] -e [FILTER ...]\n"
+		"       plexus [-s SOCKET | -C plexus.conf] --switchboard\n"
 		"Talk to a running plexusd over its console socket.\n"
 		"\n"
 		"  -s SOCKET    console socket of plexusd\n"
@@ -1246,6 +1249,14 @@ static void usage(FILE *out)
 		"  -e           print events as JSON lines, one object per event; FILTER:\n"
 		"               type=T[,T...] (or just T), channel=NAME, endpoint=NAME,\n"
 		"               queue=N\n"
+		"  --switchboard  a full-screen view of the live calls and registrations,\n"
+		"               reconnecting when plexusd restarts. Keys: Up/Down select a\n"
+		"               call, Tab its party, h hang up, r redirect to\n"
+		"               exten[@context], o originate (endpoint, then\n"
+		"               exten[@context]), ? help, q quit. Calls show From/To (the\n"
+		"               parties' endpoints), State, Time, Caller ID, Connected and\n"
+		"               the channels; registrations show Endpoint, Contact, Source,\n"
+		"               Expires (s) and User agent (see docs/switchboard.md)\n"
 		"  -r           wait for plexusd to start and reconnect when it restarts\n"
 		"  -q           do not print the banner\n"
 		"  -h           show this help\n"
@@ -1266,13 +1277,19 @@ int main(int argc, char **argv)
 	struct console c;
 	int opt, status;
 	char *socket_path;
-	bool events = false;
+	bool events = false, switchboard = false;
+	static const struct option long_options[] = {
+		{"switchboard", no_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
 
 	memset(&c, 0, sizeof(c));
 	c.fd = -1;
 	px_frame_reader_init(&c.reader);
 
-	while ((opt = getopt(argc, argv, "s:C:x:erqhV")) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:C:x:erqhV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			socket_opt = optarg;
@@ -1289,6 +1306,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			events = true;
+			break;
+		case 'S':
+			switchboard = true;
 			break;
 		case 'r':
 			c.keep_trying = true;
@@ -1311,6 +1331,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "plexus: -e and -x cannot be combined\n");
 		return EXIT_USAGE;
 	}
+	if (switchboard && (events || command)) {
+		fprintf(stderr, "plexus: --switchboard cannot be combined with -e or -x\n");
+		return EXIT_USAGE;
+	}
 	if (optind < argc && !events) {
 		fprintf(stderr,
 			"plexus: unexpected argument '%s' (quote the command given to -x)\n",
@@ -1329,7 +1353,9 @@ int main(int argc, char **argv)
 	c.socket_path = socket_path;
 	c.stdout_is_tty = isatty(STDOUT_FILENO);
 
-	if (events) {
+	if (switchboard) {
+		status = px_switchboard_run(socket_path);
+	} else if (events) {
 		status = px_events_run(socket_path, argc - optind, argv + optind, c.keep_trying,
 				       c.quiet);
 	} else if (command) {

@@ -1,8 +1,8 @@
 /*
  * The actions of the console protocol: parsing an action object, checking
  * the role it needs, running it against the core (channels, originate,
- * redirect, bridge, variables, console commands, the connection's event
- * subscription) and writing the JSON result. Every failure is a result
+ * redirect, bridge, variables, console commands, registrations, the
+ * connection's event subscription) and writing the JSON result. Every failure is a result
  * with "response": "Error", a machine-readable "code" and a message for
  * people; nothing here closes the connection.
  */
@@ -18,6 +18,7 @@
 #include <plexus/bridge.h>
 #include <plexus/channel.h>
 #include <plexus/event.h>
+#include <plexus/location.h>
 #include <plexus/log.h>
 
 #include "channel_internal.h"
@@ -148,11 +149,15 @@ static void add_channel(void *ctx, px_channel *ch)
 
 static int act_status(struct action *a)
 {
+	/* Read before the snapshot: every event up to it is reflected there. */
+	uint64_t seq = px_event_last_seq();
 	json_t *list = json_array();
 	const char *name = str_field(a, "channel", false);
 
-	if (a->code)
+	if (a->code) {
+		json_decref(list);
 		return -1;
+	}
 	if (name) {
 		px_channel *ch = px_channel_find(name);
 		if (!ch) {
@@ -165,6 +170,37 @@ static int act_status(struct action *a)
 		px_channel_foreach(add_channel, list);
 	}
 	json_object_set_new(a->reply, "channels", list);
+	json_object_set_new(a->reply, "seq", json_integer((json_int_t)seq));
+	return 0;
+}
+
+/* ---- registrations ---- */
+
+static int act_registrations(struct action *a)
+{
+	uint64_t seq = px_event_last_seq();
+	const char *ep = str_field(a, "endpoint", false);
+	struct px_binding *b = NULL;
+	size_t n = 0;
+	px_err err = {""};
+	json_t *list;
+	time_t now = time(NULL);
+
+	if (a->code)
+		return -1;
+	if (px_location_list(ep, &b, &n, &err) < 0)
+		return fail(a, "failed", NULL, "%s", err.msg);
+	list = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(list,
+				      json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "endpoint",
+						b[i].aor, "contact", b[i].contact, "source",
+						b[i].received, "user_agent", b[i].user_agent,
+						"expires", (json_int_t)(b[i].expires_at - now),
+						"registered_at", (json_int_t)b[i].registered_at));
+	free(b);
+	json_object_set_new(a->reply, "registrations", list);
+	json_object_set_new(a->reply, "seq", json_integer((json_int_t)seq));
 	return 0;
 }
 
@@ -576,6 +612,7 @@ struct action_def {
 
 static const struct action_def actions[] = {
 	{"Status", PX_ROLE_MONITOR, act_status},
+	{"Registrations", PX_ROLE_MONITOR, act_registrations},
 	{"GetVar", PX_ROLE_MONITOR, act_getvar},
 	{"Subscribe", PX_ROLE_MONITOR, act_subscribe},
 	{"Unsubscribe", PX_ROLE_MONITOR, act_unsubscribe},

@@ -416,6 +416,16 @@ uint64_t px_event_seq(const px_event *ev)
 	return ev->seq;
 }
 
+uint64_t px_event_last_seq(void)
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&bus_lock);
+	seq = next_seq - 1;
+	pthread_mutex_unlock(&bus_lock);
+	return seq;
+}
+
 struct timespec px_event_time(const px_event *ev)
 {
 	return ev->ts;

@@ -41,3 +41,22 @@ size_t px_location_lookup(const char *aor, struct px_binding *out, size_t max)
 	px_provider_put(owner);
 	return n;
 }
+
+int px_location_list(const char *aor, struct px_binding **out, size_t *count, px_err *err)
+{
+	px_module *owner;
+	const struct px_registrar *r = px_provider_get(&registrar_slot, &owner);
+	long n;
+
+	*out = NULL;
+	*count = 0;
+	if (!r)
+		return px_err_set(err, "no registrar module is loaded");
+	n = r->list ? r->list(aor, out) : -1;
+	px_provider_put(owner);
+	if (n < 0)
+		return px_err_set(err,
+				  r->list ? "out of memory" : "the registrar cannot list bindings");
+	*count = (size_t)n;
+	return 0;
+}

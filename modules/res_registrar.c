@@ -15,7 +15,8 @@
  * visible to lookup once committed, a few milliseconds after update(). The
  * same thread removes expired bindings from memory and store every second,
  * and drains its queue at unload so that no request is left unanswered. It
- * also provides the console command "sip show registrations".
+ * also provides the console command "sip show registrations" and the list
+ * of every binding that the console's Registrations action answers from.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -1061,10 +1062,13 @@ static size_t reg_lookup(const char *aor, struct px_binding *out, size_t max)
 	return n;
 }
 
+static long reg_list(const char *aor, struct px_binding **out);
+
 static const struct px_registrar registrar = {
         .name = "res_registrar",
         .update = reg_update,
         .lookup = reg_lookup,
+        .list = reg_list,
 };
 
 /* ---- console ---- */
@@ -1097,11 +1101,79 @@ static aor_name *aor_names(const char *prefix, size_t *count)
 	return names;
 }
 
-static enum px_cli_status cmd_show_registrations(px_cli *cli, int argc, char **argv)
+/* Every current binding of aor (NULL: of every AOR), sorted by AOR, best
+ * first within one; -1 when memory ran out. Caller is inside the gate. */
+static long collect_bindings(const char *aor, struct px_binding **out)
 {
 	aor_name *names = NULL;
 	struct px_binding *buf = NULL;
-	size_t nnames = 0, cap = 0, ncontacts = 0, naors = 0;
+	size_t nnames = 0, len = 0, cap = 0;
+	int64_t now = (int64_t)time(NULL);
+
+	*out = NULL;
+	if (aor) {
+		if (strlen(aor) >= PX_AOR_MAX)
+			return 0;
+		names = malloc(sizeof(*names));
+		if (!names)
+			return -1;
+		copy_str(names[0], sizeof(names[0]), aor);
+		nnames = 1;
+	} else {
+		names = aor_names(NULL, &nnames);
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		size_t n;
+
+		/* The AOR may gain bindings between counting and copying:
+		 * grow and try again until they fit. */
+		for (;;) {
+			pthread_rwlock_rdlock(&R.table_lock);
+			n = entry_sorted(table_find(names[i], hash_aor(names[i])), now,
+			                 buf ? buf + len : NULL, cap - len);
+			pthread_rwlock_unlock(&R.table_lock);
+			if (len + n <= cap)
+				break;
+			size_t ncap = cap ? cap * 2 : 16;
+			while (ncap < len + n)
+				ncap *= 2;
+			struct px_binding *nb = realloc(buf, ncap * sizeof(*nb));
+			if (!nb) {
+				free(buf);
+				free(names);
+				return -1;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		len += n;
+	}
+	free(names);
+	if (!len) {
+		free(buf);
+		buf = NULL;
+	}
+	*out = buf;
+	return (long)len;
+}
+
+static long reg_list(const char *aor, struct px_binding **out)
+{
+	long n;
+
+	*out = NULL;
+	if (!gate_enter())
+		return 0;
+	n = collect_bindings(aor, out);
+	gate_leave();
+	return n;
+}
+
+static enum px_cli_status cmd_show_registrations(px_cli *cli, int argc, char **argv)
+{
+	struct px_binding *b = NULL;
+	size_t naors = 0;
+	long n;
 	int64_t now = (int64_t)time(NULL);
 
 	if (argc > 4)
@@ -1110,52 +1182,28 @@ static enum px_cli_status cmd_show_registrations(px_cli *cli, int argc, char **a
 		px_cli_printf(cli, "The registrar is unloading.\n");
 		return PX_CLI_FAILURE;
 	}
-	if (argc == 4) {
-		if (strlen(argv[3]) < PX_AOR_MAX && (names = malloc(sizeof(*names)))) {
-			copy_str(names[0], sizeof(names[0]), argv[3]);
-			nnames = 1;
-		}
-	} else {
-		names = aor_names(NULL, &nnames);
+	n = collect_bindings(argc == 4 ? argv[3] : NULL, &b);
+	gate_leave();
+	if (n < 0) {
+		px_cli_printf(cli, "Out of memory.\n");
+		return PX_CLI_FAILURE;
 	}
-	for (size_t i = 0; i < nnames; i++) {
-		size_t n;
-
-		for (;;) {
-			pthread_rwlock_rdlock(&R.table_lock);
-			n = entry_sorted(table_find(names[i], hash_aor(names[i])), now, buf, cap);
-			pthread_rwlock_unlock(&R.table_lock);
-			if (n <= cap)
-				break;
-			struct px_binding *nb = realloc(buf, n * sizeof(*nb));
-			if (!nb) {
-				n = cap;
-				break;
-			}
-			buf = nb;
-			cap = n;
-		}
-		if (!n)
-			continue;
-		if (!ncontacts)
+	for (long k = 0; k < n; k++) {
+		if (!k)
 			px_cli_printf(cli, "%-16s %-48s %-26s %7s  %s\n", "AOR", "Contact",
 			              "Received", "Expires", "User agent");
-		for (size_t k = 0; k < n; k++)
-			px_cli_printf(cli, "%-16s %-48s %-26s %7" PRId64 "  %s\n", buf[k].aor,
-			              buf[k].contact, buf[k].received, buf[k].expires_at - now,
-			              buf[k].user_agent);
-		ncontacts += n;
-		naors++;
+		px_cli_printf(cli, "%-16s %-48s %-26s %7" PRId64 "  %s\n", b[k].aor, b[k].contact,
+		              b[k].received, b[k].expires_at - now, b[k].user_agent);
+		if (!k || strcmp(b[k].aor, b[k - 1].aor))
+			naors++;
 	}
-	gate_leave();
-	free(names);
-	free(buf);
-	if (argc == 4 && !ncontacts) {
+	free(b);
+	if (argc == 4 && !n) {
 		px_cli_printf(cli, "No registrations for %s.\n", argv[3]);
 		return PX_CLI_FAILURE;
 	}
-	px_cli_printf(cli, "%zu contact%s for %zu AOR%s.\n", ncontacts, ncontacts == 1 ? "" : "s",
-	              naors, naors == 1 ? "" : "s");
+	px_cli_printf(cli, "%ld contact%s for %zu AOR%s.\n", n, n == 1 ? "" : "s", naors,
+	              naors == 1 ? "" : "s");
 	return PX_CLI_SUCCESS;
 }
 

@@ -848,6 +848,15 @@ static void test_persistence(void)
 	CU_ASSERT_EQUAL(px_location_update(&(struct px_register_request){.aor = "1015"}, on_done,
 					   NULL, &err),
 			-1);
+	{
+		struct px_binding *none = NULL;
+		size_t count = 1;
+		err.msg[0] = '\0';
+		CU_ASSERT_EQUAL(px_location_list(NULL, &none, &count, &err), -1);
+		ASSERT_CONTAINS(err.msg, "no registrar");
+		CU_ASSERT_EQUAL(count, 0);
+		CU_ASSERT_PTR_NULL(none);
+	}
 	CU_ASSERT_EQUAL(store_count("1015"), 2);
 	CU_ASSERT_EQUAL_FATAL(load_module(), 0);
 
@@ -1093,6 +1102,48 @@ static void test_console(void)
 	free(comp);
 }
 
+/* The list the console's Registrations action answers from: every current
+ * binding sorted by AOR (best first within one), or one AOR's. */
+static void test_list(void)
+{
+	struct answer a;
+	struct px_binding *b = NULL;
+	size_t n = 0, i;
+	px_err err = {""};
+	bool seen = false;
+
+	CU_ASSERT_FATAL(module_loaded);
+	CU_ASSERT_EQUAL(
+		register_one("list-2", "sip:list-2@192.0.2.102:5070", 600, -1, "call-l2", 1, &a),
+		200);
+	CU_ASSERT_EQUAL(
+		register_one("list-1", "sip:list-1@192.0.2.101:5070", 600, -1, "call-l1", 1, &a),
+		200);
+	CU_ASSERT_EQUAL_FATAL(px_location_list(NULL, &b, &n, &err), 0);
+	CU_ASSERT_FATAL(n >= 2 && b != NULL);
+	for (i = 1; i < n; i++)
+		CU_ASSERT(strcmp(b[i - 1].aor, b[i].aor) <= 0);
+	for (i = 0; i + 1 < n; i++)
+		if (!strcmp(b[i].aor, "list-1")) {
+			seen = true;
+			CU_ASSERT_STRING_EQUAL(b[i].contact, "sip:list-1@192.0.2.101:5070");
+			CU_ASSERT_STRING_EQUAL(b[i + 1].aor, "list-2");
+			CU_ASSERT_STRING_EQUAL(b[i].received, "udp:127.0.0.1:5060");
+		}
+	CU_ASSERT(seen);
+	free(b);
+	b = NULL;
+	CU_ASSERT_EQUAL_FATAL(px_location_list("list-2", &b, &n, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(b[0].contact, "sip:list-2@192.0.2.102:5070");
+	CU_ASSERT(b[0].expires_at > (int64_t)time(NULL) + 590);
+	free(b);
+	b = NULL;
+	CU_ASSERT_EQUAL(px_location_list("nobody", &b, &n, &err), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_PTR_NULL(b);
+}
+
 /* ---- unload with updates in flight ---- */
 
 static atomic_int inflight_accepted, inflight_answered, inflight_bad;
@@ -1226,6 +1277,7 @@ int main(void)
 	    !CU_add_test(suite, "group commit", test_group_commit) ||
 	    !CU_add_test(suite, "store failure", test_store_failure) ||
 	    !CU_add_test(suite, "console command", test_console) ||
+	    !CU_add_test(suite, "list for the console", test_list) ||
 	    !CU_add_test(suite, "unload answers updates in flight", test_unload_in_flight)) {
 		CU_cleanup_registry();
 		return 1;

@@ -105,6 +105,10 @@ void px_event_unref(px_event *ev);
 
 enum px_event_kind px_event_kind(const px_event *ev);
 uint64_t px_event_seq(const px_event *ev);
+/* The sequence number of the last event numbered so far (0 before the
+ * first). A snapshot of state taken after reading it reflects every event
+ * up to it, so a client can skip those it receives after the snapshot. */
+uint64_t px_event_last_seq(void);
 struct timespec px_event_time(const px_event *ev); /* CLOCK_REALTIME */
 /* The channel's name, uniqueid, linkedid and endpoint ("1001" of
  * "SIP/1001-0000002a"): "" when the event concerns no channel. */

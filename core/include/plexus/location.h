@@ -71,6 +71,10 @@ struct px_registrar {
 	/* Up to max current (unexpired) bindings of aor, best q first;
 	 * returns how many there are. Any thread, no waiting on disk. */
 	size_t (*lookup)(const char *aor, struct px_binding *out, size_t max);
+	/* Every current binding, of aor or (NULL) of every AOR, sorted by AOR
+	 * and then best first, in a new array (*out, to free()); returns how
+	 * many (*out NULL when none), -1 when memory ran out. Any thread. */
+	long (*list)(const char *aor, struct px_binding **out);
 };
 
 int px_registrar_register(px_module *owner, const struct px_registrar *r, px_err *err);
@@ -80,5 +84,8 @@ void px_registrar_unregister(const struct px_registrar *r);
 int px_location_update(const struct px_register_request *req, px_register_done done, void *ctx,
 		       px_err *err);
 size_t px_location_lookup(const char *aor, struct px_binding *out, size_t max);
+/* The registrar's list (above) for the console: 0 with *out (free()) and
+ * *count, or -1 with err when no registrar is loaded or memory ran out. */
+int px_location_list(const char *aor, struct px_binding **out, size_t *count, px_err *err);
 
 #endif
