@@ -83,7 +83,13 @@ static int int_field(struct action *a, const char *name, long long def, long lon
 	if (json_is_integer(v)) {
 		n = json_integer_value(v);
 	} else if (json_is_real(v)) {
-		n = (long long)json_real_value(v);
+		double d = json_real_value(v);
+		/* Checked before the cast: converting an out-of-range double is
+		 * undefined behaviour, not a big number. */
+		if (!(d >= (double)min && d <= (double)max))
+			return fail(a, "bad_field", name, "field '%s' must be between %lld and %lld",
+				    name, min, max);
+		n = (long long)d;
 	} else if (json_is_string(v)) {
 		char *end;
 		n = strtoll(json_string_value(v), &end, 10);

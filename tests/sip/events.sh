@@ -261,6 +261,7 @@ test_malformed() {
 		'{"action":"Hangup","action_id":"m9","channel":"x","cause":"loud"}' \
 		'{"action":"Subscribe","action_id":"m10","types":["NoSuchEvent"]}' \
 		'{"action":"Command","action_id":"m11","command":"no such thing"}' \
+		'{"action":"Hangup","action_id":"m12","channel":"x","cause":1e300}' \
 		'{"action":"Status","action_id":"still-here"}'
 	expect_result "bad JSON: a clear error, action_id null" 1 \
 		'r["response"]=="Error" and r["code"]=="bad_json" and r["action_id"] is None and "JSON" in r["message"]'
@@ -277,7 +278,9 @@ test_malformed() {
 	expect_result "a cause that is not a number" 9 'r["code"]=="bad_field" and r["field"]=="cause"'
 	expect_result "an unknown event type" 10 'r["code"]=="bad_field" and "NoSuchEvent" in r["message"]'
 	expect_result "Command with an unknown command" 11 'r["code"]=="unknown_command" and r["status"]==3'
-	expect_result "after all that the connection still answers" 12 \
+	expect_result "a cause far out of range (1e300) is refused, not cast" 12 \
+		'r["code"]=="bad_field" and r["field"]=="cause" and "between" in r["message"]'
+	expect_result "after all that the connection still answers" 13 \
 		'r["response"]=="Success" and r["action_id"]=="still-here" and r["channels"]==[]'
 	pass "malformed actions get clear errors (bad_json, missing_field, unknown_channel, unknown_action, bad_field) and the connection stays usable"
 	action '{"action":"Command","action_id":"c1","command":"core show channels"}'
