@@ -82,7 +82,8 @@
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
 #define IDLE_SOCKETS_MAX 4096
 #define IDLE_REUSE_MS    1000
-#define IDLE_DRAIN_MAX   64
+#define IDLE_DRAIN_MAX   4096
+#define IDLE_RCVBUF      1 /* the kernel's minimum: idle sockets hold next to nothing */
 
 struct media_worker;
 
@@ -429,7 +430,11 @@ static void release_port(uint16_t port)
  * waits here, its port still taken, until a new session on the same local
  * address takes it. Only a socket idle for IDLE_REUSE_MS is handed out, and
  * what arrived meanwhile is read and dropped first: the late packets of the
- * old call must not be taken for the new call's far end. */
+ * old call must not be taken for the new call's far end. While idle its
+ * receive buffer is shrunk to the kernel's minimum, so that nobody reads
+ * thousands of full buffers: a flood of the RTP range must not pin the
+ * machine's UDP memory. A socket that cannot be drained (still flooded) is
+ * closed instead of reused. */
 
 static long long monotonic_ms(void)
 {
@@ -461,6 +466,10 @@ static bool idle_put(int fd, uint16_t port, const struct sockaddr_storage *local
 {
 	bool kept = false;
 
+	int small = IDLE_RCVBUF;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0)
+		return false;
 	pthread_mutex_lock(&port_lock);
 	if (idle_ring && idle_len < IDLE_SOCKETS_MAX) {
 		struct idle_socket *s = &idle_ring[(idle_head + idle_len) % IDLE_SOCKETS_MAX];
@@ -503,9 +512,16 @@ static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
 	pthread_mutex_unlock(&port_lock);
 	if (fd >= 0) {
 		unsigned char scrap[PACKET_MAX];
-		for (int i = 0; i < IDLE_DRAIN_MAX; i++) {
+		int rcvbuf = SOCKET_RCVBUF, i;
+		for (i = 0; i < IDLE_DRAIN_MAX; i++) {
 			if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
 				break;
+		}
+		if (i == IDLE_DRAIN_MAX ||
+		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
+			close(fd);
+			release_port(*port);
+			return -1;
 		}
 	}
 	return fd;

@@ -745,7 +745,7 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	char name[80];
 	px_channel *ch;
 
-	if (!s->sip_authorization && !s->sip_proxy_authorization && sip_overload_refuse()) {
+	if (sip_overload_refuse(s->sip_authorization || s->sip_proxy_authorization)) {
 		nua_respond(nh, 503, sip_503_Service_unavailable, NUTAG_WITH_THIS(sip.nua),
 			    SIPTAG_RETRY_AFTER_STR("2"), TAG_END());
 		let_finish(nh);

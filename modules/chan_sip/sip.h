@@ -142,8 +142,8 @@ void sip_rtp_watch_stop(void);
 /* Measure the SIP thread's load once a second; SIP thread. */
 int sip_overload_start(struct su_root_s *root);
 void sip_overload_stop(void);
-/* Should this fresh INVITE be refused with 503? Counts it if so. */
-bool sip_overload_refuse(void);
+/* Should this new INVITE be refused with 503? Counts it if so. */
+bool sip_overload_refuse(bool has_credentials);
 
 /* ---- SDP (sdp.c) ---- */
 
