@@ -31,6 +31,7 @@
 #include <plexus/log.h>
 #include <plexus/media.h>
 
+#include "codec_internal.h"
 #include "media_internal.h"
 
 /*
@@ -1021,6 +1022,8 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 		return px_err_set(err, "media engine already started");
 	if (read_settings(rtp_conf, &set, err) < 0)
 		return -1;
+	if (px_codec_init(err) < 0)
+		return -1;
 	n = (unsigned)set.workers;
 	if (n == 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1042,6 +1045,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 		free(workers);
 		workers = NULL;
 		engine_close();
+		px_codec_shutdown();
 		return px_err_set(err, "media engine: out of memory");
 	}
 	atomic_store(&worker_cursor, 0);
@@ -1049,6 +1053,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 		if (worker_open(&workers[nworkers], nworkers, err) < 0) {
 			nworkers++; /* so that engine_close releases its part */
 			engine_close();
+			px_codec_shutdown();
 			return -1;
 		}
 	}
@@ -1064,6 +1069,7 @@ void px_media_shutdown(void)
 		return;
 	running = false;
 	engine_close();
+	px_codec_shutdown();
 }
 
 unsigned px_media_session_count(void)
