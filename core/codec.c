@@ -33,7 +33,7 @@
 /* Each step of a path costs a copy and a little delay; with it, a direct
  * resampler beats two chained ones that measured slightly less (and lose
  * bandwidth on the way). Only used to choose paths, never shown. */
-#define STEP_PENALTY 5000
+#define STEP_PENALTY 10000
 /* A cost never measured (a decoder whose encoder is not there). */
 #define UNMEASURED_COST 100000
 
@@ -337,8 +337,15 @@ int px_translator_register(px_module *owner, const struct px_translator *t, px_e
 	}
 	e->t = t;
 	e->owner = owner;
-	/* Measured outside the lock: it takes a few milliseconds. */
+	/* Measured outside the lock: it takes a few milliseconds. The least of
+	 * three runs, so that a preemption on a busy machine is not taken for
+	 * the translator's cost. */
 	e->cost = measure(t, e->src, e->dst, enc_t, enc_src);
+	for (int run = 0; run < 2; run++) {
+		int again = measure(t, e->src, e->dst, enc_t, enc_src);
+		if (again < e->cost)
+			e->cost = again;
+	}
 	pthread_rwlock_wrlock(&lock);
 	for (int k = 0; k < ntrans; k++) {
 		if (trans[k]->t == t || !strcasecmp(trans[k]->t->name, t->name)) {
