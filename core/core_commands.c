@@ -16,6 +16,7 @@
 #include <plexus/core.h>
 #include <plexus/log.h>
 
+#include "codec_internal.h"
 #include "cli_internal.h"
 #include "console_server.h"
 #include "daemon.h"
@@ -423,6 +424,17 @@ static const struct px_cli_command core_commands[] = {
 	 "Usage: core show threads\n"
 	 "       Lists the threads of plexusd with their kernel thread ids.",
 	 cmd_show_threads, NULL, PX_ROLE_MONITOR},
+	{"core show translation", "Display translation matrix",
+	 "Usage: core show translation\n"
+	 "       Displays the cost, in microseconds for one second of audio, of the\n"
+	 "       cheapest translation path between every two formats (rows: source,\n"
+	 "       columns: destination), as measured when the translators loaded.",
+	 px_codec_cmd_show_translation, NULL, PX_ROLE_MONITOR},
+	{"core show codecs", "Displays a list of registered codecs",
+	 "Usage: core show codecs\n"
+	 "       Lists the registered formats: name, RTP encoding, sample rate, RTP\n"
+	 "       clock, payload type and the module that registered them.",
+	 px_codec_cmd_show_codecs, NULL, PX_ROLE_MONITOR},
 	{"core stop now|gracefully", "Shut down Plexus",
 	 "Usage: core stop now|gracefully\n"
 	 "       'now' stops at once, hanging up every call; 'gracefully' refuses new\n"

@@ -26,11 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <plexus/codec.h>
 #include <plexus/config.h>
 #include <plexus/core.h>
 #include <plexus/log.h>
 #include <plexus/media.h>
 
+#include "codec_internal.h"
 #include "media_internal.h"
 
 /*
@@ -109,8 +111,22 @@ struct sent_stream {
 	uint32_t ts_offset;  /* sent = received + offset, modulo 2^32 */
 };
 
+/* Decoding what this leg receives for a transcoded bridge. */
+struct transcoder {
+	px_trans *trans;   /* this leg's format -> the peer's; NULL: relay */
+	bool started;      /* a packet was decoded */
+	uint16_t last_seq; /* of the last decoded packet */
+	uint32_t last_ts;
+	unsigned samples; /* audio in one packet, at the format's sample rate */
+	bool mark_next;   /* the next packet sent starts a new stream */
+};
+
+/* Lost packets concealed at most, in a row; a longer gap is a new stream. */
+#define MAX_CONCEAL 5
+
 struct session_stats {
 	atomic_uint_least64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_lost, rx_dropped;
+	atomic_uint_least64_t rx_bad, transcoded;
 	atomic_uint_least32_t rx_ssrc, tx_ssrc;
 };
 
@@ -132,6 +148,8 @@ struct px_rtp {
 	bool send;
 	struct received_stream rx;
 	struct sent_stream tx;
+	struct px_rtp_codec codec;
+	struct transcoder xc;
 
 	struct session_stats stats;
 };
@@ -164,6 +182,8 @@ struct media_worker {
 	struct mmsghdr send_msgs[RECV_BATCH];
 	struct iovec send_iov[RECV_BATCH];
 	unsigned char buffers[RECV_BATCH][PACKET_MAX];
+	/* Packets made by transcoding, sent in the same batch. */
+	unsigned char out_buffers[RECV_BATCH][PACKET_MAX];
 };
 
 struct rtp_settings {
@@ -696,9 +716,9 @@ static struct media_worker *pick_worker(void)
 /* Whether a datagram is an RTP packet we may rewrite: version 2, and CSRC
  * list, header extension and padding all within it. RTCP multiplexed on the
  * RTP port (second byte 192-223, RFC 5761) is not, and would be corrupted. */
-static bool is_rtp_packet(const unsigned char *p, size_t len)
+static bool rtp_payload(const unsigned char *p, size_t len, size_t *offset, size_t *plen)
 {
-	size_t header;
+	size_t header, padding = 0;
 
 	if (len < RTP_HEADER_SIZE || p[0] >> 6 != RTP_VERSION)
 		return false;
@@ -715,12 +735,16 @@ static bool is_rtp_packet(const unsigned char *p, size_t len)
 			return false;
 	}
 	if (p[0] & 0x20) {
-		size_t padding = p[len - 1];
+		padding = p[len - 1];
 		if (padding == 0 || header + padding > len)
 			return false;
 	}
+	*offset = header;
+	*plen = len - header - padding;
 	return true;
 }
+
+
 
 /* Count the gaps in what r receives. A late packet that fills a gap takes
  * its loss back, a duplicate changes nothing, and a large jump either way is
@@ -846,12 +870,102 @@ static unsigned send_prepared(px_rtp *out, struct mmsghdr *msgs, unsigned n, uin
 	return sent;
 }
 
+static void queue_send(struct media_worker *w, px_rtp *out, unsigned k, unsigned char *p,
+		       size_t len)
+{
+	w->send_iov[k].iov_base = p;
+	w->send_iov[k].iov_len = len;
+	w->send_msgs[k].msg_hdr = (struct msghdr){
+		.msg_name = &out->remote,
+		.msg_namelen = out->remote_len,
+		.msg_iov = &w->send_iov[k],
+		.msg_iovlen = 1,
+	};
+}
+
+static void flush_sends(struct media_worker *w, px_rtp *out, unsigned *nsend, unsigned *sent,
+			uint64_t *tx_bytes, uint64_t *dropped)
+{
+	unsigned done = send_prepared(out, w->send_msgs, *nsend, tx_bytes);
+
+	*dropped += *nsend - done;
+	*sent += done;
+	*nsend = 0;
+}
+
+/* An RFC 4733 event relayed into a transcoded stream: it takes the
+ * stream's SSRC and next sequence number, and the timestamp of the audio
+ * sent last (an event's timestamp is where it began; its duration field
+ * counts from there). */
+static void rewrite_event_for(px_rtp *out, unsigned char *p)
+{
+	struct sent_stream *tx = &out->tx;
+
+	tx->last_seq++;
+	put_be16(p + 2, tx->last_seq);
+	put_be32(p + 4, tx->last_ts);
+	put_be32(p + 8, tx->ssrc);
+}
+
+/* Decode one packet of in's into its transcoder, and send what that makes
+ * of out's packet duration to out's far end. -1: the packet was not valid
+ * for its format. */
+static int transcode(struct media_worker *w, px_rtp *in, px_rtp *out, const unsigned char *p,
+		     size_t offset, size_t plen, unsigned *nsend)
+{
+	struct transcoder *xc = &in->xc;
+	const struct px_format *src = in->codec.format, *dst = out->codec.format;
+	uint16_t seq = get_be16(p + 2);
+	uint32_t ts = get_be32(p + 4);
+	unsigned ptime = out->codec.ptime ? out->codec.ptime : 20;
+	uint32_t ts_step = ptime * dst->rtp_clock / 1000;
+
+	if (xc->started) {
+		int gap = (int16_t)(uint16_t)(seq - xc->last_seq);
+		if (gap <= 0)
+			return 0; /* late or repeated: its time has passed */
+		uint32_t dts = ts - xc->last_ts;
+		if (gap == 1 && dts > 0 && dts <= src->rtp_clock / 8)
+			xc->samples = (unsigned)((unsigned long long)dts * src->sample_rate /
+						 src->rtp_clock);
+		else if (gap > 1 && gap <= MAX_CONCEAL)
+			px_trans_conceal(xc->trans, (unsigned)(gap - 1) * xc->samples);
+	}
+	if (px_trans_write(xc->trans, p + offset, plen) < 0)
+		return -1;
+	xc->started = true;
+	xc->last_seq = seq;
+	xc->last_ts = ts;
+	for (;;) {
+		unsigned char *o;
+		int n;
+
+		if (*nsend == RECV_BATCH)
+			break; /* the rest goes with the next packet */
+		o = w->out_buffers[*nsend];
+		n = px_trans_read(xc->trans, ptime, o + RTP_HEADER_SIZE,
+				  PACKET_MAX - RTP_HEADER_SIZE);
+		if (n <= 0)
+			break;
+		out->tx.last_seq++;
+		out->tx.last_ts += ts_step;
+		o[0] = RTP_VERSION << 6;
+		o[1] = (unsigned char)((xc->mark_next ? 0x80 : 0) | (out->codec.pt & 0x7f));
+		xc->mark_next = false;
+		put_be16(o + 2, out->tx.last_seq);
+		put_be32(o + 4, out->tx.last_ts);
+		put_be32(o + 8, out->tx.ssrc);
+		queue_send(w, out, (*nsend)++, o, RTP_HEADER_SIZE + (size_t)n);
+	}
+	return 0;
+}
+
 /* Read what is waiting on in's socket (one batch; level-triggered epoll
  * brings the worker back for more) and relay it to in's peer. */
 static void relay_batch(struct media_worker *w, px_rtp *in)
 {
 	px_rtp *out = in->peer;
-	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0;
+	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0, decoded = 0;
 	unsigned nsend = 0, sent = 0;
 	int n;
 
@@ -866,9 +980,23 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		unsigned char *p = w->buffers[i];
 		size_t len = w->recv_msgs[i].msg_len;
 
+		size_t offset, plen;
+
 		rx_bytes += len;
-		if ((w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || !is_rtp_packet(p, len)) {
+		if ((w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
+		    !rtp_payload(p, len, &offset, &plen)) {
 			dropped++;
+			bad++;
+			continue;
+		}
+		unsigned pt = p[1] & 0x7f;
+		bool audio = !in->codec.format || pt == (unsigned)in->codec.pt;
+		bool event = !audio && in->codec.dtmf_pt >= 0 && pt == (unsigned)in->codec.dtmf_pt;
+		if (!audio && !event) {
+			/* Not what was negotiated: a decoder must never see it,
+			 * and a relayed far end would misread it. */
+			dropped++;
+			bad++;
 			continue;
 		}
 		note_received(in, get_be32(p + 8), get_be16(p + 2));
@@ -878,26 +1006,44 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			dropped++;
 			continue;
 		}
-		rewrite_for(out, p);
-		w->send_iov[nsend].iov_base = p;
-		w->send_iov[nsend].iov_len = len;
-		w->send_msgs[nsend].msg_hdr = (struct msghdr){
-			.msg_name = &out->remote,
-			.msg_namelen = out->remote_len,
-			.msg_iov = &w->send_iov[nsend],
-			.msg_iovlen = 1,
-		};
-		nsend++;
+		if (in->xc.trans && audio) {
+			if (nsend + 4 > RECV_BATCH)
+				flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
+			int rc = transcode(w, in, out, p, offset, plen, &nsend);
+			if (rc < 0) {
+				dropped++;
+				bad++;
+			} else {
+				decoded++;
+			}
+			continue;
+		}
+		if (event && out->codec.format && out->codec.dtmf_pt < 0) {
+			dropped++; /* the other leg did not negotiate events */
+			continue;
+		}
+		if (nsend == RECV_BATCH)
+			flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
+		if (in->xc.trans)
+			rewrite_event_for(out, p);
+		else
+			rewrite_for(out, p);
+		if (out->codec.format && in->codec.format)
+			p[1] = (unsigned char)((p[1] & 0x80) |
+					       (audio ? out->codec.pt : out->codec.dtmf_pt));
+		queue_send(w, out, nsend++, p, len);
 	}
-	if (nsend) {
-		sent = send_prepared(out, w->send_msgs, nsend, &tx_bytes);
-		dropped += nsend - sent;
+	if (nsend)
+		flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
+	if (out) {
 		counter_add(&out->stats.tx_packets, sent);
 		counter_add(&out->stats.tx_bytes, tx_bytes);
 	}
 	counter_add(&in->stats.rx_packets, (uint64_t)n);
 	counter_add(&in->stats.rx_bytes, rx_bytes);
 	counter_add(&in->stats.rx_dropped, dropped);
+	counter_add(&in->stats.rx_bad, bad);
+	counter_add(&in->stats.transcoded, decoded);
 }
 
 static void drain_wakeup(struct media_worker *w)
@@ -997,6 +1143,7 @@ static void worker_close(struct media_worker *w)
 
 		if (r) {
 			close(r->fd);
+			px_trans_free(r->xc.trans);
 			free(r);
 			atomic_fetch_sub(&session_count, 1);
 		}
@@ -1037,6 +1184,8 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 		return px_err_set(err, "media engine already started");
 	if (read_settings(rtp_conf, &set, err) < 0)
 		return -1;
+	if (px_codec_init(err) < 0)
+		return -1;
 	n = (unsigned)set.workers;
 	if (n == 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1058,6 +1207,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 		free(workers);
 		workers = NULL;
 		engine_close();
+		px_codec_shutdown();
 		return px_err_set(err, "media engine: out of memory");
 	}
 	atomic_store(&worker_cursor, 0);
@@ -1065,6 +1215,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 		if (worker_open(&workers[nworkers], nworkers, err) < 0) {
 			nworkers++; /* so that engine_close releases its part */
 			engine_close();
+			px_codec_shutdown();
 			return -1;
 		}
 	}
@@ -1080,6 +1231,7 @@ void px_media_shutdown(void)
 		return;
 	running = false;
 	engine_close();
+	px_codec_shutdown();
 }
 
 unsigned px_media_session_count(void)
@@ -1137,6 +1289,8 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 		return -1;
 	}
 	r->send = true;
+	r->codec.pt = -1;
+	r->codec.dtmf_pt = -1;
 	r->tx.ssrc = random_u32();
 	r->tx.last_seq = (uint16_t)random_u32();
 	r->tx.last_ts = random_u32();
@@ -1203,6 +1357,12 @@ void px_rtp_set_send(px_rtp *r, bool send)
 
 /* Leave r's bridge, if any; r's worker lock held (its peer is on the same
  * worker). The next packet relayed either way starts a new source. */
+static void drop_transcoder(px_rtp *r)
+{
+	px_trans_free(r->xc.trans);
+	memset(&r->xc, 0, sizeof(r->xc));
+}
+
 static void leave_bridge(px_rtp *r)
 {
 	px_rtp *peer = r->peer;
@@ -1211,8 +1371,10 @@ static void leave_bridge(px_rtp *r)
 		return;
 	peer->peer = NULL;
 	peer->tx.have_source = false;
+	drop_transcoder(peer);
 	r->peer = NULL;
 	r->tx.have_source = false;
+	drop_transcoder(r);
 }
 
 /* Move r from one worker to another, both locked, without a moment where
@@ -1229,25 +1391,72 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 	return 0;
 }
 
+void px_rtp_set_codec(px_rtp *r, const struct px_rtp_codec *codec)
+{
+	struct media_worker *w = lock_session(r);
+
+	r->codec = *codec;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void px_rtp_get_codec(px_rtp *r, struct px_rtp_codec *out)
+{
+	struct media_worker *w = lock_session(r);
+
+	*out = r->codec;
+	pthread_mutex_unlock(&w->lock);
+}
+
+bool px_rtp_transcoding(px_rtp *r)
+{
+	struct media_worker *w = lock_session(r);
+	bool t = r->xc.trans != NULL;
+
+	pthread_mutex_unlock(&w->lock);
+	return t;
+}
+
 int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 {
 	struct media_worker *wa, *wb;
+	struct px_rtp_codec ca, cb;
+	px_trans *ab = NULL, *ba = NULL;
 
 	if (a == b)
 		return px_err_set(err, "RTP port %u: cannot bridge a session with itself", a->port);
+	/* The transcoders are made before the locks are taken: they allocate
+	 * and start codec libraries, which the workers must not wait for. */
+	px_rtp_get_codec(a, &ca);
+	px_rtp_get_codec(b, &cb);
+	if (ca.format && cb.format && ca.format != cb.format) {
+		if (px_trans_new(ca.format, cb.format, cb.fmtp, &ab, err) < 0)
+			return -1;
+		if (px_trans_new(cb.format, ca.format, ca.fmtp, &ba, err) < 0) {
+			px_trans_free(ab);
+			return -1;
+		}
+	}
 	lock_pair(a, b, &wa, &wb);
 	/* Both legs of a bridge on one worker: a packet is read and relayed
 	 * under one lock, with no hand-over between threads. */
 	if (wa != wb && move_session(b, wb, wa, err) < 0) {
 		unlock_pair(wa, wb);
+		px_trans_free(ab);
+		px_trans_free(ba);
 		return -1;
 	}
 	leave_bridge(a);
 	leave_bridge(b);
 	a->peer = b;
 	b->peer = a;
+	a->xc.trans = ab;
+	a->xc.mark_next = true;
+	b->xc.trans = ba;
+	b->xc.mark_next = true;
 	unlock_pair(wa, wb);
-	px_debug(1, "RTP ports %u and %u bridged on media/%u", a->port, b->port, wa->index);
+	px_debug(1, "RTP ports %u and %u bridged on media/%u%s%s%s%s", a->port, b->port, wa->index,
+		 ab ? ", transcoding " : "", ab ? ca.format->name : "", ab ? " <-> " : "",
+		 ab ? cb.format->name : "");
 	return 0;
 }
 
@@ -1269,6 +1478,8 @@ void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out)
 	out->tx_bytes = atomic_load_explicit(&s->tx_bytes, memory_order_relaxed);
 	out->rx_lost = atomic_load_explicit(&s->rx_lost, memory_order_relaxed);
 	out->rx_dropped = atomic_load_explicit(&s->rx_dropped, memory_order_relaxed);
+	out->rx_bad = atomic_load_explicit(&s->rx_bad, memory_order_relaxed);
+	out->transcoded = atomic_load_explicit(&s->transcoded, memory_order_relaxed);
 	out->rx_ssrc = atomic_load_explicit(&s->rx_ssrc, memory_order_relaxed);
 	out->tx_ssrc = atomic_load_explicit(&s->tx_ssrc, memory_order_relaxed);
 }

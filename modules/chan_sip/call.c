@@ -23,6 +23,7 @@
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
 
+#include <plexus/codec.h>
 #include <plexus/dialplan.h>
 #include <plexus/location.h>
 #include <plexus/log.h>
@@ -53,9 +54,14 @@ struct sip_call {
 	char endpoint[64];
 	bool nat;
 	px_rtp *rtp;
-	int payloads[SIP_MAX_CODECS]; /* negotiated, in preference order */
+	struct sip_payload payloads[SIP_MAX_CODECS]; /* our offer, or the one codec answered */
 	int npayloads;
 	int dtmf_pt;
+	char allowed[SIP_MAX_CODECS][SIP_CODEC_NAME]; /* the endpoint's codecs, preferred first */
+	int nallowed;
+	enum sip_dtmf_mode dtmf_mode;
+	bool rtcp_mux;
+	struct px_rtp_codec codec; /* in use (SIP thread, and request before the call starts) */
 	uint64_t sdp_id;
 	unsigned sdp_version;
 	char from_num[80], from_name[80]; /* outbound: identity presented */
@@ -123,6 +129,11 @@ static struct sip_call *call_new(bool outbound, const struct sip_endpoint *ep)
 	c->rtp_timeout = ep->rtp_timeout;
 	c->rtp_timeout_hold = ep->rtp_timeout_hold;
 	c->dtmf_pt = -1;
+	memcpy(c->allowed, ep->codecs, sizeof(c->allowed));
+	c->nallowed = ep->ncodecs;
+	c->dtmf_mode = ep->dtmf_mode;
+	c->codec.pt = -1;
+	c->codec.dtmf_pt = -1;
 	c->sdp_id = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(uintptr_t)c;
 	c->our_direction = SIP_SENDRECV;
 	atomic_fetch_add(&calls_active, 1);
@@ -282,8 +293,54 @@ static int build_sdp(struct sip_call *c, char *buf, size_t size, int direction)
 {
 	c->our_direction = direction;
 	return sip_sdp_build(buf, size, &sip.rtp_addr, px_rtp_local_port(c->rtp), c->payloads,
-			     c->npayloads, c->dtmf_pt >= 0 ? c->dtmf_pt : 101, direction, c->sdp_id,
+			     c->npayloads, c->dtmf_pt, direction, c->rtcp_mux, c->sdp_id,
 			     c->sdp_version++);
+}
+
+/* The codec to use from the far end's SDP m: in our preference order for an
+ * offer, in its order for an answer to our offer (limited to what we
+ * offered); false when none fits. */
+static bool choose_codec(const struct sip_call *c, const struct sip_media *m, bool answer,
+			 struct sip_payload *chosen)
+{
+	if (answer) {
+		for (int k = 0; k < m->npayloads; k++)
+			for (int i = 0; i < c->npayloads; i++)
+				if (m->payloads[k].format == c->payloads[i].format) {
+					*chosen = m->payloads[k];
+					return true;
+				}
+		return false;
+	}
+	for (int i = 0; i < c->nallowed; i++) {
+		const struct px_format *f = px_format_find(c->allowed[i]);
+		for (int k = 0; f && k < m->npayloads; k++)
+			if (m->payloads[k].format == f) {
+				*chosen = m->payloads[k];
+				return true;
+			}
+	}
+	return false;
+}
+
+/* Use p (from the far end's SDP m) from now on; true when that changed the
+ * format or payload type in use. */
+static bool use_codec(struct sip_call *c, const struct sip_payload *p, const struct sip_media *m)
+{
+	struct px_rtp_codec nc = {.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
+	bool changed;
+
+	snprintf(nc.fmtp, sizeof(nc.fmtp), "%s", p->fmtp);
+	/* Events only in the modes that use them. */
+	nc.dtmf_pt = c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO ? m->dtmf_pt
+										       : -1;
+	changed = c->codec.format && (c->codec.format != nc.format || c->codec.pt != nc.pt ||
+				      c->codec.dtmf_pt != nc.dtmf_pt);
+	c->codec = nc;
+	c->dtmf_pt = nc.dtmf_pt;
+	c->rtcp_mux = m->rtcp_mux;
+	px_rtp_set_codec(c->rtp, &nc);
+	return changed;
 }
 
 /* ---- cause and status ---- */
@@ -532,12 +589,18 @@ static void tech_destroy(px_channel *ch)
 
 /* ---- outbound ---- */
 
-static bool payload_allowed(const struct sip_endpoint *ep, int pt)
+/* Add format f to our offer, once. */
+static void offer_add(struct sip_call *c, const struct px_format *f)
 {
-	for (int i = 0; i < ep->ncodecs; i++)
-		if (ep->codecs[i] == pt)
-			return true;
-	return false;
+	if (!f || !f->encoding || c->npayloads == SIP_MAX_CODECS)
+		return;
+	for (int i = 0; i < c->npayloads; i++)
+		if (c->payloads[i].format == f)
+			return;
+	c->payloads[c->npayloads].format = f;
+	c->payloads[c->npayloads].pt = sip_sdp_offer_pt(f, c->npayloads);
+	c->payloads[c->npayloads].fmtp[0] = '\0';
+	c->npayloads++;
 }
 
 /* "udp:1.2.3.4:5060" → "sip:1.2.3.4:5060;transport=udp" */
@@ -588,18 +651,19 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		sip_config_unref(cfg);
 		return NULL;
 	}
-	/* Offer what the caller negotiated, so the bridge can relay packets. */
+	/* Offer what the caller uses first, when this endpoint allows it, so
+	 * the bridge can relay packets untouched; then the endpoint's own
+	 * codecs, preferred first: any of them is transcoded. */
 	if (requestor && px_channel_tech(requestor) == &sip_tech)
 		caller = px_channel_pvt(requestor);
-	if (caller) {
-		for (int i = 0; i < caller->npayloads; i++)
-			if (payload_allowed(ep, caller->payloads[i]))
-				c->payloads[c->npayloads++] = caller->payloads[i];
-		c->dtmf_pt = caller->dtmf_pt;
-	} else {
-		memcpy(c->payloads, ep->codecs, sizeof(int) * (size_t)ep->ncodecs);
-		c->npayloads = ep->ncodecs;
-	}
+	if (caller && caller->codec.format)
+		for (int i = 0; i < ep->ncodecs; i++)
+			if (px_format_find(ep->codecs[i]) == caller->codec.format)
+				offer_add(c, caller->codec.format);
+	for (int i = 0; i < ep->ncodecs; i++)
+		offer_add(c, px_format_find(ep->codecs[i]));
+	if (ep->dtmf_mode == SIP_DTMF_RFC4733 || ep->dtmf_mode == SIP_DTMF_AUTO)
+		c->dtmf_pt = 101;
 	if (c->npayloads == 0) {
 		px_verbose(3, "chan_sip: %s shares no codec with the caller", ep->name);
 		*cause = PX_CAUSE_INCOMPATIBLE_DESTINATION;
@@ -762,16 +826,20 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 		reject(nh, 488);
 		return;
 	}
-	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, ep->codecs, ep->ncodecs,
-			  &media, &err) < 0) {
+	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, &media, &err) < 0) {
 		px_log_notice("chan_sip: INVITE from %s: %s", ep->name, err.msg);
 		reject(nh, 488);
 		return;
 	}
-	if (media.npayloads == 0) {
-		px_verbose(3, "chan_sip: INVITE from %s: no codec in common", ep->name);
-		reject(nh, 488);
-		return;
+	{
+		struct sip_call probe = {.nallowed = ep->ncodecs};
+		struct sip_payload chosen;
+		memcpy(probe.allowed, ep->codecs, sizeof(probe.allowed));
+		if (!choose_codec(&probe, &media, false, &chosen)) {
+			px_verbose(3, "chan_sip: INVITE from %s: no codec in common", ep->name);
+			reject(nh, 488);
+			return;
+		}
 	}
 	exten = s->sip_request->rq_url->url_user ? s->sip_request->rq_url->url_user : "s";
 	if (!px_dialplan_exists(ep->context, exten, ep->callerid_num)) {
@@ -785,17 +853,20 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 		reject(nh, 500);
 		return;
 	}
-	/* Answer with our preference among what the offer holds. */
-	for (int i = 0; i < ep->ncodecs; i++)
-		for (int k = 0; k < media.npayloads; k++)
-			if (media.payloads[k] == ep->codecs[i])
-				c->payloads[c->npayloads++] = ep->codecs[i];
-	c->dtmf_pt = media.dtmf_pt;
 	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
 		px_log_warning("chan_sip: INVITE from %s: %s", ep->name, err.msg);
 		call_unref(c);
 		reject(nh, 503);
 		return;
+	}
+	/* Answer with the one codec we prefer among those offered, in the
+	 * offer's payload type. */
+	{
+		struct sip_payload chosen;
+		choose_codec(c, &media, false, &chosen);
+		use_codec(c, &chosen, &media);
+		c->payloads[0] = chosen;
+		c->npayloads = 1;
 	}
 	px_rtp_set_remote(c->rtp, (struct sockaddr *)&media.addr, ep->nat);
 	snprintf(name, sizeof(name), "SIP/%s", ep->name);
@@ -832,17 +903,33 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 /* ---- events on a call's dialogs (SIP thread) ---- */
 
 /* Take the far end's SDP; returns its direction, or -1 without a usable SDP. */
-static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold)
+static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold, bool answer)
 {
 	struct sip_media media;
 	px_err err = {""};
 
 	if (!s || !s->sip_payload || !s->sip_payload->pl_data)
 		return -1;
-	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, c->payloads,
-			  c->npayloads, &media, &err) < 0) {
+	if (sip_sdp_parse(s->sip_payload->pl_data, s->sip_payload->pl_len, &media, &err) < 0) {
 		px_log_notice("chan_sip: %s: %s", px_channel_name(c->chan), err.msg);
 		return -1;
+	}
+	struct sip_payload chosen;
+	if (!choose_codec(c, &media, answer, &chosen)) {
+		px_log_notice("chan_sip: %s: no codec in common in the far end's SDP",
+			      px_channel_name(c->chan));
+		return -1;
+	}
+	bool changed = use_codec(c, &chosen, &media);
+	if (!answer) {
+		/* Our answer to a new offer holds the codec chosen. */
+		c->payloads[0] = chosen;
+		c->npayloads = 1;
+	}
+	if (changed) {
+		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)", px_channel_name(c->chan),
+			   chosen.format->name, chosen.pt);
+		px_channel_queue_control(c->chan, PX_CONTROL_MEDIA_CHANGED);
 	}
 	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */
 	if (!(media.addr.ss_family == AF_INET &&
@@ -867,7 +954,7 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 		return;
 	if (status < 200) {
 		if (status == 183 && s && s->sip_payload && !c->progress_queued && !c->winner) {
-			apply_remote_sdp(c, s, false);
+			apply_remote_sdp(c, s, false, true);
 			c->progress_queued = true;
 			px_channel_queue_control(c->chan, PX_CONTROL_PROGRESS);
 		} else if (status >= 180 && !c->ringing_queued && !c->winner) {
@@ -885,7 +972,7 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 		if (c->winner) /* 200 to a re-INVITE */
 			return;
 		c->winner = l;
-		apply_remote_sdp(c, s, false);
+		apply_remote_sdp(c, s, false, true);
 		for (struct sip_leg *o = c->legs; o; o = o->next)
 			if (o != l && !o->terminated && o->nh)
 				nua_cancel(o->nh, TAG_END());
@@ -917,7 +1004,7 @@ static void incoming_reinvite(struct sip_leg *l, sip_t const *s)
 	int dir;
 
 	/* RFC 3264 6.1: the answer's direction mirrors the offer's. */
-	switch (apply_remote_sdp(c, s, true)) {
+	switch (apply_remote_sdp(c, s, true, false)) {
 	case SIP_SENDONLY:
 		dir = SIP_RECVONLY;
 		break;

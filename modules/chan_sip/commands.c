@@ -13,11 +13,6 @@
 
 #include "sip.h"
 
-static const char *codec_name(int pt)
-{
-	return pt == SIP_CODEC_PCMA ? "alaw" : pt == SIP_CODEC_PCMU ? "ulaw" : "?";
-}
-
 static void codecs_string(const struct sip_endpoint *ep, char *buf, size_t size)
 {
 	size_t used = 0;
@@ -25,7 +20,7 @@ static void codecs_string(const struct sip_endpoint *ep, char *buf, size_t size)
 	buf[0] = '\0';
 	for (int i = 0; i < ep->ncodecs && used < size; i++)
 		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? "," : "",
-					 codec_name(ep->codecs[i]));
+					 ep->codecs[i]);
 }
 
 static enum px_cli_status cmd_show_endpoints(px_cli *cli, int argc, char **argv)
@@ -81,6 +76,8 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	px_cli_printf(cli, " Context:       %s\n", ep->context);
 	px_cli_printf(cli, " Caller ID:     \"%s\" <%s>\n", ep->callerid_name, ep->callerid_num);
 	px_cli_printf(cli, " Codecs:        %s\n", codecs);
+	px_cli_printf(cli, " DTMF mode:     %s\n",
+		      (const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
 	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
 	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
 	n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));

@@ -81,7 +81,7 @@ static const struct px_config_option endpoint_table[] = {
 	 "registrations kept; a new one replaces the oldest"},
 	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
 	 offsetof(struct endpoint_opts, dtmf_mode),
-	 "rfc4733 (more modes come with the media engine)"},
+	 "rfc4733, info, inband or auto (RFC 4733 when offered, else inband)"},
 	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL, offsetof(struct endpoint_opts, rtp_timeout),
 	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: never"},
 	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
@@ -91,25 +91,25 @@ static const struct px_config_option endpoint_table[] = {
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
 
-static int codec_by_name(const char *name)
-{
-	if (!strcasecmp(name, "ulaw") || !strcasecmp(name, "pcmu") || !strcasecmp(name, "g711u"))
-		return SIP_CODEC_PCMU;
-	if (!strcasecmp(name, "alaw") || !strcasecmp(name, "pcma") || !strcasecmp(name, "g711a"))
-		return SIP_CODEC_PCMA;
-	return -1;
-}
+static const char *const all_codecs[] = {"ulaw", "alaw", "g722", "gsm", "opus"};
 
-static void codec_remove(struct sip_endpoint *ep, int pt)
+static void codec_remove(struct sip_endpoint *ep, const char *name)
 {
 	for (int i = 0; i < ep->ncodecs; i++) {
-		if (ep->codecs[i] == pt) {
+		if (!strcmp(ep->codecs[i], name)) {
 			memmove(&ep->codecs[i], &ep->codecs[i + 1],
-				(size_t)(ep->ncodecs - i - 1) * sizeof(int));
+				(size_t)(ep->ncodecs - i - 1) * sizeof(ep->codecs[0]));
 			ep->ncodecs--;
 			return;
 		}
 	}
+}
+
+static void codec_add(struct sip_endpoint *ep, const char *name)
+{
+	codec_remove(ep, name);
+	if (ep->ncodecs < SIP_MAX_CODECS)
+		snprintf(ep->codecs[ep->ncodecs++], SIP_CODEC_NAME, "%s", name);
 }
 
 /* allow/disallow lines apply in file order, templates first, as in Asterisk. */
@@ -127,34 +127,35 @@ static int endpoint_codecs(const px_config_section *s, struct sip_endpoint *ep, 
 		if (px_config_var_list(v, &list, err) < 0)
 			return -1;
 		for (size_t i = 0; list[i]; i++) {
-			int pt;
+			const char *name;
 			if (!allow && !strcasecmp(list[i], "all")) {
 				ep->ncodecs = 0;
 				continue;
 			}
 			if (allow && !strcasecmp(list[i], "all")) {
-				ep->ncodecs = 0;
-				ep->codecs[ep->ncodecs++] = SIP_CODEC_PCMU;
-				ep->codecs[ep->ncodecs++] = SIP_CODEC_PCMA;
+				for (size_t k = 0; k < N(all_codecs); k++)
+					codec_add(ep, all_codecs[k]);
 				continue;
 			}
-			pt = codec_by_name(list[i]);
-			if (pt < 0) {
-				px_err_set(err, "%s:%d: %s: unknown codec '%s' (known: ulaw, alaw)",
+			name = sip_codec_canonical(list[i]);
+			if (!name) {
+				px_err_set(err,
+					   "%s:%d: %s: unknown codec '%s' (known: ulaw, alaw, g722, "
+					   "gsm, opus)",
 					   v->file, v->line, v->name, list[i]);
 				px_config_list_free(list);
 				return -1;
 			}
-			codec_remove(ep, pt);
-			if (allow && ep->ncodecs < SIP_MAX_CODECS)
-				ep->codecs[ep->ncodecs++] = pt;
+			if (allow)
+				codec_add(ep, name);
+			else
+				codec_remove(ep, name);
 		}
 		px_config_list_free(list);
 	}
 	if (!any) {
-		ep->codecs[0] = SIP_CODEC_PCMU;
-		ep->codecs[1] = SIP_CODEC_PCMA;
-		ep->ncodecs = 2;
+		codec_add(ep, "ulaw");
+		codec_add(ep, "alaw");
 	}
 	if (ep->ncodecs == 0)
 		return px_err_set(err, "%s:%d: endpoint %s allows no codec", ep->file, ep->line,
@@ -218,9 +219,17 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 		px_err_set(err, "%s:%d: endpoint %s has no secret", ep->file, ep->line, ep->name);
 		goto out;
 	}
-	if (strcasecmp(o.dtmf_mode, "rfc4733")) {
+	if (!strcasecmp(o.dtmf_mode, "rfc4733") || !strcasecmp(o.dtmf_mode, "rfc2833")) {
+		ep->dtmf_mode = SIP_DTMF_RFC4733;
+	} else if (!strcasecmp(o.dtmf_mode, "info")) {
+		ep->dtmf_mode = SIP_DTMF_INFO;
+	} else if (!strcasecmp(o.dtmf_mode, "inband")) {
+		ep->dtmf_mode = SIP_DTMF_INBAND;
+	} else if (!strcasecmp(o.dtmf_mode, "auto")) {
+		ep->dtmf_mode = SIP_DTMF_AUTO;
+	} else {
 		const px_config_var *v = px_config_var_find(s, "dtmf_mode");
-		px_err_set(err, "%s:%d: dtmf_mode: '%s' is not supported yet (rfc4733)",
+		px_err_set(err, "%s:%d: dtmf_mode: '%s' is not one of rfc4733, info, inband, auto",
 			   v ? v->file : ep->file, v ? v->line : ep->line, o.dtmf_mode);
 		goto out;
 	}

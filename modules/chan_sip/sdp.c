@@ -1,8 +1,9 @@
 /*
- * SDP for chan_sip's first cut of media: reading an offer or answer with
- * sofia-sip's parser (audio stream, connection address, G.711 payloads in
- * the sender's order, telephone-event, direction) and writing our own
- * offer or answer for the RTP port the media engine gave the call.
+ * SDP for chan_sip: reading an offer or answer with sofia-sip's parser
+ * (audio stream, connection address, every payload type whose format the
+ * codec registry knows with its fmtp, telephone-event, ptime, direction,
+ * rtcp-mux) and writing our own offer or answer: rtpmap and fmtp lines
+ * from the formats' own descriptions, dynamic payload types from 96 up.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -14,30 +15,45 @@
 #include <sofia-sip/sdp.h>
 #include <sofia-sip/su_alloc.h>
 
+#include <plexus/codec.h>
+
 #include "sip.h"
 
-static bool allowed_pt(int pt, const int *allowed, int n)
+/* Telephone-event's payload type in our offers. */
+#define DTMF_PT 101
+
+static const struct {
+	const char *alias, *name;
+} codec_names[] = {
+	{"ulaw", "ulaw"}, {"pcmu", "ulaw"}, {"g711u", "ulaw"}, {"alaw", "alaw"}, {"pcma", "alaw"},
+	{"g711a", "alaw"}, {"g722", "g722"}, {"gsm", "gsm"},  {"opus", "opus"},
+};
+
+const char *sip_codec_canonical(const char *name)
 {
-	for (int i = 0; i < n; i++)
-		if (allowed[i] == pt)
-			return true;
-	return false;
+	for (size_t i = 0; i < sizeof(codec_names) / sizeof(codec_names[0]); i++)
+		if (!strcasecmp(codec_names[i].alias, name))
+			return codec_names[i].name;
+	return NULL;
 }
 
-/* The static payload type an rtpmap names, or -1 (PCMU/8000 → 0). */
-static int g711_payload(const sdp_rtpmap_t *rm)
+int sip_sdp_offer_pt(const struct px_format *f, int index)
 {
-	if (rm->rm_rate != 8000 || !rm->rm_encoding)
-		return -1;
-	if (!strcasecmp(rm->rm_encoding, "PCMU"))
-		return SIP_CODEC_PCMU;
-	if (!strcasecmp(rm->rm_encoding, "PCMA"))
-		return SIP_CODEC_PCMA;
-	return -1;
+	int pt;
+
+	if (f->static_pt >= 0)
+		return f->static_pt;
+	pt = 96 + index;
+	return pt >= DTMF_PT ? pt + 1 : pt;
 }
 
-int sip_sdp_parse(const char *body, size_t len, const int *allowed, int nallowed,
-		  struct sip_media *out, px_err *err)
+/* The fmtp line sofia keeps for payload type pt of m. */
+static const char *fmtp_of(const sdp_rtpmap_t *rm)
+{
+	return rm->rm_fmtp ? rm->rm_fmtp : "";
+}
+
+int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *err)
 {
 	su_home_t home[1] = {SU_HOME_INIT(home)};
 	sdp_parser_t *parser;
@@ -77,13 +93,32 @@ int sip_sdp_parse(const char *body, size_t len, const int *allowed, int nallowed
 	memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
 	for (sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
-		int pt = g711_payload(rm);
-		if (pt >= 0 && (int)rm->rm_pt == pt && allowed_pt(pt, allowed, nallowed) &&
-		    out->npayloads < SIP_MAX_CODECS)
-			out->payloads[out->npayloads++] = pt;
-		else if (rm->rm_encoding && !strcasecmp(rm->rm_encoding, "telephone-event") &&
-			 out->dtmf_pt < 0)
-			out->dtmf_pt = (int)rm->rm_pt;
+		const struct px_format *f;
+		if (!rm->rm_encoding)
+			continue;
+		if (!strcasecmp(rm->rm_encoding, "telephone-event")) {
+			if (out->dtmf_pt < 0 && rm->rm_rate == 8000)
+				out->dtmf_pt = (int)rm->rm_pt;
+			continue;
+		}
+		f = px_format_by_encoding(rm->rm_encoding, (unsigned)rm->rm_rate);
+		if (!f || out->npayloads == SIP_MAX_CODECS)
+			continue;
+		struct sip_payload *p = &out->payloads[out->npayloads++];
+		p->format = f;
+		p->pt = (int)rm->rm_pt;
+		snprintf(p->fmtp, sizeof(p->fmtp), "%s", fmtp_of(rm));
+	}
+	for (sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+		if (!a->a_name)
+			continue;
+		if (!strcasecmp(a->a_name, "ptime") && a->a_value) {
+			long ms = strtol(a->a_value, NULL, 10);
+			if (ms >= 10 && ms <= 120 && ms % 10 == 0)
+				out->ptime = (unsigned)ms;
+		} else if (!strcasecmp(a->a_name, "rtcp-mux")) {
+			out->rtcp_mux = true;
+		}
 	}
 	switch (m->m_mode) {
 	case sdp_sendonly:
@@ -109,8 +144,8 @@ out:
 }
 
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const int *payloads, int npayloads, int dtmf_pt, int direction,
-		  uint64_t session_id, unsigned version)
+		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
+		  bool rtcp_mux, uint64_t session_id, unsigned version)
 {
 	static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
 	char host[64];
@@ -135,16 +170,26 @@ int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_add
 	       (unsigned long long)session_id, version, family, host, family, host);
 	APPEND("m=audio %u RTP/AVP", (unsigned)port);
 	for (int i = 0; i < npayloads; i++)
-		APPEND(" %d", payloads[i]);
+		APPEND(" %d", payloads[i].pt);
 	if (dtmf_pt >= 0)
 		APPEND(" %d", dtmf_pt);
 	APPEND("\r\n");
-	for (int i = 0; i < npayloads; i++)
-		APPEND("a=rtpmap:%d %s/8000\r\n", payloads[i],
-		       payloads[i] == SIP_CODEC_PCMA ? "PCMA" : "PCMU");
+	for (int i = 0; i < npayloads; i++) {
+		const struct px_format *f = payloads[i].format;
+		if (f->rtp_channels)
+			APPEND("a=rtpmap:%d %s/%u/%u\r\n", payloads[i].pt, f->encoding, f->rtp_clock,
+			       f->rtp_channels);
+		else
+			APPEND("a=rtpmap:%d %s/%u\r\n", payloads[i].pt, f->encoding, f->rtp_clock);
+		if (f->fmtp)
+			APPEND("a=fmtp:%d %s\r\n", payloads[i].pt, f->fmtp);
+	}
 	if (dtmf_pt >= 0)
 		APPEND("a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", dtmf_pt, dtmf_pt);
-	APPEND("a=ptime:20\r\na=%s\r\n", dirs[direction & 3]);
+	APPEND("a=ptime:20\r\n");
+	if (rtcp_mux)
+		APPEND("a=rtcp-mux\r\n");
+	APPEND("a=%s\r\n", dirs[direction & 3]);
 #undef APPEND
 	return (int)used;
 }

@@ -35,8 +35,13 @@ struct auth_mod_t;
 
 /* ---- configuration (config.c) ---- */
 
-enum sip_codec { SIP_CODEC_PCMU = 0, SIP_CODEC_PCMA = 8 };
-#define SIP_MAX_CODECS 4
+#define SIP_MAX_CODECS 8
+#define SIP_CODEC_NAME 16
+
+/* How an endpoint's DTMF travels: RFC 4733 events in the RTP stream, SIP
+ * INFO requests, tones in the audio, or auto (RFC 4733 when the far end
+ * offers telephone-event, else inband). */
+enum sip_dtmf_mode { SIP_DTMF_RFC4733, SIP_DTMF_INFO, SIP_DTMF_INBAND, SIP_DTMF_AUTO };
 
 struct sip_endpoint {
 	char name[64];     /* section name: the AOR and, by default, the auth user */
@@ -45,8 +50,9 @@ struct sip_endpoint {
 	char context[80];
 	char callerid_num[80];
 	char callerid_name[80];
-	int codecs[SIP_MAX_CODECS]; /* RTP payload types in preference order */
+	char codecs[SIP_MAX_CODECS][SIP_CODEC_NAME]; /* format names, in preference order */
 	int ncodecs;
+	enum sip_dtmf_mode dtmf_mode;
 	bool nat; /* rport, contact rewrite, symmetric RTP */
 	int max_contacts;
 	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
@@ -147,23 +153,40 @@ bool sip_overload_refuse(bool has_credentials);
 
 /* ---- SDP (sdp.c) ---- */
 
-struct sip_media {
-	struct sockaddr_storage addr; /* where the far end receives RTP */
-	int payloads[SIP_MAX_CODECS]; /* usable payload types, in the offerer's order */
-	int npayloads;
-	int dtmf_pt; /* telephone-event payload type, -1 if none */
-	enum { SIP_SENDRECV, SIP_SENDONLY, SIP_RECVONLY, SIP_INACTIVE } direction;
-	bool has_audio;
+struct px_format;
+
+/* One payload type of an SDP: its format (known to the codec registry),
+ * number and fmtp. */
+struct sip_payload {
+	const struct px_format *format;
+	int pt;
+	char fmtp[128];
 };
 
-/* Parse an SDP body; keep only the codecs in allowed[]. -1 with err when the
- * body is not SDP or has no audio stream. */
-int sip_sdp_parse(const char *body, size_t len, const int *allowed, int nallowed,
-		  struct sip_media *out, px_err *err);
+struct sip_media {
+	struct sockaddr_storage addr; /* where the far end receives RTP */
+	struct sip_payload payloads[SIP_MAX_CODECS]; /* known formats, in the sender's order */
+	int npayloads;
+	int dtmf_pt;    /* telephone-event payload type, -1 if none */
+	unsigned ptime; /* a=ptime, 0 if absent */
+	enum { SIP_SENDRECV, SIP_SENDONLY, SIP_RECVONLY, SIP_INACTIVE } direction;
+	bool has_audio;
+	bool rtcp_mux; /* a=rtcp-mux */
+};
+
+/* The format a codec name of sip.conf means ("pcmu" -> "ulaw"), or NULL
+ * for a name no codec module provides. */
+const char *sip_codec_canonical(const char *name);
+/* Parse an SDP body: its audio stream, with the payloads whose format is
+ * registered. -1 with err when the body is not SDP or has no audio stream. */
+int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *err);
+/* The payload type we offer for format f when it is the index-th codec
+ * of our offer (static ones keep theirs). */
+int sip_sdp_offer_pt(const struct px_format *f, int index);
 /* Write our SDP (offer or answer) into buf. */
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const int *payloads, int npayloads, int dtmf_pt, int direction,
-		  uint64_t session_id, unsigned version);
+		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
+		  bool rtcp_mux, uint64_t session_id, unsigned version);
 
 /* ---- console (commands.c) ---- */
 

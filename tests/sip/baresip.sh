@@ -47,7 +47,7 @@ BARESIP_UA='baresip v?[0-9][^ ]*'
 setup() {
 	D=$TMP/etc
 	bare_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial
+	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
 	write_plexus_conf "$D" "$TMP/modules" 3
 	bare_debug_conf "$D"
 	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \

@@ -26,7 +26,7 @@ LUA_DATA=$top_srcdir/tests/data/lua_sip
 setup() {
 	D=$TMP/etc
 	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial res_db
+	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial res_db codec_ulaw codec_alaw
 	write_plexus_conf "$D" "$TMP/modules" 3
 	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
 		"load = pbx_lua" "require = app_dial" "require = res_db"

@@ -41,7 +41,7 @@ SECRET_1005=test-secret-1005
 setup() {
 	D=$TMP/etc
 	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial
+	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
 	write_plexus_conf "$D" "$TMP/modules" 3
 	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
 		"require = pbx_lua" "require = app_dial"

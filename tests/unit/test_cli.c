@@ -524,7 +524,7 @@ static void test_complete(void)
 	check_complete("logger s", "set\nshow");
 	/* After a trailing blank: every next word, sorted, without duplicates. */
 	check_complete("core ", "reload\nset\nshow\nstop");
-	check_complete("core show ", "settings\nthreads\nuptime\nversion");
+	check_complete("core show ", "codecs\nsettings\nthreads\ntranslation\nuptime\nversion");
 	check_complete("tx ", "alt\nfail\nother\nshow\nusage");
 	check_complete("tx  show  ", "all");
 	/* Alternatives are offered one by one. */
@@ -600,7 +600,7 @@ static void test_help(void)
 	ASSERT_CONTAINS(out, "Either word");
 	free(out);
 	CU_ASSERT_EQUAL(run("help core show", &out), PX_CLI_SUCCESS);
-	CU_ASSERT_EQUAL(count_char(out, '\n'), 4);
+	CU_ASSERT_EQUAL(count_char(out, '\n'), 6);
 	CU_ASSERT_PTR_NULL(strstr(out, "core set verbose"));
 	free(out);
 

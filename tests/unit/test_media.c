@@ -29,9 +29,11 @@
 
 #include <CUnit/Basic.h>
 
+#include <plexus/codec.h>
 #include <plexus/config.h>
 #include <plexus/media.h>
 
+#include "loader.h"
 #include "log_internal.h"
 #include "media_internal.h"
 
@@ -1063,6 +1065,97 @@ static void test_moves_during_traffic(void)
 
 /* ---------------------------------------------------------------- main */
 
+#ifndef PX_MODULES_BUILDDIR
+#define PX_MODULES_BUILDDIR "modules/.libs"
+#endif
+
+/* A PCMU leg bridged to an Opus leg: the engine transcodes both ways, in
+ * each receiver's payload type and ptime. Bad packets on the PCMU leg
+ * (wrong version, truncated header, a CSRC count beyond the packet, a
+ * wrong payload type) and Opus garbage on the other are dropped and
+ * counted; good packets after them still come through. */
+static void test_transcoding_and_bad_rtp(void)
+{
+	struct call c;
+	struct rtp_in in;
+	px_err err = {""};
+	unsigned char p[HEADER_SIZE + 160];
+	bool loaded;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		 px_loader_load("codec_ulaw", &err) == 0 && px_loader_load("codec_opus", &err) == 0;
+	if (!loaded)
+		fprintf(stderr, "\n  codec modules: %s\n", err.msg);
+	CU_ASSERT_FATAL(loaded);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	struct px_rtp_codec ulaw = {.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				    .dtmf_pt = -1};
+	struct px_rtp_codec opus = {.format = px_format_find("opus"), .pt = 111, .ptime = 20,
+				    .dtmf_pt = -1};
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ulaw.format);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(opus.format);
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &opus);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_bridge(c.a, c.b, &err), 0);
+	CU_ASSERT(px_rtp_transcoding(c.a));
+	CU_ASSERT(px_rtp_transcoding(c.b));
+
+	/* 20 ms of PCMU silence in, Opus packets of 20 ms out (the first
+	 * one once the resampler to 48 kHz has filled up: after 40 ms). */
+	for (uint16_t seq = 1; seq <= 2; seq++) {
+		make_rtp(p, 0x1111, seq, 160u * seq, false);
+		memset(p + HEADER_SIZE, 0xff, 160);
+		send_raw(&c.pa, c.a, p, sizeof(p));
+	}
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.pt, 111);
+	CU_ASSERT(in.marker);
+	CU_ASSERT(in.len > HEADER_SIZE && in.len < HEADER_SIZE + 160);
+	uint32_t first_ts = in.ts;
+
+	unsigned char bad[64];
+	memcpy(bad, p, sizeof(bad));
+	bad[0] = 0x40; /* version 1 */
+	send_raw(&c.pa, c.a, bad, sizeof(bad));
+	send_raw(&c.pa, c.a, p, 7); /* shorter than a header */
+	memcpy(bad, p, sizeof(bad));
+	bad[0] = 0x8f; /* 15 CSRCs: 60 bytes after the header, of 52 */
+	send_raw(&c.pa, c.a, bad, sizeof(bad));
+	memcpy(bad, p, sizeof(bad));
+	bad[1] = 8; /* PCMA, not negotiated */
+	send_raw(&c.pa, c.a, bad, sizeof(bad));
+	CU_ASSERT(wait_stat(c.a, STAT(rx_bad), 4));
+	CU_ASSERT(nothing_arrives(&c.pb));
+
+	/* Opus garbage from the other side: code 3 with no frames. */
+	unsigned char garbage[HEADER_SIZE + PAYLOAD_SIZE];
+	make_rtp(garbage, 0x2222, 1, 960, false);
+	garbage[1] = 111;
+	memcpy(garbage + HEADER_SIZE, "\x03\x00\x12\x34", 4);
+	send_raw(&c.pb, c.b, garbage, HEADER_SIZE + 4);
+	CU_ASSERT(wait_stat(c.b, STAT(rx_bad), 1));
+	CU_ASSERT(nothing_arrives(&c.pa));
+
+	/* And the call goes on: the next PCMU packet, 20 ms later in the stream. */
+	make_rtp(p, 0x1111, 3, 480, false);
+	memset(p + HEADER_SIZE, 0xff, 160);
+	send_raw(&c.pa, c.a, p, sizeof(p));
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.pt, 111);
+	CU_ASSERT_EQUAL(in.ts - first_ts, 960);
+	CU_ASSERT(wait_stat(c.a, STAT(transcoded), 3));
+
+	/* Same format both sides again: relayed, payload untouched. */
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_EQUAL(px_rtp_bridge(c.a, c.b, &err), 0);
+	CU_ASSERT(!px_rtp_transcoding(c.a));
+	send_rtp(&c.pa, c.a, 0x1111, 4, 640, false);
+	CU_ASSERT(recv_relayed(&c.pb, &in, 0x1111, 4));
+	call_close(&c);
+	px_loader_shutdown();
+}
+
 static int suite_cleanup(void)
 {
 	px_media_shutdown();
@@ -1090,6 +1183,7 @@ int main(void)
 	        {"shutdown closes sessions", test_shutdown_closes_sessions},
 	        {"destroy during traffic", test_destroy_during_traffic},
 	        {"moves during traffic", test_moves_during_traffic},
+	        {"transcoding and bad RTP", test_transcoding_and_bad_rtp},
 	};
 	CU_pSuite suite;
 	unsigned failures;

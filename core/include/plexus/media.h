@@ -18,12 +18,26 @@
 #include <plexus/error.h>
 
 typedef struct px_rtp px_rtp;
+struct px_format;
+
+/* What a leg's far end and we agreed on (SDP): the format and payload type
+ * of its audio both ways, the packet duration it wants, its fmtp for the
+ * format (settings for our encoder) and its telephone-event payload type. */
+struct px_rtp_codec {
+	const struct px_format *format; /* NULL: unknown, packets are relayed as they come */
+	int pt;
+	unsigned ptime; /* ms; 0: 20 */
+	char fmtp[128];
+	int dtmf_pt; /* -1: no RFC 4733 events */
+};
 
 struct px_rtp_stats {
 	uint64_t rx_packets, rx_bytes; /* received from this leg's far end */
 	uint64_t tx_packets, tx_bytes; /* sent to this leg's far end */
 	uint64_t rx_lost;              /* gaps in the received sequence numbers */
 	uint64_t rx_dropped;           /* received but not relayed (no peer, bad packet) */
+	uint64_t rx_bad;               /* of those: not RTP, wrong payload type, undecodable */
+	uint64_t transcoded;           /* received packets decoded for a transcoded bridge */
 	uint32_t rx_ssrc, tx_ssrc;
 };
 
@@ -40,12 +54,23 @@ void px_rtp_set_remote(px_rtp *r, const struct sockaddr *addr, bool symmetric);
 /* Stop or resume sending to the far end (hold: sendonly/inactive). */
 void px_rtp_set_send(px_rtp *r, bool send);
 
-/* Relay packets between a and b both ways; replaces any earlier peer. */
+/* Set what the leg negotiated; a bridge it is in is set up again (relay or
+ * transcoding) by the next px_rtp_bridge. */
+void px_rtp_set_codec(px_rtp *r, const struct px_rtp_codec *codec);
+void px_rtp_get_codec(px_rtp *r, struct px_rtp_codec *out);
+
+/* Relay packets between a and b both ways; replaces any earlier peer. When
+ * both legs use one format (or either is unknown) packets are forwarded
+ * untouched but for SSRC, sequence, timestamp and payload type; otherwise
+ * the worker decodes, translates and re-encodes them, in each receiver's
+ * packet duration. Fails when there is no translation path. */
 int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err);
 /* Stop relaying (both directions of r's bridge). */
 void px_rtp_unbridge(px_rtp *r);
 
 void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out);
+/* Whether r's bridge transcodes. */
+bool px_rtp_transcoding(px_rtp *r);
 /* Close the session; unbridges first. The memory goes once its worker has
  * let go of it. */
 void px_rtp_destroy(px_rtp *r);

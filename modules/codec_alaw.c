@@ -1,0 +1,115 @@
+/*
+ * codec_alaw: G.711 A-law (RTP payload type 8, PCMA) and its translators
+ * to and from slin, through tables computed at load from the G.711
+ * segment rules.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <plexus/codec.h>
+#include <plexus/log.h>
+#include <plexus/module.h>
+
+static int16_t decode_table[256];
+static uint8_t encode_table[65536]; /* indexed by the sample as uint16_t */
+
+/* Upper ends of the eight segments, on the 13-bit magnitude. */
+static const int segment_end[8] = {0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff};
+
+static uint8_t encode_one(int s)
+{
+	int mask, seg, a;
+
+	s >>= 3;
+	if (s >= 0) {
+		mask = 0xd5;
+	} else {
+		mask = 0x55;
+		s = -s - 1;
+	}
+	for (seg = 0; seg < 8 && s > segment_end[seg]; seg++)
+		;
+	if (seg == 8)
+		return (uint8_t)(0x7f ^ mask);
+	a = seg << 4;
+	a |= seg < 2 ? (s >> 1) & 0x0f : (s >> seg) & 0x0f;
+	return (uint8_t)(a ^ mask);
+}
+
+static int16_t decode_one(uint8_t a)
+{
+	int t, seg;
+
+	a ^= 0x55;
+	t = (a & 0x0f) << 4;
+	seg = (a & 0x70) >> 4;
+	if (seg == 0)
+		t += 8;
+	else if (seg == 1)
+		t += 0x108;
+	else
+		t = (t + 0x108) << (seg - 1);
+	return (int16_t)(a & 0x80 ? t : -t);
+}
+
+static int decode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
+{
+	int16_t *pcm = (int16_t *)(void *)out;
+
+	(void)state;
+	if (inlen * 2 > outsize)
+		inlen = outsize / 2;
+	for (size_t i = 0; i < inlen; i++)
+		pcm[i] = decode_table[in[i]];
+	return (int)(inlen * 2);
+}
+
+static int encode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
+{
+	const int16_t *pcm = (const int16_t *)(const void *)in;
+	size_t n = inlen / 2;
+
+	(void)state;
+	if (n > outsize)
+		n = outsize;
+	for (size_t i = 0; i < n; i++)
+		out[i] = encode_table[(uint16_t)pcm[i]];
+	return (int)n;
+}
+
+static const struct px_format alaw = {
+	.name = "alaw", .description = "G.711 A-law", .encoding = "PCMA", .sample_rate = 8000,
+	.rtp_clock = 8000, .static_pt = 8};
+static const struct px_translator to_lin = {
+	.name = "alawtolin", .src = "alaw", .dst = "slin", .run = decode};
+static const struct px_translator from_lin = {
+	.name = "lintoalaw", .src = "slin", .dst = "alaw", .run = encode};
+
+static int load(px_module *self)
+{
+	px_err err = {""};
+
+	for (int i = 0; i < 256; i++)
+		decode_table[i] = decode_one((uint8_t)i);
+	for (int i = 0; i < 65536; i++)
+		encode_table[i] = encode_one((int16_t)(uint16_t)i);
+	if (px_format_register(self, &alaw, &err) < 0 ||
+	    px_translator_register(self, &from_lin, &err) < 0 ||
+	    px_translator_register(self, &to_lin, &err) < 0) {
+		px_log_error("codec_alaw: %s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int unload(px_module *self)
+{
+	(void)self;
+	px_translator_unregister(&to_lin);
+	px_translator_unregister(&from_lin);
+	px_format_unregister(&alaw);
+	return 0;
+}
+
+PX_MODULE(.name = "codec_alaw", .description = "G.711 A-law codec", .kind = PX_MODULE_CODEC,
+	  .load = load, .unload = unload);

@@ -1,0 +1,494 @@
+#!/usr/bin/python3
+"""mediaphone.py: two SIP phones in one process that call each other
+through plexusd and check the audio each one hears (tests/sip/media.sh).
+
+The callee registers (digest), the caller INVITEs it through plexusd
+offering only its codec; the callee answers with only its own. Both then
+send a tone in their codec (caller 1000 Hz, callee 600 Hz) as 20 ms RTP
+packets, decode what they receive and check, with the Goertzel algorithm,
+that the other's tone is there (its power well above the own tone's and
+above silence). Options: a re-INVITE from the caller that switches its
+codec mid-call (audio checked again after it); DTMF digits sent by the
+caller as RFC 4733 events or SIP INFO, which the callee must receive in its
+own mode (events or INFO) with their durations. Only 127.0.0.1 is used.
+Prints one line per check; exit status 0 when every check passed.
+
+Codecs: ulaw, alaw (audioop), g722 (spandsp via ctypes), opus (libopus via
+ctypes).
+"""
+import argparse
+import ctypes
+import hashlib
+import math
+import os
+import random
+import select
+import socket
+import struct
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+import audioop  # noqa: E402
+
+RATE = {"ulaw": 8000, "alaw": 8000, "g722": 16000, "opus": 48000}
+CLOCK = {"ulaw": 8000, "alaw": 8000, "g722": 8000, "opus": 48000}
+STATIC_PT = {"ulaw": 0, "alaw": 8, "g722": 9}
+RTPMAP = {"ulaw": "PCMU/8000", "alaw": "PCMA/8000", "g722": "G722/8000", "opus": "opus/48000/2"}
+DYN_PT = 107  # the phones' dynamic payload type for Opus (not plexusd's)
+DTMF_PT = 100
+
+
+class Codec:
+    """Encoder and decoder state of one phone for one codec."""
+
+    def __init__(self, name):
+        self.name = name
+        self.rate = RATE[name]
+        if name == "g722":
+            lib = ctypes.CDLL("libspandsp.so.2")
+            lib.g722_encode_init.restype = ctypes.c_void_p
+            lib.g722_decode_init.restype = ctypes.c_void_p
+            self.lib = lib
+            self.enc = lib.g722_encode_init(None, 64000, 0)
+            self.dec = lib.g722_decode_init(None, 64000, 0)
+        elif name == "opus":
+            lib = ctypes.CDLL("libopus.so.0")
+            lib.opus_encoder_create.restype = ctypes.c_void_p
+            lib.opus_decoder_create.restype = ctypes.c_void_p
+            err = ctypes.c_int()
+            self.lib = lib
+            self.enc = lib.opus_encoder_create(48000, 1, 2048, ctypes.byref(err))
+            self.dec = lib.opus_decoder_create(48000, 1, ctypes.byref(err))
+
+    def encode(self, pcm):
+        n = len(pcm) // 2
+        if self.name == "ulaw":
+            return audioop.lin2ulaw(pcm, 2)
+        if self.name == "alaw":
+            return audioop.lin2alaw(pcm, 2)
+        out = ctypes.create_string_buffer(4000)
+        if self.name == "g722":
+            k = self.lib.g722_encode(ctypes.c_void_p(self.enc), out, pcm, n)
+        else:
+            k = self.lib.opus_encode(ctypes.c_void_p(self.enc), pcm, n, out, 4000)
+        return out.raw[:k]
+
+    def decode(self, payload):
+        if self.name == "ulaw":
+            return audioop.ulaw2lin(payload, 2)
+        if self.name == "alaw":
+            return audioop.alaw2lin(payload, 2)
+        out = ctypes.create_string_buffer(5760 * 2)
+        if self.name == "g722":
+            k = self.lib.g722_decode(ctypes.c_void_p(self.dec), out, payload, len(payload))
+        else:
+            k = self.lib.opus_decode(ctypes.c_void_p(self.dec), payload, len(payload), out,
+                                     5760, 0)
+        return out.raw[:2 * max(k, 0)]
+
+
+def tone(freq, rate, start, n):
+    return struct.pack("<%dh" % n, *(int(9000 * math.sin(2 * math.pi * freq * (start + i) / rate))
+                                    for i in range(n)))
+
+
+def goertzel(samples, rate, freq):
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
+
+
+class Phone:
+    def __init__(self, user, secret, codec, sip_port, dtmf):
+        self.user, self.secret, self.sip_port = user, secret, sip_port
+        self.codec_name = codec
+        self.dtmf = dtmf
+        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sip.bind(("127.0.0.1", 0))
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.port = self.sip.getsockname()[1]
+        self.rtp_port = self.rtp.getsockname()[1]
+        self.tag = "t%d" % random.randrange(1 << 30)
+        self.cseq = 1
+        self.responses = []
+        self.dialog = None  # (call_id, local_tag, remote_tag, remote_target, is_caller)
+        self.remote_rtp = None
+        self.remote_pt = None
+        self.set_codec(codec)
+        self.ssrc = random.randrange(1 << 32)
+        self.seq = random.randrange(1 << 16)
+        self.ts = random.randrange(1 << 32)
+        self.sent_samples = 0
+        self.heard = bytearray()
+        self.info_digits = []
+        self.events = {}  # timestamp -> (digit, duration, ended)
+        self.bad_pt = 0
+
+    def set_codec(self, name):
+        self.codec_name = name
+        self.codec = Codec(name)
+        self.pt = STATIC_PT.get(name, DYN_PT)
+        self.heard = bytearray()
+
+    def sdp(self):
+        lines = ["v=0", "o=- 1 %d IN IP4 127.0.0.1" % self.cseq, "s=-", "c=IN IP4 127.0.0.1",
+                 "t=0 0"]
+        pts = [str(self.pt)] + ([str(DTMF_PT)] if self.dtmf == "rfc4733" else [])
+        lines.append("m=audio %d RTP/AVP %s" % (self.rtp_port, " ".join(pts)))
+        lines.append("a=rtpmap:%d %s" % (self.pt, RTPMAP[self.codec_name]))
+        if self.codec_name == "opus":
+            lines.append("a=fmtp:%d useinbandfec=1;maxaveragebitrate=24000;stereo=0" % self.pt)
+        if self.dtmf == "rfc4733":
+            lines.append("a=rtpmap:%d telephone-event/8000" % DTMF_PT)
+            lines.append("a=fmtp:%d 0-16" % DTMF_PT)
+        lines += ["a=ptime:20", "a=sendrecv"]
+        return "\r\n".join(lines) + "\r\n"
+
+    def send(self, text):
+        self.sip.sendto(text.encode(), ("127.0.0.1", self.sip_port))
+
+    def request(self, method, uri, call_id, from_tag, to, cseq, body=None, extra=(),
+                ctype="application/sdp"):
+        h = ["%s %s SIP/2.0" % (method, uri),
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport" % (
+                 self.port, random.randrange(1 << 40)),
+             "Max-Forwards: 70",
+             "From: <sip:%s@127.0.0.1>;tag=%s" % (self.user, from_tag),
+             "To: %s" % to, "Call-ID: %s" % call_id, "CSeq: %d %s" % (cseq, method),
+             "Contact: <sip:%s@127.0.0.1:%d>" % (self.user, self.port),
+             "User-Agent: mediaphone"] + list(extra)
+        body = body or ""
+        if body:
+            h.append("Content-Type: %s" % ctype)
+        h.append("Content-Length: %d" % len(body.encode()))
+        self.send("\r\n".join(h) + "\r\n\r\n" + body)
+
+    def digest(self, method, uri, challenge):
+        params = dict(p.strip().split("=", 1) for p in challenge.split(" ", 1)[1].split(","))
+        params = {k: v.strip('"') for k, v in params.items()}
+        realm, nonce = params["realm"], params["nonce"]
+        cnonce, nc = "%08x" % random.randrange(1 << 32), "00000001"
+        ha1 = hashlib.md5(("%s:%s:%s" % (self.user, realm, self.secret)).encode()).hexdigest()
+        ha2 = hashlib.md5(("%s:%s" % (method, uri)).encode()).hexdigest()
+        resp = hashlib.md5(("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2)).encode())
+        return ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", '
+                'algorithm=MD5, qop=auth, nc=%s, cnonce="%s"' % (
+                    self.user, realm, nonce, uri, resp.hexdigest(), nc, cnonce))
+
+    # -- RTP
+    def send_rtp(self, freq, ms):
+        if not self.remote_rtp:
+            return
+        n = self.codec.rate * ms // 1000
+        payload = self.codec.encode(tone(freq, self.codec.rate, self.sent_samples, n))
+        self.sent_samples += n
+        self.seq = (self.seq + 1) & 0xffff
+        self.ts = (self.ts + CLOCK[self.codec_name] * ms // 1000) & 0xffffffff
+        hdr = struct.pack("!BBHII", 0x80, self.pt, self.seq, self.ts, self.ssrc)
+        self.rtp.sendto(hdr + payload, self.remote_rtp)
+
+    def send_event(self, digit, duration, end, marker):
+        code = "0123456789*#ABCD".index(digit)
+        self.seq = (self.seq + 1) & 0xffff
+        hdr = struct.pack("!BBHII", 0x80, DTMF_PT | (0x80 if marker else 0), self.seq,
+                          self.ts, self.ssrc)
+        self.rtp.sendto(hdr + struct.pack("!BBH", code, (0x80 if end else 0) | 10, duration),
+                        self.remote_rtp)
+
+    def read_rtp(self):
+        while True:
+            try:
+                data = self.rtp.recv(4096, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            if len(data) < 12:
+                continue
+            pt = data[1] & 0x7f
+            payload = data[12 + 4 * (data[0] & 0x0f):]
+            if pt == self.pt:
+                self.heard += self.codec.decode(payload)
+            elif self.dtmf == "rfc4733" and pt == DTMF_PT and len(payload) >= 4:
+                ts = struct.unpack("!I", data[4:8])[0]
+                code, flags, dur = struct.unpack("!BBH", payload[:4])
+                self.events[ts] = ("0123456789*#ABCD"[code] if code < 16 else "?", dur,
+                                   bool(flags & 0x80))
+            else:
+                self.bad_pt += 1
+
+    def hears(self, freq, other):
+        pcm = struct.unpack("<%dh" % (len(self.heard) // 2), bytes(self.heard))
+        # The last half second: after the path settled.
+        pcm = pcm[-self.codec.rate // 2:]
+        if len(pcm) < self.codec.rate // 4:
+            return False, "only %d samples heard" % len(pcm)
+        want = goertzel(pcm, self.codec.rate, freq)
+        own = goertzel(pcm, self.codec.rate, other)
+        energy = sum(x * x for x in pcm) / len(pcm)
+        ok = want > 20 * own and energy > 1e5
+        return ok, "%d Hz power %.3g, %d Hz power %.3g, mean energy %.3g" % (
+            freq, want, other, own, energy)
+
+
+def parse(data):
+    text = data.decode("latin-1")
+    head, _, body = text.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            hdrs.setdefault(k.strip().lower(), []).append(v.strip())
+    return lines[0], hdrs, body
+
+
+def sdp_media(body):
+    port, addr, pts, rtpmap = None, None, [], {}
+    for line in body.splitlines():
+        if line.startswith("c=IN IP4 "):
+            addr = line[9:].strip()
+        elif line.startswith("m=audio "):
+            f = line.split()
+            port, pts = int(f[1]), [int(x) for x in f[3:]]
+        elif line.startswith("a=rtpmap:"):
+            pt, enc = line[9:].split(" ", 1)
+            rtpmap[int(pt)] = enc.strip()
+    return addr, port, pts, rtpmap
+
+
+class Test:
+    def __init__(self, args):
+        self.args = args
+        self.failures = 0
+        self.caller = Phone(args.caller, args.caller_secret, args.caller_codec, args.sip_port,
+                            args.caller_dtmf)
+        self.callee = Phone(args.callee, args.callee_secret, args.callee_codec, args.sip_port,
+                            args.callee_dtmf)
+
+    def check(self, ok, what, detail=""):
+        print("%s - %s%s" % ("ok" if ok else "FAIL", what, (": " + detail) if detail else ""))
+        sys.stdout.flush()
+        if not ok:
+            self.failures += 1
+        return ok
+
+    def handle(self, phone, data):
+        first, h, body = parse(data)
+        if first.startswith("SIP/2.0"):
+            phone.responses.append((int(first.split()[1]), h, body))
+            return
+        method = first.split()[0]
+        via = "\r\n".join("Via: " + v for v in h.get("via", []))
+        to = h["to"][0]
+        if method == "INVITE" and ";tag=" not in to:
+            to += ";tag=" + phone.tag
+        if method == "INVITE":
+            addr, port, pts, rtpmap = sdp_media(body)
+            phone.remote_rtp = (addr, port)
+            contact = h["contact"][0].strip("<>").split(">")[0]
+            phone.dialog = (h["call-id"][0], phone.tag, h["from"][0].split("tag=")[1], contact,
+                            False)
+            phone.invite_offer = rtpmap
+            sdp = phone.sdp()
+            resp = ("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n"
+                    "Contact: <sip:%s@127.0.0.1:%d>\r\nContent-Type: application/sdp\r\n"
+                    "Content-Length: %d\r\n\r\n%s" % (
+                        via, h["from"][0], to, h["call-id"][0], h["cseq"][0], phone.user,
+                        phone.port, len(sdp), sdp))
+            phone.send(resp)
+            return
+        if method == "INFO":
+            ctype = h.get("content-type", [""])[0].lower()
+            if "dtmf" in ctype:
+                digit = dur = None
+                for line in body.splitlines():
+                    k, _, v = line.partition("=")
+                    if k.strip().lower() == "signal":
+                        digit = v.strip()
+                    elif k.strip().lower() == "duration":
+                        dur = int(v.strip())
+                if ctype.startswith("application/dtmf") and "relay" not in ctype:
+                    digit = body.strip()
+                phone.info_digits.append((digit, dur))
+        if method != "ACK":
+            phone.send("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\n"
+                       "CSeq: %s\r\nContent-Length: 0\r\n\r\n" % (
+                           via, h["from"][0], to, h["call-id"][0], h["cseq"][0]))
+
+    def pump(self, seconds, until=None, rtp=None):
+        """Handle SIP and RTP for up to seconds; rtp=(freq_caller, freq_callee)
+        sends 20 ms of tone from each phone every 20 ms."""
+        deadline = time.monotonic() + seconds
+        next_tick = time.monotonic()
+        socks = {self.caller.sip: self.caller, self.callee.sip: self.callee,
+                 self.caller.rtp: self.caller, self.callee.rtp: self.callee}
+        while time.monotonic() < deadline:
+            if until and until():
+                return True
+            now = time.monotonic()
+            if rtp and now >= next_tick:
+                self.caller.send_rtp(rtp[0], 20)
+                self.callee.send_rtp(rtp[1], 20)
+                next_tick += 0.02
+            r, _, _ = select.select(list(socks), [], [], 0.005)
+            for s in r:
+                p = socks[s]
+                if s is p.sip:
+                    self.handle(p, s.recv(65535))
+                else:
+                    p.read_rtp()
+        return bool(until and until())
+
+    def transaction(self, phone, method, uri, to, body=None, ctype="application/sdp",
+                    call_id=None):
+        """A request answered with a final response (digest challenge answered once)."""
+        call_id = call_id or "mp-%d@127.0.0.1" % random.randrange(1 << 40)
+        auth = []
+        for _ in range(2):
+            phone.responses = []
+            phone.request(method, uri, call_id, phone.tag, to, phone.cseq, body, auth, ctype)
+            self.pump(5, lambda: any(r[0] >= 200 for r in phone.responses))
+            final = [r for r in phone.responses if r[0] >= 200]
+            phone.cseq += 1
+            if not final:
+                return None, call_id
+            status, h, rbody = final[0]
+            if status in (401, 407) and not auth:
+                key = "www-authenticate" if status == 401 else "proxy-authenticate"
+                hdr = "Authorization" if status == 401 else "Proxy-Authorization"
+                auth = ["%s: %s" % (hdr, phone.digest(method, uri, h[key][0]))]
+                continue
+            return final[0], call_id
+        return None, call_id
+
+    def audio_check(self, label):
+        self.caller.heard = bytearray()
+        self.callee.heard = bytearray()
+        self.pump(self.args.seconds, rtp=(1000, 600))
+        ok, detail = self.callee.hears(1000, 600)
+        self.check(ok, "%s: the callee (%s) hears the caller's 1000 Hz tone" % (
+            label, self.callee.codec_name), detail)
+        ok, detail = self.caller.hears(600, 1000)
+        self.check(ok, "%s: the caller (%s) hears the callee's 600 Hz tone" % (
+            label, self.caller.codec_name), detail)
+
+    def run(self):
+        a = self.args
+        reg_uri = "sip:127.0.0.1:%d" % a.sip_port
+        final, _ = self.transaction(self.callee, "REGISTER", reg_uri,
+                                    "<sip:%s@127.0.0.1>" % a.callee)
+        if not self.check(final is not None and final[0] == 200, "the callee registers",
+                          str(final and final[0])):
+            return
+        uri = "sip:%s@127.0.0.1:%d" % (a.callee, a.sip_port)
+        to = "<%s>" % uri
+        final, call_id = self.transaction(self.caller, "INVITE", uri, to, self.caller.sdp())
+        if not self.check(final is not None and final[0] == 200,
+                          "%s calls %s through plexusd" % (a.caller_codec, a.callee_codec),
+                          str(final and final[0])):
+            return
+        status, h, body = final
+        addr, port, pts, rtpmap = sdp_media(body)
+        self.caller.remote_rtp = (addr, port)
+        self.check(rtpmap.get(pts[0], "").lower() == RTPMAP[a.caller_codec].lower(),
+                   "plexusd answers the caller with %s" % RTPMAP[a.caller_codec],
+                   "m=audio payloads %s, rtpmap %s" % (pts, rtpmap))
+        remote_tag = h["to"][0].split("tag=")[1]
+        self.caller.request("ACK", uri, call_id, self.caller.tag, to + ";tag=" + remote_tag,
+                            self.caller.cseq - 1)
+        self.check(self.pump(5, lambda: self.callee.remote_rtp is not None),
+                   "the callee is called")
+        offer = getattr(self.callee, "invite_offer", {})
+        self.check(any(v.lower() == RTPMAP[a.callee_codec].lower() for v in offer.values()),
+                   "plexusd offers the callee %s" % RTPMAP[a.callee_codec], str(offer))
+        self.audio_check("after answer")
+
+        if a.dtmf_digits:
+            self.send_dtmf(uri, call_id, to + ";tag=" + remote_tag)
+
+        if a.reinvite_codec:
+            self.caller.set_codec(a.reinvite_codec)
+            final, _ = self.transaction(self.caller, "INVITE", uri, to + ";tag=" + remote_tag,
+                                        self.caller.sdp(), call_id=call_id)
+            ok = final is not None and final[0] == 200
+            if self.check(ok, "a re-INVITE to %s is accepted" % a.reinvite_codec,
+                          str(final and (final[0], final[1]))):
+                addr, port, pts, rtpmap = sdp_media(final[2])
+                self.check(rtpmap.get(pts[0], "").lower() ==
+                           RTPMAP[a.reinvite_codec].lower(),
+                           "the answer to the re-INVITE holds %s" % a.reinvite_codec,
+                           str(rtpmap))
+                self.caller.request("ACK", uri, call_id, self.caller.tag,
+                                    to + ";tag=" + remote_tag, self.caller.cseq - 1)
+                self.audio_check("after the re-INVITE")
+
+        final, _ = self.transaction(self.caller, "BYE", uri, to + ";tag=" + remote_tag,
+                                    call_id=call_id)
+        self.check(final is not None and final[0] == 200, "BYE is answered 200",
+                   str(final and final[0]))
+        self.check(self.caller.bad_pt == 0 and self.callee.bad_pt == 0,
+                   "no packet of an unexpected payload type reached a phone",
+                   "caller %d, callee %d" % (self.caller.bad_pt, self.callee.bad_pt))
+
+    def send_dtmf(self, uri, call_id, to):
+        digits = self.args.dtmf_digits
+        for d in digits:
+            if self.caller.dtmf == "info":
+                body = "Signal=%s\r\nDuration=250\r\n" % d
+                final, _ = self.transaction(self.caller, "INFO", uri, to, body,
+                                            "application/dtmf-relay", call_id)
+                self.check(final is not None and final[0] == 200,
+                           "INFO with digit %s is answered 200" % d, str(final and final[0]))
+            else:
+                # 250 ms of event: start (marked), updates, three end packets.
+                self.caller.ts = (self.caller.ts + 160) & 0xffffffff
+                for k in range(1, 7):
+                    self.caller.send_event(d, k * 400, False, k == 1)
+                    self.pump(0.02)
+                for _ in range(3):
+                    self.caller.send_event(d, 2000, True, False)
+                self.pump(0.1)
+            self.pump(0.2)
+        self.pump(1.0)
+        if self.callee.dtmf == "info":
+            got = "".join(x[0] or "?" for x in self.callee.info_digits)
+            durs = [x[1] for x in self.callee.info_digits]
+            self.check(got == digits, "the callee gets the digits %s as SIP INFO" % digits,
+                       "got %r, durations %s" % (got, durs))
+            self.check(all(x and 150 <= x <= 400 for x in durs),
+                       "with durations near 250 ms", str(durs))
+        else:
+            ends = sorted((ts, v) for ts, v in self.callee.events.items() if v[2])
+            got = "".join(v[0] for _, v in ends)
+            self.check(got == digits, "the callee gets the digits %s as RFC 4733 events" % digits,
+                       "got %r" % got)
+            self.check(all(1200 <= v[1] <= 3200 for _, v in ends),
+                       "with durations near 250 ms (2000 at 8 kHz)", str(ends))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sip-port", type=int, required=True)
+    ap.add_argument("--caller", required=True)
+    ap.add_argument("--caller-secret", required=True)
+    ap.add_argument("--caller-codec", required=True, choices=sorted(RATE))
+    ap.add_argument("--callee", required=True)
+    ap.add_argument("--callee-secret", required=True)
+    ap.add_argument("--callee-codec", required=True, choices=sorted(RATE))
+    ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info"])
+    ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info"])
+    ap.add_argument("--dtmf-digits", default="")
+    ap.add_argument("--reinvite-codec", choices=sorted(RATE))
+    ap.add_argument("--seconds", type=float, default=1.5)
+    args = ap.parse_args()
+    t = Test(args)
+    t.run()
+    sys.exit(1 if t.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
