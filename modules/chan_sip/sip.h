@@ -154,6 +154,23 @@ bool sip_trunk_reachable(const char *name);
  * true when the handle was a trunk's. */
 bool sip_trunk_response(int event, int status, struct nua_handle_s *nh, const void *sipmsg);
 int sip_trunk_commands_register(px_module *self, px_err *err);
+/* Calls in from a trunk: the DID, and the caller (from PAI or
+ * Remote-Party-ID when trust_id_inbound, else From). */
+const char *sip_trunk_did(const struct sip_trunk *t, const void *sipmsg);
+void sip_trunk_inbound_caller(const struct sip_trunk *t, const void *sipmsg, char *num,
+			      size_t nsize, char *name, size_t namesize);
+/* Calls out through a trunk: the identity headers ("" when not sent). */
+struct sip_trunk_ident {
+	char from[400];
+	char pai[400];
+	char rpid[400];
+	char privacy[16];
+};
+void sip_trunk_identity(const struct sip_trunk *t, const char *num, const char *name,
+			bool restricted, struct sip_trunk_ident *out);
+/* Headers sofia leaves unparsed: the first value, or all joined by ", ". */
+const char *sip_unknown_header(const void *sipmsg, const char *name);
+void sip_unknown_headers(const void *sipmsg, const char *name, char *buf, size_t size);
 void sip_trunk_commands_unregister(void);
 
 /* ---- outbound registration (outreg.c) ---- */

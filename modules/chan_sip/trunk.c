@@ -861,3 +861,161 @@ void sip_trunk_commands_unregister(void)
 {
 	px_cli_unregister(commands, N(commands));
 }
+
+/* ---- calls through trunks: identities ---- */
+
+/* The raw value of the first header called name that sofia did not parse. */
+const char *sip_unknown_header(const void *sipmsg, const char *name)
+{
+	sip_t const *s = sipmsg;
+
+	for (sip_unknown_t const *u = s ? s->sip_unknown : NULL; u; u = u->un_next)
+		if (u->un_name && !strcasecmp(u->un_name, name))
+			return u->un_value;
+	return NULL;
+}
+
+/* Every value of the headers called name, joined by ", " ("" when none). */
+void sip_unknown_headers(const void *sipmsg, const char *name, char *buf, size_t size)
+{
+	sip_t const *s = sipmsg;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (sip_unknown_t const *u = s ? s->sip_unknown : NULL; u; u = u->un_next) {
+		if (!u->un_name || strcasecmp(u->un_name, name) || !u->un_value)
+			continue;
+		int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", u->un_value);
+		if (n < 0 || (size_t)n >= size - used) {
+			buf[used] = '\0'; /* whole values only */
+			return;
+		}
+		used += (size_t)n;
+	}
+}
+
+/* user and display name of a name-addr ("\"Bob\" <sip:+1555@x>"). */
+static bool name_addr(const char *value, char *num, size_t nsize, char *name, size_t namesize)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	sip_from_t *a = value ? sip_from_make(home, value) : NULL;
+	bool ok = a && a->a_url->url_user;
+
+	if (ok) {
+		snprintf(num, nsize, "%s", a->a_url->url_user);
+		if (a->a_display) {
+			const char *d = a->a_display;
+			size_t len = strlen(d);
+			if (len >= 2 && d[0] == '"' && d[len - 1] == '"') {
+				d++;
+				len -= 2;
+			}
+			snprintf(name, namesize, "%.*s", (int)len, d);
+		}
+	}
+	su_home_deinit(home);
+	return ok;
+}
+
+void sip_trunk_inbound_caller(const struct sip_trunk *t, const void *sipmsg, char *num,
+			      size_t nsize, char *name, size_t namesize)
+{
+	sip_t const *s = sipmsg;
+
+	num[0] = name[0] = '\0';
+	if (t->trust_id_inbound &&
+	    (name_addr(sip_unknown_header(s, "P-Asserted-Identity"), num, nsize, name, namesize) ||
+	     name_addr(sip_unknown_header(s, "Remote-Party-ID"), num, nsize, name, namesize)))
+		return;
+	if (s->sip_from && s->sip_from->a_url->url_user)
+		snprintf(num, nsize, "%s", s->sip_from->a_url->url_user);
+	if (s->sip_from && s->sip_from->a_display) {
+		const char *d = s->sip_from->a_display;
+		size_t len = strlen(d);
+		if (len >= 2 && d[0] == '"' && d[len - 1] == '"') {
+			d++;
+			len -= 2;
+		}
+		snprintf(name, namesize, "%.*s", (int)len, d);
+	}
+}
+
+const char *sip_trunk_did(const struct sip_trunk *t, const void *sipmsg)
+{
+	sip_t const *s = sipmsg;
+	const char *did = NULL;
+
+	if (t->did_from_to && s->sip_to)
+		did = s->sip_to->a_url->url_user;
+	else if (s->sip_request)
+		did = s->sip_request->rq_url->url_user;
+	return did && did[0] ? did : "s";
+}
+
+/* Characters that may stand in a SIP user part as we write it. */
+static void clean_user(const char *in, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *in && o + 1 < size; in++)
+		if (strchr("+*#-._~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+			   *in))
+			out[o++] = *in;
+	out[o] = '\0';
+}
+
+static void clean_name(const char *in, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *in && o + 1 < size; in++)
+		if (*in != '"' && *in != '\\' && (unsigned char)*in >= ' ')
+			out[o++] = *in;
+	out[o] = '\0';
+}
+
+void sip_trunk_identity(const struct sip_trunk *t, const char *num_in, const char *name_in,
+			bool restricted, struct sip_trunk_ident *out)
+{
+	char num[80], name[80], user[80];
+
+	clean_user(num_in && num_in[0] ? num_in : t->ep.callerid_num, num, sizeof(num));
+	clean_name(name_in && name_in[0] ? name_in : (num_in && num_in[0] ? "" : t->ep.callerid_name),
+		   name, sizeof(name));
+	memset(out, 0, sizeof(*out));
+	/* From: the account when from_user is set (carriers that identify the
+	 * customer by it), else the caller; anonymous when withheld. */
+	if (restricted && !t->from_user[0]) {
+		snprintf(out->from, sizeof(out->from),
+			 "\"Anonymous\" <sip:anonymous@anonymous.invalid>");
+	} else {
+		snprintf(user, sizeof(user), "%s", t->from_user[0] ? t->from_user : num);
+		if (restricted)
+			snprintf(out->from, sizeof(out->from), "\"Anonymous\" <sip:%s@%s>", user,
+				 t->from_domain);
+		else if (name[0])
+			snprintf(out->from, sizeof(out->from), "\"%s\" <sip:%s@%s>", name,
+				 user[0] ? user : "anonymous", t->from_domain);
+		else
+			snprintf(out->from, sizeof(out->from), "<sip:%s@%s>",
+				 user[0] ? user : "anonymous", t->from_domain);
+	}
+	/* The asserted identity goes to the carrier when it may see it: always
+	 * when presentation is allowed, with Privacy: id when withheld and the
+	 * carrier is trusted to keep it. */
+	if (!num[0] || (restricted && !t->trust_id_outbound))
+		return;
+	if (t->send_pai) {
+		if (name[0])
+			snprintf(out->pai, sizeof(out->pai), "\"%s\" <sip:%s@%s>", name, num,
+				 t->from_domain);
+		else
+			snprintf(out->pai, sizeof(out->pai), "<sip:%s@%s>", num, t->from_domain);
+	}
+	if (t->send_rpid)
+		snprintf(out->rpid, sizeof(out->rpid),
+			 "%s%s%s<sip:%s@%s>;party=calling;privacy=%s;screen=yes", name[0] ? "\"" : "",
+			 name, name[0] ? "\" " : "", num, t->from_domain, restricted ? "full" : "off");
+	if (restricted)
+		snprintf(out->privacy, sizeof(out->privacy), "id");
+}
