@@ -253,8 +253,9 @@ static void hunt_next(struct dial *d, int cause)
 		if (!route_failed(cause)) {
 			for (int i = 0; i < d->nlegs; i++)
 				d->legs[i].pending = false;
-			px_verbose(3, "Dial: cause %d (%s) is the callee's answer; no other route "
-				      "is tried",
+			px_verbose(3,
+				   "Dial: cause %d (%s) is the callee's answer; no other route "
+				   "is tried",
 				   cause, px_cause_text(cause));
 			return;
 		}

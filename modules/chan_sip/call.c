@@ -394,8 +394,8 @@ static void do_answer(void *arg)
 	if (!c->final_sent && l && l->nh && !l->terminated &&
 	    build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0) {
 		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-			    SIPTAG_PAYLOAD_STR(sdp), TAG_IF(c->contact[0], SIPTAG_CONTACT_STR(c->contact)),
-			    TAG_END());
+			    SIPTAG_PAYLOAD_STR(sdp),
+			    TAG_IF(c->contact[0], SIPTAG_CONTACT_STR(c->contact)), TAG_END());
 		c->final_sent = true;
 		c->answered = true;
 		watch_add(c);
@@ -603,7 +603,8 @@ static void forward_headers(struct sip_call *c, const struct sip_config *cfg, px
 					 "Diversion: <sip:%s@%s>;reason=unconditional%s%s\r\n", did,
 					 in->from_domain, div[0] ? ", " : "", div);
 	else if (div[0])
-		used += (size_t)snprintf(text + used, sizeof(text) - used, "Diversion: %s\r\n", div);
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "Diversion: %s\r\n",
+					 div);
 	if (hi[0] && used < sizeof(text))
 		used += (size_t)snprintf(text + used, sizeof(text) - used, "History-Info: %s\r\n",
 					 hi);

@@ -99,8 +99,10 @@ static const struct px_config_option endpoint_table[] = {
 	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
 	 offsetof(struct endpoint_opts, dtmf_mode),
 	 "rfc4733 (more modes come with the media engine)"},
-	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL, offsetof(struct endpoint_opts, rtp_timeout),
-	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: never"},
+	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL,
+	 offsetof(struct endpoint_opts, rtp_timeout),
+	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: "
+	 "never"},
 	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
 	 offsetof(struct endpoint_opts, rtp_timeout_hold),
 	 "the same while the call is on hold; 0: never"},

@@ -32,8 +32,8 @@
 
 enum reg_state { REG_UNREGISTERED, REG_REGISTERING, REG_REGISTERED, REG_REJECTED, REG_FAILED };
 
-static const char *const state_names[] = {"Unregistered", "Registering", "Registered",
-					  "Rejected", "Failed"};
+static const char *const state_names[] = {"Unregistered", "Registering", "Registered", "Rejected",
+					  "Failed"};
 
 struct sip_outreg {
 	char name[64];
@@ -45,9 +45,11 @@ struct sip_outreg {
 	int failures;    /* in a row */
 	int last_status; /* 0: none yet */
 	char last_phrase[48];
-	int granted;        /* s, from the last 200 */
-	time_t next;        /* wall clock of the next attempt or refresh; 0: none */
-	int retry_in;       /* s of the wait now running */
+	int granted;            /* s, from the last 200 */
+	time_t next;            /* wall clock of the next attempt or refresh; 0: none */
+	int retry_in;           /* s of the wait now running */
+	char call_id[48];       /* kept across handles: one registration to the carrier */
+	char last_contact[400]; /* the Contact the carrier granted, for un-REGISTER */
 };
 
 /* The jitter's generator: the SIP thread only. */
@@ -71,6 +73,8 @@ struct sip_outreg *sip_outreg_new(const char *trunk)
 	if (!r)
 		return NULL;
 	snprintf(r->name, sizeof(r->name), "%s", trunk);
+	jitter();
+	snprintf(r->call_id, sizeof(r->call_id), "plexus-reg-%016llx-%s", rng, trunk);
 	r->timer = su_timer_create(su_root_task(sip.root), 1000);
 	if (!r->timer) {
 		free(r);
@@ -118,11 +122,12 @@ static void send_register(struct sip_outreg *r)
 	if (cfg && cfg->external_signaling[0] && !sip_trunk_is_local(cfg, &r->t))
 		snprintf(contact, sizeof(contact), "<sip:%s@%s%s>", r->t.contact_user,
 			 cfg->external_signaling,
-			 r->t.transport == SIP_TP_TCP	? ";transport=tcp"
+			 r->t.transport == SIP_TP_TCP   ? ";transport=tcp"
 			 : r->t.transport == SIP_TP_TLS ? ";transport=tls"
 							: "");
 	if (!r->nh) {
 		r->nh = nua_handle(sip.nua, NULL, SIPTAG_TO_STR(aor), SIPTAG_FROM_STR(aor),
+				   SIPTAG_CALL_ID_STR(r->call_id),
 				   TAG_IF(r->t.outbound_proxy[0], NUTAG_PROXY(r->t.outbound_proxy)),
 				   TAG_END());
 		if (!r->nh) {
@@ -137,9 +142,12 @@ static void send_register(struct sip_outreg *r)
 	r->next = 0;
 	if (r->state != REG_REGISTERED)
 		tell(r, REG_REGISTERING, r->last_status, r->last_phrase);
-	nua_register(r->nh, NUTAG_REGISTRAR(registrar), SIPTAG_EXPIRES_STR(expires),
-		     TAG_IF(contact[0], SIPTAG_CONTACT_STR(contact)),
-		     TAG_IF(!contact[0], NUTAG_M_USERNAME(r->t.contact_user)), TAG_END());
+	/* A plain REGISTER transaction (nua_method), not sofia's registration
+	 * usage: that one un-REGISTERs when its handle goes and resends stale
+	 * requests after a failure; the schedule is ours (refresh timer). */
+	nua_method(r->nh, NUTAG_METHOD("REGISTER"), NUTAG_URL(registrar),
+		   SIPTAG_EXPIRES_STR(expires), TAG_IF(contact[0], SIPTAG_CONTACT_STR(contact)),
+		   TAG_IF(!contact[0], NUTAG_M_USERNAME(r->t.contact_user)), TAG_END());
 }
 
 static void attempt(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
@@ -159,16 +167,23 @@ static bool same_registration(const struct sip_trunk *a, const struct sip_trunk 
 	       !strcmp(a->outbound_proxy, b->outbound_proxy) && a->expiry == b->expiry;
 }
 
-/* Let go of a handle: unregister first when it is registered; the
- * handle is destroyed when that answer comes (sip_outreg_response). */
+/* Let go of a handle: un-REGISTER first when registered; trunk.c destroys
+ * the handle when that answer comes. */
 static void release_handle(struct sip_outreg *r)
 {
+	char hp[300], registrar[320], contact[400];
+
 	if (!r->nh)
 		return;
-	if (r->state == REG_REGISTERED)
-		nua_unregister(r->nh, TAG_END());
-	else
+	if (r->state == REG_REGISTERED && r->last_contact[0]) {
+		sip_trunk_hostport(&r->t, hp, sizeof(hp));
+		snprintf(registrar, sizeof(registrar), "sip:%s", hp);
+		snprintf(contact, sizeof(contact), "%s", r->last_contact);
+		nua_method(r->nh, NUTAG_METHOD("REGISTER"), NUTAG_URL(registrar),
+			   SIPTAG_EXPIRES_STR("0"), SIPTAG_CONTACT_STR(contact), TAG_END());
+	} else {
 		nua_handle_destroy(r->nh);
+	}
 	r->nh = NULL;
 }
 
@@ -231,18 +246,31 @@ bool sip_outreg_response(struct sip_outreg *r, int event, int status, nua_handle
 	char auth[400];
 	const char *phrase;
 
-	if (nh != r->nh || (event != nua_r_register && event != nua_r_unregister))
+	if (nh != r->nh || event != nua_r_method)
 		return false;
 	if (status < 200)
 		return true;
 	phrase = s && s->sip_status && s->sip_status->st_phrase ? s->sip_status->st_phrase
-								 : sip_status_phrase(status);
+								: sip_status_phrase(status);
 	if (status < 300) {
+		if (s && s->sip_contact) {
+			char *m = sip_header_as_string(NULL, (sip_header_t const *)s->sip_contact);
+			if (m) {
+				char *semi = strchr(m, '>');
+				snprintf(r->last_contact, sizeof(r->last_contact), "%.*s",
+					 semi ? (int)(semi - m + 1) : (int)strlen(m), m);
+				su_free(NULL, m);
+			}
+		}
 		r->failures = 0;
 		r->auth_sent = false;
 		r->granted = granted_expiry(r, s);
 		r->retry_in = 0;
-		r->next = time(NULL) + r->granted / 2; /* sofia refreshes about half-way */
+		/* Refresh about half-way, a little earlier at random. */
+		int refresh = r->granted > 1 ? r->granted / 2 : 1;
+		su_timer_set_interval(r->timer, attempt, (su_timer_arg_t *)r,
+				      (su_duration_t)(refresh * 1000 * jitter()));
+		r->next = time(NULL) + refresh;
 		tell(r, REG_REGISTERED, status, phrase);
 		return true;
 	}

@@ -55,7 +55,7 @@ struct sip_endpoint {
 	int max_contacts;
 	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
 	int rtp_timeout_hold; /* the same while the call is on hold */
-	const char *file; /* where it was defined, for messages */
+	const char *file;     /* where it was defined, for messages */
 	int line;
 };
 
@@ -181,8 +181,8 @@ struct sip_outreg *sip_outreg_new(const char *trunk);
 void sip_outreg_configure(struct sip_outreg *r, const struct sip_trunk *t);
 /* Unregister and free; SIP thread. */
 void sip_outreg_destroy(struct sip_outreg *r);
-bool sip_outreg_response(struct sip_outreg *r, int event, int status,
-			 struct nua_handle_s *nh, const void *sipmsg);
+bool sip_outreg_response(struct sip_outreg *r, int event, int status, struct nua_handle_s *nh,
+			 const void *sipmsg);
 const char *sip_outreg_state(const struct sip_outreg *r);
 /* One line of "sip show registry" (under the trunks' lock). */
 void sip_outreg_show(struct sip_outreg *r, char *buf, size_t size);

@@ -208,8 +208,7 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 	case nua_i_register:
 		sip_register_incoming(nh, sipmsg);
 		return;
-	case nua_r_register:
-	case nua_r_unregister:
+	case nua_r_method: /* REGISTERs of trunks */
 	case nua_r_options:
 		/* Trunks' registrations and qualify OPTIONS (trunk.c). */
 		if (sip_trunk_response(event, status, nh, sipmsg))
@@ -326,25 +325,24 @@ static void *sip_main(void *arg)
 	}
 	/* TLS is a second bind URL of its own (never a transport list: see
 	 * make_url), with sofia's certificate directory. */
-	sip.nua = nua_create(sip.root, nua_callback, NULL, NUTAG_URL(url),
-			     TAG_IF(cfg->tls, NUTAG_SIPS_URL(sips_url)),
-			     TAG_IF(cfg->tls, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
-			     TAG_IF(cfg->tls, TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer
-									 ? TPTLS_VERIFY_ALL
-									 : TPTLS_VERIFY_NONE)),
-			     NUTAG_MEDIA_ENABLE(0),
-			     /* Methods nua would otherwise accept on its own (REFER,
-			      * MESSAGE ...) come to us, to be refused: nobody may make
-			      * plexusd send NOTIFYs or claim deliveries it never makes. */
-			     NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
-			     NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
-			     NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
-			     SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
-			     SIPTAG_SUPPORTED_STR("path"),
-			     NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1),
-			     NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
-			     NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
-			     NTATAG_SERVER_RPORT(2), TAG_END());
+	sip.nua = nua_create(
+		sip.root, nua_callback, NULL, NUTAG_URL(url),
+		TAG_IF(cfg->tls, NUTAG_SIPS_URL(sips_url)),
+		TAG_IF(cfg->tls, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
+		TAG_IF(cfg->tls, TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer ? TPTLS_VERIFY_ALL
+									      : TPTLS_VERIFY_NONE)),
+		NUTAG_MEDIA_ENABLE(0),
+		/* Methods nua would otherwise accept on its own (REFER,
+		 * MESSAGE ...) come to us, to be refused: nobody may make
+		 * plexusd send NOTIFYs or claim deliveries it never makes. */
+		NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
+		NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
+		NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
+		SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+		SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
+		NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
+		NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024), NTATAG_SERVER_RPORT(2),
+		TAG_END());
 	if (!sip.nua) {
 		start_done(-1, "cannot listen on %s (address in use or not local?)", url);
 		goto out_root;

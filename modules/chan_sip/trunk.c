@@ -90,8 +90,8 @@ static const struct px_config_option trunk_table[] = {
 	 "first wait after a failed registration; doubles on each failure"},
 	{"max_retry_interval", PX_CFG_INT, "600", 1, 86400, NULL, O(max_retry_interval),
 	 "the longest wait between registration attempts"},
-	{"forbidden_retry_interval", PX_CFG_INT, "900", 1, 86400, NULL,
-	 O(forbidden_retry_interval), "wait after a 403 (or refused credentials)"},
+	{"forbidden_retry_interval", PX_CFG_INT, "900", 1, 86400, NULL, O(forbidden_retry_interval),
+	 "wait after a 403 (or refused credentials)"},
 	{"from_user", PX_CFG_STRING, NULL, 0, 0, NULL, O(from_user),
 	 "user of the From of calls out; default: the caller's number"},
 	{"from_domain", PX_CFG_STRING, NULL, 0, 0, NULL, O(from_domain),
@@ -411,9 +411,9 @@ void sip_trunk_hostport(const struct sip_trunk *t, char *buf, size_t size)
 /* The realm= of the challenge in a 401/407 ("" when none). */
 static void challenge_realm(sip_t const *s, char *out, size_t size)
 {
-	msg_auth_t const *au = s ? (s->sip_www_authenticate ? s->sip_www_authenticate
-							     : s->sip_proxy_authenticate)
-				 : NULL;
+	msg_auth_t const *au =
+		s ? (s->sip_www_authenticate ? s->sip_www_authenticate : s->sip_proxy_authenticate)
+		  : NULL;
 	const char *r = au ? msg_params_find(au->au_params, "realm=") : NULL;
 	size_t len;
 
@@ -673,9 +673,11 @@ bool sip_trunk_response(int event, int status, nua_handle_t *nh, const void *sip
 			if (status < 200)
 				return true;
 			options_end(r);
-			/* Any answer from the carrier means it is there; a response
-			 * made up by our own stack (no message) means it is not. */
-			if (sipmsg && status != 408)
+			/* Any answer from the carrier means it is there, except
+			 * 408 and 503: what sofia reports when nothing answered or
+			 * the transport failed (ICMP unreachable, a refused
+			 * connection), and what a carrier out of service says. */
+			if (sipmsg && status != 408 && status != 503)
 				set_reach(r, REACH_YES, (int)(mono_ms() - r->sent_ms));
 			else
 				set_reach(r, REACH_NO, -1);
@@ -684,12 +686,13 @@ bool sip_trunk_response(int event, int status, nua_handle_t *nh, const void *sip
 		if (r->reg && sip_outreg_response(r->reg, event, status, nh, sipmsg))
 			return true;
 	}
-	/* A handle a registration let go of after un-registering. */
-	if (event == nua_r_unregister && status >= 200) {
+	/* A handle a registration let go of after its un-REGISTER (the only
+	 * requests sent with nua_method are REGISTERs). */
+	if (event == nua_r_method && status >= 200) {
 		nua_handle_destroy(nh);
 		return true;
 	}
-	return event == nua_r_unregister || event == nua_r_register || event == nua_r_options;
+	return event == nua_r_method || event == nua_r_options;
 }
 
 /* ---- console ---- */
@@ -771,8 +774,9 @@ static enum px_cli_status cmd_show_trunk(px_cli *cli, int argc, char **argv)
 		      t->contact_user[0] ? t->contact_user : "-", t->expiry);
 	px_cli_printf(cli, " From:          %s@%s\n", t->from_user[0] ? t->from_user : "(caller)",
 		      t->from_domain);
-	px_cli_printf(cli, " Identity:      send_pai %s, send_rpid %s, trust_id_outbound %s, "
-			   "trust_id_inbound %s\n",
+	px_cli_printf(cli,
+		      " Identity:      send_pai %s, send_rpid %s, trust_id_outbound %s, "
+		      "trust_id_inbound %s\n",
 		      t->send_pai ? "yes" : "no", t->send_rpid ? "yes" : "no",
 		      t->trust_id_outbound ? "yes" : "no", t->trust_id_inbound ? "yes" : "no");
 	px_cli_printf(cli, " Context:       %s (DID from %s)\n", t->ep.context,
@@ -789,7 +793,7 @@ static enum px_cli_status cmd_show_trunk(px_cli *cli, int argc, char **argv)
 		px_cli_printf(cli, " Qualify:       every %d s, timeout %d ms: %s\n", t->qualify,
 			      t->qualify_timeout_ms,
 			      !r || r->reach == REACH_UNKNOWN ? "Unknown"
-			      : r->reach == REACH_YES	      ? "Reachable"
+			      : r->reach == REACH_YES         ? "Reachable"
 							      : "Unreachable");
 	else
 		px_cli_printf(cli, " Qualify:       off\n");
@@ -980,7 +984,8 @@ void sip_trunk_identity(const struct sip_trunk *t, const char *num_in, const cha
 	char num[80], name[80], user[80];
 
 	clean_user(num_in && num_in[0] ? num_in : t->ep.callerid_num, num, sizeof(num));
-	clean_name(name_in && name_in[0] ? name_in : (num_in && num_in[0] ? "" : t->ep.callerid_name),
+	clean_name(name_in && name_in[0] ? name_in
+					 : (num_in && num_in[0] ? "" : t->ep.callerid_name),
 		   name, sizeof(name));
 	memset(out, 0, sizeof(*out));
 	/* From: the account when from_user is set (carriers that identify the
@@ -1014,8 +1019,9 @@ void sip_trunk_identity(const struct sip_trunk *t, const char *num_in, const cha
 	}
 	if (t->send_rpid)
 		snprintf(out->rpid, sizeof(out->rpid),
-			 "%s%s%s<sip:%s@%s>;party=calling;privacy=%s;screen=yes", name[0] ? "\"" : "",
-			 name, name[0] ? "\" " : "", num, t->from_domain, restricted ? "full" : "off");
+			 "%s%s%s<sip:%s@%s>;party=calling;privacy=%s;screen=yes",
+			 name[0] ? "\"" : "", name, name[0] ? "\" " : "", num, t->from_domain,
+			 restricted ? "full" : "off");
 	if (restricted)
 		snprintf(out->privacy, sizeof(out->privacy), "id");
 }
