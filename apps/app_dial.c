@@ -8,6 +8,13 @@
  * two-party call to the core's bridge (plexus/bridge.h) until one side
  * hangs up or leaves. It tells DialBegin and DialEnd for every target, and
  * leaves what happened in channel variables (DIALSTATUS and kin).
+ *
+ * Targets that their technology calls routes (px_channel_tech_hunts: SIP
+ * trunks, "SIP/trunkA/number") are not rung together: they form a hunt
+ * list, called one after another. The next route is tried when the one
+ * before failed as a route (congestion, 5xx, timeout, unreachable) and not
+ * when the called party answered for itself (busy, rejected, unknown
+ * number): another carrier would only hear the same answer.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,7 +54,10 @@ struct dial_leg {
 	const char *resource; /* "1002" */
 	px_channel *ch;       /* our reference; NULL when it could not be requested */
 	enum leg_result result;
-	bool told; /* DialEnd went out */
+	bool told;    /* DialEnd went out */
+	bool hunt;    /* a route, tried in turn with the other routes */
+	bool pending; /* a route not tried yet (its result is LEG_DROPPED until then) */
+	int cause;    /* why it failed */
 };
 
 struct dial {
@@ -63,6 +73,7 @@ struct dial {
 	struct dial_leg *early;        /* the leg whose early media the caller hears */
 	struct dial_leg *winner;       /* the leg that answered */
 	long long start_ms;
+	int timeout_ms; /* for the routes started later */
 };
 
 enum dial_outcome {
@@ -111,6 +122,24 @@ static const char *result_status(enum leg_result r)
 		return "CONGESTION";
 	default:
 		return "CHANUNAVAIL";
+	}
+}
+
+/* Causes that mean the route failed, not the called party: the next
+ * route may do better. */
+static bool route_failed(int cause)
+{
+	switch (cause) {
+	case PX_CAUSE_NO_USER_RESPONSE: /* 408: no answer at all */
+	case 27:                        /* destination out of order */
+	case PX_CAUSE_CONGESTION:       /* 503, 500 */
+	case PX_CAUSE_NETWORK_OUT_OF_ORDER:
+	case PX_CAUSE_TEMPORARY_FAILURE:
+	case PX_CAUSE_SWITCH_CONGESTION:
+	case 102: /* recovery on timer expiry */
+		return true;
+	default:
+		return false;
 	}
 }
 
@@ -208,6 +237,38 @@ static void media_unbridge(px_channel *ch)
 
 /* ---- legs ---- */
 
+static void start_leg(struct dial *d, struct dial_leg *leg, int timeout_ms);
+
+/* A route failed with cause: try the next one while routes fail as routes;
+ * when the called party itself refused, the routes left are not tried. */
+static void hunt_next(struct dial *d, int cause)
+{
+	for (;;) {
+		struct dial_leg *next = NULL;
+		for (int i = 0; i < d->nlegs && !next; i++)
+			if (d->legs[i].pending)
+				next = &d->legs[i];
+		if (!next)
+			return;
+		if (!route_failed(cause)) {
+			for (int i = 0; i < d->nlegs; i++)
+				d->legs[i].pending = false;
+			px_verbose(3,
+				   "Dial: cause %d (%s) is the callee's answer; no other route "
+				   "is tried",
+				   cause, px_cause_text(cause));
+			return;
+		}
+		next->pending = false;
+		px_verbose(3, "Dial: route failed (cause %d - %s); trying %s/%s", cause,
+			   px_cause_text(cause), next->tech, next->resource);
+		start_leg(d, next, d->timeout_ms);
+		if (next->result == LEG_ALIVE && next->ch)
+			return;
+		cause = next->cause;
+	}
+}
+
 /* The leg is over before answer: count why, stop its early media, and end it
  * (nothing happens on the wire if its technology ended it already). */
 static void leg_fail(struct dial *d, struct dial_leg *leg, enum leg_result result, int cause)
@@ -215,6 +276,7 @@ static void leg_fail(struct dial *d, struct dial_leg *leg, enum leg_result resul
 	if (leg->result != LEG_ALIVE)
 		return;
 	leg->result = result;
+	leg->cause = cause;
 	d->failed[result]++;
 	if (!d->failed_cause[result])
 		d->failed_cause[result] = cause;
@@ -225,6 +287,8 @@ static void leg_fail(struct dial *d, struct dial_leg *leg, enum leg_result resul
 		d->early = NULL;
 	}
 	px_channel_hangup(leg->ch, cause);
+	if (leg->hunt)
+		hunt_next(d, cause);
 }
 
 /* End every leg still calling, except keep (may be NULL); status is what
@@ -246,6 +310,7 @@ static void hangup_alive(struct dial *d, const struct dial_leg *keep, int cause,
 static void target_fail(struct dial *d, struct dial_leg *leg, int cause)
 {
 	leg->result = cause_result(cause);
+	leg->cause = cause;
 	d->failed[leg->result]++;
 	if (!d->failed_cause[leg->result])
 		d->failed_cause[leg->result] = cause;
@@ -287,6 +352,8 @@ static void start_leg(struct dial *d, struct dial_leg *leg, int timeout_ms)
 static int start_legs(struct dial *d, char *targets, int timeout_ms)
 {
 	char *p = targets, *tok;
+	struct dial_leg *first_failed = NULL;
+	bool hunting = false;
 	int n = 1;
 
 	for (const char *c = targets; *c; c++)
@@ -312,8 +379,19 @@ static int start_legs(struct dial *d, char *targets, int timeout_ms)
 		*slash = '\0';
 		leg->tech = tok;
 		leg->resource = slash + 1;
+		leg->hunt = px_channel_tech_hunts(leg->tech, leg->resource);
+		if (leg->hunt && hunting) {
+			leg->pending = true; /* after the routes before it */
+			leg->result = LEG_DROPPED;
+			continue;
+		}
+		hunting |= leg->hunt;
 		start_leg(d, leg, timeout_ms);
+		if (leg->hunt && !(leg->result == LEG_ALIVE && leg->ch))
+			first_failed = leg;
 	}
+	if (first_failed)
+		hunt_next(d, first_failed->cause);
 	return 0;
 }
 
@@ -528,6 +606,7 @@ static int dial_exec(px_channel *caller, const char *data)
 
 	d.waiter = px_channel_waiter(caller);
 	d.start_ms = now_ms();
+	d.timeout_ms = timeout_ms;
 	if (start_legs(&d, px_app_trim(argv[0]), timeout_ms) < 0) {
 		px_log_error("Dial: out of memory");
 		px_channel_var_set(caller, "DIALSTATUS", "CHANUNAVAIL");
@@ -586,7 +665,11 @@ static const struct px_app dial_app = {
 	.synopsis = "Call one or more channels and connect the first that answers",
 	.syntax = "Dial(Tech/Resource[&Tech2/Resource2[&...]][,timeout[,options]])",
 	.description =
-		"Requests an outbound channel for every target and calls them all at once.\n"
+		"Requests an outbound channel for every target and calls them all at once,\n"
+		"except routes: targets through a carrier trunk (SIP/trunk/number) are\n"
+		"tried one after another, the next only when the one before failed as a\n"
+		"route (503 or another 5xx, 408, no answer to qualify, unreachable), never\n"
+		"after the called party's own answer (486 busy, 404, 603 ...).\n"
 		"While they are being called, the caller is told once that the far end is\n"
 		"ringing, and hears the early media of the first target that offers some.\n"
 		"The first target to answer is connected to the caller (answering the caller\n"

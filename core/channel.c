@@ -976,6 +976,13 @@ px_channel *px_channel_request(const char *type, const char *dest, px_channel *r
 	return ch;
 }
 
+bool px_channel_tech_hunts(const char *type, const char *dest)
+{
+	const struct px_channel_tech *tech = tech_find(type);
+
+	return tech && tech->hunt && tech->hunt(dest);
+}
+
 int px_channel_call(px_channel *ch, int timeout_ms)
 {
 	return ch->tech->call(ch, timeout_ms);

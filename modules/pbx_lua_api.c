@@ -613,6 +613,111 @@ static int l_dial(lua_State *L)
 	return 1;
 }
 
+/* plexus.dial_trunk_group{ "trunkA", "trunkB", number = "+15551234567",
+ * timeout = 30, options = "", caller_id = "" }: Dial through the trunks in
+ * turn (SIP/trunkA/number&SIP/trunkB/number), failing over on a route's
+ * failure. Returns what plexus.dial returns. */
+static int l_dial_trunk_group(lua_State *L)
+{
+	const char *number, *tech = "SIP";
+	lua_Integer n;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = (lua_Integer)lua_rawlen(L, 1);
+	if (n < 1)
+		return luaL_error(L,
+				  "plexus.dial_trunk_group: give at least one trunk: "
+				  "plexus.dial_trunk_group{\"trunkA\", number = \"+15551234567\"}");
+	if (lua_getfield(L, 1, "number") != LUA_TSTRING && !lua_isnumber(L, -1))
+		return luaL_error(L, "plexus.dial_trunk_group: number = \"...\" is missing");
+	number = lua_tostring(L, -1);
+	if (!number[0] || strpbrk(number, "&,/ "))
+		return luaL_error(L, "plexus.dial_trunk_group: '%s' is not a number", number);
+	if (lua_getfield(L, 1, "tech") == LUA_TSTRING)
+		tech = lua_tostring(L, -1);
+	lua_createtable(L, (int)n, 3);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
+			return luaL_error(L,
+					  "plexus.dial_trunk_group: trunk %d is a %s, not a name",
+					  (int)i, luaL_typename(L, -1));
+		if (strpbrk(lua_tostring(L, -1), "&,/ ") || !lua_tostring(L, -1)[0])
+			return luaL_error(L, "plexus.dial_trunk_group: '%s' is not a trunk name",
+					  lua_tostring(L, -1));
+		lua_pushfstring(L, "%s/%s/%s", tech, lua_tostring(L, -1), number);
+		lua_rawseti(L, -3, i);
+		lua_pop(L, 1);
+	}
+	static const char *const keep[] = {"timeout", "options", "caller_id"};
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		lua_getfield(L, 1, keep[i]);
+		lua_setfield(L, -2, keep[i]);
+	}
+	lua_replace(L, 1);
+	lua_settop(L, 1);
+	return l_dial(L);
+}
+
+/* plexus.e164(number, { country = "1", national_prefix = "1",
+ * international_prefix = "011" }): "+15551234567", or nil and why. Spaces,
+ * dashes, dots and brackets are dropped; "+" or the international prefix
+ * keep the country given; the national (trunk) prefix, or no prefix at
+ * all, means the number is in the given country. */
+static int l_e164(lua_State *L)
+{
+	const char *in = luaL_checkstring(L, 1), *country = NULL, *nat = "", *intl = "00";
+	char digits[64];
+	size_t n = 0;
+	bool plus = false;
+
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		if (lua_getfield(L, 2, "country") != LUA_TNIL)
+			country = luaL_checkstring(L, -1);
+		if (lua_getfield(L, 2, "national_prefix") != LUA_TNIL)
+			nat = luaL_checkstring(L, -1);
+		if (lua_getfield(L, 2, "international_prefix") != LUA_TNIL)
+			intl = luaL_checkstring(L, -1);
+	}
+	for (const char *p = in; *p; p++) {
+		if (*p == '+' && n == 0 && !plus) {
+			plus = true;
+		} else if (*p >= '0' && *p <= '9') {
+			if (n + 1 >= sizeof(digits))
+				goto bad;
+			digits[n++] = *p;
+		} else if (!strchr(" -.()", *p)) {
+			goto bad;
+		}
+	}
+	digits[n] = '\0';
+	if (n == 0)
+		goto bad;
+	if (plus) {
+		lua_pushfstring(L, "+%s", digits);
+		return 1;
+	}
+	if (intl[0] && !strncmp(digits, intl, strlen(intl)) && n > strlen(intl)) {
+		lua_pushfstring(L, "+%s", digits + strlen(intl));
+		return 1;
+	}
+	if (!country || !country[0] || strspn(country, "0123456789") != strlen(country)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "'%s' is national; give country = \"NN\"", in);
+		return 2;
+	}
+	if (nat[0] && !strncmp(digits, nat, strlen(nat)) && n > strlen(nat)) {
+		lua_pushfstring(L, "+%s%s", country, digits + strlen(nat));
+		return 1;
+	}
+	lua_pushfstring(L, "+%s%s", country, digits);
+	return 1;
+bad:
+	lua_pushnil(L);
+	lua_pushfstring(L, "'%s' is not a phone number", in);
+	return 2;
+}
+
 /* Methods of plexus.channel work with '.' and ':' alike. */
 static int self_offset(lua_State *L)
 {
@@ -846,6 +951,10 @@ static void install_plexus(lua_State *L)
 	lua_createtable(L, 0, 4);
 	lua_pushcfunction(L, l_dial);
 	lua_setfield(L, -2, "dial");
+	lua_pushcfunction(L, l_dial_trunk_group);
+	lua_setfield(L, -2, "dial_trunk_group");
+	lua_pushcfunction(L, l_e164);
+	lua_setfield(L, -2, "e164");
 
 	lua_createtable(L, 0, 10);
 	lua_pushvalue(L, -1);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_header.h>
@@ -41,9 +42,10 @@ struct sip_leg {
 	struct sip_call *call;
 	nua_handle_t *nh;
 	char uri[PX_CONTACT_MAX]; /* outbound: the contact rung */
-	char proxy[200];          /* outbound: where to send it (NAT), or "" */
+	char proxy[260];          /* outbound: where to send it (NAT, outbound proxy), or "" */
 	bool terminated;
-	int status; /* last final status of an outbound fork */
+	bool auth_sent; /* outbound: credentials answered a challenge */
+	int status;     /* last final status of an outbound fork */
 	struct sip_leg *next;
 };
 
@@ -66,6 +68,12 @@ struct sip_call {
 	unsigned sdp_version;
 	char from_num[80], from_name[80]; /* outbound: identity presented */
 	char to_uri[PX_CONTACT_MAX];
+	/* Trunks (trunk.c) and NAT (nat.c): */
+	struct sip_trunk *trunk;          /* out through a trunk: its settings (no ACL) */
+	bool restricted;                  /* the caller withholds the number */
+	char *forward_headers;            /* Diversion/History-Info to pass on, or NULL */
+	struct sockaddr_storage sdp_addr; /* the address our SDP gives */
+	char contact[320];                /* our Contact for a peer outside local_net */
 
 	/* SIP thread only: */
 	struct sip_leg *legs;
@@ -106,6 +114,8 @@ static void call_unref(struct sip_call *c)
 		return;
 	if (c->rtp)
 		px_rtp_destroy(c->rtp);
+	free(c->trunk);
+	free(c->forward_headers);
 	while (c->legs) {
 		struct sip_leg *next = c->legs->next;
 		free(c->legs);
@@ -136,6 +146,7 @@ static struct sip_call *call_new(bool outbound, const struct sip_endpoint *ep)
 	c->codec.dtmf_pt = -1;
 	c->sdp_id = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(uintptr_t)c;
 	c->our_direction = SIP_SENDRECV;
+	c->sdp_addr = sip.rtp_addr;
 	atomic_fetch_add(&calls_active, 1);
 	px_module_use(sip_module);
 	return c;
@@ -292,7 +303,7 @@ static void leg_terminated(struct sip_leg *l)
 static int build_sdp(struct sip_call *c, char *buf, size_t size, int direction)
 {
 	c->our_direction = direction;
-	return sip_sdp_build(buf, size, &sip.rtp_addr, px_rtp_local_port(c->rtp), c->payloads,
+	return sip_sdp_build(buf, size, &c->sdp_addr, px_rtp_local_port(c->rtp), c->payloads,
 			     c->npayloads, c->dtmf_pt, direction, c->rtcp_mux, c->sdp_id,
 			     c->sdp_version++);
 }
@@ -440,7 +451,8 @@ static void do_answer(void *arg)
 	if (!c->final_sent && l && l->nh && !l->terminated &&
 	    build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0) {
 		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-			    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+			    SIPTAG_PAYLOAD_STR(sdp),
+			    TAG_IF(c->contact[0], SIPTAG_CONTACT_STR(c->contact)), TAG_END());
 		c->final_sent = true;
 		c->answered = true;
 		watch_add(c);
@@ -614,12 +626,158 @@ static void proxy_from_received(const char *received, char *out, size_t size)
 	snprintf(out, size, "sip:%s;transport=%.*s", colon + 1, (int)(colon - received), received);
 }
 
+/* The codecs of a call out: what the caller negotiated (so the bridge can
+ * relay packets) and ep allows, else ep's own. */
+static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_channel *requestor)
+{
+	struct sip_call *caller = NULL;
+
+	/* Offer what the caller uses first, when this endpoint allows it, so
+	 * the bridge can relay packets untouched; then the endpoint's own
+	 * codecs, preferred first: any of them is transcoded. */
+	if (requestor && px_channel_tech(requestor) == &sip_tech)
+		caller = px_channel_pvt(requestor);
+	if (caller && caller->codec.format)
+		for (int i = 0; i < ep->ncodecs; i++)
+			if (px_format_find(ep->codecs[i]) == caller->codec.format)
+				offer_add(c, caller->codec.format);
+	for (int i = 0; i < ep->ncodecs; i++)
+		offer_add(c, px_format_find(ep->codecs[i]));
+	if (ep->dtmf_mode == SIP_DTMF_RFC4733 || ep->dtmf_mode == SIP_DTMF_AUTO)
+		c->dtmf_pt = 101;
+	return c->npayloads;
+}
+
+/* A forwarded call passes on how it got here: the Diversion and
+ * History-Info it came with, and, when it came in from a trunk and leaves
+ * through one, a Diversion naming the number that was called. */
+static void forward_headers(struct sip_call *c, const struct sip_config *cfg, px_channel *req)
+{
+	char div[1024] = "", hi[1024] = "", did[80] = "", trunk[64] = "", text[2200];
+	const struct sip_trunk *in;
+	size_t used = 0;
+
+	if (!req)
+		return;
+	px_channel_var_get(req, "SIP_DIVERSION", div, sizeof(div));
+	px_channel_var_get(req, "SIP_HISTORY_INFO", hi, sizeof(hi));
+	if (px_channel_var_get(req, "SIP_DID", did, sizeof(did)) == 0 && did[0] &&
+	    px_channel_var_get(req, "SIP_TRUNK", trunk, sizeof(trunk)) == 0 &&
+	    (in = sip_config_trunk(cfg, trunk)) != NULL)
+		used += (size_t)snprintf(text + used, sizeof(text) - used,
+					 "Diversion: <sip:%s@%s>;reason=unconditional%s%s\r\n", did,
+					 in->from_domain, div[0] ? ", " : "", div);
+	else if (div[0])
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "Diversion: %s\r\n",
+					 div);
+	if (hi[0] && used < sizeof(text))
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "History-Info: %s\r\n",
+					 hi);
+	if (used && used < sizeof(text)) {
+		text[used - 2] = '\0'; /* the tag adds the last line end */
+		c->forward_headers = strdup(text);
+	}
+}
+
+/* "trunk/number": one INVITE to the carrier. */
+static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_channel *requestor,
+				 int *cause)
+{
+	char name[80], trunk[64], number[80], hp[300], pres[32] = "";
+	const char *slash = strchr(dest, '/');
+	const struct sip_trunk *t;
+	struct sip_call *c;
+	struct sip_leg *l;
+	px_err err = {""};
+	px_channel *ch;
+
+	snprintf(trunk, sizeof(trunk), "%.*s", (int)(slash - dest), dest);
+	snprintf(number, sizeof(number), "%s", slash + 1);
+	t = sip_config_trunk(cfg, trunk);
+	if (!t) {
+		px_log_warning("chan_sip: no trunk '%s'", trunk);
+		*cause = PX_CAUSE_UNALLOCATED;
+		return NULL;
+	}
+	if (!number[0] || strpbrk(number, " \t;<>@\"/:")) {
+		px_log_warning("chan_sip: '%s' is not a number to dial through trunk %s", number,
+			       trunk);
+		*cause = PX_CAUSE_UNALLOCATED;
+		return NULL;
+	}
+	if (!sip_trunk_reachable(t->ep.name)) {
+		px_verbose(3, "chan_sip: trunk %s is unreachable; not calling %s", t->ep.name,
+			   number);
+		*cause = PX_CAUSE_NETWORK_OUT_OF_ORDER;
+		return NULL;
+	}
+	c = call_new(true, &t->ep);
+	if (!c) {
+		*cause = PX_CAUSE_CONGESTION;
+		return NULL;
+	}
+	c->trunk = malloc(sizeof(*c->trunk));
+	if (!c->trunk || offer_codecs(c, &t->ep, requestor) == 0) {
+		*cause = c->trunk ? PX_CAUSE_INCOMPATIBLE_DESTINATION : PX_CAUSE_CONGESTION;
+		call_unref(c);
+		return NULL;
+	}
+	*c->trunk = *t;
+	c->trunk->match = NULL;
+	c->trunk->nmatch = 0;
+	if (!sip_trunk_is_local(cfg, t)) {
+		sip_nat_media_addr(cfg, true, &c->sdp_addr);
+		if (cfg->external_signaling[0])
+			snprintf(c->contact, sizeof(c->contact), "<sip:%s@%s%s>",
+				 t->from_user[0] ? t->from_user : "plexus", cfg->external_signaling,
+				 t->transport == SIP_TP_TCP   ? ";transport=tcp"
+				 : t->transport == SIP_TP_TLS ? ";transport=tls"
+							      : "");
+	}
+	if (requestor && px_channel_var_get(requestor, "CALLERPRES", pres, sizeof(pres)) == 0)
+		c->restricted = !strncasecmp(pres, "prohib", 6);
+	forward_headers(c, cfg, requestor);
+	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
+		px_log_warning("chan_sip: calling %s through %s: %s", number, trunk, err.msg);
+		*cause = PX_CAUSE_CONGESTION;
+		call_unref(c);
+		return NULL;
+	}
+	snprintf(name, sizeof(name), "SIP/%s", t->ep.name);
+	ch = px_channel_alloc(&sip_tech, name, requestor ? px_channel_linkedid(requestor) : NULL,
+			      c);
+	if (!ch) {
+		*cause = PX_CAUSE_CONGESTION;
+		call_unref(c);
+		return NULL;
+	}
+	c->chan = ch;
+	px_channel_set_rtp(ch, c->rtp);
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		*cause = PX_CAUSE_CONGESTION;
+		px_channel_unref(ch);
+		return NULL;
+	}
+	l->call = c;
+	sip_trunk_hostport(t, hp, sizeof(hp));
+	snprintf(l->uri, sizeof(l->uri), "sip:%s@%s", number, hp);
+	snprintf(l->proxy, sizeof(l->proxy), "%s", t->outbound_proxy);
+	c->legs = l;
+	snprintf(c->to_uri, sizeof(c->to_uri), "<sip:%s@%s>", number, t->from_domain);
+	if (requestor)
+		px_channel_get_caller(requestor, c->from_num, sizeof(c->from_num), c->from_name,
+				      sizeof(c->from_name));
+	px_channel_set_connected(ch, number, NULL);
+	return ch;
+}
+
 static px_channel *tech_request(const char *dest, px_channel *requestor, int *cause)
 {
 	struct sip_config *cfg = sip_stack_config();
 	const struct sip_endpoint *ep;
 	struct px_binding bindings[16];
-	struct sip_call *c, *caller = NULL;
+	struct sip_call *c;
 	size_t n;
 	px_err err = {""};
 	char name[80];
@@ -628,6 +786,11 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	if (!cfg) {
 		*cause = PX_CAUSE_CONGESTION;
 		return NULL;
+	}
+	if (strchr(dest, '/')) {
+		ch = trunk_request(cfg, dest, requestor, cause);
+		sip_config_unref(cfg);
+		return ch;
 	}
 	ep = sip_config_endpoint(cfg, dest);
 	if (!ep) {
@@ -651,20 +814,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		sip_config_unref(cfg);
 		return NULL;
 	}
-	/* Offer what the caller uses first, when this endpoint allows it, so
-	 * the bridge can relay packets untouched; then the endpoint's own
-	 * codecs, preferred first: any of them is transcoded. */
-	if (requestor && px_channel_tech(requestor) == &sip_tech)
-		caller = px_channel_pvt(requestor);
-	if (caller && caller->codec.format)
-		for (int i = 0; i < ep->ncodecs; i++)
-			if (px_format_find(ep->codecs[i]) == caller->codec.format)
-				offer_add(c, caller->codec.format);
-	for (int i = 0; i < ep->ncodecs; i++)
-		offer_add(c, px_format_find(ep->codecs[i]));
-	if (ep->dtmf_mode == SIP_DTMF_RFC4733 || ep->dtmf_mode == SIP_DTMF_AUTO)
-		c->dtmf_pt = 101;
-	if (c->npayloads == 0) {
+	if (offer_codecs(c, ep, requestor) == 0) {
 		px_verbose(3, "chan_sip: %s shares no codec with the caller", ep->name);
 		*cause = PX_CAUSE_INCOMPATIBLE_DESTINATION;
 		goto fail;
@@ -718,9 +868,30 @@ static void do_call(void *arg)
 		call_unref(c);
 		return;
 	}
-	snprintf(from, sizeof(from), "\"%s\" <sip:%s@%s>",
-		 c->from_name[0] ? c->from_name : c->from_num,
-		 c->from_num[0] ? c->from_num : "anonymous", sip.contact_host);
+	struct sip_trunk_ident id;
+	char extra[1400] = "";
+	if (c->trunk) {
+		size_t used = 0;
+		sip_trunk_identity(c->trunk, c->from_num, c->from_name, c->restricted, &id);
+		snprintf(from, sizeof(from), "%s", id.from);
+		if (id.pai[0])
+			used += (size_t)snprintf(extra + used, sizeof(extra) - used,
+						 "P-Asserted-Identity: %s\r\n", id.pai);
+		if (id.rpid[0] && used < sizeof(extra))
+			used += (size_t)snprintf(extra + used, sizeof(extra) - used,
+						 "Remote-Party-ID: %s\r\n", id.rpid);
+		if (id.privacy[0] && used < sizeof(extra))
+			used += (size_t)snprintf(extra + used, sizeof(extra) - used,
+						 "Privacy: %s\r\n", id.privacy);
+		if (used >= 2 && used < sizeof(extra))
+			extra[used - 2] = '\0';
+		else
+			extra[0] = '\0';
+	} else {
+		snprintf(from, sizeof(from), "\"%s\" <sip:%s@%s>",
+			 c->from_name[0] ? c->from_name : c->from_num,
+			 c->from_num[0] ? c->from_num : "anonymous", sip.contact_host);
+	}
 	/* The legs were prepared by request(); now each becomes a dialog. */
 	struct sip_leg *legs = c->legs;
 	c->legs = NULL;
@@ -743,7 +914,9 @@ static void do_call(void *arg)
 			continue;
 		}
 		nua_invite(nl->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-			   SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+			   SIPTAG_PAYLOAD_STR(sdp), TAG_IF(extra[0], SIPTAG_HEADER_STR(extra)),
+			   TAG_IF(c->forward_headers, SIPTAG_HEADER_STR(c->forward_headers)),
+			   TAG_IF(c->contact[0], SIPTAG_CONTACT_STR(c->contact)), TAG_END());
 		sent++;
 	}
 	if (!sent)
@@ -768,6 +941,12 @@ static int tech_call(px_channel *ch, int timeout_ms)
 	return post_call(do_call, c);
 }
 
+/* "trunk/number" is a route through a carrier: Dial hunts over such targets. */
+static bool tech_hunt(const char *dest)
+{
+	return strchr(dest, '/') != NULL;
+}
+
 const struct px_channel_tech sip_tech = {
 	.type = "SIP",
 	.description = "Session Initiation Protocol (SIP), on sofia-sip",
@@ -777,6 +956,7 @@ const struct px_channel_tech sip_tech = {
 	.indicate = tech_indicate,
 	.hangup = tech_hangup,
 	.destroy = tech_destroy,
+	.hunt = tech_hunt,
 };
 
 /* ---- inbound ---- */
@@ -801,21 +981,29 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 {
 	sip_t const *s = sipmsg;
 	const struct sip_endpoint *ep;
+	const struct sip_trunk *trunk;
 	struct sip_media media;
 	struct sip_call *c;
 	struct sip_leg *l;
 	px_err err = {""};
 	const char *exten;
-	char name[80];
+	char name[80], caller_num[80], caller_name[80];
 	px_channel *ch;
+	msg_t *msg = nua_current_request(sip.nua);
+	su_addrinfo_t *src = msg ? msg_addrinfo(msg) : NULL;
 
-	if (sip_overload_refuse(s->sip_authorization || s->sip_proxy_authorization)) {
+	/* A carrier is known by its address (the trunk's match), never asked
+	 * for a password; everyone else is an endpoint and authenticates. A
+	 * carrier's call, like one with credentials, is refused under overload
+	 * at a quarter of the share: the carrier routes it elsewhere. */
+	trunk = src ? sip_trunk_identify(sip.config, src->ai_addr) : NULL;
+	if (sip_overload_refuse(trunk || s->sip_authorization || s->sip_proxy_authorization)) {
 		nua_respond(nh, 503, sip_503_Service_unavailable, NUTAG_WITH_THIS(sip.nua),
 			    SIPTAG_RETRY_AFTER_STR("2"), TAG_END());
 		let_finish(nh);
 		return;
 	}
-	ep = sip_authenticate(nh, s, "INVITE");
+	ep = trunk ? &trunk->ep : sip_authenticate(nh, s, "INVITE");
 	if (!ep) {
 		let_finish(nh);
 		return;
@@ -842,7 +1030,14 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 		}
 	}
 	exten = s->sip_request->rq_url->url_user ? s->sip_request->rq_url->url_user : "s";
-	if (!px_dialplan_exists(ep->context, exten, ep->callerid_num)) {
+	snprintf(caller_num, sizeof(caller_num), "%s", ep->callerid_num);
+	snprintf(caller_name, sizeof(caller_name), "%s", ep->callerid_name);
+	if (trunk) {
+		exten = sip_trunk_did(trunk, s);
+		sip_trunk_inbound_caller(trunk, s, caller_num, sizeof(caller_num), caller_name,
+					 sizeof(caller_name));
+	}
+	if (!px_dialplan_exists(ep->context, exten, caller_num)) {
 		px_verbose(3, "chan_sip: %s called %s: no such extension in context %s", ep->name,
 			   exten, ep->context);
 		reject(nh, 404);
@@ -852,6 +1047,12 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	if (!c) {
 		reject(nh, 500);
 		return;
+	}
+	if (src && sip_nat_external(sip.config, src->ai_addr)) {
+		sip_nat_media_addr(sip.config, true, &c->sdp_addr);
+		if (sip.config->external_signaling[0])
+			snprintf(c->contact, sizeof(c->contact), "<sip:%s@%s>", exten,
+				 sip.config->external_signaling);
 	}
 	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
 		px_log_warning("chan_sip: INVITE from %s: %s", ep->name, err.msg);
@@ -886,11 +1087,23 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	l->nh = nh;
 	nua_handle_bind(nh, l);
 	px_channel_set_rtp(ch, c->rtp);
-	px_channel_set_caller(ch, ep->callerid_num, ep->callerid_name);
+	px_channel_set_caller(ch, caller_num[0] ? caller_num : NULL,
+			      caller_name[0] ? caller_name : NULL);
+	if (trunk) {
+		char fwd[1024];
+		px_channel_var_set(ch, "SIP_TRUNK", trunk->ep.name);
+		px_channel_var_set(ch, "SIP_DID", exten);
+		sip_unknown_headers(s, "Diversion", fwd, sizeof(fwd));
+		if (fwd[0])
+			px_channel_var_set(ch, "SIP_DIVERSION", fwd);
+		sip_unknown_headers(s, "History-Info", fwd, sizeof(fwd));
+		if (fwd[0])
+			px_channel_var_set(ch, "SIP_HISTORY_INFO", fwd);
+	}
 	px_channel_set_dialplan(ch, ep->context, exten);
 	px_channel_set_state(ch, PX_STATE_RING);
-	px_verbose(2, "chan_sip: %s calls %s@%s (%s)", ep->name, exten, ep->context,
-		   px_channel_name(ch));
+	px_verbose(2, "chan_sip: %s%s calls %s@%s (%s)", trunk ? "trunk " : "", ep->name, exten,
+		   ep->context, px_channel_name(ch));
 	if (px_channel_start_session(ch, &err) < 0) {
 		px_log_error("chan_sip: %s", err.msg);
 		nua_respond(nh, 503, sip_503_Service_unavailable, TAG_END());
@@ -983,6 +1196,14 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 	}
 	if (c->winner == l) /* a re-INVITE failed; the call goes on */
 		return;
+	if ((status == 401 || status == 407) && c->trunk && !l->auth_sent && !c->hangup_done) {
+		char auth[400];
+		if (sip_trunk_auth_string(c->trunk, s, auth, sizeof(auth)) == 0) {
+			l->auth_sent = true; /* once: a second challenge is a refusal */
+			nua_authenticate(l->nh, NUTAG_AUTH(auth), TAG_END());
+			return;
+		}
+	}
 	l->status = status;
 	if (c->winner || c->hangup_done)
 		return;

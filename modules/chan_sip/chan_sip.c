@@ -47,8 +47,9 @@ static int sip_load(px_module *self)
 		return -1;
 	}
 	if (px_channel_tech_register(self, &sip_tech, &err) < 0 ||
-	    sip_commands_register(self, &err) < 0) {
+	    sip_commands_register(self, &err) < 0 || sip_trunk_commands_register(self, &err) < 0) {
 		px_log_error("chan_sip: %s", err.msg);
+		sip_commands_unregister();
 		px_channel_tech_unregister(&sip_tech);
 		sip_stack_stop();
 		return -1;
@@ -58,6 +59,7 @@ static int sip_load(px_module *self)
 
 static int sip_unload(px_module *self)
 {
+	sip_trunk_commands_unregister();
 	sip_commands_unregister();
 	px_channel_tech_unregister(&sip_tech);
 	sip_stack_stop();
@@ -74,7 +76,8 @@ static int sip_reload(px_module *self)
 		return -1;
 	}
 	sip_stack_reconfigure(cfg);
-	px_verbose(1, "chan_sip: sip.conf reloaded (%zu endpoints)", cfg->nendpoints);
+	px_verbose(1, "chan_sip: sip.conf reloaded (%zu endpoints, %zu trunks)", cfg->nendpoints,
+		   cfg->ntrunks);
 	return 0;
 }
 

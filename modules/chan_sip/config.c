@@ -23,6 +23,7 @@ struct general_opts {
 	char *user_agent;
 	char *rtp_address;
 	long long min_expiry, max_expiry, default_expiry;
+	struct sip_nat_opts nat; /* checked by nat.c */
 };
 
 static const struct px_config_option general_table[] = {
@@ -43,6 +44,22 @@ static const struct px_config_option general_table[] = {
 	{"default_expiry", PX_CFG_INT, "3600", 1, 604800, NULL,
 	 offsetof(struct general_opts, default_expiry),
 	 "registration time when the phone asks for none"},
+	{"external_signaling_address", PX_CFG_STRING, NULL, 0, 0, NULL,
+	 offsetof(struct general_opts, nat.external_signaling_address),
+	 "host[:port] put in Contact and Via for peers outside local_net"},
+	{"external_media_address", PX_CFG_STRING, NULL, 0, 0, NULL,
+	 offsetof(struct general_opts, nat.external_media_address),
+	 "address put in SDP for peers outside local_net"},
+	{"local_net", PX_CFG_LIST, NULL, 0, 0, NULL, offsetof(struct general_opts, nat.local_net),
+	 "networks (address/prefix) that see our own addresses, not the external ones"},
+	{"tls_bind", PX_CFG_STRING, NULL, 0, 0, NULL, offsetof(struct general_opts, nat.tls_bind),
+	 "address:port for SIP over TLS (usually port 5061); unset: no TLS"},
+	{"tls_cert_dir", PX_CFG_STRING, NULL, 0, 0, NULL,
+	 offsetof(struct general_opts, nat.tls_cert_dir),
+	 "directory with agent.pem (certificate and key) and cafile.pem (trusted CAs)"},
+	{"tls_verify_peer", PX_CFG_BOOL, "no", 0, 0, NULL,
+	 offsetof(struct general_opts, nat.tls_verify_peer),
+	 "verify the certificate of TLS peers against cafile.pem"},
 };
 
 struct endpoint_opts {
@@ -208,7 +225,7 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 	if (!o.type || strcasecmp(o.type, "endpoint")) {
 		const px_config_var *v = px_config_var_find(s, "type");
 		if (v)
-			px_err_set(err, "%s:%d: type: unknown type '%s' (expected 'endpoint')",
+			px_err_set(err, "%s:%d: type: unknown type '%s' (endpoint or trunk)",
 				   v->file, v->line, o.type);
 		else
 			px_err_set(err, "%s:%d: [%s] has no 'type = endpoint'", ep->file, ep->line,
@@ -259,6 +276,24 @@ out:
 	return rc;
 }
 
+/* A trunk section says so (its templates may); anything else is an endpoint. */
+static bool is_trunk(const px_config_section *s)
+{
+	const px_config_var *v = px_config_var_find(s, "type");
+
+	return v && !strcasecmp(v->value, "trunk");
+}
+
+int sip_config_codecs(const px_config_section *s, struct sip_endpoint *ep, px_err *err)
+{
+	return endpoint_codecs(s, ep, err);
+}
+
+void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, size_t namesize)
+{
+	parse_callerid(s, num, nsize, name, namesize);
+}
+
 int sip_config_load(struct sip_config **out, px_err *err)
 {
 	px_config *cfg = NULL;
@@ -282,6 +317,10 @@ int sip_config_load(struct sip_config **out, px_err *err)
 	snprintf(c->realm, sizeof(c->realm), "%s", g.realm);
 	snprintf(c->user_agent, sizeof(c->user_agent), "%s", g.user_agent);
 	snprintf(c->rtp_address, sizeof(c->rtp_address), "%s", g.rtp_address ? g.rtp_address : "");
+	if (sip_nat_config(&g.nat, px_config_find(cfg, "general"), c, err) < 0) {
+		px_config_options_free(general_table, N(general_table), &g);
+		goto fail;
+	}
 	c->min_expiry = (int)g.min_expiry;
 	c->max_expiry = (int)g.max_expiry;
 	c->default_expiry = (int)g.default_expiry;
@@ -316,7 +355,8 @@ int sip_config_load(struct sip_config **out, px_err *err)
 		    strcmp(px_config_section_name(s), "general"))
 			n++;
 	c->endpoints = calloc(n ? n : 1, sizeof(*c->endpoints));
-	if (!c->endpoints) {
+	c->trunks = calloc(n ? n : 1, sizeof(*c->trunks));
+	if (!c->endpoints || !c->trunks) {
 		px_err_set(err, "out of memory");
 		goto fail;
 	}
@@ -325,10 +365,23 @@ int sip_config_load(struct sip_config **out, px_err *err)
 		if (px_config_section_is_template(s) ||
 		    !strcmp(px_config_section_name(s), "general"))
 			continue;
+		if (is_trunk(s)) {
+			struct sip_trunk *t = &c->trunks[c->ntrunks];
+			if (sip_trunk_load(s, t, err) < 0)
+				goto fail;
+			c->ntrunks++;
+			if (sip_config_endpoint(c, t->ep.name) ||
+			    sip_config_trunk(c, t->ep.name) != t) {
+				px_err_set(err, "%s:%d: %s is defined twice", t->ep.file,
+					   t->ep.line, t->ep.name);
+				goto fail;
+			}
+			continue;
+		}
 		struct sip_endpoint *ep = &c->endpoints[c->nendpoints];
 		if (load_endpoint(s, ep, err) < 0)
 			goto fail;
-		if (sip_config_endpoint(c, ep->name)) {
+		if (sip_config_endpoint(c, ep->name) || sip_config_trunk(c, ep->name)) {
 			px_err_set(err, "%s:%d: endpoint %s is defined twice", ep->file, ep->line,
 				   ep->name);
 			goto fail;
@@ -353,6 +406,10 @@ void sip_config_unref(struct sip_config *c)
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	free(c->endpoints);
+	for (size_t i = 0; c->trunks && i < c->ntrunks; i++)
+		sip_trunk_free(&c->trunks[i]);
+	free(c->trunks);
+	free(c->local_net);
 	px_config_unref(c->source);
 	free(c);
 }

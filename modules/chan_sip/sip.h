@@ -12,6 +12,10 @@
  *   sdp.c       SDP offers and answers for G.711
  *   overload.c  refusing new calls while the SIP thread is saturated
  *   commands.c  console commands
+ *   trunk.c     trunks: sip.conf "type = trunk", match ACLs, qualify,
+ *               "sip show trunks"
+ *   outreg.c    outbound registration of trunks, "sip show registry"
+ *   nat.c       external addresses, local_net and the TLS transport
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -57,8 +61,42 @@ struct sip_endpoint {
 	int max_contacts;
 	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
 	int rtp_timeout_hold; /* the same while the call is on hold */
-	const char *file; /* where it was defined, for messages */
+	const char *file;     /* where it was defined, for messages */
 	int line;
+};
+
+/* One entry of a match ACL: an address and prefix length (IPv4 or IPv6). */
+struct sip_acl_entry {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix;
+};
+
+enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
+
+/* A carrier trunk ("type = trunk"). Its calls use ep like an endpoint's
+ * (context, codecs, NAT, RTP timeouts, name, where it was defined). */
+struct sip_trunk {
+	struct sip_endpoint ep;
+	char host[256]; /* carrier: name or address, without port */
+	int port;       /* 0: the transport's default */
+	enum sip_transport transport;
+	char username[64]; /* outbound digest user; the account */
+	char secret[128];
+	char realm[64]; /* "" answers any realm the carrier names */
+	bool reg;       /* register = yes */
+	char contact_user[64];
+	int expiry;
+	int retry_interval, max_retry_interval, forbidden_retry_interval; /* s */
+	char from_user[64];
+	char from_domain[128];
+	char outbound_proxy[256]; /* a SIP URI, or "" */
+	int qualify;              /* s between OPTIONS; 0: off */
+	int qualify_timeout_ms;
+	bool did_from_to; /* the DID is the To user, not the Request-URI's */
+	bool send_pai, send_rpid, trust_id_outbound, trust_id_inbound;
+	struct sip_acl_entry *match;
+	size_t nmatch;
 };
 
 struct sip_config {
@@ -71,6 +109,18 @@ struct sip_config {
 	int min_expiry, max_expiry, default_expiry;
 	struct sip_endpoint *endpoints;
 	size_t nendpoints;
+	struct sip_trunk *trunks;
+	size_t ntrunks;
+	/* NAT (nat.c): what peers outside local_net are told */
+	char external_signaling[128]; /* host[:port] in Contact and Via; "" none */
+	char external_media[64];      /* address in SDP; "" none */
+	struct sip_acl_entry *local_net;
+	size_t nlocal_net;
+	/* TLS (nat.c) */
+	bool tls;
+	char tls_bind[256];
+	char tls_cert_dir[512]; /* holds agent.pem and cafile.pem */
+	bool tls_verify_peer;
 	px_config *source; /* the parsed file, for messages */
 };
 
@@ -82,6 +132,91 @@ const struct sip_endpoint *sip_config_endpoint(const struct sip_config *c, const
 /* The endpoint whose digest user name is user. */
 const struct sip_endpoint *sip_config_endpoint_by_user(const struct sip_config *c,
 						       const char *user);
+
+/* Endpoint-style codec lines (allow/disallow) of a section (config.c). */
+int sip_config_codecs(const px_config_section *s, struct sip_endpoint *ep, px_err *err);
+/* Parse the common caller ID form into num and name (config.c). */
+void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, size_t namesize);
+
+/* ---- trunks (trunk.c) ---- */
+
+/* Load a "type = trunk" section into t. */
+int sip_trunk_load(const px_config_section *s, struct sip_trunk *t, px_err *err);
+void sip_trunk_free(struct sip_trunk *t);
+const struct sip_trunk *sip_config_trunk(const struct sip_config *c, const char *name);
+/* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32": -1 when it is not one. */
+int sip_acl_parse(const char *text, struct sip_acl_entry *out);
+bool sip_acl_match(const struct sip_acl_entry *acl, size_t n, const struct sockaddr *sa);
+/* The trunk whose match ACL holds the source address. */
+const struct sip_trunk *sip_trunk_identify(const struct sip_config *c, const struct sockaddr *sa);
+/* "sip:host:port;transport=tcp" for a trunk (the Request-URI host part). */
+void sip_trunk_hostport(const struct sip_trunk *t, char *buf, size_t size);
+/* Runtime state of trunks follows the configuration (SIP thread). */
+void sip_trunks_apply(const struct sip_config *cfg);
+void sip_trunks_stop(void);
+/* Is the trunk usable now (qualify says reachable, or qualify is off)? Any thread. */
+bool sip_trunk_reachable(const char *name);
+/* A response to our OPTIONS or REGISTER (nh is one of ours); SIP thread.
+ * true when the handle was a trunk's. */
+bool sip_trunk_response(int event, int status, struct nua_handle_s *nh, const void *sipmsg);
+int sip_trunk_commands_register(px_module *self, px_err *err);
+/* Calls in from a trunk: the DID, and the caller (from PAI or
+ * Remote-Party-ID when trust_id_inbound, else From). */
+const char *sip_trunk_did(const struct sip_trunk *t, const void *sipmsg);
+void sip_trunk_inbound_caller(const struct sip_trunk *t, const void *sipmsg, char *num,
+			      size_t nsize, char *name, size_t namesize);
+/* Calls out through a trunk: the identity headers ("" when not sent). */
+struct sip_trunk_ident {
+	char from[400];
+	char pai[400];
+	char rpid[400];
+	char privacy[16];
+};
+void sip_trunk_identity(const struct sip_trunk *t, const char *num, const char *name,
+			bool restricted, struct sip_trunk_ident *out);
+/* Headers sofia leaves unparsed: the first value, or all joined by ", ". */
+const char *sip_unknown_header(const void *sipmsg, const char *name);
+void sip_unknown_headers(const void *sipmsg, const char *name, char *buf, size_t size);
+void sip_trunk_commands_unregister(void);
+
+/* ---- outbound registration (outreg.c) ---- */
+
+struct sip_outreg;
+struct sip_outreg *sip_outreg_new(const char *trunk);
+/* Start (or restart after a configuration change) registering; SIP thread. */
+void sip_outreg_configure(struct sip_outreg *r, const struct sip_trunk *t);
+/* Unregister and free; SIP thread. */
+void sip_outreg_destroy(struct sip_outreg *r);
+bool sip_outreg_response(struct sip_outreg *r, int event, int status, struct nua_handle_s *nh,
+			 const void *sipmsg);
+const char *sip_outreg_state(const struct sip_outreg *r);
+/* One line of "sip show registry" (under the trunks' lock). */
+void sip_outreg_show(struct sip_outreg *r, char *buf, size_t size);
+/* NUTAG_AUTH credentials answering a challenge in sipmsg: "Digest:\"realm\":user:pass". */
+int sip_trunk_auth_string(const struct sip_trunk *t, const void *sipmsg, char *buf, size_t size);
+
+/* ---- NAT and TLS (nat.c) ---- */
+
+/* [general]'s NAT and TLS options as px_config_apply leaves them. */
+struct sip_nat_opts {
+	char *external_signaling_address;
+	char *external_media_address;
+	char **local_net;
+	char *tls_bind;
+	char *tls_cert_dir;
+	bool tls_verify_peer;
+};
+/* Check them and copy them into c; general is the section, for messages. */
+int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *general,
+		   struct sip_config *c, px_err *err);
+/* Is the peer outside local_net (so it must see external addresses)?
+ * False when no external address is configured. */
+bool sip_nat_external(const struct sip_config *c, const struct sockaddr *peer);
+/* The same for a trunk's host (a name counts as outside). */
+bool sip_trunk_is_local(const struct sip_config *c, const struct sip_trunk *t);
+/* The address our SDP offers a peer: external_media_address for peers
+ * outside local_net, else the RTP address. */
+void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockaddr_storage *out);
 
 /* ---- the stack (stack.c) ---- */
 

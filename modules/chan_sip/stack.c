@@ -208,6 +208,12 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 	case nua_i_register:
 		sip_register_incoming(nh, sipmsg);
 		return;
+	case nua_r_method: /* REGISTERs of trunks */
+	case nua_r_options:
+		/* Trunks' registrations and qualify OPTIONS (trunk.c). */
+		if (sip_trunk_response(event, status, nh, sipmsg))
+			return;
+		break;
 	case nua_i_invite:
 		if (!hmagic) {
 			sip_call_incoming(nh, hmagic, sipmsg);
@@ -288,7 +294,7 @@ static int make_url(const struct sip_config *cfg, char *buf, size_t size)
 static void *sip_main(void *arg)
 {
 	struct sip_config *cfg = arg;
-	char url[320];
+	char url[320], sips_url[320] = "";
 
 	thread_self = pthread_self();
 	if (su_init() != 0) {
@@ -311,23 +317,32 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot register the post fd");
 		goto out_root;
 	}
-	if (make_url(cfg, url, sizeof(url)) < 0) {
+	if (make_url(cfg, url, sizeof(url)) < 0 ||
+	    (cfg->tls && snprintf(sips_url, sizeof(sips_url), "sips:%s", cfg->tls_bind) >=
+				 (int)sizeof(sips_url))) {
 		start_done(-1, "bind address too long");
 		goto out_root;
 	}
-	sip.nua = nua_create(sip.root, nua_callback, NULL, NUTAG_URL(url), NUTAG_MEDIA_ENABLE(0),
-			     /* Methods nua would otherwise accept on its own (REFER,
-			      * MESSAGE ...) come to us, to be refused: nobody may make
-			      * plexusd send NOTIFYs or claim deliveries it never makes. */
-			     NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
-			     NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
-			     NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
-			     SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
-			     SIPTAG_SUPPORTED_STR("path"),
-			     NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0), NUTAG_AUTOACK(1),
-			     NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
-			     NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
-			     NTATAG_SERVER_RPORT(2), TAG_END());
+	/* TLS is a second bind URL of its own (never a transport list: see
+	 * make_url), with sofia's certificate directory. */
+	sip.nua = nua_create(
+		sip.root, nua_callback, NULL, NUTAG_URL(url),
+		TAG_IF(cfg->tls, NUTAG_SIPS_URL(sips_url)),
+		TAG_IF(cfg->tls, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
+		TAG_IF(cfg->tls, TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer ? TPTLS_VERIFY_ALL
+									      : TPTLS_VERIFY_NONE)),
+		NUTAG_MEDIA_ENABLE(0),
+		/* Methods nua would otherwise accept on its own (REFER,
+		 * MESSAGE ...) come to us, to be refused: nobody may make
+		 * plexusd send NOTIFYs or claim deliveries it never makes. */
+		NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
+		NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
+		NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
+		SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+		SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
+		NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
+		NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024), NTATAG_SERVER_RPORT(2),
+		TAG_END());
 	if (!sip.nua) {
 		start_done(-1, "cannot listen on %s (address in use or not local?)", url);
 		goto out_root;
@@ -345,7 +360,8 @@ static void *sip_main(void *arg)
 	}
 	if (sip.debug)
 		sip_set_debug(true);
-	px_verbose(1, "chan_sip listening on %s", url);
+	sip_trunks_apply(cfg);
+	px_verbose(1, "chan_sip listening on %s%s%s", url, cfg->tls ? " and " : "", sips_url);
 	start_done(1, NULL);
 
 	su_root_run(sip.root); /* until the shutdown posted by sip_stack_stop */
@@ -443,6 +459,7 @@ int sip_stack_start(struct sip_config *cfg, px_err *err)
 
 static void do_shutdown(void *arg)
 {
+	sip_trunks_stop(); /* un-REGISTERs go out before the stack stops */
 	nua_shutdown(sip.nua);
 }
 
@@ -482,6 +499,7 @@ static void do_reconfigure(void *arg)
 	sip.config = cfg;
 	pthread_mutex_unlock(&config_lock);
 	sip_auth_load_users(cfg);
+	sip_trunks_apply(cfg);
 	sip_config_unref(old);
 }
 

@@ -107,6 +107,10 @@ struct px_channel_tech {
 	int (*hangup)(px_channel *ch);
 	/* Free the private part when the last reference goes. */
 	void (*destroy)(px_channel *ch);
+	/* Optional: is dest a route that is tried in turn rather than rung
+	 * with the others (a carrier trunk)? Dial calls such targets one after
+	 * another, moving on only when a route fails (see app_dial). */
+	bool (*hunt)(const char *dest);
 };
 
 int px_channel_tech_register(px_module *owner, const struct px_channel_tech *tech, px_err *err);
@@ -198,6 +202,8 @@ int px_channel_wait_event(px_channel *ch, int timeout_ms, struct px_channel_even
  * (the caller), the new channel inherits its "_" and "__" variables. */
 px_channel *px_channel_request(const char *type, const char *dest, px_channel *requestor,
 			       int *cause);
+/* Does technology type treat dest as a route to hunt over (tech->hunt)? */
+bool px_channel_tech_hunts(const char *type, const char *dest);
 int px_channel_call(px_channel *ch, int timeout_ms);
 int px_channel_answer(px_channel *ch);
 int px_channel_indicate(px_channel *ch, enum px_control control);

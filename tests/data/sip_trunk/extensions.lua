@@ -1,0 +1,48 @@
+-- extensions.lua of tests/sip/trunk.sh. Calls from the carriers enter
+-- from-trunk with the DID: 5551000 rings the phone 1002. Phones dial
+-- 0NUMBER out through trunkA, 8NUMBER through trunkA then trunkB (Dial's
+-- routes), 7NUMBER through trunkQ then trunkB (plexus.dial_trunk_group).
+-- After Dial, "NUMBER DIALSTATUS" is appended to the file named by
+-- PX_SIP_TEST_DIALSTATUS. Extension 99 checks plexus.e164.
+
+local status_file = os.getenv("PX_SIP_TEST_DIALSTATUS")
+
+local function log_status(number, status)
+	if status_file then
+		local f = io.open(status_file, "a")
+		if f then
+			f:write(number, " ", tostring(status), "\n")
+			f:close()
+		end
+	end
+end
+
+extensions = {
+	["from-trunk"] = {
+		["5551000"] = function(context, exten)
+			app.dial("SIP/1002", 5)
+			log_status(exten, channel.DIALSTATUS:get())
+		end,
+	},
+	default = {
+		["_1XXX"] = function(context, exten)
+			app.dial("SIP/" .. exten, 5)
+			log_status(exten, channel.DIALSTATUS:get())
+		end,
+		["_0X."] = function(context, exten)
+			local n = plexus.e164(exten:sub(2), { country = "1", national_prefix = "1" })
+			app.dial("SIP/trunkA/" .. n, 10)
+			log_status(n, channel.DIALSTATUS:get())
+		end,
+		["_8X."] = function(context, exten)
+			local n = exten:sub(2)
+			app.dial("SIP/trunkA/" .. n .. "&SIP/trunkB/" .. n, 10)
+			log_status(n, channel.DIALSTATUS:get())
+		end,
+		["_7X."] = function(context, exten)
+			local n = exten:sub(2)
+			local r = plexus.dial_trunk_group{ "trunkQ", "trunkB", number = n, timeout = 10 }
+			log_status(n, r.status)
+		end,
+	},
+}
