@@ -674,3 +674,21 @@ enum px_cli_status px_codec_cmd_show_codecs(px_cli *cli, int argc, char **argv)
 	pthread_rwlock_unlock(&lock);
 	return PX_CLI_SUCCESS;
 }
+
+int px_codec_register(px_module *owner, const struct px_format *f,
+		      const struct px_translator *decoder, const struct px_translator *encoder,
+		      px_err *err)
+{
+	if (px_format_register(owner, f, err) < 0 || px_translator_register(owner, decoder, err) < 0 ||
+	    px_translator_register(owner, encoder, err) < 0)
+		return -1;
+	return 0;
+}
+
+void px_codec_unregister(const struct px_format *f, const struct px_translator *decoder,
+			 const struct px_translator *encoder)
+{
+	px_translator_unregister(encoder);
+	px_translator_unregister(decoder);
+	px_format_unregister(f);
+}

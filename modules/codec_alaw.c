@@ -93,9 +93,7 @@ static int load(px_module *self)
 		decode_table[i] = decode_one((uint8_t)i);
 	for (int i = 0; i < 65536; i++)
 		encode_table[i] = encode_one((int16_t)(uint16_t)i);
-	if (px_format_register(self, &alaw, &err) < 0 ||
-	    px_translator_register(self, &from_lin, &err) < 0 ||
-	    px_translator_register(self, &to_lin, &err) < 0) {
+	if (px_codec_register(self, &alaw, &to_lin, &from_lin, &err) < 0) {
 		px_log_error("codec_alaw: %s", err.msg);
 		return -1;
 	}
@@ -105,9 +103,7 @@ static int load(px_module *self)
 static int unload(px_module *self)
 {
 	(void)self;
-	px_translator_unregister(&to_lin);
-	px_translator_unregister(&from_lin);
-	px_format_unregister(&alaw);
+	px_codec_unregister(&alaw, &to_lin, &from_lin);
 	return 0;
 }
 

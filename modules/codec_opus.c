@@ -138,9 +138,7 @@ static int load(px_module *self)
 {
 	px_err err = {""};
 
-	if (px_format_register(self, &opus, &err) < 0 ||
-	    px_translator_register(self, &from_lin, &err) < 0 ||
-	    px_translator_register(self, &to_lin, &err) < 0) {
+	if (px_codec_register(self, &opus, &to_lin, &from_lin, &err) < 0) {
 		px_log_error("codec_opus: %s", err.msg);
 		return -1;
 	}
@@ -150,9 +148,7 @@ static int load(px_module *self)
 static int unload(px_module *self)
 {
 	(void)self;
-	px_translator_unregister(&to_lin);
-	px_translator_unregister(&from_lin);
-	px_format_unregister(&opus);
+	px_codec_unregister(&opus, &to_lin, &from_lin);
 	return 0;
 }
 

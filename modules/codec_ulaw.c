@@ -84,9 +84,7 @@ static int load(px_module *self)
 		decode_table[i] = decode_one((uint8_t)i);
 	for (int i = 0; i < 65536; i++)
 		encode_table[i] = encode_one((int16_t)(uint16_t)i);
-	if (px_format_register(self, &ulaw, &err) < 0 ||
-	    px_translator_register(self, &from_lin, &err) < 0 ||
-	    px_translator_register(self, &to_lin, &err) < 0) {
+	if (px_codec_register(self, &ulaw, &to_lin, &from_lin, &err) < 0) {
 		px_log_error("codec_ulaw: %s", err.msg);
 		return -1; /* the loader releases what was registered */
 	}
@@ -96,9 +94,7 @@ static int load(px_module *self)
 static int unload(px_module *self)
 {
 	(void)self;
-	px_translator_unregister(&to_lin);
-	px_translator_unregister(&from_lin);
-	px_format_unregister(&ulaw);
+	px_codec_unregister(&ulaw, &to_lin, &from_lin);
 	return 0;
 }
 

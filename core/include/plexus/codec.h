@@ -71,6 +71,16 @@ const struct px_format *px_format_by_static_pt(int pt);
 int px_translator_register(px_module *owner, const struct px_translator *t, px_err *err);
 void px_translator_unregister(const struct px_translator *t);
 
+/* A codec module's whole registration: its format, then its decoder (the
+ * format to linear) and encoder (linear to the format). On failure the
+ * loader releases what was registered; px_codec_unregister undoes it all in
+ * reverse order, for the module's unload. */
+int px_codec_register(px_module *owner, const struct px_format *f,
+		      const struct px_translator *decoder, const struct px_translator *encoder,
+		      px_err *err);
+void px_codec_unregister(const struct px_format *f, const struct px_translator *decoder,
+			 const struct px_translator *encoder);
+
 /* Cost of the cheapest path from src to dst in µs per second of audio, and
  * its number of steps; -1 when there is none. */
 int px_translator_cost(const struct px_format *src, const struct px_format *dst, int *steps);
