@@ -195,13 +195,20 @@ static void events_notify(void *ctx)
 static void flush_events(struct px_console *c)
 {
 	for (int n = 0; c->events && !c->dead; n++) {
-		uint64_t lost = 0;
+		uint64_t lost = 0, ahead, ahead_seq = 0;
 		px_event *ev;
 		char *text;
 
 		if (n == EVENT_BATCH) {
 			wake(c);
 			return;
+		}
+		ahead = px_event_sub_lost_ahead(c->events, &ahead_seq);
+		if (ahead) {
+			text = px_event_lost_json(ahead, ahead_seq);
+			if (text)
+				console_send(c, "event", 0, text, strlen(text));
+			free(text);
 		}
 		ev = px_event_sub_take(c->events, &lost);
 		if (ev) {
@@ -210,13 +217,13 @@ static void flush_events(struct px_console *c)
 				console_send(c, "event", 0, json, strlen(json));
 		}
 		if (lost) {
-			text = px_event_lost_json(lost, ev ? px_event_seq(ev) : 0);
+			text = px_event_lost_json(lost, px_event_seq(ev));
 			if (text)
 				console_send(c, "event", 0, text, strlen(text));
 			free(text);
 		}
 		px_event_unref(ev);
-		if (!ev && !lost)
+		if (!ev)
 			return;
 	}
 }

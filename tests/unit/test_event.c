@@ -24,6 +24,7 @@
 #include <plexus/event.h>
 #include <plexus/log.h>
 
+#include "../../core/event_internal.h"
 #include "../../core/event_json.h"
 #include "../../core/log_internal.h"
 
@@ -174,6 +175,46 @@ static void test_bounded_queue(void)
 	CU_ASSERT_EQUAL(lost, 0);
 	px_event_unsubscribe(slow);
 	px_event_unsubscribe(fast);
+}
+
+/* Events lost while the queue held nothing (they could not be built) came
+ * before the next queued event: they are told as lost after the event the
+ * subscriber got before them, never after the next one. */
+static void test_lost_before_next(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 4, NULL, NULL);
+	px_event *a, *b;
+	uint64_t lost = 99, after = 99, a_seq;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* Nothing received yet: a loss now comes after the bus's last seq. */
+	atomic_store(&px_event_build_failures, 1);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "lost first"));
+	CU_ASSERT_EQUAL(px_event_sub_lost_ahead(s, &after), 1);
+	CU_ASSERT_EQUAL(after, px_event_last_seq() - 1);
+	CU_ASSERT_EQUAL(px_event_sub_lost_ahead(s, &after), 0); /* told once */
+
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "a"));
+	a = px_event_sub_take(s, &lost);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(lost, 0);
+	a_seq = px_event_seq(a);
+	px_event_unref(a);
+	/* Two events cannot be built while the queue is empty, then b is. */
+	atomic_store(&px_event_build_failures, 2);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "lost 1"));
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "lost 2"));
+	CU_ASSERT_EQUAL(atomic_load(&px_event_build_failures), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "b"));
+	b = px_event_sub_take(s, &lost);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(px_event_seq(b), a_seq + 3);
+	/* Nothing was lost after b: the two came before it. */
+	CU_ASSERT_EQUAL(lost, 0);
+	px_event_unref(b);
+	CU_ASSERT_EQUAL(px_event_sub_lost_ahead(s, &after), 2);
+	CU_ASSERT_EQUAL(after, a_seq);
+	px_event_unsubscribe(s);
 }
 
 static void test_filters(void)
@@ -476,6 +517,7 @@ int main(void)
 	    !CU_add_test(suite, "nothing built without subscribers", test_no_subscriber) ||
 	    !CU_add_test(suite, "fan-out of one shared event", test_fan_out) ||
 	    !CU_add_test(suite, "bounded queue and overflow count", test_bounded_queue) ||
+	    !CU_add_test(suite, "events lost before the next one", test_lost_before_next) ||
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||

@@ -152,6 +152,11 @@ void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filt
  * when the queue is empty. *lost_after: events dropped right after this
  * one because the queue was full (0 normally). */
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after);
+/* Events dropped while the queue held none to count them against (they
+ * could not be built): how many (0 normally; told once), and in *after_seq
+ * the seq of the event queued here last before them. They come before
+ * whatever is queued now: ask this before px_event_sub_take. */
+uint64_t px_event_sub_lost_ahead(px_event_sub *s, uint64_t *after_seq);
 /* Totals since subscribing: events queued and events dropped. */
 void px_event_sub_stats(px_event_sub *s, uint64_t *delivered, uint64_t *lost);
 /* After it returns no emitter touches s; queued events are released. */
