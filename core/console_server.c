@@ -231,15 +231,19 @@ static void flush_events(struct px_console *c)
 static int console_subscribe(struct px_console *c, const struct px_event_filter *f, size_t queue,
 			     px_err *err)
 {
-	/* A new subscription replaces the old one, queue size included. */
-	px_event_sub *s = px_event_subscribe(f, queue, events_notify, c);
+	px_event_sub *s;
 
+	/* A new Subscribe replaces the filter and the queue size of the
+	 * subscription in place: the events already queued are still sent,
+	 * none twice, and none goes missing in between. */
+	if (c->events) {
+		if (px_event_sub_configure(c->events, f, queue) < 0)
+			return px_err_set(err, "out of memory");
+		return 0;
+	}
+	s = px_event_subscribe(f, queue, events_notify, c);
 	if (!s)
 		return px_err_set(err, "out of memory");
-	if (c->events) {
-		flush_events(c);
-		px_event_unsubscribe(c->events);
-	}
 	c->events = s;
 	return 0;
 }

@@ -364,6 +364,62 @@ void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filt
 	pthread_mutex_unlock(&bus_lock);
 }
 
+int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter, size_t queue_max)
+{
+	size_t cap = queue_max ? queue_max : 1;
+	struct slot *ring = NULL, *old = NULL;
+	px_event **dropped = NULL;
+	size_t ndropped = 0;
+
+	if (cap != s->cap) {
+		ring = calloc(cap, sizeof(*ring));
+		dropped = calloc(s->cap, sizeof(*dropped));
+		if (!ring || !dropped) {
+			free(ring);
+			free(dropped);
+			return -1;
+		}
+	}
+	/* Under the bus lock: no event is queued under the old filter after
+	 * the new one applies, and none is queued twice or skipped. */
+	pthread_mutex_lock(&bus_lock);
+	if (filter)
+		s->filter = *filter;
+	else
+		memset(&s->filter, 0, sizeof(s->filter));
+	if (ring) {
+		pthread_mutex_lock(&s->lock);
+		/* What no longer fits is dropped as a full queue drops: the
+		 * newest go, counted after the last one kept. */
+		size_t keep = s->len < cap ? s->len : cap;
+		uint64_t extra = 0;
+		for (size_t i = 0; i < s->len; i++) {
+			struct slot *sl = &s->ring[(s->head + i) % s->cap];
+			if (i < keep) {
+				ring[i] = *sl;
+				continue;
+			}
+			extra += 1 + sl->lost_after;
+			dropped[ndropped++] = sl->ev;
+		}
+		if (extra) /* then keep == cap >= 1 */
+			ring[keep - 1].lost_after += extra;
+		s->lost += ndropped;
+		old = s->ring;
+		s->ring = ring;
+		s->cap = cap;
+		s->head = 0;
+		s->len = keep;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&bus_lock);
+	for (size_t i = 0; i < ndropped; i++)
+		px_event_unref(dropped[i]);
+	free(dropped);
+	free(old);
+	return 0;
+}
+
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 {
 	px_event *ev = NULL;

@@ -17,6 +17,12 @@ Usage: pxaction.py SOCKET MODE ARGS...
                            without one, write the events to OUT (JSON lines),
                            and print the result of a Status action sent on
                            the same connection afterwards
+  resub QUEUE READY GO OUT JSON [JSON...]
+                           like slow, but when GO exists send the Subscribe
+                           action JSON on the same connection (a new filter
+                           or queue size while events wait), then the other
+                           actions, before reading; the Subscribe's result
+                           is printed first
 Exit status: 0 done, 1 check failed, 4 connection or protocol error.
 Standard library only.
 """
@@ -70,7 +76,7 @@ def main():
             ok += json.loads(result).get("response") == "Success"
         print(ok)
         return 0
-    if mode == "slow":
+    if mode in ("slow", "resub"):
         queue, ready, go, out = int(args[0]), args[1], args[2], args[3]
         result, _ = call(conn, json.dumps({"action": "Subscribe", "action_id": "slow",
                                            "queue": queue}))
@@ -81,8 +87,15 @@ def main():
         deadline = time.time() + 60
         while not os.path.exists(go) and time.time() < deadline:
             time.sleep(0.1)
-        conn.sock.settimeout(3.0)
         events = []
+        if mode == "resub":
+            result, events = call(conn, args[4])
+            print(result, flush=True)
+            # An event after it shows a gap left by what went missing.
+            for a in args[5:]:
+                _, more = call(conn, a)
+                events += more
+        conn.sock.settimeout(3.0)
         try:
             while True:
                 kind, _, data = conn.frame()

@@ -344,7 +344,7 @@ test_roles() {
 # ---------------------------------------------------------------- a subscriber that never reads
 
 test_slow_subscriber() {
-	local slow_pid n
+	local slow_pid resub_pid n
 	mark
 	rm -f "$TMP/slow.ready" "$TMP/slow.go"
 	"$PYTHON" "$PXACTION" "$SOCK" slow 10 "$TMP/slow.ready" "$TMP/slow.go" "$TMP/slow.jsonl" \
@@ -356,6 +356,18 @@ test_slow_subscriber() {
 		sleep 0.1
 	done
 	[ -e "$TMP/slow.ready" ] || fail "the slow subscriber subscribes" "$(cat "$TMP/slow.out")"
+	# A second one will subscribe again (another queue size) while its
+	# events wait: it must then get each event once, none missing untold.
+	"$PYTHON" "$PXACTION" "$SOCK" resub 5000 "$TMP/resub.ready" "$TMP/slow.go" "$TMP/resub.jsonl" \
+		'{"action":"Subscribe","action_id":"again","queue":4000}' \
+		'{"action":"Command","action_id":"after","command":"module reload pbx_lua"}' >"$TMP/resub.out" 2>&1 &
+	resub_pid=$!
+	track_pid "$resub_pid"
+	for ((n = 0; n < 50; n++)); do
+		[ -e "$TMP/resub.ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$TMP/resub.ready" ] || fail "the re-subscriber subscribes" "$(cat "$TMP/resub.out")"
 	# Enough events to fill its socket and its queue: Reload events.
 	ACT_OUT=$(timeout 120 "$PYTHON" "$PXACTION" "$SOCK" repeat 3000 \
 		'{"action":"Command","action_id":"r","command":"module reload pbx_lua"}' 2>&1)
@@ -392,6 +404,16 @@ PYEOF
 	grep -q '"response":"Success"' "$TMP/slow.out" ||
 		fail "its connection still answers actions" "$(cat "$TMP/slow.out")"
 	pass "the stalled subscriber's connection still answers a Status action"
+	if ! wait_exit "$resub_pid" 60 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "the re-subscriber reads at last" "status ${EXIT_STATUS:-still running}" "$(cat "$TMP/resub.out")"
+	fi
+	head -n 1 "$TMP/resub.out" | grep -q '"response":"Success"' ||
+		fail "a second Subscribe while events wait succeeds" "$(cat "$TMP/resub.out")"
+	out=$("$PYTHON" "$EVCHECK" "$TMP/resub.jsonl" 0 accounted) ||
+		fail "after a second Subscribe with events waiting, each event comes once and every gap is told" "$out"
+	[ "$(wc -l <"$TMP/resub.jsonl")" -gt 3000 ] ||
+		fail "the re-subscriber had more events waiting than one batch" "$(wc -l <"$TMP/resub.jsonl") events"
+	pass "a second Subscribe while events wait: each event once, in order, no gap untold ($out)"
 }
 
 test_end() {

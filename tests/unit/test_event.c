@@ -217,6 +217,59 @@ static void test_lost_before_next(void)
 	px_event_unsubscribe(s);
 }
 
+/* A new Subscribe on a console changes its subscription in place: the
+ * filter and the queue size change at one point in the sequence, queued
+ * events stay (those beyond a smaller queue are counted as lost after the
+ * last one kept), and none is queued twice. */
+static void test_configure(void)
+{
+	struct px_event_filter hangups = {.kinds = PX_EVENT_KIND_BIT(PX_EV_HANGUP)};
+	px_event_sub *s = px_event_subscribe(NULL, 8, NULL, NULL);
+	uint64_t lost, delivered, first = px_event_last_seq() + 1;
+	px_event *ev;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (int i = 0; i < 6; i++)
+		PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", i));
+	CU_ASSERT_EQUAL(px_event_sub_configure(s, &hangups, 3), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", 6)); /* filtered out now */
+	for (int i = 0; i < 3; i++) {
+		ev = px_event_sub_take(s, &lost);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+		CU_ASSERT_EQUAL(px_event_seq(ev), first + i);
+		CU_ASSERT_EQUAL(lost, i == 2 ? 3 : 0);
+		px_event_unref(ev);
+	}
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, &lost));
+	px_event_sub_stats(s, &delivered, &lost);
+	CU_ASSERT_EQUAL(delivered, 6);
+	CU_ASSERT_EQUAL(lost, 3);
+	/* Growing keeps what is queued and where it lost. */
+	for (int i = 0; i < 5; i++)
+		PX_EVENT_EMIT(PX_EV_HANGUP, NULL, NULL, PX_EVI("cause", 16));
+	CU_ASSERT_EQUAL(px_event_sub_configure(s, NULL, 100), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", 7));
+	ev = px_event_sub_take(s, &lost);
+	CU_ASSERT_EQUAL(px_event_kind(ev), PX_EV_HANGUP);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, &lost);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, &lost);
+	CU_ASSERT_EQUAL(px_event_kind(ev), PX_EV_HANGUP);
+	CU_ASSERT_EQUAL(lost, 2);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, &lost);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(px_event_kind(ev), PX_EV_RELOAD);
+	px_event_unref(ev);
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, &lost));
+	/* The same size: only the filter changes. */
+	CU_ASSERT_EQUAL(px_event_sub_configure(s, &hangups, 100), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", 8));
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, &lost));
+	px_event_unsubscribe(s);
+}
+
 static void test_filters(void)
 {
 	px_channel *a = px_channel_alloc(&nop_tech, "Test/1001", NULL, NULL);
@@ -518,6 +571,7 @@ int main(void)
 	    !CU_add_test(suite, "fan-out of one shared event", test_fan_out) ||
 	    !CU_add_test(suite, "bounded queue and overflow count", test_bounded_queue) ||
 	    !CU_add_test(suite, "events lost before the next one", test_lost_before_next) ||
+	    !CU_add_test(suite, "subscription changed in place", test_configure) ||
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
