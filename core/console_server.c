@@ -254,15 +254,34 @@ static void console_unsubscribe(struct px_console *c)
 	c->events = NULL;
 }
 
-/* The role follows console.conf: re-resolved after a reload. */
-static void refresh_role(struct px_console *c)
+/* The role follows console.conf: re-resolved after a reload. A console
+ * left with no role is told why and closed; false then. */
+static bool refresh_role(struct px_console *c)
 {
+	static const char why[] = "access denied: console.conf gives this user no role";
 	unsigned gen = px_console_roles_generation();
 
-	if (gen == c->role_gen)
-		return;
-	c->role_gen = gen;
-	c->role = px_console_role_of(c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+	if (gen != c->role_gen) {
+		c->role_gen = gen;
+		c->role = px_console_role_of(c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+	}
+	if (c->role != PX_ROLE_NONE)
+		return true;
+	if (!c->dead) {
+		px_log_notice("Console %u (pid %d, uid %d): its role was revoked; closing",
+			      c->serial, (int)c->cred.pid, (int)c->cred.uid);
+		console_send(c, "bye", 0, why, sizeof(why) - 1);
+	}
+	c->dead = true;
+	return false;
+}
+
+void px_console_roles_changed(void)
+{
+	pthread_mutex_lock(&consoles_lock);
+	for (struct px_console *c = consoles; c; c = c->next)
+		wake(c);
+	pthread_mutex_unlock(&consoles_lock);
 }
 
 /* Command output goes out as "out" frames; pending log lines first, so the
@@ -326,14 +345,9 @@ static void handle_frame(struct px_console *c, const struct px_frame *f)
 	char status[16];
 	int n;
 
-	refresh_role(c);
-	cli.role = c->role;
-	if (c->role == PX_ROLE_NONE) {
-		static const char why[] = "access denied: console.conf gives this user no role";
-		console_send(c, "bye", 0, why, sizeof(why) - 1);
-		c->dead = true;
+	if (!refresh_role(c))
 		return;
-	}
+	cli.role = c->role;
 	if (!strcmp(f->kind, "action")) {
 		struct px_action_conn conn = {.role = c->role,
 					      .uid = c->cred.uid,
@@ -408,6 +422,10 @@ static void *console_main(void *arg)
 		if (pfd[1].revents & POLLIN) {
 			uint64_t v;
 			if (read(c->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
+			/* Nothing more reaches a console whose role was revoked,
+			 * even one that never sends a request. */
+			if (!refresh_role(c))
 				break;
 			flush_logs(c);
 			flush_events(c);

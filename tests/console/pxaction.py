@@ -23,6 +23,9 @@ Usage: pxaction.py SOCKET MODE ARGS...
                            or queue size while events wait), then the other
                            actions, before reading; the Subscribe's result
                            is printed first
+  watch READY OUT           subscribe (every event), touch READY, then write
+                           each frame that comes as "KIND PAYLOAD" lines to
+                           OUT until the connection ends (20 s at most)
 Exit status: 0 done, 1 check failed, 4 connection or protocol error.
 Standard library only.
 """
@@ -109,6 +112,24 @@ def main():
                 f.write(e + "\n")
         result, _ = call(conn, json.dumps({"action": "Status", "action_id": "after"}))
         print(result)
+        return 0
+    if mode == "watch":
+        ready, out = args[0], args[1]
+        result, _ = call(conn, json.dumps({"action": "Subscribe", "action_id": "watch"}))
+        if json.loads(result).get("response") != "Success":
+            print(result)
+            return 1
+        deadline = time.time() + 20
+        with open(out, "w") as f:
+            open(ready, "w").close()
+            try:
+                while time.time() < deadline:
+                    conn.sock.settimeout(max(0.1, deadline - time.time()))
+                    kind, _, data = conn.frame()
+                    f.write("%s %s\n" % (kind, data.decode(errors="replace")))
+                    f.flush()
+            except (TimeoutError, OSError, EOFError, ProtocolError):
+                pass
         return 0
     print("unknown mode %s" % mode, file=sys.stderr)
     return 2

@@ -20,7 +20,10 @@
 # originate but not unload modules. A subscriber that never reads (queue of
 # 10) does not hold up calls or the other subscriber, which sees every
 # event; it is told how many events it lost, and its connection still
-# answers. At the end plexusd logged no error and no sanitizer report.
+# answers; a console that subscribes again (another queue size) while
+# thousands of events wait gets each once, every gap told. A console whose
+# role console.conf revokes gets bye at once, with no event after. At the
+# end plexusd logged no error and no sanitizer report.
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/sip/siplib.sh"
@@ -341,6 +344,41 @@ test_roles() {
 	check_cmd "without console.conf the daemon's own user is admin again" 'module show like app_dial' 0 'app_dial'
 }
 
+# A console.conf that takes a subscribed console's role away ends its event
+# stream at once (bye), without waiting for it to send a request.
+test_role_revoked() {
+	local watch_pid i
+	rm -f "$TMP/watch.ready"
+	"$PYTHON" "$PXACTION" "$SOCK" watch "$TMP/watch.ready" "$TMP/watch.out" >"$TMP/watch.err" 2>&1 &
+	watch_pid=$!
+	track_pid "$watch_pid"
+	for ((i = 0; i < 50; i++)); do
+		[ -e "$TMP/watch.ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$TMP/watch.ready" ] || fail "a watcher subscribes" "$(cat "$TMP/watch.err")"
+	printf '[users]\n%s = none\n' "$(id -un)" >"$D/console.conf"
+	kill -HUP "$DAEMON_PID"
+	if ! wait_exit "$watch_pid" 10; then
+		fail "a subscribed console whose role is revoked gets bye at once" \
+			"its connection is still open 10 s after SIGHUP; frames:" "$(cat "$TMP/watch.out")"
+	fi
+	grep -q '^bye access denied' "$TMP/watch.out" ||
+		fail "a subscribed console whose role is revoked gets bye naming why" "frames:" "$(cat "$TMP/watch.out")"
+	if grep -q '"what":"core"' "$TMP/watch.out"; then
+		fail "no event reaches a console after its role is revoked" "frames:" "$(cat "$TMP/watch.out")"
+	fi
+	pass "revoking a subscribed console's role (console.conf, SIGHUP) ends its stream with bye, no event after"
+	rm -f "$D/console.conf"
+	kill -HUP "$DAEMON_PID"
+	for ((i = 0; i < 50; i++)); do
+		px "$SOCK" 'module show like app_dial'
+		[ "$PX_RC" = 0 ] && break
+		sleep 0.1
+	done
+	expect_status "without console.conf this user is admin again" 0
+}
+
 # ---------------------------------------------------------------- a subscriber that never reads
 
 test_slow_subscriber() {
@@ -441,5 +479,7 @@ test_bridge
 test_malformed
 test_roles
 test_slow_subscriber
+# Last: it revokes the role of every console of this user, plexus -e's too.
+test_role_revoked
 test_end
 finish
