@@ -22,10 +22,13 @@
 
 #include <plexus/channel.h>
 #include <plexus/event.h>
+#include <plexus/location.h>
 #include <plexus/log.h>
 
+#include "../../core/console_actions.h"
 #include "../../core/event_internal.h"
 #include "../../core/event_json.h"
+#include "../../core/json_text.h"
 #include "../../core/log_internal.h"
 
 #define ASSERT_STR(actual, expected)                                                               \
@@ -419,6 +422,116 @@ static void test_json(void)
 
 /* Two subscribers of one event get one JSON text, encoded once and freed
  * with the event (ASan and valgrind see a double free or a leak). */
+/* ---- text that is not UTF-8 ---- */
+
+/* A registrar holding one binding whose User-Agent is Latin-1. */
+static long latin1_list(const char *aor, struct px_binding **out)
+{
+	struct px_binding *b = calloc(1, sizeof(*b));
+
+	(void)aor;
+	if (!b)
+		return -1;
+	snprintf(b->aor, sizeof(b->aor), "1001");
+	snprintf(b->contact, sizeof(b->contact), "sip:1001@127.0.0.1:5061");
+	snprintf(b->received, sizeof(b->received), "udp:127.0.0.1:5061");
+	snprintf(b->user_agent, sizeof(b->user_agent), "T\xe9l\xe9phone 1.0");
+	b->expires_at = time(NULL) + 60;
+	*out = b;
+	return 1;
+}
+
+static size_t no_lookup(const char *aor, struct px_binding *out, size_t max)
+{
+	return 0;
+}
+
+static const struct px_registrar latin1_registrar = {
+	.name = "latin1", .lookup = no_lookup, .list = latin1_list};
+
+static json_t *run_action(const char *text)
+{
+	struct px_action_conn conn = {.role = PX_ROLE_ADMIN};
+	char *out = px_action_run(&conn, text, strlen(text));
+	json_t *r = out ? json_loads(out, 0, NULL) : NULL;
+
+	free(out);
+	return r;
+}
+
+/* Text from the wire that is not UTF-8 (a Latin-1 name, an attacker's
+ * bytes) loses nothing in JSON: its bad bytes become U+FFFD, and the
+ * field, the channel, the binding are all still there. */
+static void test_json_not_utf8(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 8, NULL, NULL);
+	px_channel *ch = px_channel_alloc(&nop_tech, "Test/1001", NULL, NULL);
+	px_err err = {""};
+	px_event *ev;
+	json_t *o, *r, *list;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "unknown endpoint"),
+		      PX_EVS("endpoint", "ren\xe9\xff\xc3"),
+		      PX_EVS("source", "udp:127.0.0.1:5070"));
+	while ((ev = px_event_sub_take(s, NULL)) && px_event_kind(ev) != PX_EV_SECURITY)
+		px_event_unref(ev);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	o = json_loads(px_event_json(ev), 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	ASSERT_STR(json_string_value(json_object_get(o, "endpoint")),
+		   "ren\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	ASSERT_STR(json_string_value(json_object_get(o, "source")), "udp:127.0.0.1:5070");
+	json_decref(o);
+	px_event_unref(ev);
+	px_event_unsubscribe(s);
+
+	/* Status: the channel with a Latin-1 caller name is listed. */
+	px_channel_set_caller(ch, "1001", "Andr\xe9");
+	r = run_action("{\"action\":\"Status\",\"action_id\":1}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	list = json_object_get(r, "channels");
+	CU_ASSERT_EQUAL(json_array_size(list), 1);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(list, 0), "caller_name")),
+		   "Andr\xef\xbf\xbd");
+	json_decref(r);
+	px_channel_unref(ch);
+
+	/* Registrations: the binding with a Latin-1 User-Agent is listed. */
+	CU_ASSERT_EQUAL_FATAL(px_registrar_register(NULL, &latin1_registrar, &err), 0);
+	r = run_action("{\"action\":\"Registrations\",\"action_id\":2}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	list = json_object_get(r, "registrations");
+	CU_ASSERT_EQUAL(json_array_size(list), 1);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(list, 0), "user_agent")),
+		   "T\xef\xbf\xbdl\xef\xbf\xbdphone 1.0");
+	json_decref(r);
+	px_registrar_unregister(&latin1_registrar);
+
+	/* Valid UTF-8 of every length is kept as it is; truncated, overlong
+	 * and surrogate sequences are not. */
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x9e",
+		 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x9e"},
+		{"\xe2\x82", "\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = px_json_text(cases[i].in);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+		ASSERT_STR(json_string_value(j), cases[i].out);
+		json_decref(j);
+	}
+	o = px_json_text(NULL);
+	ASSERT_STR(json_string_value(o), "");
+	json_decref(o);
+}
+
 static void test_json_shared(void)
 {
 	px_event_sub *a = px_event_subscribe(NULL, 4, NULL, NULL);
@@ -576,6 +689,7 @@ int main(void)
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
+	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
 	    !CU_add_test(suite, "unsubscribe while emitting", test_unsubscribe_while_emitting) ||
 	    !CU_add_test(suite, "kind names", test_kind_names)) {
