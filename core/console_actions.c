@@ -24,6 +24,7 @@
 #include "channel_internal.h"
 #include "cli_internal.h"
 #include "console_actions.h"
+#include "json_text.h"
 
 /* What one action sees: its request, its reply being built, and the error
  * to report if it fails. */
@@ -87,8 +88,8 @@ static int int_field(struct action *a, const char *name, long long def, long lon
 		/* Checked before the cast: converting an out-of-range double is
 		 * undefined behaviour, not a big number. */
 		if (!(d >= (double)min && d <= (double)max))
-			return fail(a, "bad_field", name, "field '%s' must be between %lld and %lld",
-				    name, min, max);
+			return fail(a, "bad_field", name,
+				    "field '%s' must be between %lld and %lld", name, min, max);
 		n = (long long)d;
 	} else if (json_is_string(v)) {
 		char *end;
@@ -131,16 +132,22 @@ static json_t *channel_json(px_channel *ch)
 	px_channel_get_connected(ch, knum, sizeof(knum), kname, sizeof(kname));
 	px_channel_get_dialplan(ch, context, sizeof(context), exten, sizeof(exten));
 	px_channel_get_application(ch, app, sizeof(app), data, sizeof(data));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, "
+	/* Every string through px_json_text: a caller name in Latin-1 must
+	 * not make the whole channel vanish from the list. */
+	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, "
 		      "s:b}",
-		      "channel", px_channel_name(ch), "uniqueid", px_channel_uniqueid(ch),
-		      "linkedid", px_channel_linkedid(ch), "state",
+		      "channel", px_json_text(px_channel_name(ch)), "uniqueid",
+		      px_json_text(px_channel_uniqueid(ch)), "linkedid",
+		      px_json_text(px_channel_linkedid(ch)), "state",
 		      px_channel_state_name(px_channel_state(ch)), "state_code",
-		      (int)px_channel_state(ch), "caller_num", cnum, "caller_name", cname,
-		      "connected_num", knum, "connected_name", kname, "context", context, "exten",
-		      exten, "application", app, "application_data", data, "duration",
+		      (int)px_channel_state(ch), "caller_num", px_json_text(cnum), "caller_name",
+		      px_json_text(cname), "connected_num", px_json_text(knum), "connected_name",
+		      px_json_text(kname), "context", px_json_text(context), "exten",
+		      px_json_text(exten), "application", px_json_text(app), "application_data",
+		      px_json_text(data), "duration",
 		      (json_int_t)(time(NULL) - px_channel_created(ch)), "bridged_to",
-		      peer ? px_channel_name(peer) : "", "in_session", px_channel_in_session(ch));
+		      px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
+		      px_channel_in_session(ch));
 	px_channel_unref(peer);
 	return o;
 }
@@ -199,10 +206,12 @@ static int act_registrations(struct action *a)
 	list = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list,
-				      json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "endpoint",
-						b[i].aor, "contact", b[i].contact, "source",
-						b[i].received, "user_agent", b[i].user_agent,
-						"expires", (json_int_t)(b[i].expires_at - now),
+				      json_pack("{s:o, s:o, s:o, s:o, s:I, s:I}", "endpoint",
+						px_json_text(b[i].aor), "contact",
+						px_json_text(b[i].contact), "source",
+						px_json_text(b[i].received), "user_agent",
+						px_json_text(b[i].user_agent), "expires",
+						(json_int_t)(b[i].expires_at - now),
 						"registered_at", (json_int_t)b[i].registered_at));
 	free(b);
 	json_object_set_new(a->reply, "registrations", list);
@@ -224,7 +233,7 @@ static int act_hangup(struct action *a)
 	if (!ch)
 		return -1;
 	px_channel_hangup(ch, (int)cause);
-	json_object_set_new(a->reply, "channel", json_string(px_channel_name(ch)));
+	json_object_set_new(a->reply, "channel", px_json_text(px_channel_name(ch)));
 	json_object_set_new(a->reply, "cause", json_integer(cause));
 	px_channel_unref(ch);
 	return 0;
@@ -314,9 +323,9 @@ static int act_originate(struct action *a)
 		fail(a, "failed", NULL, "%s", err.msg);
 		goto out;
 	}
-	json_object_set_new(a->reply, "channel", json_string(px_channel_name(ch)));
-	json_object_set_new(a->reply, "uniqueid", json_string(px_channel_uniqueid(ch)));
-	json_object_set_new(a->reply, "linkedid", json_string(px_channel_linkedid(ch)));
+	json_object_set_new(a->reply, "channel", px_json_text(px_channel_name(ch)));
+	json_object_set_new(a->reply, "uniqueid", px_json_text(px_channel_uniqueid(ch)));
+	json_object_set_new(a->reply, "linkedid", px_json_text(px_channel_linkedid(ch)));
 	px_channel_unref(ch);
 	rc = 0;
 out:
@@ -373,9 +382,10 @@ static int act_redirect(struct action *a)
 		goto out;
 	if (redirect_one(a, ch, context, exten) < 0)
 		goto out;
-	json_object_set_new(a->reply, "channel", json_string(px_channel_name(ch)));
+	json_object_set_new(a->reply, "channel", px_json_text(px_channel_name(ch)));
 	if (extra)
-		json_object_set_new(a->reply, "extra_channel", json_string(px_channel_name(extra)));
+		json_object_set_new(a->reply, "extra_channel",
+				    px_json_text(px_channel_name(extra)));
 	rc = 0;
 out:
 	px_channel_unref(extra);
@@ -463,10 +473,10 @@ static int act_getvar(struct action *a)
 		return -1;
 	name = str_field(a, "variable", true);
 	if (name) {
-		json_object_set_new(a->reply, "variable", json_string(name));
+		json_object_set_new(a->reply, "variable", px_json_text(name));
 		json_object_set_new(a->reply, "value",
 				    px_channel_var_get(ch, name, buf, sizeof(buf)) == 0
-					    ? json_string(buf)
+					    ? px_json_text(buf)
 					    : json_null());
 	}
 	px_channel_unref(ch);
@@ -524,7 +534,7 @@ static int act_command(struct action *a)
 	}
 	st = px_cli_execute(&cli, line);
 	json_object_set_new(a->reply, "status", json_integer(st));
-	json_object_set_new(a->reply, "output", json_string(cap.buf ? cap.buf : ""));
+	json_object_set_new(a->reply, "output", px_json_text(cap.buf));
 	free(cap.buf);
 	if (st == PX_CLI_NOCOMMAND)
 		return fail(a, "unknown_command", "command", "no such command '%s'", line);
@@ -699,7 +709,7 @@ reply:
 	json_object_set_new(out, "action", json_string(def ? def->name : ""));
 	if (a.code) {
 		json_object_set_new(out, "code", json_string(a.code));
-		json_object_set_new(out, "message", json_string(a.message));
+		json_object_set_new(out, "message", px_json_text(a.message));
 		if (a.field)
 			json_object_set_new(out, "field", json_string(a.field));
 		if (a.need != PX_ROLE_NONE)

@@ -195,13 +195,20 @@ static void events_notify(void *ctx)
 static void flush_events(struct px_console *c)
 {
 	for (int n = 0; c->events && !c->dead; n++) {
-		uint64_t lost = 0;
+		uint64_t lost = 0, ahead, ahead_seq = 0;
 		px_event *ev;
 		char *text;
 
 		if (n == EVENT_BATCH) {
 			wake(c);
 			return;
+		}
+		ahead = px_event_sub_lost_ahead(c->events, &ahead_seq);
+		if (ahead) {
+			text = px_event_lost_json(ahead, ahead_seq);
+			if (text)
+				console_send(c, "event", 0, text, strlen(text));
+			free(text);
 		}
 		ev = px_event_sub_take(c->events, &lost);
 		if (ev) {
@@ -210,13 +217,13 @@ static void flush_events(struct px_console *c)
 				console_send(c, "event", 0, json, strlen(json));
 		}
 		if (lost) {
-			text = px_event_lost_json(lost, ev ? px_event_seq(ev) : 0);
+			text = px_event_lost_json(lost, px_event_seq(ev));
 			if (text)
 				console_send(c, "event", 0, text, strlen(text));
 			free(text);
 		}
 		px_event_unref(ev);
-		if (!ev && !lost)
+		if (!ev)
 			return;
 	}
 }
@@ -224,15 +231,19 @@ static void flush_events(struct px_console *c)
 static int console_subscribe(struct px_console *c, const struct px_event_filter *f, size_t queue,
 			     px_err *err)
 {
-	/* A new subscription replaces the old one, queue size included. */
-	px_event_sub *s = px_event_subscribe(f, queue, events_notify, c);
+	px_event_sub *s;
 
+	/* A new Subscribe replaces the filter and the queue size of the
+	 * subscription in place: the events already queued are still sent,
+	 * none twice, and none goes missing in between. */
+	if (c->events) {
+		if (px_event_sub_configure(c->events, f, queue) < 0)
+			return px_err_set(err, "out of memory");
+		return 0;
+	}
+	s = px_event_subscribe(f, queue, events_notify, c);
 	if (!s)
 		return px_err_set(err, "out of memory");
-	if (c->events) {
-		flush_events(c);
-		px_event_unsubscribe(c->events);
-	}
 	c->events = s;
 	return 0;
 }
@@ -243,15 +254,34 @@ static void console_unsubscribe(struct px_console *c)
 	c->events = NULL;
 }
 
-/* The role follows console.conf: re-resolved after a reload. */
-static void refresh_role(struct px_console *c)
+/* The role follows console.conf: re-resolved after a reload. A console
+ * left with no role is told why and closed; false then. */
+static bool refresh_role(struct px_console *c)
 {
+	static const char why[] = "access denied: console.conf gives this user no role";
 	unsigned gen = px_console_roles_generation();
 
-	if (gen == c->role_gen)
-		return;
-	c->role_gen = gen;
-	c->role = px_console_role_of(c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+	if (gen != c->role_gen) {
+		c->role_gen = gen;
+		c->role = px_console_role_of(c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+	}
+	if (c->role != PX_ROLE_NONE)
+		return true;
+	if (!c->dead) {
+		px_log_notice("Console %u (pid %d, uid %d): its role was revoked; closing",
+			      c->serial, (int)c->cred.pid, (int)c->cred.uid);
+		console_send(c, "bye", 0, why, sizeof(why) - 1);
+	}
+	c->dead = true;
+	return false;
+}
+
+void px_console_roles_changed(void)
+{
+	pthread_mutex_lock(&consoles_lock);
+	for (struct px_console *c = consoles; c; c = c->next)
+		wake(c);
+	pthread_mutex_unlock(&consoles_lock);
 }
 
 /* Command output goes out as "out" frames; pending log lines first, so the
@@ -315,14 +345,9 @@ static void handle_frame(struct px_console *c, const struct px_frame *f)
 	char status[16];
 	int n;
 
-	refresh_role(c);
-	cli.role = c->role;
-	if (c->role == PX_ROLE_NONE) {
-		static const char why[] = "access denied: console.conf gives this user no role";
-		console_send(c, "bye", 0, why, sizeof(why) - 1);
-		c->dead = true;
+	if (!refresh_role(c))
 		return;
-	}
+	cli.role = c->role;
 	if (!strcmp(f->kind, "action")) {
 		struct px_action_conn conn = {.role = c->role,
 					      .uid = c->cred.uid,
@@ -397,6 +422,10 @@ static void *console_main(void *arg)
 		if (pfd[1].revents & POLLIN) {
 			uint64_t v;
 			if (read(c->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
+			/* Nothing more reaches a console whose role was revoked,
+			 * even one that never sends a request. */
+			if (!refresh_role(c))
 				break;
 			flush_logs(c);
 			flush_events(c);

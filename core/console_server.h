@@ -31,6 +31,9 @@ int px_console_server_start(const struct px_console_listen *l, px_err *err);
 void px_console_server_stop(const char *reason);
 /* Number of consoles connected now. */
 int px_console_count(void);
+/* console.conf was re-read: every console re-resolves its role now (one
+ * left with none gets bye), not only at its next request. */
+void px_console_roles_changed(void);
 
 /* Levels of one console ("core set verbose N" run from it). */
 void px_console_set_levels(struct px_console *c, int verbose, int debug);

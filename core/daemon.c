@@ -21,6 +21,7 @@
 #include <plexus/log.h>
 
 #include "console_roles.h"
+#include "console_server.h"
 #include "daemon.h"
 #include "loader.h"
 
@@ -215,6 +216,7 @@ int px_core_reload(px_err *err)
 	}
 	px_daemon_unlock();
 	px_console_roles_reload();
+	px_console_roles_changed();
 	px_loader_reload_all();
 	reload_time = time(NULL);
 	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "core"),

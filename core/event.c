@@ -15,9 +15,11 @@
 
 #include <plexus/event.h>
 
+#include "event_internal.h"
 #include "event_json.h"
 
 atomic_int px_event_subscribers;
+atomic_uint px_event_build_failures;
 
 struct px_event {
 	atomic_int refs;
@@ -49,7 +51,9 @@ struct px_event_sub {
 	pthread_mutex_t lock; /* the queue and counters */
 	struct slot *ring;
 	size_t cap, head, len;
-	uint64_t lost_front; /* dropped while the queue held nothing to attach them to */
+	uint64_t lost_front;  /* dropped while the queue held nothing to attach them to */
+	uint64_t front_after; /* ... right after this seq */
+	uint64_t last_seq;    /* the last event queued here (at start: the bus's last) */
 	uint64_t delivered, lost;
 };
 
@@ -163,6 +167,15 @@ static px_event *event_build(enum px_event_kind kind, px_channel *ch, px_channel
 	struct builder b;
 	px_event *ev;
 
+	/* One relaxed load; only tests ever set it. */
+	if (atomic_load_explicit(&px_event_build_failures, memory_order_relaxed)) {
+		unsigned left = atomic_load(&px_event_build_failures);
+		while (left &&
+		       !atomic_compare_exchange_weak(&px_event_build_failures, &left, left - 1))
+			;
+		if (left)
+			return NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		text += strlen(fields[i].name) + 1;
 		if (fields[i].type == PX_EVF_STRING)
@@ -270,6 +283,7 @@ static bool sub_push(px_event_sub *s, px_event *ev)
 		struct slot *sl = &s->ring[(s->head + s->len) % s->cap];
 		sl->ev = px_event_ref(ev);
 		sl->lost_after = 0;
+		s->last_seq = ev->seq;
 		s->len++;
 		s->delivered++;
 	}
@@ -293,8 +307,8 @@ void px_event_emit(enum px_event_kind kind, px_channel *ch, px_channel *peer,
 			pthread_mutex_lock(&s->lock);
 			if (s->len)
 				s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
-			else
-				s->lost_front++;
+			else if (s->lost_front++ == 0)
+				s->front_after = s->last_seq;
 			s->lost++;
 			pthread_mutex_unlock(&s->lock);
 		}
@@ -332,6 +346,7 @@ px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t qu
 	s->ctx = ctx;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_lock(&bus_lock);
+	s->last_seq = next_seq - 1;
 	s->next = subs;
 	subs = s;
 	atomic_fetch_add(&px_event_subscribers, 1);
@@ -349,21 +364,72 @@ void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filt
 	pthread_mutex_unlock(&bus_lock);
 }
 
+int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter, size_t queue_max)
+{
+	size_t cap = queue_max ? queue_max : 1;
+	struct slot *ring = NULL, *old = NULL;
+	px_event **dropped = NULL;
+	size_t ndropped = 0;
+
+	if (cap != s->cap) {
+		ring = calloc(cap, sizeof(*ring));
+		dropped = calloc(s->cap, sizeof(*dropped));
+		if (!ring || !dropped) {
+			free(ring);
+			free(dropped);
+			return -1;
+		}
+	}
+	/* Under the bus lock: no event is queued under the old filter after
+	 * the new one applies, and none is queued twice or skipped. */
+	pthread_mutex_lock(&bus_lock);
+	if (filter)
+		s->filter = *filter;
+	else
+		memset(&s->filter, 0, sizeof(s->filter));
+	if (ring) {
+		pthread_mutex_lock(&s->lock);
+		/* What no longer fits is dropped as a full queue drops: the
+		 * newest go, counted after the last one kept. */
+		size_t keep = s->len < cap ? s->len : cap;
+		uint64_t extra = 0;
+		for (size_t i = 0; i < s->len; i++) {
+			struct slot *sl = &s->ring[(s->head + i) % s->cap];
+			if (i < keep) {
+				ring[i] = *sl;
+				continue;
+			}
+			extra += 1 + sl->lost_after;
+			dropped[ndropped++] = sl->ev;
+		}
+		if (extra) /* then keep == cap >= 1 */
+			ring[keep - 1].lost_after += extra;
+		s->lost += ndropped;
+		old = s->ring;
+		s->ring = ring;
+		s->cap = cap;
+		s->head = 0;
+		s->len = keep;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&bus_lock);
+	for (size_t i = 0; i < ndropped; i++)
+		px_event_unref(dropped[i]);
+	free(dropped);
+	free(old);
+	return 0;
+}
+
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 {
 	px_event *ev = NULL;
 	uint64_t lost = 0;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->lost_front) {
-		/* Lost before anything was queued: reported before the next event. */
-		lost = s->lost_front;
-		s->lost_front = 0;
-	}
 	if (s->len) {
 		struct slot *sl = &s->ring[s->head];
 		ev = sl->ev;
-		lost += sl->lost_after;
+		lost = sl->lost_after;
 		sl->ev = NULL;
 		s->head = (s->head + 1) % s->cap;
 		s->len--;
@@ -372,6 +438,19 @@ px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 	if (lost_after)
 		*lost_after = lost;
 	return ev;
+}
+
+uint64_t px_event_sub_lost_ahead(px_event_sub *s, uint64_t *after_seq)
+{
+	uint64_t lost;
+
+	pthread_mutex_lock(&s->lock);
+	lost = s->lost_front;
+	if (after_seq)
+		*after_seq = s->front_after;
+	s->lost_front = 0;
+	pthread_mutex_unlock(&s->lock);
+	return lost;
 }
 
 void px_event_sub_stats(px_event_sub *s, uint64_t *delivered, uint64_t *lost)

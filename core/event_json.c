@@ -9,10 +9,13 @@
 #include <jansson.h>
 
 #include "event_json.h"
+#include "json_text.h"
 
 static void set_str(json_t *o, const char *key, const char *value)
 {
-	json_object_set_new(o, key, json_string(value ? value : ""));
+	/* Fields come from the wire (names, user agents, endpoints claimed
+	 * by attackers): never dropped for not being UTF-8. */
+	json_object_set_new(o, key, px_json_text(value));
 }
 
 char *px_event_to_json(const px_event *ev)

@@ -17,6 +17,15 @@ Usage: pxaction.py SOCKET MODE ARGS...
                            without one, write the events to OUT (JSON lines),
                            and print the result of a Status action sent on
                            the same connection afterwards
+  resub QUEUE READY GO OUT JSON [JSON...]
+                           like slow, but when GO exists send the Subscribe
+                           action JSON on the same connection (a new filter
+                           or queue size while events wait), then the other
+                           actions, before reading; the Subscribe's result
+                           is printed first
+  watch READY OUT           subscribe (every event), touch READY, then write
+                           each frame that comes as "KIND PAYLOAD" lines to
+                           OUT until the connection ends (20 s at most)
 Exit status: 0 done, 1 check failed, 4 connection or protocol error.
 Standard library only.
 """
@@ -70,7 +79,7 @@ def main():
             ok += json.loads(result).get("response") == "Success"
         print(ok)
         return 0
-    if mode == "slow":
+    if mode in ("slow", "resub"):
         queue, ready, go, out = int(args[0]), args[1], args[2], args[3]
         result, _ = call(conn, json.dumps({"action": "Subscribe", "action_id": "slow",
                                            "queue": queue}))
@@ -81,8 +90,15 @@ def main():
         deadline = time.time() + 60
         while not os.path.exists(go) and time.time() < deadline:
             time.sleep(0.1)
-        conn.sock.settimeout(3.0)
         events = []
+        if mode == "resub":
+            result, events = call(conn, args[4])
+            print(result, flush=True)
+            # An event after it shows a gap left by what went missing.
+            for a in args[5:]:
+                _, more = call(conn, a)
+                events += more
+        conn.sock.settimeout(3.0)
         try:
             while True:
                 kind, _, data = conn.frame()
@@ -96,6 +112,24 @@ def main():
                 f.write(e + "\n")
         result, _ = call(conn, json.dumps({"action": "Status", "action_id": "after"}))
         print(result)
+        return 0
+    if mode == "watch":
+        ready, out = args[0], args[1]
+        result, _ = call(conn, json.dumps({"action": "Subscribe", "action_id": "watch"}))
+        if json.loads(result).get("response") != "Success":
+            print(result)
+            return 1
+        deadline = time.time() + 20
+        with open(out, "w") as f:
+            open(ready, "w").close()
+            try:
+                while time.time() < deadline:
+                    conn.sock.settimeout(max(0.1, deadline - time.time()))
+                    kind, _, data = conn.frame()
+                    f.write("%s %s\n" % (kind, data.decode(errors="replace")))
+                    f.flush()
+            except (TimeoutError, OSError, EOFError, ProtocolError):
+                pass
         return 0
     print("unknown mode %s" % mode, file=sys.stderr)
     return 2

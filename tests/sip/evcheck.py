@@ -18,6 +18,10 @@ Usage: evcheck.py FILE FROM MODE ARGS...
                              ChannelCreated, ChannelState Up, Hangup CAUSE;
                              print both sequences
   contiguous                 sequence numbers increase by one, no EventsLost
+  accounted                  every event once, in order: each seq is one
+                             more than the one before, or an EventsLost right
+                             after it (after_seq = that seq) says how many
+                             are missing
 Exit status: 0 the check holds, 1 it does not (the events are printed).
 """
 
@@ -165,6 +169,31 @@ def check_contiguous(path, start):
     return 0
 
 
+def check_accounted(path, start):
+    events = load(path, start)
+    prev, problems, lost = None, [], 0
+    for e in events:
+        if e["event"] == "EventsLost":
+            if prev is None or e.get("after_seq") != prev:
+                problems.append("EventsLost after_seq %s, but the last event was %s"
+                                % (e.get("after_seq"), prev))
+            prev = (prev or 0) + e.get("lost", 0)
+            lost += e.get("lost", 0)
+            continue
+        if "seq" not in e:
+            problems.append("no seq: %s" % json.dumps(e))
+            continue
+        if prev is not None and e["seq"] != prev + 1:
+            problems.append("seq %d after %d: %s" % (e["seq"], prev, "a duplicate or out of order"
+                                                    if e["seq"] <= prev else "a gap not told"))
+        prev = e["seq"]
+    if problems or not events:
+        print("%d problems (first 10):\n%s" % (len(problems), "\n".join(problems[:10]) or "no events"))
+        return 1
+    print("%d events, %d told lost" % (len(events), lost))
+    return 0
+
+
 def main(argv):
     path, start, mode, args = argv[1], int(argv[2]), argv[3], argv[4:]
     if mode == "wait":
@@ -173,6 +202,8 @@ def main(argv):
         return check_call(path, start, *args)
     if mode == "contiguous":
         return check_contiguous(path, start)
+    if mode == "accounted":
+        return check_accounted(path, start)
     print(__doc__)
     return 2
 

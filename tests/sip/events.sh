@@ -20,7 +20,10 @@
 # originate but not unload modules. A subscriber that never reads (queue of
 # 10) does not hold up calls or the other subscriber, which sees every
 # event; it is told how many events it lost, and its connection still
-# answers. At the end plexusd logged no error and no sanitizer report.
+# answers; a console that subscribes again (another queue size) while
+# thousands of events wait gets each once, every gap told. A console whose
+# role console.conf revokes gets bye at once, with no event after. At the
+# end plexusd logged no error and no sanitizer report.
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/sip/siplib.sh"
@@ -341,10 +344,45 @@ test_roles() {
 	check_cmd "without console.conf the daemon's own user is admin again" 'module show like app_dial' 0 'app_dial'
 }
 
+# A console.conf that takes a subscribed console's role away ends its event
+# stream at once (bye), without waiting for it to send a request.
+test_role_revoked() {
+	local watch_pid i
+	rm -f "$TMP/watch.ready"
+	"$PYTHON" "$PXACTION" "$SOCK" watch "$TMP/watch.ready" "$TMP/watch.out" >"$TMP/watch.err" 2>&1 &
+	watch_pid=$!
+	track_pid "$watch_pid"
+	for ((i = 0; i < 50; i++)); do
+		[ -e "$TMP/watch.ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$TMP/watch.ready" ] || fail "a watcher subscribes" "$(cat "$TMP/watch.err")"
+	printf '[users]\n%s = none\n' "$(id -un)" >"$D/console.conf"
+	kill -HUP "$DAEMON_PID"
+	if ! wait_exit "$watch_pid" 10; then
+		fail "a subscribed console whose role is revoked gets bye at once" \
+			"its connection is still open 10 s after SIGHUP; frames:" "$(cat "$TMP/watch.out")"
+	fi
+	grep -q '^bye access denied' "$TMP/watch.out" ||
+		fail "a subscribed console whose role is revoked gets bye naming why" "frames:" "$(cat "$TMP/watch.out")"
+	if grep -q '"what":"core"' "$TMP/watch.out"; then
+		fail "no event reaches a console after its role is revoked" "frames:" "$(cat "$TMP/watch.out")"
+	fi
+	pass "revoking a subscribed console's role (console.conf, SIGHUP) ends its stream with bye, no event after"
+	rm -f "$D/console.conf"
+	kill -HUP "$DAEMON_PID"
+	for ((i = 0; i < 50; i++)); do
+		px "$SOCK" 'module show like app_dial'
+		[ "$PX_RC" = 0 ] && break
+		sleep 0.1
+	done
+	expect_status "without console.conf this user is admin again" 0
+}
+
 # ---------------------------------------------------------------- a subscriber that never reads
 
 test_slow_subscriber() {
-	local slow_pid n
+	local slow_pid resub_pid n
 	mark
 	rm -f "$TMP/slow.ready" "$TMP/slow.go"
 	"$PYTHON" "$PXACTION" "$SOCK" slow 10 "$TMP/slow.ready" "$TMP/slow.go" "$TMP/slow.jsonl" \
@@ -356,6 +394,18 @@ test_slow_subscriber() {
 		sleep 0.1
 	done
 	[ -e "$TMP/slow.ready" ] || fail "the slow subscriber subscribes" "$(cat "$TMP/slow.out")"
+	# A second one will subscribe again (another queue size) while its
+	# events wait: it must then get each event once, none missing untold.
+	"$PYTHON" "$PXACTION" "$SOCK" resub 5000 "$TMP/resub.ready" "$TMP/slow.go" "$TMP/resub.jsonl" \
+		'{"action":"Subscribe","action_id":"again","queue":4000}' \
+		'{"action":"Command","action_id":"after","command":"module reload pbx_lua"}' >"$TMP/resub.out" 2>&1 &
+	resub_pid=$!
+	track_pid "$resub_pid"
+	for ((n = 0; n < 50; n++)); do
+		[ -e "$TMP/resub.ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$TMP/resub.ready" ] || fail "the re-subscriber subscribes" "$(cat "$TMP/resub.out")"
 	# Enough events to fill its socket and its queue: Reload events.
 	ACT_OUT=$(timeout 120 "$PYTHON" "$PXACTION" "$SOCK" repeat 3000 \
 		'{"action":"Command","action_id":"r","command":"module reload pbx_lua"}' 2>&1)
@@ -392,6 +442,16 @@ PYEOF
 	grep -q '"response":"Success"' "$TMP/slow.out" ||
 		fail "its connection still answers actions" "$(cat "$TMP/slow.out")"
 	pass "the stalled subscriber's connection still answers a Status action"
+	if ! wait_exit "$resub_pid" 60 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "the re-subscriber reads at last" "status ${EXIT_STATUS:-still running}" "$(cat "$TMP/resub.out")"
+	fi
+	head -n 1 "$TMP/resub.out" | grep -q '"response":"Success"' ||
+		fail "a second Subscribe while events wait succeeds" "$(cat "$TMP/resub.out")"
+	out=$("$PYTHON" "$EVCHECK" "$TMP/resub.jsonl" 0 accounted) ||
+		fail "after a second Subscribe with events waiting, each event comes once and every gap is told" "$out"
+	[ "$(wc -l <"$TMP/resub.jsonl")" -gt 3000 ] ||
+		fail "the re-subscriber had more events waiting than one batch" "$(wc -l <"$TMP/resub.jsonl") events"
+	pass "a second Subscribe while events wait: each event once, in order, no gap untold ($out)"
 }
 
 test_end() {
@@ -419,5 +479,7 @@ test_bridge
 test_malformed
 test_roles
 test_slow_subscriber
+# Last: it revokes the role of every console of this user, plexus -e's too.
+test_role_revoked
 test_end
 finish

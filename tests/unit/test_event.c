@@ -22,9 +22,13 @@
 
 #include <plexus/channel.h>
 #include <plexus/event.h>
+#include <plexus/location.h>
 #include <plexus/log.h>
 
+#include "../../core/console_actions.h"
+#include "../../core/event_internal.h"
 #include "../../core/event_json.h"
+#include "../../core/json_text.h"
 #include "../../core/log_internal.h"
 
 #define ASSERT_STR(actual, expected)                                                               \
@@ -176,6 +180,99 @@ static void test_bounded_queue(void)
 	px_event_unsubscribe(fast);
 }
 
+/* Events lost while the queue held nothing (they could not be built) came
+ * before the next queued event: they are told as lost after the event the
+ * subscriber got before them, never after the next one. */
+static void test_lost_before_next(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 4, NULL, NULL);
+	px_event *a, *b;
+	uint64_t lost = 99, after = 99, a_seq;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* Nothing received yet: a loss now comes after the bus's last seq. */
+	atomic_store(&px_event_build_failures, 1);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "lost first"));
+	CU_ASSERT_EQUAL(px_event_sub_lost_ahead(s, &after), 1);
+	CU_ASSERT_EQUAL(after, px_event_last_seq() - 1);
+	CU_ASSERT_EQUAL(px_event_sub_lost_ahead(s, &after), 0); /* told once */
+
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "a"));
+	a = px_event_sub_take(s, &lost);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(lost, 0);
+	a_seq = px_event_seq(a);
+	px_event_unref(a);
+	/* Two events cannot be built while the queue is empty, then b is. */
+	atomic_store(&px_event_build_failures, 2);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "lost 1"));
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "lost 2"));
+	CU_ASSERT_EQUAL(atomic_load(&px_event_build_failures), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", "b"));
+	b = px_event_sub_take(s, &lost);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_EQUAL(px_event_seq(b), a_seq + 3);
+	/* Nothing was lost after b: the two came before it. */
+	CU_ASSERT_EQUAL(lost, 0);
+	px_event_unref(b);
+	CU_ASSERT_EQUAL(px_event_sub_lost_ahead(s, &after), 2);
+	CU_ASSERT_EQUAL(after, a_seq);
+	px_event_unsubscribe(s);
+}
+
+/* A new Subscribe on a console changes its subscription in place: the
+ * filter and the queue size change at one point in the sequence, queued
+ * events stay (those beyond a smaller queue are counted as lost after the
+ * last one kept), and none is queued twice. */
+static void test_configure(void)
+{
+	struct px_event_filter hangups = {.kinds = PX_EVENT_KIND_BIT(PX_EV_HANGUP)};
+	px_event_sub *s = px_event_subscribe(NULL, 8, NULL, NULL);
+	uint64_t lost, delivered, first = px_event_last_seq() + 1;
+	px_event *ev;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	for (int i = 0; i < 6; i++)
+		PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", i));
+	CU_ASSERT_EQUAL(px_event_sub_configure(s, &hangups, 3), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", 6)); /* filtered out now */
+	for (int i = 0; i < 3; i++) {
+		ev = px_event_sub_take(s, &lost);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+		CU_ASSERT_EQUAL(px_event_seq(ev), first + i);
+		CU_ASSERT_EQUAL(lost, i == 2 ? 3 : 0);
+		px_event_unref(ev);
+	}
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, &lost));
+	px_event_sub_stats(s, &delivered, &lost);
+	CU_ASSERT_EQUAL(delivered, 6);
+	CU_ASSERT_EQUAL(lost, 3);
+	/* Growing keeps what is queued and where it lost. */
+	for (int i = 0; i < 5; i++)
+		PX_EVENT_EMIT(PX_EV_HANGUP, NULL, NULL, PX_EVI("cause", 16));
+	CU_ASSERT_EQUAL(px_event_sub_configure(s, NULL, 100), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", 7));
+	ev = px_event_sub_take(s, &lost);
+	CU_ASSERT_EQUAL(px_event_kind(ev), PX_EV_HANGUP);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, &lost);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, &lost);
+	CU_ASSERT_EQUAL(px_event_kind(ev), PX_EV_HANGUP);
+	CU_ASSERT_EQUAL(lost, 2);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, &lost);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(px_event_kind(ev), PX_EV_RELOAD);
+	px_event_unref(ev);
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, &lost));
+	/* The same size: only the filter changes. */
+	CU_ASSERT_EQUAL(px_event_sub_configure(s, &hangups, 100), 0);
+	PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", 8));
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, &lost));
+	px_event_unsubscribe(s);
+}
+
 static void test_filters(void)
 {
 	px_channel *a = px_channel_alloc(&nop_tech, "Test/1001", NULL, NULL);
@@ -325,6 +422,116 @@ static void test_json(void)
 
 /* Two subscribers of one event get one JSON text, encoded once and freed
  * with the event (ASan and valgrind see a double free or a leak). */
+/* ---- text that is not UTF-8 ---- */
+
+/* A registrar holding one binding whose User-Agent is Latin-1. */
+static long latin1_list(const char *aor, struct px_binding **out)
+{
+	struct px_binding *b = calloc(1, sizeof(*b));
+
+	(void)aor;
+	if (!b)
+		return -1;
+	snprintf(b->aor, sizeof(b->aor), "1001");
+	snprintf(b->contact, sizeof(b->contact), "sip:1001@127.0.0.1:5061");
+	snprintf(b->received, sizeof(b->received), "udp:127.0.0.1:5061");
+	snprintf(b->user_agent, sizeof(b->user_agent), "T\xe9l\xe9phone 1.0");
+	b->expires_at = time(NULL) + 60;
+	*out = b;
+	return 1;
+}
+
+static size_t no_lookup(const char *aor, struct px_binding *out, size_t max)
+{
+	return 0;
+}
+
+static const struct px_registrar latin1_registrar = {
+	.name = "latin1", .lookup = no_lookup, .list = latin1_list};
+
+static json_t *run_action(const char *text)
+{
+	struct px_action_conn conn = {.role = PX_ROLE_ADMIN};
+	char *out = px_action_run(&conn, text, strlen(text));
+	json_t *r = out ? json_loads(out, 0, NULL) : NULL;
+
+	free(out);
+	return r;
+}
+
+/* Text from the wire that is not UTF-8 (a Latin-1 name, an attacker's
+ * bytes) loses nothing in JSON: its bad bytes become U+FFFD, and the
+ * field, the channel, the binding are all still there. */
+static void test_json_not_utf8(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 8, NULL, NULL);
+	px_channel *ch = px_channel_alloc(&nop_tech, "Test/1001", NULL, NULL);
+	px_err err = {""};
+	px_event *ev;
+	json_t *o, *r, *list;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "unknown endpoint"),
+		      PX_EVS("endpoint", "ren\xe9\xff\xc3"),
+		      PX_EVS("source", "udp:127.0.0.1:5070"));
+	while ((ev = px_event_sub_take(s, NULL)) && px_event_kind(ev) != PX_EV_SECURITY)
+		px_event_unref(ev);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	o = json_loads(px_event_json(ev), 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	ASSERT_STR(json_string_value(json_object_get(o, "endpoint")),
+		   "ren\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	ASSERT_STR(json_string_value(json_object_get(o, "source")), "udp:127.0.0.1:5070");
+	json_decref(o);
+	px_event_unref(ev);
+	px_event_unsubscribe(s);
+
+	/* Status: the channel with a Latin-1 caller name is listed. */
+	px_channel_set_caller(ch, "1001", "Andr\xe9");
+	r = run_action("{\"action\":\"Status\",\"action_id\":1}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	list = json_object_get(r, "channels");
+	CU_ASSERT_EQUAL(json_array_size(list), 1);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(list, 0), "caller_name")),
+		   "Andr\xef\xbf\xbd");
+	json_decref(r);
+	px_channel_unref(ch);
+
+	/* Registrations: the binding with a Latin-1 User-Agent is listed. */
+	CU_ASSERT_EQUAL_FATAL(px_registrar_register(NULL, &latin1_registrar, &err), 0);
+	r = run_action("{\"action\":\"Registrations\",\"action_id\":2}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	list = json_object_get(r, "registrations");
+	CU_ASSERT_EQUAL(json_array_size(list), 1);
+	ASSERT_STR(json_string_value(json_object_get(json_array_get(list, 0), "user_agent")),
+		   "T\xef\xbf\xbdl\xef\xbf\xbdphone 1.0");
+	json_decref(r);
+	px_registrar_unregister(&latin1_registrar);
+
+	/* Valid UTF-8 of every length is kept as it is; truncated, overlong
+	 * and surrogate sequences are not. */
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x9e",
+		 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x9e"},
+		{"\xe2\x82", "\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+		{"", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = px_json_text(cases[i].in);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+		ASSERT_STR(json_string_value(j), cases[i].out);
+		json_decref(j);
+	}
+	o = px_json_text(NULL);
+	ASSERT_STR(json_string_value(o), "");
+	json_decref(o);
+}
+
 static void test_json_shared(void)
 {
 	px_event_sub *a = px_event_subscribe(NULL, 4, NULL, NULL);
@@ -476,10 +683,13 @@ int main(void)
 	    !CU_add_test(suite, "nothing built without subscribers", test_no_subscriber) ||
 	    !CU_add_test(suite, "fan-out of one shared event", test_fan_out) ||
 	    !CU_add_test(suite, "bounded queue and overflow count", test_bounded_queue) ||
+	    !CU_add_test(suite, "events lost before the next one", test_lost_before_next) ||
+	    !CU_add_test(suite, "subscription changed in place", test_configure) ||
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
+	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
 	    !CU_add_test(suite, "unsubscribe while emitting", test_unsubscribe_while_emitting) ||
 	    !CU_add_test(suite, "kind names", test_kind_names)) {

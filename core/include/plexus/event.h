@@ -148,10 +148,21 @@ px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t qu
 				 void (*notify)(void *ctx), void *ctx);
 /* Replace the filter (events already queued stay). */
 void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filter);
+/* Replace the filter and the queue's size at once: every event emitted
+ * before the call was queued under the old filter, every one after under
+ * the new. Queued events stay; those beyond a smaller size are dropped as
+ * from a full queue (counted after the last one kept). -1 when out of
+ * memory (nothing changed). */
+int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter, size_t queue_max);
 /* Take the oldest queued event (the caller owns the reference), or NULL
  * when the queue is empty. *lost_after: events dropped right after this
  * one because the queue was full (0 normally). */
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after);
+/* Events dropped while the queue held none to count them against (they
+ * could not be built): how many (0 normally; told once), and in *after_seq
+ * the seq of the event queued here last before them. They come before
+ * whatever is queued now: ask this before px_event_sub_take. */
+uint64_t px_event_sub_lost_ahead(px_event_sub *s, uint64_t *after_seq);
 /* Totals since subscribing: events queued and events dropped. */
 void px_event_sub_stats(px_event_sub *s, uint64_t *delivered, uint64_t *lost);
 /* After it returns no emitter touches s; queued events are released. */
