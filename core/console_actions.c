@@ -335,21 +335,12 @@ out:
 	return rc;
 }
 
-/* One redirect; the place defaults to def_context/def_exten. */
-static int redirect_one(struct action *a, px_channel *ch, const char *context, const char *exten)
-{
-	px_err err = {""};
-
-	if (px_channel_async_goto(ch, context, exten, &err) < 0)
-		return fail(a, "failed", NULL, "%s: %s", px_channel_name(ch), err.msg);
-	return 0;
-}
-
 static int act_redirect(struct action *a)
 {
 	px_channel *ch = channel_field(a, "channel"), *extra = NULL;
 	const char *exten, *context, *xexten = NULL, *xcontext = NULL;
 	json_t *with_peer = json_object_get(a->req, "with_peer");
+	px_err err = {""};
 	int rc = -1;
 
 	if (!ch)
@@ -375,13 +366,19 @@ static int act_redirect(struct action *a)
 		if (a->code)
 			goto out;
 	}
-	/* The extra channel first: the bridge it may share with ch then finds
-	 * both leaving and hangs up neither. */
-	if (extra &&
-	    redirect_one(a, extra, xcontext ? xcontext : context, xexten ? xexten : exten) < 0)
+	/* Both at once: each target checked before either channel moves, and
+	 * both marked before either is woken, so the bridge they may share
+	 * finds both leaving and hangs up neither. */
+	if (extra) {
+		if (px_channel_async_goto2(ch, context, exten, extra, xcontext ? xcontext : context,
+					   xexten ? xexten : exten, &err) < 0) {
+			fail(a, "failed", NULL, "%s", err.msg);
+			goto out;
+		}
+	} else if (px_channel_async_goto(ch, context, exten, &err) < 0) {
+		fail(a, "failed", NULL, "%s: %s", px_channel_name(ch), err.msg);
 		goto out;
-	if (redirect_one(a, ch, context, exten) < 0)
-		goto out;
+	}
 	json_object_set_new(a->reply, "channel", px_json_text(px_channel_name(ch)));
 	if (extra)
 		json_object_set_new(a->reply, "extra_channel",

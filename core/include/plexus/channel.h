@@ -222,11 +222,20 @@ bool px_channel_in_session(px_channel *ch); /* a session thread runs it now */
  * and continues in the dialplan at exten@context. Its session is woken
  * (PX_EVENT_REDIRECT), the running application returns -1, and the session
  * runs the dialplan again at the new place instead of hanging up. A
- * channel without a session of its own is handled by its owner: Dial ends
- * its bridge and gives the redirected leg a session. Fails when the channel
- * is hung up or the extension does not exist.
+ * channel without a session of its own is handled by the bridge it is in:
+ * Dial ends its bridge and gives the redirected leg a session. Fails when
+ * the channel is hung up, the extension does not exist, or nobody would
+ * carry it out: a channel with no session that is in no bridge (a leg Dial
+ * still rings; redirect its caller instead).
  */
 int px_channel_async_goto(px_channel *ch, const char *context, const char *exten, px_err *err);
+/* Redirect two channels at once (a transfer of both parties of a call):
+ * both targets and both channels are checked first, and both channels are
+ * marked before either is woken, so a bridge they share finds both
+ * leaving and hangs up neither. On failure neither is moved. */
+int px_channel_async_goto2(px_channel *ch, const char *context, const char *exten,
+			   px_channel *extra, const char *xcontext, const char *xexten,
+			   px_err *err);
 /* A redirect or bridge request waits: applications return -1 when they see
  * it (px_app_exec does that for applications that do not wait on events). */
 bool px_channel_leaving(px_channel *ch);
