@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 
 #include <plexus/bridge.h>
@@ -152,13 +153,24 @@ int px_channel_bridge(px_channel *a, px_channel *b, px_err *err)
 
 /* ---- the bridge ---- */
 
-static bool media_bridge(px_channel *a, px_channel *b)
+/* strict: an operator's bridge, whose legs were never offered each
+ * other's codecs (Dial offers the callee the caller's): no relay between
+ * codecs that differ, as no transcoding exists yet. */
+static bool media_bridge(px_channel *a, px_channel *b, bool strict)
 {
 	px_rtp *ra = px_channel_rtp(a), *rb = px_channel_rtp(b);
 	px_err err = {""};
+	char ca[32], cb[32];
 
 	if (!ra || !rb)
 		return false;
+	px_channel_get_codec(a, ca, sizeof(ca));
+	px_channel_get_codec(b, cb, sizeof(cb));
+	if (strict && ca[0] && cb[0] && strcasecmp(ca, cb)) {
+		px_log_warning("Not relaying media between %s (%s) and %s (%s): no transcoding",
+			       px_channel_name(a), ca, px_channel_name(b), cb);
+		return false;
+	}
 	if (px_rtp_bridge(ra, rb, &err) < 0) {
 		px_log_warning("Cannot bridge the media of %s and %s: %s", px_channel_name(a),
 			       px_channel_name(b), err.msg);
@@ -168,7 +180,8 @@ static bool media_bridge(px_channel *a, px_channel *b)
 }
 
 /* Take one side's events; true when the bridge must end because of it. */
-static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media)
+static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media,
+			bool strict)
 {
 	struct px_channel_event ev;
 
@@ -188,7 +201,7 @@ static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_chan
 			px_channel_indicate(to, ev.control);
 			break;
 		case PX_CONTROL_MEDIA_CHANGED:
-			*media = media_bridge(a, b) || *media;
+			*media = media_bridge(a, b, strict) || *media;
 			break;
 		default:
 			break;
@@ -224,7 +237,7 @@ static int cause_of(px_channel *ch)
 /* Relay a and b until one hangs up or is asked to leave; b is woken
  * through a's waiter meanwhile, and is on its own again when this returns
  * (a's waiter dies with a: b must not point at it a moment longer). */
-static void bridge_loop(px_channel *a, px_channel *b)
+static void bridge_loop(px_channel *a, px_channel *b, bool strict)
 {
 	px_waiter *w = px_channel_waiter(a);
 	bool media;
@@ -233,13 +246,13 @@ static void bridge_loop(px_channel *a, px_channel *b)
 	for (px_channel *ch = a; ch; ch = ch == a ? b : NULL)
 		if (px_channel_state(ch) != PX_STATE_UP && px_channel_answer(ch) != 0)
 			px_log_warning("Bridge: cannot answer %s", px_channel_name(ch));
-	media = media_bridge(a, b);
+	media = media_bridge(a, b, strict);
 	px_channel_set_peer(a, b);
 	px_channel_set_peer(b, a);
 	px_verbose(3, "%s and %s are bridged", px_channel_name(a), px_channel_name(b));
 	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", media ? "relayed" : "none"));
 
-	while (!side_events(a, b, a, b, &media) && !side_events(b, a, a, b, &media))
+	while (!side_events(a, b, a, b, &media, strict) && !side_events(b, a, a, b, &media, strict))
 		px_waiter_wait(w, BRIDGE_TICK_MS);
 
 	if (media) {
@@ -264,7 +277,7 @@ int px_bridge_run(px_channel *a, px_channel *b)
 {
 	int cause = PX_CAUSE_NORMAL_CLEARING;
 
-	bridge_loop(a, b);
+	bridge_loop(a, b, false);
 	if (px_channel_is_hungup(a))
 		cause = cause_of(a);
 	else if (px_channel_is_hungup(b))
@@ -276,5 +289,5 @@ int px_bridge_run(px_channel *a, px_channel *b)
 
 void px_bridge_run_sessions(px_channel *a, px_channel *b)
 {
-	bridge_loop(a, b);
+	bridge_loop(a, b, true);
 }

@@ -76,6 +76,7 @@ struct px_channel {
 	struct channel_var *vars;
 	px_channel *peer;
 	px_rtp *rtp;
+	char codec[32]; /* negotiated audio codec, "" until known */
 	struct px_channel_event events[EVENT_QUEUE_MAX];
 	unsigned ev_head, ev_len;
 	bool hungup;      /* px_channel_hangup ran */
@@ -835,6 +836,20 @@ px_rtp *px_channel_rtp(px_channel *ch)
 	return r;
 }
 
+void px_channel_set_codec(px_channel *ch, const char *codec)
+{
+	pthread_mutex_lock(&ch->lock);
+	snprintf(ch->codec, sizeof(ch->codec), "%s", codec ? codec : "");
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_get_codec(px_channel *ch, char *buf, size_t size)
+{
+	pthread_mutex_lock(&ch->lock);
+	get_str(ch->codec, buf, size);
+	pthread_mutex_unlock(&ch->lock);
+}
+
 /* ---- events ---- */
 
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
@@ -1259,9 +1274,18 @@ int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_mee
 {
 	struct departure d[2] = {{.kind = DEPART_BRIDGE_RUN}, {.kind = DEPART_BRIDGE_JOIN}};
 	px_channel *chs[2] = {a, b};
+	char ca[32], cb[32];
 
 	if (a == b)
 		return px_err_set(err, "a channel cannot be bridged with itself");
+	/* RTP is relayed as it is: both legs must speak the same codec. */
+	px_channel_get_codec(a, ca, sizeof(ca));
+	px_channel_get_codec(b, cb, sizeof(cb));
+	if (ca[0] && cb[0] && strcasecmp(ca, cb))
+		return px_err_set(err,
+				  "%s speaks %s and %s speaks %s: different codecs cannot be "
+				  "bridged (no transcoding yet)",
+				  a->name, ca, b->name, cb);
 	d[0].peer = px_channel_ref(b);
 	d[0].meet = px_bridge_meet_ref(meet);
 	d[1].peer = px_channel_ref(a);

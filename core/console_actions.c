@@ -125,6 +125,7 @@ static px_channel *channel_field(struct action *a, const char *name)
 static json_t *channel_json(px_channel *ch)
 {
 	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80], app[80], data[256];
+	char codec[32];
 	px_channel *peer = px_channel_get_peer(ch);
 	json_t *o;
 
@@ -132,10 +133,11 @@ static json_t *channel_json(px_channel *ch)
 	px_channel_get_connected(ch, knum, sizeof(knum), kname, sizeof(kname));
 	px_channel_get_dialplan(ch, context, sizeof(context), exten, sizeof(exten));
 	px_channel_get_application(ch, app, sizeof(app), data, sizeof(data));
+	px_channel_get_codec(ch, codec, sizeof(codec));
 	/* Every string through px_json_text: a caller name in Latin-1 must
 	 * not make the whole channel vanish from the list. */
 	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, "
-		      "s:b}",
+		      "s:b, s:o}",
 		      "channel", px_json_text(px_channel_name(ch)), "uniqueid",
 		      px_json_text(px_channel_uniqueid(ch)), "linkedid",
 		      px_json_text(px_channel_linkedid(ch)), "state",
@@ -147,7 +149,7 @@ static json_t *channel_json(px_channel *ch)
 		      px_json_text(data), "duration",
 		      (json_int_t)(time(NULL) - px_channel_created(ch)), "bridged_to",
 		      px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
-		      px_channel_in_session(ch));
+		      px_channel_in_session(ch), "codec", px_json_text(codec));
 	px_channel_unref(peer);
 	return o;
 }

@@ -815,6 +815,7 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	l->nh = nh;
 	nua_handle_bind(nh, l);
 	px_channel_set_rtp(ch, c->rtp);
+	px_channel_set_codec(ch, c->payloads[0] == SIP_CODEC_PCMA ? "PCMA" : "PCMU");
 	px_channel_set_caller(ch, ep->callerid_num, ep->callerid_name);
 	px_channel_set_dialplan(ch, ep->context, exten);
 	px_channel_set_state(ch, PX_STATE_RING);
@@ -844,6 +845,8 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 		px_log_notice("chan_sip: %s: %s", px_channel_name(c->chan), err.msg);
 		return -1;
 	}
+	if (media.npayloads > 0) /* the core refuses to bridge legs whose codecs differ */
+		px_channel_set_codec(c->chan, media.payloads[0] == SIP_CODEC_PCMA ? "PCMA" : "PCMU");
 	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */
 	if (!(media.addr.ss_family == AF_INET &&
 	      ((struct sockaddr_in *)&media.addr)->sin_addr.s_addr == 0))

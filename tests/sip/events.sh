@@ -262,6 +262,35 @@ test_bridge() {
 	expect_idle "after the bridged call no channel is left"
 }
 
+# Two callers whose codecs differ (PCMU, PCMA) cannot be bridged until
+# there is transcoding: Status shows each leg's codec, Bridge is refused
+# naming both, and both calls go on as they were (Dial times out).
+test_bridge_codecs() {
+	local a b
+	mark
+	start_phone uas_c1002 "$PORT_1002" uas_ring_cancel.xml -s 1002
+	start_phone uas_c1003 "$PORT_1003A" uas_ring_cancel.xml -s 1003
+	call_args 1002
+	sipp_start call_ca - uac_fail.xml "${CALL_ARGS[@]}" -key pt 0 -key rtpmap "0 PCMU/8000"
+	expect_event "caller A (PCMU) rings 1002" 5 event=ChannelState state=Ringing "channel~^SIP/1002-"
+	a=$(channel_names | grep '^SIP/1001-' | head -n 1)
+	call_args 1003
+	sipp_start call_cb - uac_fail.xml "${CALL_ARGS[@]}" -key pt 8 -key rtpmap "8 PCMA/8000"
+	expect_event "caller B (PCMA) rings 1003" 5 event=ChannelState state=Ringing "channel~^SIP/1003-"
+	b=$(channel_names | grep '^SIP/1001-' | grep -v "^$a\$" | head -n 1)
+	action "{\"action\":\"Status\",\"action_id\":\"s\",\"channel\":\"$a\"}" \
+		"{\"action\":\"Status\",\"action_id\":\"s\",\"channel\":\"$b\"}" \
+		"{\"action\":\"Bridge\",\"action_id\":\"bc\",\"channel1\":\"$a\",\"channel2\":\"$b\"}"
+	expect_result "Status shows the codec chan_sip negotiated (PCMU)" 1 'r["channels"][0]["codec"]=="PCMU"'
+	expect_result "Status shows the codec chan_sip negotiated (PCMA)" 2 'r["channels"][0]["codec"]=="PCMA"'
+	expect_result "Bridge of a PCMU and a PCMA leg is refused, naming both codecs" 3 \
+		'r["response"]=="Error" and r["code"]=="failed" and "PCMU" in r["message"] and "PCMA" in r["message"]'
+	pass "Bridge between legs of different codecs is refused with a clear error"
+	expect_sipp_ok "both calls went on untouched: Dial timed out, the phones got CANCEL" \
+		call_ca call_cb uas_c1002 uas_c1003
+	expect_idle "after the refused bridge no channel is left"
+}
+
 test_malformed() {
 	action '{"action": "Status", "action_id": 1' \
 		'{"action":"Hangup","action_id":"m2"}' \
@@ -486,6 +515,7 @@ test_call_sequence
 test_originate_and_hangup
 test_redirect
 test_bridge
+test_bridge_codecs
 test_malformed
 test_roles
 test_slow_subscriber

@@ -478,6 +478,35 @@ static void test_dial_bridge_and_redirect(void)
 	expect_all_gone();
 }
 
+/* Until there is transcoding, legs whose audio codecs differ are not
+ * bridged: the request is refused, naming both, and nobody moves. */
+static void test_bridge_codecs_differ(void)
+{
+	px_channel *a, *b;
+	px_err err = {""};
+
+	reset();
+	a = originate("auto-a", "park");
+	b = originate("auto-b", "park");
+	CU_ASSERT_TRUE(wait_step("a:park ") && wait_step("b:park "));
+	px_channel_set_codec(a, "PCMU");
+	px_channel_set_codec(b, "PCMA");
+	CU_ASSERT_EQUAL(px_channel_bridge(a, b, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PCMU"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PCMA"));
+	CU_ASSERT_FALSE(px_channel_leaving(a));
+	CU_ASSERT_FALSE(px_channel_leaving(b));
+	/* The same codec (named in any case): bridged. */
+	px_channel_set_codec(b, "pcmu");
+	CU_ASSERT_EQUAL(px_channel_bridge(a, b, &err), 0);
+	CU_ASSERT_TRUE(wait_peer(a, b));
+	px_channel_hangup(a, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_hangup(b, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(a);
+	px_channel_unref(b);
+	expect_all_gone();
+}
+
 static json_t *action(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static json_t *action(const char *fmt, ...)
@@ -566,7 +595,8 @@ int main(void)
 			 test_bridge_no_reference_cycle) ||
 	    !CU_add_test(suite, "Dial's bridge: waiter given back, dialed leg redirect",
 			 test_dial_bridge_and_redirect) ||
-	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two)) {
+	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two) ||
+	    !CU_add_test(suite, "no bridge between different codecs", test_bridge_codecs_differ)) {
 		CU_cleanup_registry();
 		return 1;
 	}

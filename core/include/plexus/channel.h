@@ -165,6 +165,12 @@ px_channel *px_channel_get_peer(px_channel *ch); /* new reference or NULL */
  * the session, or destroys the session only in its destroy() operation. */
 void px_channel_set_rtp(px_channel *ch, px_rtp *rtp);
 px_rtp *px_channel_rtp(px_channel *ch);
+/* The audio codec the leg's offer and answer agreed on, named as in SDP
+ * ("PCMU", "PCMA"), set by the technology; "" until then. Until there is
+ * transcoding, an operator's Bridge is refused between legs whose codecs
+ * differ (compared without regard to case). */
+void px_channel_set_codec(px_channel *ch, const char *codec);
+void px_channel_get_codec(px_channel *ch, char *buf, size_t size);
 
 /* ---- events: technology thread -> session thread ---- */
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev);
