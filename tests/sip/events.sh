@@ -12,7 +12,8 @@
 # Redirect moves a live call 1001 -> 1002 to extension 1003 (1002 gets BYE,
 # 1003 is called and bridged to the caller); Bridge joins two callers each
 # still ringing in Dial, and when one hangs up the other goes on in its
-# dialplan after Dial; every result carries its action id; malformed
+# dialplan after Dial; Bridge of a PCMU and a PCMA caller is refused and
+# both calls go on (Status shows each leg's codec); every result carries its action id; malformed
 # actions (bad JSON, missing fields, unknown channel, unknown action,
 # missing action id) get clear errors on one connection that stays usable;
 # SetVar/GetVar/Status/Command. Console roles (console.conf, re-read on
