@@ -15,6 +15,7 @@
 #include <plexus/log.h>
 
 #include "app_internal.h"
+#include "channel_internal.h"
 #include "loader.h"
 
 struct app_entry {
@@ -123,18 +124,20 @@ int px_app_exec(px_channel *ch, const char *name, const char *data, px_err *err)
 	pthread_rwlock_unlock(&apps_lock);
 	if (!app)
 		return px_err_set(err, "no such application '%s'", name);
-	/* A channel sent elsewhere (redirect, bridge) runs nothing more here,
-	 * and an application that returns while it is asked to leave ends the
+	/* A bridge an operator asked for is carried out here, in the session,
+	 * and the dialplan goes on after it (the application then returns 0).
+	 * A channel sent elsewhere (redirect) runs nothing more here, and an
+	 * application that returns while it is asked to leave ends the
 	 * extension, so the session can take the channel where it goes. */
-	if (px_channel_leaving(ch)) {
+	if (px_channel_leaving(ch) && !px_channel_session_departs(ch)) {
 		rc = -1;
 	} else {
 		px_verbose(3, "Executing [%s] %s(\"%s\")", px_channel_name(ch), app->name,
 			   data ? data : "");
 		px_channel_set_application(ch, app->name, data);
 		rc = app->exec(ch, data ? data : "");
-		if (rc == 0 && px_channel_leaving(ch))
-			rc = -1;
+		if (px_channel_leaving(ch))
+			rc = px_channel_session_departs(ch) ? 0 : -1;
 	}
 	if (owner)
 		px_module_busy_leave(owner);

@@ -1,15 +1,16 @@
 /*
  * Two-party bridges (plexus/bridge.h): the loop that keeps two channels
  * connected in one session thread (media relay, peers, hold passed across,
- * Bridged/Unbridged events) and decides what becomes of each side when it
+ * Bridged/Unbridged events); what becomes of each side when Dial's bridge
  * ends; and the operator's Bridge, where two sessions meet: both are asked
- * to leave what they run, b's session hands its channel over and a's
- * session runs the bridge.
+ * to leave what they run, b's session hands its channel over and waits, a's
+ * session runs the bridge, and afterwards each goes on in its own session.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 
 #include <plexus/bridge.h>
@@ -27,12 +28,19 @@
 
 /* ---- the meeting point ---- */
 
+enum meet_state {
+	MEET_OPEN,    /* nobody has come yet */
+	MEET_B_WAITS, /* b's session handed b over and waits */
+	MEET_BRIDGED, /* a's session runs the bridge */
+	MEET_CLOSED,  /* over: bridged and ended, or given up */
+};
+
 struct px_bridge_meet {
 	atomic_int refs;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool done;   /* b's session answered */
-	bool handed; /* ... by handing b over */
+	enum meet_state state;
+	bool ran; /* a's session took b into its bridge */
 };
 
 static struct px_bridge_meet *meet_new(void)
@@ -48,6 +56,7 @@ static struct px_bridge_meet *meet_new(void)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&m->cond, &attr);
 	pthread_condattr_destroy(&attr);
+	m->state = MEET_OPEN;
 	return m;
 }
 
@@ -66,38 +75,68 @@ void px_bridge_meet_unref(struct px_bridge_meet *m)
 	free(m);
 }
 
-bool px_bridge_meet_handover(struct px_bridge_meet *m, bool handed)
+/* Wait (m->lock held) while the state is s, at most until deadline; a wait
+ * that runs out closes the meet. */
+static void meet_wait_while(struct px_bridge_meet *m, enum meet_state s,
+			    const struct timespec *deadline)
 {
-	bool accepted = false;
-
-	pthread_mutex_lock(&m->lock);
-	if (!m->done) {
-		m->done = true;
-		m->handed = handed;
-		accepted = handed;
-	}
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
-	return accepted;
+	while (m->state == s)
+		if (pthread_cond_timedwait(&m->cond, &m->lock, deadline) == ETIMEDOUT)
+			break;
+	if (m->state == s)
+		m->state = MEET_CLOSED;
 }
 
-bool px_bridge_meet_wait(struct px_bridge_meet *m)
+static struct timespec meet_deadline(void)
 {
-	struct timespec deadline;
-	bool handed;
+	struct timespec t;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += MEET_TIMEOUT_MS / 1000;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += MEET_TIMEOUT_MS / 1000;
+	return t;
+}
+
+bool px_bridge_meet_join(struct px_bridge_meet *m)
+{
+	struct timespec deadline = meet_deadline();
+	bool bridged = false;
+
 	pthread_mutex_lock(&m->lock);
-	while (!m->done)
-		if (pthread_cond_timedwait(&m->cond, &m->lock, &deadline) == ETIMEDOUT)
-			break;
-	/* Too late is never: b's session must not hand over after this. */
-	if (!m->done)
-		m->done = true;
-	handed = m->handed;
+	if (m->state == MEET_OPEN) {
+		m->state = MEET_B_WAITS;
+		pthread_cond_broadcast(&m->cond);
+		meet_wait_while(m, MEET_B_WAITS, &deadline);
+		/* The bridge lasts as long as the call: no bound here. */
+		while (m->state == MEET_BRIDGED)
+			pthread_cond_wait(&m->cond, &m->lock);
+		bridged = m->ran;
+	}
 	pthread_mutex_unlock(&m->lock);
-	return handed;
+	return bridged;
+}
+
+bool px_bridge_meet_start(struct px_bridge_meet *m)
+{
+	struct timespec deadline = meet_deadline();
+	bool go;
+
+	pthread_mutex_lock(&m->lock);
+	meet_wait_while(m, MEET_OPEN, &deadline);
+	go = m->state == MEET_B_WAITS;
+	if (go) {
+		m->state = MEET_BRIDGED;
+		m->ran = true;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return go;
+}
+
+void px_bridge_meet_close(struct px_bridge_meet *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->state = MEET_CLOSED;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
 }
 
 int px_channel_bridge(px_channel *a, px_channel *b, px_err *err)
@@ -114,13 +153,24 @@ int px_channel_bridge(px_channel *a, px_channel *b, px_err *err)
 
 /* ---- the bridge ---- */
 
-static bool media_bridge(px_channel *a, px_channel *b)
+/* strict: an operator's bridge, whose legs were never offered each
+ * other's codecs (Dial offers the callee the caller's): no relay between
+ * codecs that differ, as no transcoding exists yet. */
+static bool media_bridge(px_channel *a, px_channel *b, bool strict)
 {
 	px_rtp *ra = px_channel_rtp(a), *rb = px_channel_rtp(b);
 	px_err err = {""};
+	char ca[32], cb[32];
 
 	if (!ra || !rb)
 		return false;
+	px_channel_get_codec(a, ca, sizeof(ca));
+	px_channel_get_codec(b, cb, sizeof(cb));
+	if (strict && ca[0] && cb[0] && strcasecmp(ca, cb)) {
+		px_log_warning("Not relaying media between %s (%s) and %s (%s): no transcoding",
+			       px_channel_name(a), ca, px_channel_name(b), cb);
+		return false;
+	}
 	if (px_rtp_bridge(ra, rb, &err) < 0) {
 		px_log_warning("Cannot bridge the media of %s and %s: %s", px_channel_name(a),
 			       px_channel_name(b), err.msg);
@@ -130,7 +180,8 @@ static bool media_bridge(px_channel *a, px_channel *b)
 }
 
 /* Take one side's events; true when the bridge must end because of it. */
-static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media)
+static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media,
+			bool strict)
 {
 	struct px_channel_event ev;
 
@@ -150,7 +201,7 @@ static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_chan
 			px_channel_indicate(to, ev.control);
 			break;
 		case PX_CONTROL_MEDIA_CHANGED:
-			*media = media_bridge(a, b) || *media;
+			*media = media_bridge(a, b, strict) || *media;
 			break;
 		default:
 			break;
@@ -159,7 +210,7 @@ static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_chan
 	return px_channel_is_hungup(from) || px_channel_leaving(from);
 }
 
-/* The bridge is over for ch: let it go where it was sent, or hang it up. */
+/* Dial's bridge is over for ch: let it go where it was sent, or hang it up. */
 static void dispose(px_channel *ch, bool own_session, int cause)
 {
 	px_err err = {""};
@@ -169,7 +220,6 @@ static void dispose(px_channel *ch, bool own_session, int cause)
 	if (px_channel_leaving(ch)) {
 		if (own_session)
 			return; /* its session goes on to where it was sent */
-		px_channel_set_waiter(ch, NULL);
 		if (px_channel_start_session(ch, &err) == 0)
 			return;
 		px_log_warning("%s: %s; hanging up", px_channel_name(ch), err.msg);
@@ -184,23 +234,25 @@ static int cause_of(px_channel *ch)
 	return c ? c : PX_CAUSE_NORMAL_CLEARING;
 }
 
-int px_bridge_run(px_channel *a, px_channel *b)
+/* Relay a and b until one hangs up or is asked to leave; b is woken
+ * through a's waiter meanwhile, and is on its own again when this returns
+ * (a's waiter dies with a: b must not point at it a moment longer). */
+static void bridge_loop(px_channel *a, px_channel *b, bool strict)
 {
 	px_waiter *w = px_channel_waiter(a);
 	bool media;
-	int cause = PX_CAUSE_NORMAL_CLEARING;
 
 	px_channel_set_waiter(b, w);
 	for (px_channel *ch = a; ch; ch = ch == a ? b : NULL)
 		if (px_channel_state(ch) != PX_STATE_UP && px_channel_answer(ch) != 0)
 			px_log_warning("Bridge: cannot answer %s", px_channel_name(ch));
-	media = media_bridge(a, b);
+	media = media_bridge(a, b, strict);
 	px_channel_set_peer(a, b);
 	px_channel_set_peer(b, a);
 	px_verbose(3, "%s and %s are bridged", px_channel_name(a), px_channel_name(b));
 	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", media ? "relayed" : "none"));
 
-	while (!side_events(a, b, a, b, &media) && !side_events(b, a, a, b, &media))
+	while (!side_events(a, b, a, b, &media, strict) && !side_events(b, a, a, b, &media, strict))
 		px_waiter_wait(w, BRIDGE_TICK_MS);
 
 	if (media) {
@@ -218,6 +270,14 @@ int px_bridge_run(px_channel *a, px_channel *b)
 					       ? "hangup"
 					       : "redirect"));
 	px_verbose(3, "%s and %s are no longer bridged", px_channel_name(a), px_channel_name(b));
+	px_channel_set_waiter(b, NULL);
+}
+
+int px_bridge_run(px_channel *a, px_channel *b)
+{
+	int cause = PX_CAUSE_NORMAL_CLEARING;
+
+	bridge_loop(a, b, false);
 	if (px_channel_is_hungup(a))
 		cause = cause_of(a);
 	else if (px_channel_is_hungup(b))
@@ -225,4 +285,9 @@ int px_bridge_run(px_channel *a, px_channel *b)
 	dispose(b, false, cause);
 	dispose(a, true, cause);
 	return -1;
+}
+
+void px_bridge_run_sessions(px_channel *a, px_channel *b)
+{
+	bridge_loop(a, b, true);
 }

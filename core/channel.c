@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,13 +76,16 @@ struct px_channel {
 	struct channel_var *vars;
 	px_channel *peer;
 	px_rtp *rtp;
+	char codec[32]; /* negotiated audio codec, "" until known */
 	struct px_channel_event events[EVENT_QUEUE_MAX];
 	unsigned ev_head, ev_len;
 	bool hungup;      /* px_channel_hangup ran */
 	bool tech_gone;   /* the leg ended on the wire; tech->hangup must not run */
 	bool hangup_told; /* the Hangup event went out */
 	int cause;
-	bool in_session;            /* a session thread runs this channel */
+	bool in_session;      /* a session thread runs (or is about to run) this channel */
+	bool session_running; /* ... and it is session_thread */
+	pthread_t session_thread;
 	struct departure departure; /* where the session goes next (redirect, bridge) */
 
 	px_waiter own_waiter;
@@ -832,6 +836,20 @@ px_rtp *px_channel_rtp(px_channel *ch)
 	return r;
 }
 
+void px_channel_set_codec(px_channel *ch, const char *codec)
+{
+	pthread_mutex_lock(&ch->lock);
+	snprintf(ch->codec, sizeof(ch->codec), "%s", codec ? codec : "");
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void px_channel_get_codec(px_channel *ch, char *buf, size_t size)
+{
+	pthread_mutex_lock(&ch->lock);
+	get_str(ch->codec, buf, size);
+	pthread_mutex_unlock(&ch->lock);
+}
+
 /* ---- events ---- */
 
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
@@ -1100,31 +1118,20 @@ static void job_free(struct session_job *job)
 
 /* ---- departures: redirect and bridge requests ---- */
 
+/* Drop a departure that was replaced, taken or abandoned. A bridge's meet
+ * is closed: the other session stops waiting for this one (does nothing
+ * once the bridge ran, or when the other side closed it already). */
 static void departure_clear(struct departure *d)
 {
 	free(d->context);
 	free(d->exten);
 	if (d->peer)
 		px_channel_unref(d->peer);
-	if (d->meet)
+	if (d->meet) {
+		px_bridge_meet_close(d->meet);
 		px_bridge_meet_unref(d->meet);
+	}
 	memset(d, 0, sizeof(*d));
-}
-
-/* Replace ch's departure with d (taken over) and wake whatever the
- * channel's session or owner waits on. */
-static void departure_set(px_channel *ch, struct departure *d)
-{
-	struct departure old;
-	struct px_channel_event ev = {.type = PX_EVENT_REDIRECT};
-
-	pthread_mutex_lock(&ch->lock);
-	old = ch->departure;
-	ch->departure = *d;
-	pthread_mutex_unlock(&ch->lock);
-	memset(d, 0, sizeof(*d));
-	departure_clear(&old);
-	px_channel_queue_event(ch, &ev);
 }
 
 static void departure_take(px_channel *ch, struct departure *out)
@@ -1135,24 +1142,117 @@ static void departure_take(px_channel *ch, struct departure *out)
 	pthread_mutex_unlock(&ch->lock);
 }
 
-int px_channel_async_goto(px_channel *ch, const char *context, const char *exten, px_err *err)
+/* Can ch be sent somewhere now? Called with ch->lock held. A goto needs
+ * someone to carry it out: the channel's session, or the bridge it is the
+ * peer of (Dial's callee: the bridge gives it a session). A bridge needs
+ * the channel's own session. */
+static int check_movable(px_channel *ch, bool bridge, px_err *err)
 {
-	struct departure d = {.kind = DEPART_GOTO};
+	if (ch->hungup || ch->tech_gone)
+		return px_err_set(err, "%s is hung up", ch->name);
+	if (ch->in_session || (!bridge && ch->peer))
+		return 0;
+	if (bridge)
+		return px_err_set(err,
+				  "%s runs no session of its own (it is a dialed leg); "
+				  "bridge the channel that dialed it",
+				  ch->name);
+	return px_err_set(err,
+			  "%s runs no session of its own and is in no bridge (it is a dialed "
+			  "leg still ringing); redirect the channel that dialed it",
+			  ch->name);
+}
 
+/* Give n channels (1 or 2, distinct) their departures d[] (taken over) at
+ * once: every channel is checked and marked under its lock (both locks, in
+ * address order), and only then is any of them woken. So nothing acts on
+ * one of them before the other is marked too, and a refusal leaves every
+ * channel as it was (d[] then still belongs to the caller). */
+static int departures_set(px_channel *const *chs, struct departure *d, int n, px_err *err)
+{
+	struct departure old[2];
+	struct px_channel_event ev = {.type = PX_EVENT_REDIRECT};
+	int first = n == 2 && (uintptr_t)chs[1] < (uintptr_t)chs[0] ? 1 : 0;
+
+	pthread_mutex_lock(&chs[first]->lock);
+	if (n == 2)
+		pthread_mutex_lock(&chs[1 - first]->lock);
+	for (int i = 0; i < n; i++) {
+		if (check_movable(chs[i], d[i].kind != DEPART_GOTO, err) < 0) {
+			if (n == 2)
+				pthread_mutex_unlock(&chs[1 - first]->lock);
+			pthread_mutex_unlock(&chs[first]->lock);
+			return -1;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		old[i] = chs[i]->departure;
+		chs[i]->departure = d[i];
+		memset(&d[i], 0, sizeof(d[i]));
+	}
+	if (n == 2)
+		pthread_mutex_unlock(&chs[1 - first]->lock);
+	pthread_mutex_unlock(&chs[first]->lock);
+	for (int i = 0; i < n; i++)
+		departure_clear(&old[i]);
+	for (int i = 0; i < n; i++)
+		px_channel_queue_event(chs[i], &ev);
+	return 0;
+}
+
+static int goto_departure(struct departure *d, const char *context, const char *exten, px_err *err)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = DEPART_GOTO;
 	if (!context || !*context || !exten || !*exten)
 		return px_err_set(err, "a redirect needs a context and an extension");
-	if (px_channel_is_hungup(ch))
-		return px_err_set(err, "%s is hung up", ch->name);
 	if (!px_dialplan_exists(context, exten, NULL))
 		return px_err_set(err, "no extension %s in context %s", exten, context);
-	d.context = strdup(context);
-	d.exten = strdup(exten);
-	if (!d.context || !d.exten) {
-		departure_clear(&d);
+	d->context = strdup(context);
+	d->exten = strdup(exten);
+	if (!d->context || !d->exten) {
+		departure_clear(d);
 		return px_err_set(err, "out of memory");
 	}
+	return 0;
+}
+
+int px_channel_async_goto(px_channel *ch, const char *context, const char *exten, px_err *err)
+{
+	struct departure d;
+
+	if (goto_departure(&d, context, exten, err) < 0)
+		return -1;
+	if (departures_set(&ch, &d, 1, err) < 0) {
+		departure_clear(&d);
+		return -1;
+	}
 	px_verbose(3, "Redirecting %s to %s@%s", ch->name, exten, context);
-	departure_set(ch, &d);
+	return 0;
+}
+
+int px_channel_async_goto2(px_channel *ch, const char *context, const char *exten,
+			   px_channel *extra, const char *xcontext, const char *xexten, px_err *err)
+{
+	struct departure d[2];
+	px_channel *chs[2] = {ch, extra};
+	px_err e2 = {""};
+
+	if (ch == extra)
+		return px_err_set(err, "%s cannot be redirected twice at once", ch->name);
+	if (goto_departure(&d[0], context, exten, &e2) < 0)
+		return px_err_set(err, "%s: %s", ch->name, e2.msg);
+	if (goto_departure(&d[1], xcontext, xexten, &e2) < 0) {
+		departure_clear(&d[0]);
+		return px_err_set(err, "%s: %s", extra->name, e2.msg);
+	}
+	if (departures_set(chs, d, 2, err) < 0) {
+		departure_clear(&d[0]);
+		departure_clear(&d[1]);
+		return -1;
+	}
+	px_verbose(3, "Redirecting %s to %s@%s and %s to %s@%s", ch->name, exten, context,
+		   extra->name, xexten, xcontext);
 	return 0;
 }
 
@@ -1179,29 +1279,81 @@ bool px_channel_in_session(px_channel *ch)
 int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_meet *meet,
 			      px_err *err)
 {
-	struct departure da = {.kind = DEPART_BRIDGE_RUN}, db = {.kind = DEPART_BRIDGE_JOIN};
+	struct departure d[2] = {{.kind = DEPART_BRIDGE_RUN}, {.kind = DEPART_BRIDGE_JOIN}};
+	px_channel *chs[2] = {a, b};
+	char ca[32], cb[32];
 
 	if (a == b)
 		return px_err_set(err, "a channel cannot be bridged with itself");
-	for (px_channel *ch = a; ch; ch = ch == a ? b : NULL) {
-		if (px_channel_is_hungup(ch))
-			return px_err_set(err, "%s is hung up", ch->name);
-		if (!px_channel_in_session(ch))
-			return px_err_set(err,
-					  "%s runs no session of its own (it is a dialed leg); "
-					  "bridge or redirect the channel that dialed it",
-					  ch->name);
+	/* RTP is relayed as it is: both legs must speak the same codec. */
+	px_channel_get_codec(a, ca, sizeof(ca));
+	px_channel_get_codec(b, cb, sizeof(cb));
+	if (ca[0] && cb[0] && strcasecmp(ca, cb))
+		return px_err_set(err,
+				  "%s speaks %s and %s speaks %s: different codecs cannot be "
+				  "bridged (no transcoding yet)",
+				  a->name, ca, b->name, cb);
+	d[0].peer = px_channel_ref(b);
+	d[0].meet = px_bridge_meet_ref(meet);
+	d[1].peer = px_channel_ref(a);
+	d[1].meet = px_bridge_meet_ref(meet);
+	if (departures_set(chs, d, 2, err) < 0) {
+		/* Not given to anyone: the meet must stay open for nobody. */
+		for (int i = 0; i < 2; i++) {
+			px_channel_unref(d[i].peer);
+			px_bridge_meet_unref(d[i].meet);
+		}
+		return -1;
 	}
-	da.peer = px_channel_ref(b);
-	da.meet = px_bridge_meet_ref(meet);
-	db.peer = px_channel_ref(a);
-	db.meet = px_bridge_meet_ref(meet);
-	departure_set(b, &db);
-	departure_set(a, &da);
 	return 0;
 }
 
 /* ---- sessions ---- */
+
+/* Carry out a bridge departure d (taken from ch) in ch's session: a runs
+ * the bridge once b is handed to it; b waits, handed over, until that
+ * bridge is over. Either way the channel is back in its own session
+ * afterwards, at the same place; a meet that fails (the other side hung
+ * up, was sent elsewhere, or did not come within the meet's bound) leaves
+ * it there untouched. */
+static void session_bridge(px_channel *ch, struct departure *d)
+{
+	if (d->kind == DEPART_BRIDGE_RUN) {
+		if (px_bridge_meet_start(d->meet))
+			px_bridge_run_sessions(ch, d->peer);
+		else
+			px_verbose(3, "Bridge of %s and %s: %s did not come; %s stays where it was",
+				   ch->name, d->peer->name, d->peer->name, ch->name);
+	} else if (!px_bridge_meet_join(d->meet)) {
+		px_verbose(3, "Bridge of %s and %s: %s did not take it; %s stays where it was",
+			   d->peer->name, ch->name, d->peer->name, ch->name);
+	}
+	departure_clear(d);
+}
+
+bool px_channel_session_departs(px_channel *ch)
+{
+	for (;;) {
+		struct departure d = {DEPART_NONE};
+
+		pthread_mutex_lock(&ch->lock);
+		if (ch->in_session && ch->session_running &&
+		    pthread_equal(ch->session_thread, pthread_self()) &&
+		    (ch->departure.kind == DEPART_BRIDGE_RUN ||
+		     ch->departure.kind == DEPART_BRIDGE_JOIN)) {
+			d = ch->departure;
+			memset(&ch->departure, 0, sizeof(ch->departure));
+		}
+		pthread_mutex_unlock(&ch->lock);
+		if (d.kind == DEPART_NONE)
+			break;
+		if (px_channel_is_hungup(ch))
+			departure_clear(&d);
+		else
+			session_bridge(ch, &d);
+	}
+	return !px_channel_is_hungup(ch) && !px_channel_leaving(ch);
+}
 
 /* An originated channel: wait until the far end answers. False when it
  * failed, was hung up or timed out (the channel is then hung up). */
@@ -1249,71 +1401,59 @@ static void run_first(px_channel *ch, const struct px_session_opts *o)
 	}
 }
 
+/* The session: the channel's first run (the dialplan, or an originated
+ * channel's application once it answered), then wherever it is sent, until
+ * nothing is pending; then it is hung up. A bridge requested while an
+ * application runs is carried out by px_app_exec, and the dialplan goes on
+ * after it; one found here (asked for between applications) is carried
+ * out here, and the session goes on where it was: with its first run if
+ * that has not happened, else to its end. */
 static void run_session(struct session_job *job)
 {
 	px_channel *ch = job->ch;
-	bool first = true, handed_over = false;
+	bool ran_first = false;
+	struct departure d;
 
 	pthread_mutex_lock(&ch->lock);
 	ch->in_session = true;
+	ch->session_running = true;
+	ch->session_thread = pthread_self();
 	pthread_mutex_unlock(&ch->lock);
 	if (job->opts.answer_timeout_ms > 0 && !wait_answer(ch, job->opts.answer_timeout_ms))
 		goto done;
 	for (;;) {
-		struct departure d;
-
 		departure_take(ch, &d);
-		if (px_channel_is_hungup(ch)) {
-			if (d.meet)
-				px_bridge_meet_handover(d.meet, false);
-			departure_clear(&d);
+		if (px_channel_is_hungup(ch))
 			break;
-		}
-		switch (d.kind) {
-		case DEPART_NONE:
-			if (first)
-				run_first(ch, &job->opts);
-			break;
-		case DEPART_GOTO:
+		if (d.kind == DEPART_NONE) {
+			if (ran_first)
+				break;
+			ran_first = true;
+			run_first(ch, &job->opts);
+		} else if (d.kind == DEPART_GOTO) {
+			ran_first = true;
 			px_channel_set_dialplan(ch, d.context, d.exten);
 			px_dialplan_run(ch);
-			break;
-		case DEPART_BRIDGE_RUN:
-			if (px_bridge_meet_wait(d.meet))
-				px_bridge_run(ch, d.peer);
-			else
-				px_log_warning("Bridge of %s and %s: %s did not come; not bridged",
-					       ch->name, d.peer->name, d.peer->name);
-			break;
-		case DEPART_BRIDGE_JOIN:
-			/* From here the other session's bridge owns the channel. */
-			pthread_mutex_lock(&ch->lock);
-			ch->in_session = false;
-			pthread_mutex_unlock(&ch->lock);
-			px_channel_set_waiter(ch, NULL);
-			handed_over = px_bridge_meet_handover(d.meet, true);
-			if (!handed_over) {
-				px_log_warning("%s came too late to its bridge", ch->name);
-				departure_clear(&d);
-				goto done;
-			}
-			break;
-		}
-		if (handed_over || (d.kind == DEPART_NONE && !first)) {
-			departure_clear(&d);
-			break;
+		} else {
+			session_bridge(ch, &d);
 		}
 		departure_clear(&d);
-		first = false;
 	}
+	departure_clear(&d);
 done:
-	if (!handed_over) {
-		pthread_mutex_lock(&ch->lock);
-		ch->in_session = false;
-		pthread_mutex_unlock(&ch->lock);
-		/* Does nothing if the dialplan or the far end hung up already. */
-		px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
-	}
+	/* No departure can be set once in_session is false (departures_set
+	 * checks it under the same lock), so whatever is pending now is the
+	 * last: dropped here, it releases the peer it holds (a reference each
+	 * way would keep both channels forever) and tells a meet that this
+	 * side will not come. */
+	pthread_mutex_lock(&ch->lock);
+	ch->in_session = false;
+	ch->session_running = false;
+	pthread_mutex_unlock(&ch->lock);
+	departure_take(ch, &d);
+	departure_clear(&d);
+	/* Does nothing if the dialplan or the far end hung up already. */
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
 	px_channel_unref(ch);
 	job_free(job);
 	atomic_fetch_sub(&sessions_running, 1);

@@ -26,9 +26,17 @@ struct px_session_opts {
 int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts, px_err *err);
 
 /* Ask the sessions of a and b to leave what they run and meet in a bridge
- * (bridge.c): a's session runs it once b's session has handed b over. */
+ * (bridge.c): a's session runs it once b's session has handed b over.
+ * Both must be in a session now; checked and marked at once. */
 struct px_bridge_meet;
 int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_meet *meet,
 			      px_err *err);
+
+/* In ch's session thread, when an application has returned: carry out a
+ * bridge requested meanwhile (run it, or be handed to it and wait) and come
+ * back. True when the channel stays where it was, so the dialplan goes on
+ * after the application; false when it is hung up or sent elsewhere. Does
+ * nothing on another thread than ch's session's. */
+bool px_channel_session_departs(px_channel *ch);
 
 #endif

@@ -125,6 +125,7 @@ static px_channel *channel_field(struct action *a, const char *name)
 static json_t *channel_json(px_channel *ch)
 {
 	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80], app[80], data[256];
+	char codec[32];
 	px_channel *peer = px_channel_get_peer(ch);
 	json_t *o;
 
@@ -132,10 +133,11 @@ static json_t *channel_json(px_channel *ch)
 	px_channel_get_connected(ch, knum, sizeof(knum), kname, sizeof(kname));
 	px_channel_get_dialplan(ch, context, sizeof(context), exten, sizeof(exten));
 	px_channel_get_application(ch, app, sizeof(app), data, sizeof(data));
+	px_channel_get_codec(ch, codec, sizeof(codec));
 	/* Every string through px_json_text: a caller name in Latin-1 must
 	 * not make the whole channel vanish from the list. */
 	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, "
-		      "s:b}",
+		      "s:b, s:o}",
 		      "channel", px_json_text(px_channel_name(ch)), "uniqueid",
 		      px_json_text(px_channel_uniqueid(ch)), "linkedid",
 		      px_json_text(px_channel_linkedid(ch)), "state",
@@ -147,7 +149,7 @@ static json_t *channel_json(px_channel *ch)
 		      px_json_text(data), "duration",
 		      (json_int_t)(time(NULL) - px_channel_created(ch)), "bridged_to",
 		      px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
-		      px_channel_in_session(ch));
+		      px_channel_in_session(ch), "codec", px_json_text(codec));
 	px_channel_unref(peer);
 	return o;
 }
@@ -335,21 +337,12 @@ out:
 	return rc;
 }
 
-/* One redirect; the place defaults to def_context/def_exten. */
-static int redirect_one(struct action *a, px_channel *ch, const char *context, const char *exten)
-{
-	px_err err = {""};
-
-	if (px_channel_async_goto(ch, context, exten, &err) < 0)
-		return fail(a, "failed", NULL, "%s: %s", px_channel_name(ch), err.msg);
-	return 0;
-}
-
 static int act_redirect(struct action *a)
 {
 	px_channel *ch = channel_field(a, "channel"), *extra = NULL;
 	const char *exten, *context, *xexten = NULL, *xcontext = NULL;
 	json_t *with_peer = json_object_get(a->req, "with_peer");
+	px_err err = {""};
 	int rc = -1;
 
 	if (!ch)
@@ -375,13 +368,19 @@ static int act_redirect(struct action *a)
 		if (a->code)
 			goto out;
 	}
-	/* The extra channel first: the bridge it may share with ch then finds
-	 * both leaving and hangs up neither. */
-	if (extra &&
-	    redirect_one(a, extra, xcontext ? xcontext : context, xexten ? xexten : exten) < 0)
+	/* Both at once: each target checked before either channel moves, and
+	 * both marked before either is woken, so the bridge they may share
+	 * finds both leaving and hangs up neither. */
+	if (extra) {
+		if (px_channel_async_goto2(ch, context, exten, extra, xcontext ? xcontext : context,
+					   xexten ? xexten : exten, &err) < 0) {
+			fail(a, "failed", NULL, "%s", err.msg);
+			goto out;
+		}
+	} else if (px_channel_async_goto(ch, context, exten, &err) < 0) {
+		fail(a, "failed", NULL, "%s: %s", px_channel_name(ch), err.msg);
 		goto out;
-	if (redirect_one(a, ch, context, exten) < 0)
-		goto out;
+	}
 	json_object_set_new(a->reply, "channel", px_json_text(px_channel_name(ch)));
 	if (extra)
 		json_object_set_new(a->reply, "extra_channel",

@@ -1087,6 +1087,8 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	l->nh = nh;
 	nua_handle_bind(nh, l);
 	px_channel_set_rtp(ch, c->rtp);
+	if (c->codec.format)
+		px_channel_set_codec(ch, c->codec.format->encoding);
 	px_channel_set_caller(ch, caller_num[0] ? caller_num : NULL,
 			      caller_name[0] ? caller_name : NULL);
 	if (trunk) {
@@ -1139,6 +1141,7 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 		c->payloads[0] = chosen;
 		c->npayloads = 1;
 	}
+	px_channel_set_codec(c->chan, chosen.format->encoding);
 	if (changed) {
 		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)", px_channel_name(c->chan),
 			   chosen.format->name, chosen.pt);

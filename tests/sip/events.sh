@@ -11,7 +11,9 @@
 # (Dial to a second SIPp phone); Hangup ends that call with the cause given;
 # Redirect moves a live call 1001 -> 1002 to extension 1003 (1002 gets BYE,
 # 1003 is called and bridged to the caller); Bridge joins two callers each
-# still ringing in Dial; every result carries its action id; malformed
+# still ringing in Dial, and when one hangs up the other goes on in its
+# dialplan after Dial; Bridge of a PCMU and a PCMA caller is refused and
+# both calls go on (Status shows each leg's codec); every result carries its action id; malformed
 # actions (bad JSON, missing fields, unknown channel, unknown action,
 # missing action id) get clear errors on one connection that stays usable;
 # SetVar/GetVar/Status/Command. Console roles (console.conf, re-read on
@@ -43,7 +45,8 @@ setup() {
 	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
 		"require = pbx_lua" "require = app_dial"
 	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
-	cp "$SIP_DATA/extensions.lua" "$D/extensions.lua"
+	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
+	: >"$DIALSTATUS_FILE"
 	cat >"$D/rtp.conf" <<EOF
 [general]
 rtpstart = $RTP_START
@@ -57,6 +60,9 @@ fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
 body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
 open(sys.argv[1], "wb").write(b"RIFF" + struct.pack("<I", len(body)) + body)
 PYEOF
+	# The test dialplan writes "NUMBER DIALSTATUS" there when Dial returns
+	# and the dialplan goes on.
+	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 	start_daemon "$D"
 	# The real client records every event for the whole test.
 	"$PLEXUS" -s "$SOCK" -e >"$EVENTS" 2>"$TMP/events.err" &
@@ -233,6 +239,7 @@ test_redirect() {
 test_bridge() {
 	local a b
 	mark
+	dialstatus_mark
 	start_phone uas_b1002 "$PORT_1002" uas_ring_cancel.xml -s 1002
 	start_phone uas_b1003 "$PORT_1003A" uas_ring_cancel.xml -s 1003
 	call_args 1002
@@ -247,9 +254,42 @@ test_bridge() {
 	expect_result "Bridge answers with its action id" 1 'r["response"]=="Success" and r["action_id"]=="b1"'
 	expect_event "Bridge joins the two callers, each taken out of its Dial" 5 event=Bridged \
 		"channel=$a" "peer_channel=$b"
-	expect_sipp_ok "the phones got CANCEL, both callers got 200, A's BYE reached B" \
+	expect_sipp_ok "the phones got CANCEL, both callers got 200, and after A's BYE B got BYE" \
 		call_ba call_bb uas_b1002 uas_b1003
+	# A left; B was not hung up by the bridge: its dialplan went on after
+	# its Dial (the test dialplan writes Dial's result, then ends).
+	expect_dialstatus "after the operator's bridge, the side left continues its dialplan after Dial" \
+		"1003 CANCEL"
 	expect_idle "after the bridged call no channel is left"
+}
+
+# Two callers whose codecs differ (PCMU, PCMA) cannot be bridged until
+# there is transcoding: Status shows each leg's codec, Bridge is refused
+# naming both, and both calls go on as they were (Dial times out).
+test_bridge_codecs() {
+	local a b
+	mark
+	start_phone uas_c1002 "$PORT_1002" uas_ring_cancel.xml -s 1002
+	start_phone uas_c1003 "$PORT_1003A" uas_ring_cancel.xml -s 1003
+	call_args 1002
+	sipp_start call_ca - uac_fail.xml "${CALL_ARGS[@]}" -key pt 0 -key rtpmap "0 PCMU/8000"
+	expect_event "caller A (PCMU) rings 1002" 5 event=ChannelState state=Ringing "channel~^SIP/1002-"
+	a=$(channel_names | grep '^SIP/1001-' | head -n 1)
+	call_args 1003
+	sipp_start call_cb - uac_fail.xml "${CALL_ARGS[@]}" -key pt 8 -key rtpmap "8 PCMA/8000"
+	expect_event "caller B (PCMA) rings 1003" 5 event=ChannelState state=Ringing "channel~^SIP/1003-"
+	b=$(channel_names | grep '^SIP/1001-' | grep -v "^$a\$" | head -n 1)
+	action "{\"action\":\"Status\",\"action_id\":\"s\",\"channel\":\"$a\"}" \
+		"{\"action\":\"Status\",\"action_id\":\"s\",\"channel\":\"$b\"}" \
+		"{\"action\":\"Bridge\",\"action_id\":\"bc\",\"channel1\":\"$a\",\"channel2\":\"$b\"}"
+	expect_result "Status shows the codec chan_sip negotiated (PCMU)" 1 'r["channels"][0]["codec"]=="PCMU"'
+	expect_result "Status shows the codec chan_sip negotiated (PCMA)" 2 'r["channels"][0]["codec"]=="PCMA"'
+	expect_result "Bridge of a PCMU and a PCMA leg is refused, naming both codecs" 3 \
+		'r["response"]=="Error" and r["code"]=="failed" and "PCMU" in r["message"] and "PCMA" in r["message"]'
+	pass "Bridge between legs of different codecs is refused with a clear error"
+	expect_sipp_ok "both calls went on untouched: Dial timed out, the phones got CANCEL" \
+		call_ca call_cb uas_c1002 uas_c1003
+	expect_idle "after the refused bridge no channel is left"
 }
 
 test_malformed() {
@@ -476,6 +516,7 @@ test_call_sequence
 test_originate_and_hangup
 test_redirect
 test_bridge
+test_bridge_codecs
 test_malformed
 test_roles
 test_slow_subscriber

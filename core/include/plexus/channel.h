@@ -169,6 +169,12 @@ px_channel *px_channel_get_peer(px_channel *ch); /* new reference or NULL */
  * the session, or destroys the session only in its destroy() operation. */
 void px_channel_set_rtp(px_channel *ch, px_rtp *rtp);
 px_rtp *px_channel_rtp(px_channel *ch);
+/* The audio codec the leg's offer and answer agreed on, named as in SDP
+ * ("PCMU", "PCMA"), set by the technology; "" until then. Until there is
+ * transcoding, an operator's Bridge is refused between legs whose codecs
+ * differ (compared without regard to case). */
+void px_channel_set_codec(px_channel *ch, const char *codec);
+void px_channel_get_codec(px_channel *ch, char *buf, size_t size);
 
 /* ---- events: technology thread -> session thread ---- */
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev);
@@ -228,11 +234,20 @@ bool px_channel_in_session(px_channel *ch); /* a session thread runs it now */
  * and continues in the dialplan at exten@context. Its session is woken
  * (PX_EVENT_REDIRECT), the running application returns -1, and the session
  * runs the dialplan again at the new place instead of hanging up. A
- * channel without a session of its own is handled by its owner: Dial ends
- * its bridge and gives the redirected leg a session. Fails when the channel
- * is hung up or the extension does not exist.
+ * channel without a session of its own is handled by the bridge it is in:
+ * Dial ends its bridge and gives the redirected leg a session. Fails when
+ * the channel is hung up, the extension does not exist, or nobody would
+ * carry it out: a channel with no session that is in no bridge (a leg Dial
+ * still rings; redirect its caller instead).
  */
 int px_channel_async_goto(px_channel *ch, const char *context, const char *exten, px_err *err);
+/* Redirect two channels at once (a transfer of both parties of a call):
+ * both targets and both channels are checked first, and both channels are
+ * marked before either is woken, so a bridge they share finds both
+ * leaving and hangs up neither. On failure neither is moved. */
+int px_channel_async_goto2(px_channel *ch, const char *context, const char *exten,
+			   px_channel *extra, const char *xcontext, const char *xexten,
+			   px_err *err);
 /* A redirect or bridge request waits: applications return -1 when they see
  * it (px_app_exec does that for applications that do not wait on events). */
 bool px_channel_leaving(px_channel *ch);
