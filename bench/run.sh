@@ -354,7 +354,7 @@ RTP_END=$((RTP_START + RTP_PORTS - 2))
 make_config() {
 	local d=$1 i
 	mkdir -p "$d/modules" "$d/state"
-	for i in chan_sip res_registrar pbx_lua app_dial; do
+	for i in chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw; do
 		ln -sf "$BUILT_MODULES/$i.so" "$d/modules/$i.so"
 	done
 	cat >"$d/plexus.conf" <<EOF
