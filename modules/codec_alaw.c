@@ -10,8 +10,7 @@
 #include <plexus/log.h>
 #include <plexus/module.h>
 
-static int16_t decode_table[256];
-static uint8_t encode_table[65536]; /* indexed by the sample as uint16_t */
+#include "codec_g711.h"
 
 /* Upper ends of the eight segments, on the 13-bit magnitude. */
 static const int segment_end[8] = {0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff};
@@ -52,47 +51,19 @@ static int16_t decode_one(uint8_t a)
 	return (int16_t)(a & 0x80 ? t : -t);
 }
 
-static int decode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
-{
-	int16_t *pcm = (int16_t *)(void *)out;
-
-	(void)state;
-	if (inlen * 2 > outsize)
-		inlen = outsize / 2;
-	for (size_t i = 0; i < inlen; i++)
-		pcm[i] = decode_table[in[i]];
-	return (int)(inlen * 2);
-}
-
-static int encode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
-{
-	const int16_t *pcm = (const int16_t *)(const void *)in;
-	size_t n = inlen / 2;
-
-	(void)state;
-	if (n > outsize)
-		n = outsize;
-	for (size_t i = 0; i < n; i++)
-		out[i] = encode_table[(uint16_t)pcm[i]];
-	return (int)n;
-}
-
 static const struct px_format alaw = {
 	.name = "alaw", .description = "G.711 A-law", .encoding = "PCMA", .sample_rate = 8000,
 	.rtp_clock = 8000, .static_pt = 8};
 static const struct px_translator to_lin = {
-	.name = "alawtolin", .src = "alaw", .dst = "slin", .run = decode};
+	.name = "alawtolin", .src = "alaw", .dst = "slin", .run = g711_decode};
 static const struct px_translator from_lin = {
-	.name = "lintoalaw", .src = "slin", .dst = "alaw", .run = encode};
+	.name = "lintoalaw", .src = "slin", .dst = "alaw", .run = g711_encode};
 
 static int load(px_module *self)
 {
 	px_err err = {""};
 
-	for (int i = 0; i < 256; i++)
-		decode_table[i] = decode_one((uint8_t)i);
-	for (int i = 0; i < 65536; i++)
-		encode_table[i] = encode_one((int16_t)(uint16_t)i);
+	g711_fill_tables();
 	if (px_codec_register(self, &alaw, &to_lin, &from_lin, &err) < 0) {
 		px_log_error("codec_alaw: %s", err.msg);
 		return -1;

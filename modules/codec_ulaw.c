@@ -13,8 +13,7 @@
 #define BIAS 0x84
 #define CLIP 32635
 
-static int16_t decode_table[256];
-static uint8_t encode_table[65536]; /* indexed by the sample as uint16_t */
+#include "codec_g711.h"
 
 static uint8_t encode_one(int s)
 {
@@ -43,47 +42,19 @@ static int16_t decode_one(uint8_t u)
 	return (int16_t)(u & 0x80 ? -s : s);
 }
 
-static int decode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
-{
-	int16_t *pcm = (int16_t *)(void *)out;
-
-	(void)state;
-	if (inlen * 2 > outsize)
-		inlen = outsize / 2;
-	for (size_t i = 0; i < inlen; i++)
-		pcm[i] = decode_table[in[i]];
-	return (int)(inlen * 2);
-}
-
-static int encode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
-{
-	const int16_t *pcm = (const int16_t *)(const void *)in;
-	size_t n = inlen / 2;
-
-	(void)state;
-	if (n > outsize)
-		n = outsize;
-	for (size_t i = 0; i < n; i++)
-		out[i] = encode_table[(uint16_t)pcm[i]];
-	return (int)n;
-}
-
 static const struct px_format ulaw = {
 	.name = "ulaw", .description = "G.711 mu-law", .encoding = "PCMU", .sample_rate = 8000,
 	.rtp_clock = 8000, .static_pt = 0};
 static const struct px_translator to_lin = {
-	.name = "ulawtolin", .src = "ulaw", .dst = "slin", .run = decode};
+	.name = "ulawtolin", .src = "ulaw", .dst = "slin", .run = g711_decode};
 static const struct px_translator from_lin = {
-	.name = "lintoulaw", .src = "slin", .dst = "ulaw", .run = encode};
+	.name = "lintoulaw", .src = "slin", .dst = "ulaw", .run = g711_encode};
 
 static int load(px_module *self)
 {
 	px_err err = {""};
 
-	for (int i = 0; i < 256; i++)
-		decode_table[i] = decode_one((uint8_t)i);
-	for (int i = 0; i < 65536; i++)
-		encode_table[i] = encode_one((int16_t)(uint16_t)i);
+	g711_fill_tables();
 	if (px_codec_register(self, &ulaw, &to_lin, &from_lin, &err) < 0) {
 		px_log_error("codec_ulaw: %s", err.msg);
 		return -1; /* the loader releases what was registered */
