@@ -1,7 +1,8 @@
 /*
  * plexus -e: subscribe to plexusd's events with the filter given on the
  * command line and print each as one line of JSON on standard output,
- * flushed per line so that a pipe reader sees it at once. Log lines are
+ * flushed whenever no further event has arrived yet, so that a pipe
+ * reader sees every line at once and a busy stream is written in blocks. Log lines are
  * turned off. With -r the client waits for the daemon and subscribes again
  * after a restart; a refused filter or role ends it with a message.
  */
@@ -38,7 +39,6 @@ static void print_event(void *ctx, const struct px_frame *f)
 		return;
 	fwrite(f->payload, 1, f->len, stdout);
 	fputc('\n', stdout);
-	fflush(stdout);
 }
 
 /* Subscribe; 0, or the exit status when the daemon refused. */
@@ -104,7 +104,13 @@ int px_events_run(const char *socket_path, int nwords, char **words, bool keep_t
 		if (!quiet && !status)
 			fprintf(stderr, "plexus: %s: streaming events\n", c.banner);
 		while (!stop && !status) {
-			int got = px_client_next(&c, &f, 500);
+			/* What has arrived is printed at once; the output is
+			 * flushed before waiting for more. */
+			int got = px_client_next(&c, &f, 0);
+			if (got == 0) {
+				fflush(stdout);
+				got = px_client_next(&c, &f, 500);
+			}
 			if (got < 0) {
 				if (c.bye[0] && !quiet)
 					fprintf(stderr, "plexus: plexusd closed: %s\n", c.bye);

@@ -148,7 +148,7 @@ int px_frame_next(struct px_frame_reader *r, struct px_frame *f, const char **er
 	return 1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int px_write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -173,7 +173,7 @@ int px_frame_write(int fd, const char *kind, uint64_t id, const void *payload, s
 
 	if (px_frame_append(&buf, &blen, &cap, kind, id, payload, len) < 0)
 		return -1;
-	rc = write_all(fd, buf, blen);
+	rc = px_write_all(fd, buf, blen);
 	free(buf);
 	return rc;
 }

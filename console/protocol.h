@@ -42,6 +42,9 @@ int px_frame_next(struct px_frame_reader *r, struct px_frame *f, const char **er
 /* Write a whole frame to a blocking fd, retrying short writes and EINTR;
  * never raises SIGPIPE. 0 or -1 (errno set). */
 int px_frame_write(int fd, const char *kind, uint64_t id, const void *payload, size_t len);
+/* Write n bytes to a blocking fd the same way (frames built with
+ * px_frame_append, several in one write). 0 or -1 (errno set). */
+int px_write_all(int fd, const char *p, size_t n);
 /* Append a frame to a memory buffer (for queued, non-blocking output). */
 int px_frame_append(char **buf, size_t *len, size_t *cap, const char *kind, uint64_t id,
 		    const void *payload, size_t plen);

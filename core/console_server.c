@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <plexus/core.h>
@@ -41,6 +42,10 @@
 #define MAX_CONSOLES  256
 /* Events written per wake-up before the thread looks at its socket again. */
 #define EVENT_BATCH 256
+/* How long a woken subscriber waits for more events before writing. */
+#define EVENT_GATHER_NS (5 * 1000 * 1000)
+/* An event batch buffer larger than this is freed after its write. */
+#define OUT_KEEP (256 * 1024)
 #define MAX_GROUPS  64
 
 struct log_line {
@@ -64,6 +69,8 @@ struct px_console {
 	struct px_log_subscriber sub;
 	bool log_on;
 	bool dead; /* a write failed: the client is gone */
+	char *out; /* a batch of event frames being built */
+	size_t out_len, out_cap;
 	uint64_t current_id;
 
 	pthread_mutex_t qlock; /* protects the queue and dropped only */
@@ -190,42 +197,73 @@ static void events_notify(void *ctx)
 	wake(ctx);
 }
 
-/* Write up to EVENT_BATCH queued events as "event" frames; more left means
- * another wake-up, so log lines and requests are not starved. */
+/* Append one event frame to the batch being built; on failure (out of
+ * memory) the client is dropped, as for a failed write. */
+static void batch_event(struct px_console *c, const char *json, size_t len)
+{
+	if (c->dead)
+		return;
+	if (px_frame_append(&c->out, &c->out_len, &c->out_cap, "event", 0, json, len) < 0) {
+		c->dead = true;
+		px_debug(1, "console %u: cannot queue an event (%s); dropping the client",
+			 c->serial, strerror(errno));
+	}
+}
+
+static void batch_lost(struct px_console *c, uint64_t lost, uint64_t after_seq)
+{
+	char *text = px_event_lost_json(lost, after_seq);
+
+	if (text)
+		batch_event(c, text, strlen(text));
+	free(text);
+}
+
+/* Write up to EVENT_BATCH queued events as "event" frames, in one write;
+ * more left means another wake-up, so log lines and requests are not
+ * starved. Nothing left: the subscription is armed, and the next event
+ * wakes the thread. */
 static void flush_events(struct px_console *c)
 {
-	for (int n = 0; c->events && !c->dead; n++) {
+	int n;
+
+	if (!c->events)
+		return;
+	c->out_len = 0;
+	for (n = 0; n < EVENT_BATCH && !c->dead; n++) {
 		uint64_t lost = 0, ahead, ahead_seq = 0;
 		px_event *ev;
-		char *text;
 
-		if (n == EVENT_BATCH) {
-			wake(c);
-			return;
-		}
 		ahead = px_event_sub_lost_ahead(c->events, &ahead_seq);
-		if (ahead) {
-			text = px_event_lost_json(ahead, ahead_seq);
-			if (text)
-				console_send(c, "event", 0, text, strlen(text));
-			free(text);
-		}
+		if (ahead)
+			batch_lost(c, ahead, ahead_seq);
 		ev = px_event_sub_take(c->events, &lost);
-		if (ev) {
-			const char *json = px_event_json(ev);
-			if (json)
-				console_send(c, "event", 0, json, strlen(json));
+		if (!ev) {
+			if (px_event_sub_arm(c->events))
+				break;
+			continue; /* queued since: take it too */
 		}
-		if (lost) {
-			text = px_event_lost_json(lost, px_event_seq(ev));
-			if (text)
-				console_send(c, "event", 0, text, strlen(text));
-			free(text);
-		}
+		const char *json = px_event_json(ev);
+		if (json)
+			batch_event(c, json, strlen(json));
+		if (lost)
+			batch_lost(c, lost, px_event_seq(ev));
 		px_event_unref(ev);
-		if (!ev)
-			return;
 	}
+	if (c->out_len && !c->dead && px_write_all(c->fd, c->out, c->out_len) < 0) {
+		c->dead = true;
+		px_debug(1, "console %u: write failed (%s); dropping the client", c->serial,
+			 strerror(errno));
+	}
+	/* A burst leaves a large buffer behind: give it back. */
+	if (c->out_cap > OUT_KEEP) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+	c->out_len = 0;
+	if (n == EVENT_BATCH)
+		wake(c);
 }
 
 static int console_subscribe(struct px_console *c, const struct px_event_filter *f, size_t queue,
@@ -428,6 +466,11 @@ static void *console_main(void *arg)
 			if (!refresh_role(c))
 				break;
 			flush_logs(c);
+			/* Let the events of the next few milliseconds gather, so
+			 * that a busy bus costs one wake-up and one write per
+			 * batch rather than per event. */
+			if (c->events)
+				nanosleep(&(struct timespec){.tv_nsec = EVENT_GATHER_NS}, NULL);
 			flush_events(c);
 			if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
 				const char *why = bye_reason ? bye_reason : "shutting down";
@@ -479,6 +522,7 @@ static void console_free(struct px_console *c)
 	close(c->fd);
 	close(c->wake_fd);
 	pthread_mutex_destroy(&c->qlock);
+	free(c->out);
 	free(c);
 }
 

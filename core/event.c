@@ -55,6 +55,11 @@ struct px_event_sub {
 	uint64_t front_after; /* ... right after this seq */
 	uint64_t last_seq;    /* the last event queued here (at start: the bus's last) */
 	uint64_t delivered, lost;
+	/* The next event queued calls notify. Cleared when it does; set
+	 * again by px_event_sub_arm when the subscriber finds nothing left
+	 * and is about to sleep, so a subscriber that batches is woken once
+	 * per batch, not once per event. */
+	bool armed;
 };
 
 static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -268,13 +273,16 @@ bool px_event_filter_match(const struct px_event_filter *f, const px_event *ev)
 
 /* ---- emitting ---- */
 
-/* Under bus_lock. True when the queue was empty: wake the subscriber. */
+/* Under bus_lock. True when the subscriber is to be woken: it was armed
+ * (asleep, or about to be) and its queue empty. */
 static bool sub_push(px_event_sub *s, px_event *ev)
 {
 	bool was_empty;
 
 	pthread_mutex_lock(&s->lock);
-	was_empty = s->len == 0;
+	was_empty = s->len == 0 && s->armed;
+	if (was_empty)
+		s->armed = false;
 	if (s->len == s->cap) {
 		s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
 		s->lost++;
@@ -304,13 +312,21 @@ void px_event_emit(enum px_event_kind kind, px_channel *ch, px_channel *peer,
 		pthread_mutex_lock(&bus_lock);
 		next_seq++;
 		for (px_event_sub *s = subs; s; s = s->next) {
+			bool wake;
+
 			pthread_mutex_lock(&s->lock);
+			/* A sleeping subscriber is woken to be told of the loss. */
+			wake = !s->len && s->armed;
+			if (wake)
+				s->armed = false;
 			if (s->len)
 				s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
 			else if (s->lost_front++ == 0)
 				s->front_after = s->last_seq;
 			s->lost++;
 			pthread_mutex_unlock(&s->lock);
+			if (wake && s->notify)
+				s->notify(s->ctx);
 		}
 		pthread_mutex_unlock(&bus_lock);
 		return;
@@ -344,6 +360,7 @@ px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t qu
 		s->filter = *filter;
 	s->notify = notify;
 	s->ctx = ctx;
+	s->armed = true;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_lock(&bus_lock);
 	s->last_seq = next_seq - 1;
@@ -438,6 +455,18 @@ px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 	if (lost_after)
 		*lost_after = lost;
 	return ev;
+}
+
+bool px_event_sub_arm(px_event_sub *s)
+{
+	bool armed;
+
+	pthread_mutex_lock(&s->lock);
+	armed = s->len == 0 && s->lost_front == 0;
+	if (armed)
+		s->armed = true;
+	pthread_mutex_unlock(&s->lock);
+	return armed;
 }
 
 uint64_t px_event_sub_lost_ahead(px_event_sub *s, uint64_t *after_seq)

@@ -138,6 +138,34 @@ static void test_fan_out(void)
 	px_event_unsubscribe(b);
 }
 
+/* A subscriber is woken once per batch: not again until it has taken
+ * everything and armed itself, and arming fails while events wait. */
+static void test_notify_armed(void)
+{
+	atomic_int n = 0;
+	px_event_sub *s = px_event_subscribe(NULL, 8, count_notify, &n);
+	px_event *ev;
+
+	PX_EVENT_EMIT(PX_EV_MODULE_LOADED, NULL, NULL, PX_EVS("module", "a"));
+	CU_ASSERT_EQUAL(atomic_load(&n), 1);
+	ev = px_event_sub_take(s, NULL);
+	px_event_unref(ev);
+	/* Drained but not armed: the next event does not wake it. */
+	PX_EVENT_EMIT(PX_EV_MODULE_LOADED, NULL, NULL, PX_EVS("module", "b"));
+	CU_ASSERT_EQUAL(atomic_load(&n), 1);
+	/* An event waits: arming is refused. */
+	CU_ASSERT_FALSE(px_event_sub_arm(s));
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	ASSERT_STR(px_event_field_get(ev, "module")->s, "b");
+	px_event_unref(ev);
+	CU_ASSERT_TRUE(px_event_sub_arm(s));
+	PX_EVENT_EMIT(PX_EV_MODULE_LOADED, NULL, NULL, PX_EVS("module", "c"));
+	PX_EVENT_EMIT(PX_EV_MODULE_LOADED, NULL, NULL, PX_EVS("module", "d"));
+	CU_ASSERT_EQUAL(atomic_load(&n), 2);
+	px_event_unsubscribe(s);
+}
+
 static void test_bounded_queue(void)
 {
 	px_event_sub *slow = px_event_subscribe(NULL, 3, NULL, NULL);
@@ -682,6 +710,7 @@ int main(void)
 	if (!suite ||
 	    !CU_add_test(suite, "nothing built without subscribers", test_no_subscriber) ||
 	    !CU_add_test(suite, "fan-out of one shared event", test_fan_out) ||
+	    !CU_add_test(suite, "woken once per batch", test_notify_armed) ||
 	    !CU_add_test(suite, "bounded queue and overflow count", test_bounded_queue) ||
 	    !CU_add_test(suite, "events lost before the next one", test_lost_before_next) ||
 	    !CU_add_test(suite, "subscription changed in place", test_configure) ||

@@ -142,8 +142,10 @@ typedef struct px_event_sub px_event_sub;
 
 /* A new subscriber with a queue of queue_max events (at least 1). notify,
  * if not NULL, is called (from the emitting thread, under the bus lock: it
- * must only wake the subscriber) when the queue goes from empty to
- * non-empty. NULL when out of memory. */
+ * must only wake the subscriber) when an event is queued for a subscriber
+ * that is armed and has nothing queued. A new subscriber is armed; notify
+ * disarms it, and px_event_sub_arm arms it again once it has taken
+ * everything. NULL when out of memory. */
 px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t queue_max,
 				 void (*notify)(void *ctx), void *ctx);
 /* Replace the filter (events already queued stay). */
@@ -158,6 +160,9 @@ int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter
  * when the queue is empty. *lost_after: events dropped right after this
  * one because the queue was full (0 normally). */
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after);
+/* Before the subscriber sleeps: arm notify for the next event. False (not
+ * armed) when events or a loss are waiting: take them first. */
+bool px_event_sub_arm(px_event_sub *s);
 /* Events dropped while the queue held none to count them against (they
  * could not be built): how many (0 normally; told once), and in *after_seq
  * the seq of the event queued here last before them. They come before
