@@ -20,9 +20,11 @@
 #include <plexus/core.h>
 #include <plexus/app.h>
 #include <plexus/bridge.h>
+#include <plexus/codec.h>
 #include <plexus/dialplan.h>
 #include <plexus/event.h>
 #include <plexus/log.h>
+#include <plexus/media.h>
 
 #include "bridge_internal.h"
 #include "channel_internal.h"
@@ -1276,23 +1278,46 @@ bool px_channel_in_session(px_channel *ch)
 	return in;
 }
 
+static const char *format_label(const struct px_format *f)
+{
+	return f->encoding ? f->encoding : f->name;
+}
+
+/* The media layer transcodes between legs whose formats differ
+ * (px_rtp_bridge), so a Bridge is refused only when no translation path
+ * joins the two formats, either way: it would stand without audio. Legs
+ * whose format is not known yet are let through; their bridge is set up
+ * again when it becomes known. */
+static int media_path_check(px_channel *a, px_channel *b, px_err *err)
+{
+	px_rtp *ra = px_channel_rtp(a), *rb = px_channel_rtp(b);
+	struct px_rtp_codec ca, cb;
+
+	if (!ra || !rb)
+		return 0;
+	px_rtp_get_codec(ra, &ca);
+	px_rtp_get_codec(rb, &cb);
+	if (!ca.format || !cb.format || ca.format == cb.format)
+		return 0;
+	if (px_translator_cost(ca.format, cb.format, NULL) >= 0 &&
+	    px_translator_cost(cb.format, ca.format, NULL) >= 0)
+		return 0;
+	return px_err_set(err,
+			  "%s speaks %s and %s speaks %s: no translation path joins them "
+			  "(is a codec module missing?)",
+			  a->name, format_label(ca.format), b->name, format_label(cb.format));
+}
+
 int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_meet *meet,
 			      px_err *err)
 {
 	struct departure d[2] = {{.kind = DEPART_BRIDGE_RUN}, {.kind = DEPART_BRIDGE_JOIN}};
 	px_channel *chs[2] = {a, b};
-	char ca[32], cb[32];
 
 	if (a == b)
 		return px_err_set(err, "a channel cannot be bridged with itself");
-	/* RTP is relayed as it is: both legs must speak the same codec. */
-	px_channel_get_codec(a, ca, sizeof(ca));
-	px_channel_get_codec(b, cb, sizeof(cb));
-	if (ca[0] && cb[0] && strcasecmp(ca, cb))
-		return px_err_set(err,
-				  "%s speaks %s and %s speaks %s: different codecs cannot be "
-				  "bridged (no transcoding yet)",
-				  a->name, ca, b->name, cb);
+	if (media_path_check(a, b, err) < 0)
+		return -1;
 	d[0].peer = px_channel_ref(b);
 	d[0].meet = px_bridge_meet_ref(meet);
 	d[1].peer = px_channel_ref(a);

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <CUnit/Basic.h>
 #include <jansson.h>
@@ -27,12 +29,16 @@
 #include <plexus/app.h>
 #include <plexus/bridge.h>
 #include <plexus/channel.h>
+#include <plexus/codec.h>
+#include <plexus/config.h>
 #include <plexus/dialplan.h>
 #include <plexus/log.h>
+#include <plexus/media.h>
 
 #include "../../core/channel_internal.h"
 #include "../../core/console_actions.h"
 #include "../../core/log_internal.h"
+#include "../../core/media_internal.h"
 
 /* The longest any single wait of a test may take. */
 #define WAIT_MS 5000
@@ -298,6 +304,26 @@ static void reset(void)
 	pthread_mutex_unlock(&busy_lock);
 }
 
+/* The media engine on a few loopback ports below the ephemeral range. */
+static int start_media(void)
+{
+	char text[160];
+	unsigned base = 12000 + (unsigned)(getpid() % 1000) * 20;
+	px_config *cfg = NULL;
+	px_err err = {""};
+	int rc;
+
+	snprintf(text, sizeof(text), "[general]\nrtpstart = %u\nrtpend = %u\nworkers = 1\n", base,
+		 base + 19);
+	if (px_config_load_string("rtp.conf", text, &cfg, &err) < 0)
+		return -1;
+	rc = px_media_init(cfg, &err);
+	if (rc < 0)
+		fprintf(stderr, "\n  px_media_init: %s\n", err.msg);
+	px_config_unref(cfg);
+	return rc;
+}
+
 /* ---- tests ---- */
 
 /* After an operator's bridge, the side left behind goes on in its
@@ -478,33 +504,77 @@ static void test_dial_bridge_and_redirect(void)
 	expect_all_gone();
 }
 
-/* Until there is transcoding, legs whose audio codecs differ are not
- * bridged: the request is refused, naming both, and nobody moves. */
-static void test_bridge_codecs_differ(void)
+/* A format no translator reaches: no path to or from it. */
+static const struct px_format island = {.name = "island",
+					.description = "a format with no translator",
+					.encoding = "X-ISLAND",
+					.sample_rate = 8000,
+					.rtp_clock = 8000,
+					.static_pt = -1};
+
+static px_rtp *rtp_with(const char *format)
 {
+	struct sockaddr_in local = {.sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct px_rtp_codec c = {.format = px_format_find(format), .pt = 96, .dtmf_pt = -1};
+	px_rtp *r = NULL;
+	px_err err = {""};
+
+	if (px_rtp_new((struct sockaddr *)&local, &r, &err) < 0) {
+		fprintf(stderr, "\n  px_rtp_new: %s\n", err.msg);
+		return NULL;
+	}
+	px_rtp_set_codec(r, &c);
+	return r;
+}
+
+/* Legs whose formats differ are bridged through the media layer's
+ * transcoding (here slin and slin16, joined by a resampler), whatever
+ * codec names the technology reported; the Bridge is refused, naming both
+ * formats and leaving both where they were, only when no translation path
+ * joins them. */
+static void test_bridge_formats_differ(void)
+{
+	px_rtp *ra, *rb, *rc;
 	px_channel *a, *b;
 	px_err err = {""};
 
 	reset();
+	CU_ASSERT_FATAL(start_media() == 0);
+	CU_ASSERT_FATAL(px_format_register(NULL, &island, &err) == 0);
+	ra = rtp_with("slin");
+	rb = rtp_with("slin16");
+	rc = rtp_with("island");
+	CU_ASSERT_FATAL(ra && rb && rc);
 	a = originate("auto-a", "park");
 	b = originate("auto-b", "park");
 	CU_ASSERT_TRUE(wait_step("a:park ") && wait_step("b:park "));
+	px_channel_set_rtp(a, ra);
+	px_channel_set_rtp(b, rc);
 	px_channel_set_codec(a, "PCMU");
 	px_channel_set_codec(b, "PCMA");
 	CU_ASSERT_EQUAL(px_channel_bridge(a, b, &err), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PCMU"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PCMA"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "slin"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "X-ISLAND"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no translation path"));
 	CU_ASSERT_FALSE(px_channel_leaving(a));
 	CU_ASSERT_FALSE(px_channel_leaving(b));
-	/* The same codec (named in any case): bridged. */
-	px_channel_set_codec(b, "pcmu");
+	/* Different formats with a path (and different codec names): bridged,
+	 * transcoding. */
+	px_channel_set_rtp(b, rb);
 	CU_ASSERT_EQUAL(px_channel_bridge(a, b, &err), 0);
 	CU_ASSERT_TRUE(wait_peer(a, b));
+	CU_ASSERT_TRUE(px_rtp_transcoding(ra));
 	px_channel_hangup(a, PX_CAUSE_NORMAL_CLEARING);
 	px_channel_hangup(b, PX_CAUSE_NORMAL_CLEARING);
 	px_channel_unref(a);
 	px_channel_unref(b);
 	expect_all_gone();
+	px_rtp_destroy(ra);
+	px_rtp_destroy(rb);
+	px_rtp_destroy(rc);
+	px_format_unregister(&island);
+	px_media_shutdown();
 }
 
 static json_t *action(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -596,7 +666,8 @@ int main(void)
 	    !CU_add_test(suite, "Dial's bridge: waiter given back, dialed leg redirect",
 			 test_dial_bridge_and_redirect) ||
 	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two) ||
-	    !CU_add_test(suite, "no bridge between different codecs", test_bridge_codecs_differ)) {
+	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
+			 test_bridge_formats_differ)) {
 		CU_cleanup_registry();
 		return 1;
 	}

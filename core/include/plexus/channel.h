@@ -170,9 +170,10 @@ px_channel *px_channel_get_peer(px_channel *ch); /* new reference or NULL */
 void px_channel_set_rtp(px_channel *ch, px_rtp *rtp);
 px_rtp *px_channel_rtp(px_channel *ch);
 /* The audio codec the leg's offer and answer agreed on, named as in SDP
- * ("PCMU", "PCMA"), set by the technology; "" until then. Until there is
- * transcoding, an operator's Bridge is refused between legs whose codecs
- * differ (compared without regard to case). */
+ * ("PCMU", "PCMA"), set by the technology; "" until then. Shown by Status;
+ * whether two legs can be bridged is decided from their media's formats
+ * (an operator's Bridge is refused only when no translation path joins
+ * them). */
 void px_channel_set_codec(px_channel *ch, const char *codec);
 void px_channel_get_codec(px_channel *ch, char *buf, size_t size);
 
