@@ -310,6 +310,9 @@ static enum sb_change channel_event(struct sb_model *m, const char *type, const 
 			copy(p->peer, sizeof(p->peer), name);
 	} else if (!strcmp(type, "Hold") || !strcmp(type, "Unhold")) {
 		c->hold = !strcmp(type, "Hold");
+	} else if (!strcmp(type, "ConnectedLine")) {
+		take(c->connected_num, sizeof(c->connected_num), ev, "connected_num");
+		take(c->connected_name, sizeof(c->connected_name), ev, "connected_name");
 	} else {
 		return SB_UNCHANGED;
 	}

@@ -288,7 +288,19 @@ int px_bridge_run(px_channel *a, px_channel *b)
 	return -1;
 }
 
+/* Each side of the operator's bridge is now connected to the other's
+ * caller (Dial sets its own legs' identities). */
+static void connect_identity(px_channel *to, px_channel *from)
+{
+	char num[80], name[80];
+
+	px_channel_get_caller(from, num, sizeof(num), name, sizeof(name));
+	px_channel_set_connected(to, num[0] ? num : NULL, name[0] ? name : NULL);
+}
+
 void px_bridge_run_sessions(px_channel *a, px_channel *b)
 {
+	connect_identity(a, b);
+	connect_identity(b, a);
 	bridge_loop(a, b);
 }

@@ -593,12 +593,28 @@ void px_channel_get_caller(px_channel *ch, char *num, size_t numsize, char *name
 	pthread_mutex_unlock(&ch->lock);
 }
 
+static bool same_str(const char *field, const char *value)
+{
+	return !strcmp(field ? field : "", value ? value : "");
+}
+
+/* A change on an answered channel (a Redirect, a Bridge, a transfer, the
+ * callee's identity arriving) is told by ConnectedLine; before the answer
+ * the ChannelState that follows carries it, so Dial's calls cost no extra
+ * event. */
 void px_channel_set_connected(px_channel *ch, const char *num, const char *name)
 {
+	bool tell;
+
 	pthread_mutex_lock(&ch->lock);
+	tell = ch->state == PX_STATE_UP &&
+	       !(same_str(ch->connected_num, num) && same_str(ch->connected_name, name));
 	set_str(&ch->connected_num, num);
 	set_str(&ch->connected_name, name);
 	pthread_mutex_unlock(&ch->lock);
+	if (tell)
+		PX_EVENT_EMIT(PX_EV_CONNECTED_LINE, ch, NULL, PX_EVS("connected_num", num),
+			      PX_EVS("connected_name", name));
 }
 
 void px_channel_get_connected(px_channel *ch, char *num, size_t numsize, char *name,

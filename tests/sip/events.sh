@@ -10,7 +10,8 @@
 # Originate to the registered SIPp phone 1002 connects it to extension 1003
 # (Dial to a second SIPp phone); Hangup ends that call with the cause given;
 # Redirect moves a live call 1001 -> 1002 to extension 1003 (1002 gets BYE,
-# 1003 is called and bridged to the caller); Bridge joins two callers each
+# 1003 is called and bridged to the caller, ConnectedLine tells the
+# caller's new party); Bridge joins two callers each
 # still ringing in Dial, and when one hangs up the other goes on in its
 # dialplan after Dial; Bridge of a PCMU and a PCMA caller transcodes and
 # each hears the other (Status shows each leg's codec); every result
@@ -232,6 +233,8 @@ test_redirect() {
 	expect_result "Redirect answers with its action id" 1 'r["response"]=="Success" and r["action_id"]=="r1"'
 	expect_event "the redirected caller is bridged to 1003" 10 event=Bridged "channel=$caller" \
 		"peer_channel~^SIP/1003-"
+	expect_event "ConnectedLine tells that the answered caller now talks to 1003" 5 \
+		event=ConnectedLine "channel=$caller" connected_num=1003
 	expect_event "1002 was hung up" 5 event=Hangup "channel~^SIP/1002-"
 	expect_sipp_ok "Redirect moved the live call: 1002 got BYE, 1003 answered and got the caller's BYE" \
 		call_r uas_r1002 uas_r1003
@@ -304,6 +307,8 @@ test_bridge_codecs() {
 	pass "Bridge between a PCMU and a PCMA leg is accepted"
 	expect_event "the bridge of the PCMU and the PCMA leg transcodes" 5 event=Bridged \
 		"channel=$a" "peer_channel=$b" media=transcoded
+	expect_event "each side of the operator's bridge is connected to the other's caller" 5 \
+		event=ChannelState "channel=$b" state=Up connected_num=1001 connected_name=Alice
 	if ! wait_exit "$phone_pid" 40 || [ "$EXIT_STATUS" != 0 ]; then
 		fail "each caller of the operator's transcoded bridge hears the other" \
 			"mediaphone.py: status ${EXIT_STATUS:-still running}" "$(cat "$TMP/bridge_phone.out")"

@@ -383,6 +383,48 @@ static void test_channel_events(void)
 	px_event_unsubscribe(s);
 }
 
+/* The connected party of an answered channel changes without a state
+ * change (Redirect, Bridge, transfer): ConnectedLine tells it, once per
+ * change; before the answer the next ChannelState carries it instead. */
+static void test_connected_line(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 32, NULL, NULL);
+	px_channel *ch = px_channel_alloc(&nop_tech, "Test/2002", NULL, NULL);
+	px_event *ev;
+
+	px_channel_set_connected(ch, "1002", "Bob"); /* Down: no event */
+	px_channel_set_state(ch, PX_STATE_UP);
+	px_channel_set_connected(ch, "1002", "Bob"); /* no change: no event */
+	px_channel_set_connected(ch, "1003", "Carol");
+	px_channel_set_connected(ch, "1003", NULL); /* the name went */
+	px_channel_unref(ch);
+
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CHANNEL_CREATED);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CHANNEL_STATE);
+	ASSERT_STR(px_event_field_get(ev, "connected_num")->s, "1002");
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CONNECTED_LINE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(px_event_channel(ev), "Test/2002-"));
+	ASSERT_STR(px_event_field_get(ev, "connected_num")->s, "1003");
+	ASSERT_STR(px_event_field_get(ev, "connected_name")->s, "Carol");
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CONNECTED_LINE);
+	ASSERT_STR(px_event_field_get(ev, "connected_num")->s, "1003");
+	ASSERT_STR(px_event_field_get(ev, "connected_name")->s, "");
+	px_event_unref(ev);
+	/* Then only the Hangup of the freed channel. */
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_HANGUP);
+	px_event_unref(ev);
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, NULL));
+	px_event_unsubscribe(s);
+}
+
 static void test_json(void)
 {
 	px_event_sub *s = px_event_subscribe(NULL, 4, NULL, NULL);
@@ -666,6 +708,7 @@ static void test_kind_names(void)
 	}
 	CU_ASSERT_EQUAL(px_event_kind_parse("hangup"), PX_EV_HANGUP);
 	CU_ASSERT_EQUAL(px_event_kind_parse("SecurityEvent"), PX_EV_SECURITY);
+	CU_ASSERT_EQUAL(px_event_kind_parse("ConnectedLine"), PX_EV_CONNECTED_LINE);
 	CU_ASSERT_EQUAL(px_event_kind_parse("NoSuchEvent"), -1);
 	CU_ASSERT_PTR_NULL(px_event_kind_name(PX_EV_KINDS));
 }
@@ -687,6 +730,7 @@ int main(void)
 	    !CU_add_test(suite, "subscription changed in place", test_configure) ||
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
+	    !CU_add_test(suite, "ConnectedLine on an answered channel", test_connected_line) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
 	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||

@@ -137,6 +137,8 @@ const char *px_channel_state_name(enum px_channel_state state);
 /* Identity. Strings are copied; getters copy into buf (always terminated). */
 void px_channel_set_caller(px_channel *ch, const char *num, const char *name);
 void px_channel_get_caller(px_channel *ch, char *num, size_t numsize, char *name, size_t namesize);
+/* The party the channel is connected to. A change on an answered channel
+ * emits ConnectedLine (before the answer, the next ChannelState carries it). */
 void px_channel_set_connected(px_channel *ch, const char *num, const char *name);
 void px_channel_get_connected(px_channel *ch, char *num, size_t numsize, char *name,
 			      size_t namesize);
