@@ -78,7 +78,9 @@ struct px_channel {
 	struct channel_var *vars;
 	px_channel *peer;
 	px_rtp *rtp;
-	char codec[32]; /* negotiated audio codec, "" until known */
+	char codec[32];  /* negotiated audio codec, "" until known */
+	time_t answered; /* when it first went Up; 0 before */
+	bool hold;       /* the last Hold/Unhold told of it was Hold */
 	struct px_channel_event events[EVENT_QUEUE_MAX];
 	unsigned ev_head, ev_len;
 	bool hungup;      /* px_channel_hangup ran */
@@ -521,6 +523,16 @@ time_t px_channel_created(const px_channel *ch)
 	return ch->created;
 }
 
+time_t px_channel_answered(px_channel *ch)
+{
+	time_t t;
+
+	pthread_mutex_lock(&ch->lock);
+	t = ch->answered;
+	pthread_mutex_unlock(&ch->lock);
+	return t;
+}
+
 enum px_channel_state px_channel_state(const px_channel *ch)
 {
 	px_channel *m = (px_channel *)ch;
@@ -555,6 +567,8 @@ void px_channel_set_state(px_channel *ch, enum px_channel_state state)
 	pthread_mutex_lock(&ch->lock);
 	old = ch->state;
 	ch->state = state;
+	if (state == PX_STATE_UP && !ch->answered)
+		ch->answered = time(NULL);
 	pthread_mutex_unlock(&ch->lock);
 	if (old != state) {
 		px_debug(1, "Channel %s: %s -> %s", ch->name, px_channel_state_name(old),
@@ -894,9 +908,26 @@ void px_channel_queue_control(px_channel *ch, enum px_control control)
 
 	/* The technology reports its far end's hold: that is the fact told. */
 	if (control == PX_CONTROL_HOLD || control == PX_CONTROL_UNHOLD)
-		PX_EVENT_EMIT(control == PX_CONTROL_HOLD ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL,
-			      PX_EVS("source", "remote"));
+		px_channel_set_hold(ch, control == PX_CONTROL_HOLD, "remote");
 	px_channel_queue_event(ch, &ev);
+}
+
+void px_channel_set_hold(px_channel *ch, bool on, const char *source)
+{
+	pthread_mutex_lock(&ch->lock);
+	ch->hold = on;
+	pthread_mutex_unlock(&ch->lock);
+	PX_EVENT_EMIT(on ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL, PX_EVS("source", source));
+}
+
+bool px_channel_on_hold(px_channel *ch)
+{
+	bool on;
+
+	pthread_mutex_lock(&ch->lock);
+	on = ch->hold;
+	pthread_mutex_unlock(&ch->lock);
+	return on;
 }
 
 void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_ms)

@@ -127,6 +127,7 @@ static json_t *channel_json(px_channel *ch)
 	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80], app[80], data[256];
 	char codec[32];
 	px_channel *peer = px_channel_get_peer(ch);
+	time_t now = time(NULL), answered = px_channel_answered(ch);
 	json_t *o;
 
 	px_channel_get_caller(ch, cnum, sizeof(cnum), cname, sizeof(cname));
@@ -136,8 +137,8 @@ static json_t *channel_json(px_channel *ch)
 	px_channel_get_codec(ch, codec, sizeof(codec));
 	/* Every string through px_json_text: a caller name in Latin-1 must
 	 * not make the whole channel vanish from the list. */
-	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, "
-		      "s:b, s:o}",
+	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, "
+		      "s:o, s:I, s:b, s:o, s:b, s:o}",
 		      "channel", px_json_text(px_channel_name(ch)), "uniqueid",
 		      px_json_text(px_channel_uniqueid(ch)), "linkedid",
 		      px_json_text(px_channel_linkedid(ch)), "state",
@@ -146,9 +147,11 @@ static json_t *channel_json(px_channel *ch)
 		      px_json_text(cname), "connected_num", px_json_text(knum), "connected_name",
 		      px_json_text(kname), "context", px_json_text(context), "exten",
 		      px_json_text(exten), "application", px_json_text(app), "application_data",
-		      px_json_text(data), "duration",
-		      (json_int_t)(time(NULL) - px_channel_created(ch)), "bridged_to",
-		      px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
+		      px_json_text(data), "duration", (json_int_t)(answered ? now - answered : 0),
+		      "age", (json_int_t)(now - px_channel_created(ch)), "answered_at",
+		      answered ? json_integer((json_int_t)answered) : json_null(), "created_at",
+		      (json_int_t)px_channel_created(ch), "hold", px_channel_on_hold(ch),
+		      "bridged_to", px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
 		      px_channel_in_session(ch), "codec", px_json_text(codec));
 	px_channel_unref(peer);
 	return o;
@@ -427,8 +430,7 @@ static int hold(struct action *a, bool on)
 		rc = fail(a, "failed", "channel", "%s cannot be %s", px_channel_name(ch),
 			  on ? "held" : "taken off hold");
 	else
-		PX_EVENT_EMIT(on ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL,
-			      PX_EVS("source", "operator"));
+		px_channel_set_hold(ch, on, "operator");
 	px_channel_unref(ch);
 	return rc;
 }

@@ -209,6 +209,8 @@ test_originate_and_hangup() {
 	expect_result "GetVar reads what SetVar set" 3 'r["value"]=="y"'
 	expect_result "Status shows the call up, bridged to 1003, with the caller ID given" 4 \
 		'r["channels"][0]["state"]=="Up" and r["channels"][0]["bridged_to"].startswith("SIP/1003-") and r["channels"][0]["caller_num"]=="500" and isinstance(r["channels"][0]["duration"], int)'
+	expect_result "Status tells hold (no), the answer time and the age since creation" 4 \
+		'(c:=r["channels"][0])["hold"] is False and c["answered_at"] >= c["created_at"] and 0 <= c["duration"] <= c["age"]'
 	pass "GetVar, SetVar and Status on the originated channel"
 	mark
 	action "{\"action\":\"Hangup\",\"action_id\":\"h1\",\"channel\":\"$ch1002\",\"cause\":21}"

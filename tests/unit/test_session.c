@@ -595,6 +595,65 @@ static json_t *action(const char *fmt, ...)
 	return r;
 }
 
+/* Status of one channel: the first result's first channel (a new reference). */
+static json_t *status_of(px_channel *ch)
+{
+	json_t *r = action("{\"action\":\"Status\",\"action_id\":1,\"channel\":\"%s\"}",
+			   px_channel_name(ch));
+	json_t *c = json_incref(json_array_get(json_object_get(r, "channels"), 0));
+
+	json_decref(r);
+	return c;
+}
+
+/* Status tells each channel's hold flag (what the last Hold/Unhold said,
+ * from the far end or the operator), its talk time since the answer
+ * (duration, answered_at) and its age since creation; a channel that has
+ * not answered has no answered_at and no duration. */
+static void test_status_hold_and_times(void)
+{
+	px_channel *a, *b;
+	json_t *c;
+
+	reset();
+	a = originate("auto-a", "park");
+	b = originate("ring-b", "park");
+	CU_ASSERT_TRUE(wait_step("a:park "));
+	c = status_of(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_TRUE(json_is_false(json_object_get(c, "hold")));
+	CU_ASSERT_TRUE(json_is_integer(json_object_get(c, "answered_at")));
+	CU_ASSERT_TRUE(json_integer_value(json_object_get(c, "answered_at")) >=
+		       json_integer_value(json_object_get(c, "created_at")));
+	CU_ASSERT_TRUE(json_is_integer(json_object_get(c, "duration")));
+	CU_ASSERT_TRUE(json_integer_value(json_object_get(c, "duration")) <=
+		       json_integer_value(json_object_get(c, "age")));
+	json_decref(c);
+	px_channel_queue_control(a, PX_CONTROL_HOLD); /* the far end holds */
+	CU_ASSERT_TRUE(px_channel_on_hold(a));
+	c = status_of(a);
+	CU_ASSERT_TRUE(json_is_true(json_object_get(c, "hold")));
+	json_decref(c);
+	px_channel_set_hold(a, false, "operator");
+	c = status_of(a);
+	CU_ASSERT_TRUE(json_is_false(json_object_get(c, "hold")));
+	json_decref(c);
+	/* Ringing, not answered: no talk time yet. */
+	c = status_of(b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(c, "state")), "Ringing");
+	CU_ASSERT_TRUE(json_is_null(json_object_get(c, "answered_at")));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(c, "duration")), 0);
+	CU_ASSERT_TRUE(json_is_integer(json_object_get(c, "age")));
+	json_decref(c);
+	CU_ASSERT_EQUAL(px_channel_answered(b), 0);
+	px_channel_hangup(a, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_hangup(b, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(a);
+	px_channel_unref(b);
+	expect_all_gone();
+}
+
 /* Redirect of a channel and another: both targets are checked before
  * either moves, so a bad one leaves both where they were. */
 static void test_redirect_two(void)
@@ -666,6 +725,7 @@ int main(void)
 	    !CU_add_test(suite, "Dial's bridge: waiter given back, dialed leg redirect",
 			 test_dial_bridge_and_redirect) ||
 	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two) ||
+	    !CU_add_test(suite, "Status: hold, talk time and age", test_status_hold_and_times) ||
 	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
 			 test_bridge_formats_differ)) {
 		CU_cleanup_registry();

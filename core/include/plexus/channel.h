@@ -129,6 +129,8 @@ const char *px_channel_linkedid(const px_channel *ch);
 const struct px_channel_tech *px_channel_tech(const px_channel *ch);
 void *px_channel_pvt(const px_channel *ch);
 time_t px_channel_created(const px_channel *ch);
+/* When the channel was answered (first went Up), or 0 while it was not. */
+time_t px_channel_answered(px_channel *ch);
 
 enum px_channel_state px_channel_state(const px_channel *ch);
 void px_channel_set_state(px_channel *ch, enum px_channel_state state);
@@ -178,6 +180,13 @@ px_rtp *px_channel_rtp(px_channel *ch);
  * them). */
 void px_channel_set_codec(px_channel *ch, const char *codec);
 void px_channel_get_codec(px_channel *ch, char *buf, size_t size);
+
+/* On hold: set when a technology reports its far end's hold
+ * (px_channel_queue_control with PX_CONTROL_HOLD/UNHOLD, source "remote")
+ * or the operator holds it (source "operator"); tells Hold/Unhold. The
+ * flag is what the last of them said. */
+void px_channel_set_hold(px_channel *ch, bool on, const char *source);
+bool px_channel_on_hold(px_channel *ch);
 
 /* ---- events: technology thread -> session thread ---- */
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev);
