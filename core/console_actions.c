@@ -24,6 +24,7 @@
 #include "channel_internal.h"
 #include "cli_internal.h"
 #include "console_actions.h"
+#include "event_internal.h"
 #include "json_text.h"
 
 /* What one action sees: its request, its reply being built, and the error
@@ -602,6 +603,8 @@ static int act_subscribe(struct action *a)
 		return -1;
 	snprintf(f.channel, sizeof(f.channel), "%s", chan ? chan : "");
 	snprintf(f.endpoint, sizeof(f.endpoint), "%s", ep ? ep : "");
+	/* What the memory budget lets the queue hold (console.conf [events]). */
+	queue = (long long)px_event_queue_fit((size_t)queue);
 	if (a->conn->subscribe(a->conn->console, &f, (size_t)queue, &err) < 0)
 		return fail(a, "failed", NULL, "%s", err.msg);
 	types = json_array();
