@@ -654,6 +654,59 @@ static void test_status_hold_and_times(void)
 	expect_all_gone();
 }
 
+/* Originate with "wait": the result comes once the call is answered
+ * (answered true), or once it failed, as an error naming the channel and
+ * the cause (a callee that rings past the timeout: cause 19). A "wait"
+ * that is not a boolean is refused before anything is called. */
+static void test_originate_wait(void)
+{
+	char name[96];
+	px_channel *ch;
+	long long t0;
+	json_t *r;
+
+	reset();
+	r = action("{\"action\":\"Originate\",\"action_id\":\"w1\",\"channel\":\"Fake/auto-w\","
+		   "\"exten\":\"park\",\"context\":\"t\",\"wait\":true}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "response")), "Success");
+	CU_ASSERT_TRUE(json_is_true(json_object_get(r, "answered")));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(json_string_value(json_object_get(r, "channel")), "Fake/auto-w"));
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(r, "channel")));
+	json_decref(r);
+	CU_ASSERT_TRUE(wait_step("w:park "));
+
+	t0 = now_ms();
+	r = action("{\"action\":\"Originate\",\"action_id\":\"w2\",\"channel\":\"Fake/ring-v\","
+		   "\"exten\":\"park\",\"context\":\"t\",\"timeout\":1,\"wait\":true}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "response")), "Error");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "code")), "failed");
+	CU_ASSERT_TRUE(json_is_false(json_object_get(r, "answered")));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "cause")), PX_CAUSE_NO_ANSWER);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(json_string_value(json_object_get(r, "channel")), "Fake/ring-v"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(json_string_value(json_object_get(r, "message")), "cause 19"));
+	/* It waited for the outcome: the timeout, not the next event. */
+	CU_ASSERT(now_ms() - t0 >= 900);
+	json_decref(r);
+
+	r = action("{\"action\":\"Originate\",\"action_id\":\"w3\",\"channel\":\"Fake/auto-u\","
+		   "\"exten\":\"park\",\"context\":\"t\",\"wait\":\"yes\"}");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "code")), "bad_field");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "field")), "wait");
+	json_decref(r);
+	usleep(100000);
+	CU_ASSERT_FALSE(has_step("u:"));
+	ch = px_channel_find(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+	expect_all_gone();
+}
+
 /* Redirect of a channel and another: both targets are checked before
  * either moves, so a bad one leaves both where they were. */
 static void test_redirect_two(void)
@@ -726,6 +779,7 @@ int main(void)
 			 test_dial_bridge_and_redirect) ||
 	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two) ||
 	    !CU_add_test(suite, "Status: hold, talk time and age", test_status_hold_and_times) ||
+	    !CU_add_test(suite, "Originate with wait: the outcome", test_originate_wait) ||
 	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
 			 test_bridge_formats_differ)) {
 		CU_cleanup_registry();
