@@ -151,10 +151,18 @@ int sb_model_status(struct sb_model *m, const json_t *result, time_t now)
 	m->nchans = 0;
 	json_array_foreach(list, i, o)
 	{
-		struct sb_chan *c = chan_get(m, str(o, "channel"), now - num(o, "duration", 0));
+		/* age: since creation; duration: since the answer (daemons
+		 * before age counted duration from creation). */
+		json_t *age = json_object_get(o, "age");
+		time_t created = now - num(o, json_is_integer(age) ? "age" : "duration", 0);
+		struct sb_chan *c = chan_get(m, str(o, "channel"), created);
 		if (!c)
 			continue;
 		chan_fill(c, o);
+		c->hold = json_is_true(json_object_get(o, "hold"));
+		c->answered = json_is_integer(json_object_get(o, "answered_at"))
+				      ? now - num(o, "duration", 0)
+				      : 0;
 		take(c->application, sizeof(c->application), o, "application");
 		take(c->peer, sizeof(c->peer), o, "bridged_to");
 	}
@@ -297,6 +305,8 @@ static enum sb_change channel_event(struct sb_model *m, const char *type, const 
 		take(c->state, sizeof(c->state), ev, "state");
 	} else if (!strcmp(type, "ChannelState")) {
 		chan_fill(c, ev);
+		if (!c->answered && !strcmp(c->state, "Up"))
+			c->answered = when;
 	} else if (!strcmp(type, "DialBegin")) {
 		copy(c->dialing, sizeof(c->dialing), peer);
 		copy(c->application, sizeof(c->application), "Dial");
@@ -310,6 +320,9 @@ static enum sb_change channel_event(struct sb_model *m, const char *type, const 
 			copy(p->peer, sizeof(p->peer), name);
 	} else if (!strcmp(type, "Hold") || !strcmp(type, "Unhold")) {
 		c->hold = !strcmp(type, "Hold");
+	} else if (!strcmp(type, "ConnectedLine")) {
+		take(c->connected_num, sizeof(c->connected_num), ev, "connected_num");
+		take(c->connected_name, sizeof(c->connected_name), ev, "connected_name");
 	} else {
 		return SB_UNCHANGED;
 	}

@@ -41,7 +41,8 @@ struct sb_chan {
 	char dialing[SB_NAME_MAX]; /* the channel its Dial rings, until DialEnd */
 	bool hold;                 /* the far end or the operator put it on hold */
 	time_t created;
-	uint64_t order; /* creation order, for the order of calls */
+	time_t answered; /* when it went Up; 0 while it has not */
+	uint64_t order;  /* creation order, for the order of calls */
 };
 
 /* One row of the calls list: party a called (or was bridged to) party b. */

@@ -314,7 +314,9 @@ static void call_cells(const struct sb_call *call, time_t now, struct call_cells
 {
 	const struct sb_chan *a = call->a, *b = call->b;
 	const char *state = b && strcmp(a->state, "Up") ? b->state : a->state;
-	long secs = (long)(now - a->created);
+	/* Talk time once the calling side is answered; until then how long
+	 * it has waited. */
+	long secs = (long)(now - (a->answered ? a->answered : a->created));
 
 	if (secs < 0)
 		secs = 0;
@@ -818,7 +820,7 @@ static const char *const help_lines[] = {
 	"  From, To       the two parties (the endpoint of each channel); To is",
 	"                 (exten) while nobody answers for the caller yet",
 	"  State          the callee's state while it rings, then the caller's",
-	"  Time           since the caller's channel was created",
+	"  Time           since the caller was answered (before: since it called)",
 	"  Caller ID      what the caller presents; Connected: who it is connected to",
 	"  Channel        the channels of both parties",
 	"",

@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <time.h>
 
 #include <plexus/bridge.h>
@@ -153,24 +152,16 @@ int px_channel_bridge(px_channel *a, px_channel *b, px_err *err)
 
 /* ---- the bridge ---- */
 
-/* strict: an operator's bridge, whose legs were never offered each
- * other's codecs (Dial offers the callee the caller's): no relay between
- * codecs that differ, as no transcoding exists yet. */
-static bool media_bridge(px_channel *a, px_channel *b, bool strict)
+/* Legs whose formats differ are transcoded by the media layer; this fails
+ * only when no translation path joins them (the operator's Bridge checked
+ * that before it was accepted) or a leg has no media. */
+static bool media_bridge(px_channel *a, px_channel *b)
 {
 	px_rtp *ra = px_channel_rtp(a), *rb = px_channel_rtp(b);
 	px_err err = {""};
-	char ca[32], cb[32];
 
 	if (!ra || !rb)
 		return false;
-	px_channel_get_codec(a, ca, sizeof(ca));
-	px_channel_get_codec(b, cb, sizeof(cb));
-	if (strict && ca[0] && cb[0] && strcasecmp(ca, cb)) {
-		px_log_warning("Not relaying media between %s (%s) and %s (%s): no transcoding",
-			       px_channel_name(a), ca, px_channel_name(b), cb);
-		return false;
-	}
 	if (px_rtp_bridge(ra, rb, &err) < 0) {
 		px_log_warning("Cannot bridge the media of %s and %s: %s", px_channel_name(a),
 			       px_channel_name(b), err.msg);
@@ -180,8 +171,7 @@ static bool media_bridge(px_channel *a, px_channel *b, bool strict)
 }
 
 /* Take one side's events; true when the bridge must end because of it. */
-static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media,
-			bool strict)
+static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media)
 {
 	struct px_channel_event ev;
 
@@ -201,7 +191,7 @@ static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_chan
 			px_channel_indicate(to, ev.control);
 			break;
 		case PX_CONTROL_MEDIA_CHANGED:
-			*media = media_bridge(a, b, strict) || *media;
+			*media = media_bridge(a, b) || *media;
 			break;
 		default:
 			break;
@@ -234,10 +224,21 @@ static int cause_of(px_channel *ch)
 	return c ? c : PX_CAUSE_NORMAL_CLEARING;
 }
 
+/* What the Bridged event says of the media: "transcoded", "relayed" (as
+ * it came) or "none". */
+static const char *media_word(px_channel *a, bool media)
+{
+	px_rtp *r = media ? px_channel_rtp(a) : NULL;
+
+	if (!r)
+		return "none";
+	return px_rtp_transcoding(r) ? "transcoded" : "relayed";
+}
+
 /* Relay a and b until one hangs up or is asked to leave; b is woken
  * through a's waiter meanwhile, and is on its own again when this returns
  * (a's waiter dies with a: b must not point at it a moment longer). */
-static void bridge_loop(px_channel *a, px_channel *b, bool strict)
+static void bridge_loop(px_channel *a, px_channel *b)
 {
 	px_waiter *w = px_channel_waiter(a);
 	bool media;
@@ -246,13 +247,13 @@ static void bridge_loop(px_channel *a, px_channel *b, bool strict)
 	for (px_channel *ch = a; ch; ch = ch == a ? b : NULL)
 		if (px_channel_state(ch) != PX_STATE_UP && px_channel_answer(ch) != 0)
 			px_log_warning("Bridge: cannot answer %s", px_channel_name(ch));
-	media = media_bridge(a, b, strict);
+	media = media_bridge(a, b);
 	px_channel_set_peer(a, b);
 	px_channel_set_peer(b, a);
 	px_verbose(3, "%s and %s are bridged", px_channel_name(a), px_channel_name(b));
-	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", media ? "relayed" : "none"));
+	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", media_word(a, media)));
 
-	while (!side_events(a, b, a, b, &media, strict) && !side_events(b, a, a, b, &media, strict))
+	while (!side_events(a, b, a, b, &media) && !side_events(b, a, a, b, &media))
 		px_waiter_wait(w, BRIDGE_TICK_MS);
 
 	if (media) {
@@ -277,7 +278,7 @@ int px_bridge_run(px_channel *a, px_channel *b)
 {
 	int cause = PX_CAUSE_NORMAL_CLEARING;
 
-	bridge_loop(a, b, false);
+	bridge_loop(a, b);
 	if (px_channel_is_hungup(a))
 		cause = cause_of(a);
 	else if (px_channel_is_hungup(b))
@@ -287,7 +288,19 @@ int px_bridge_run(px_channel *a, px_channel *b)
 	return -1;
 }
 
+/* Each side of the operator's bridge is now connected to the other's
+ * caller (Dial sets its own legs' identities). */
+static void connect_identity(px_channel *to, px_channel *from)
+{
+	char num[80], name[80];
+
+	px_channel_get_caller(from, num, sizeof(num), name, sizeof(name));
+	px_channel_set_connected(to, num[0] ? num : NULL, name[0] ? name : NULL);
+}
+
 void px_bridge_run_sessions(px_channel *a, px_channel *b)
 {
-	bridge_loop(a, b, true);
+	connect_identity(a, b);
+	connect_identity(b, a);
+	bridge_loop(a, b);
 }

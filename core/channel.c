@@ -20,9 +20,11 @@
 #include <plexus/core.h>
 #include <plexus/app.h>
 #include <plexus/bridge.h>
+#include <plexus/codec.h>
 #include <plexus/dialplan.h>
 #include <plexus/event.h>
 #include <plexus/log.h>
+#include <plexus/media.h>
 
 #include "bridge_internal.h"
 #include "channel_internal.h"
@@ -76,7 +78,9 @@ struct px_channel {
 	struct channel_var *vars;
 	px_channel *peer;
 	px_rtp *rtp;
-	char codec[32]; /* negotiated audio codec, "" until known */
+	char codec[32];  /* negotiated audio codec, "" until known */
+	time_t answered; /* when it first went Up; 0 before */
+	bool hold;       /* the last Hold/Unhold told of it was Hold */
 	struct px_channel_event events[EVENT_QUEUE_MAX];
 	unsigned ev_head, ev_len;
 	bool hungup;      /* px_channel_hangup ran */
@@ -519,6 +523,16 @@ time_t px_channel_created(const px_channel *ch)
 	return ch->created;
 }
 
+time_t px_channel_answered(px_channel *ch)
+{
+	time_t t;
+
+	pthread_mutex_lock(&ch->lock);
+	t = ch->answered;
+	pthread_mutex_unlock(&ch->lock);
+	return t;
+}
+
 enum px_channel_state px_channel_state(const px_channel *ch)
 {
 	px_channel *m = (px_channel *)ch;
@@ -553,6 +567,8 @@ void px_channel_set_state(px_channel *ch, enum px_channel_state state)
 	pthread_mutex_lock(&ch->lock);
 	old = ch->state;
 	ch->state = state;
+	if (state == PX_STATE_UP && !ch->answered)
+		ch->answered = time(NULL);
 	pthread_mutex_unlock(&ch->lock);
 	if (old != state) {
 		px_debug(1, "Channel %s: %s -> %s", ch->name, px_channel_state_name(old),
@@ -591,12 +607,28 @@ void px_channel_get_caller(px_channel *ch, char *num, size_t numsize, char *name
 	pthread_mutex_unlock(&ch->lock);
 }
 
+static bool same_str(const char *field, const char *value)
+{
+	return !strcmp(field ? field : "", value ? value : "");
+}
+
+/* A change on an answered channel (a Redirect, a Bridge, a transfer, the
+ * callee's identity arriving) is told by ConnectedLine; before the answer
+ * the ChannelState that follows carries it, so Dial's calls cost no extra
+ * event. */
 void px_channel_set_connected(px_channel *ch, const char *num, const char *name)
 {
+	bool tell;
+
 	pthread_mutex_lock(&ch->lock);
+	tell = ch->state == PX_STATE_UP &&
+	       !(same_str(ch->connected_num, num) && same_str(ch->connected_name, name));
 	set_str(&ch->connected_num, num);
 	set_str(&ch->connected_name, name);
 	pthread_mutex_unlock(&ch->lock);
+	if (tell)
+		PX_EVENT_EMIT(PX_EV_CONNECTED_LINE, ch, NULL, PX_EVS("connected_num", num),
+			      PX_EVS("connected_name", name));
 }
 
 void px_channel_get_connected(px_channel *ch, char *num, size_t numsize, char *name,
@@ -876,9 +908,26 @@ void px_channel_queue_control(px_channel *ch, enum px_control control)
 
 	/* The technology reports its far end's hold: that is the fact told. */
 	if (control == PX_CONTROL_HOLD || control == PX_CONTROL_UNHOLD)
-		PX_EVENT_EMIT(control == PX_CONTROL_HOLD ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL,
-			      PX_EVS("source", "remote"));
+		px_channel_set_hold(ch, control == PX_CONTROL_HOLD, "remote");
 	px_channel_queue_event(ch, &ev);
+}
+
+void px_channel_set_hold(px_channel *ch, bool on, const char *source)
+{
+	pthread_mutex_lock(&ch->lock);
+	ch->hold = on;
+	pthread_mutex_unlock(&ch->lock);
+	PX_EVENT_EMIT(on ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL, PX_EVS("source", source));
+}
+
+bool px_channel_on_hold(px_channel *ch)
+{
+	bool on;
+
+	pthread_mutex_lock(&ch->lock);
+	on = ch->hold;
+	pthread_mutex_unlock(&ch->lock);
+	return on;
 }
 
 void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_ms)
@@ -1276,23 +1325,46 @@ bool px_channel_in_session(px_channel *ch)
 	return in;
 }
 
+static const char *format_label(const struct px_format *f)
+{
+	return f->encoding ? f->encoding : f->name;
+}
+
+/* The media layer transcodes between legs whose formats differ
+ * (px_rtp_bridge), so a Bridge is refused only when no translation path
+ * joins the two formats, either way: it would stand without audio. Legs
+ * whose format is not known yet are let through; their bridge is set up
+ * again when it becomes known. */
+static int media_path_check(px_channel *a, px_channel *b, px_err *err)
+{
+	px_rtp *ra = px_channel_rtp(a), *rb = px_channel_rtp(b);
+	struct px_rtp_codec ca, cb;
+
+	if (!ra || !rb)
+		return 0;
+	px_rtp_get_codec(ra, &ca);
+	px_rtp_get_codec(rb, &cb);
+	if (!ca.format || !cb.format || ca.format == cb.format)
+		return 0;
+	if (px_translator_cost(ca.format, cb.format, NULL) >= 0 &&
+	    px_translator_cost(cb.format, ca.format, NULL) >= 0)
+		return 0;
+	return px_err_set(err,
+			  "%s speaks %s and %s speaks %s: no translation path joins them "
+			  "(is a codec module missing?)",
+			  a->name, format_label(ca.format), b->name, format_label(cb.format));
+}
+
 int px_channel_request_bridge(px_channel *a, px_channel *b, struct px_bridge_meet *meet,
 			      px_err *err)
 {
 	struct departure d[2] = {{.kind = DEPART_BRIDGE_RUN}, {.kind = DEPART_BRIDGE_JOIN}};
 	px_channel *chs[2] = {a, b};
-	char ca[32], cb[32];
 
 	if (a == b)
 		return px_err_set(err, "a channel cannot be bridged with itself");
-	/* RTP is relayed as it is: both legs must speak the same codec. */
-	px_channel_get_codec(a, ca, sizeof(ca));
-	px_channel_get_codec(b, cb, sizeof(cb));
-	if (ca[0] && cb[0] && strcasecmp(ca, cb))
-		return px_err_set(err,
-				  "%s speaks %s and %s speaks %s: different codecs cannot be "
-				  "bridged (no transcoding yet)",
-				  a->name, ca, b->name, cb);
+	if (media_path_check(a, b, err) < 0)
+		return -1;
 	d[0].peer = px_channel_ref(b);
 	d[0].meet = px_bridge_meet_ref(meet);
 	d[1].peer = px_channel_ref(a);

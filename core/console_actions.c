@@ -6,6 +6,7 @@
  * with "response": "Error", a machine-readable "code" and a message for
  * people; nothing here closes the connection.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "channel_internal.h"
 #include "cli_internal.h"
 #include "console_actions.h"
+#include "event_internal.h"
 #include "json_text.h"
 
 /* What one action sees: its request, its reply being built, and the error
@@ -32,6 +34,7 @@ struct action {
 	const struct px_action_conn *conn;
 	json_t *req;
 	json_t *reply;    /* fields added on success */
+	bool keep_reply;  /* ... and kept on an error too (Command's output) */
 	const char *code; /* error code; NULL while all is well */
 	char message[PX_ERR_MAX];
 	const char *field; /* the field at fault, if any */
@@ -127,6 +130,7 @@ static json_t *channel_json(px_channel *ch)
 	char cnum[80], cname[80], knum[80], kname[80], context[80], exten[80], app[80], data[256];
 	char codec[32];
 	px_channel *peer = px_channel_get_peer(ch);
+	time_t now = time(NULL), answered = px_channel_answered(ch);
 	json_t *o;
 
 	px_channel_get_caller(ch, cnum, sizeof(cnum), cname, sizeof(cname));
@@ -136,8 +140,8 @@ static json_t *channel_json(px_channel *ch)
 	px_channel_get_codec(ch, codec, sizeof(codec));
 	/* Every string through px_json_text: a caller name in Latin-1 must
 	 * not make the whole channel vanish from the list. */
-	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, "
-		      "s:b, s:o}",
+	o = json_pack("{s:o, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, "
+		      "s:o, s:I, s:b, s:o, s:b, s:o}",
 		      "channel", px_json_text(px_channel_name(ch)), "uniqueid",
 		      px_json_text(px_channel_uniqueid(ch)), "linkedid",
 		      px_json_text(px_channel_linkedid(ch)), "state",
@@ -146,9 +150,11 @@ static json_t *channel_json(px_channel *ch)
 		      px_json_text(cname), "connected_num", px_json_text(knum), "connected_name",
 		      px_json_text(kname), "context", px_json_text(context), "exten",
 		      px_json_text(exten), "application", px_json_text(app), "application_data",
-		      px_json_text(data), "duration",
-		      (json_int_t)(time(NULL) - px_channel_created(ch)), "bridged_to",
-		      px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
+		      px_json_text(data), "duration", (json_int_t)(answered ? now - answered : 0),
+		      "age", (json_int_t)(now - px_channel_created(ch)), "answered_at",
+		      answered ? json_integer((json_int_t)answered) : json_null(), "created_at",
+		      (json_int_t)px_channel_created(ch), "hold", px_channel_on_hold(ch),
+		      "bridged_to", px_json_text(peer ? px_channel_name(peer) : ""), "in_session",
 		      px_channel_in_session(ch), "codec", px_json_text(codec));
 	px_channel_unref(peer);
 	return o;
@@ -268,12 +274,122 @@ static int originate_target(struct action *a, char *tech, size_t tsize, char *de
 		    "missing field 'channel' (Tech/Resource) or 'endpoint'");
 }
 
+/* ---- Originate with "wait": the outcome of the call ---- */
+
+struct outcome_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool woken;
+};
+
+static void outcome_notify(void *ctx)
+{
+	struct outcome_waiter *w = ctx;
+
+	pthread_mutex_lock(&w->lock);
+	w->woken = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static long long monotonic_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Read ch's events from s (subscribed before ch was made, so none is
+ * missed): 1 when it answered, 0 when it ended (*cause), -1 when neither
+ * happened by deadline_ms. The channel's own state is the fallback when
+ * the queue overflowed. */
+static int await_outcome(px_event_sub *s, struct outcome_waiter *w, px_channel *ch,
+			 long long deadline_ms, int *cause)
+{
+	const char *uid = px_channel_uniqueid(ch);
+
+	for (;;) {
+		uint64_t lost = px_event_sub_lost_ahead(s, NULL), after;
+		px_event *ev;
+		struct timespec now;
+
+		while ((ev = px_event_sub_take(s, &after)) != NULL) {
+			const struct px_event_field *f = NULL;
+			int got = -1;
+			lost += after;
+			if (!strcmp(px_event_uniqueid(ev), uid)) {
+				if (px_event_kind(ev) == PX_EV_HANGUP) {
+					f = px_event_field_get(ev, "cause");
+					*cause = f && f->type == PX_EVF_INT ? (int)f->i : 0;
+					got = 0;
+				} else if ((f = px_event_field_get(ev, "state_code")) &&
+					   f->type == PX_EVF_INT && f->i == PX_STATE_UP) {
+					got = 1;
+				}
+			}
+			px_event_unref(ev);
+			if (got >= 0)
+				return got;
+		}
+		if (lost || px_channel_is_hungup(ch)) {
+			if (px_channel_state(ch) == PX_STATE_UP)
+				return 1;
+			if (px_channel_is_hungup(ch)) {
+				*cause = px_channel_hangup_cause(ch);
+				return 0;
+			}
+		}
+		if (monotonic_ms() >= deadline_ms)
+			return -1;
+		/* Woken by the next event; a second at most, to look again (the
+		 * condition's clock is the default, CLOCK_REALTIME). */
+		clock_gettime(CLOCK_REALTIME, &now);
+		now.tv_sec += 1;
+		pthread_mutex_lock(&w->lock);
+		while (!w->woken)
+			if (pthread_cond_timedwait(&w->cond, &w->lock, &now))
+				break;
+		w->woken = false;
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* The originated call's outcome into the reply: answered, or failed with
+ * the cause (an error that keeps channel and cause). */
+static void tell_outcome(struct action *a, px_event_sub *s, struct outcome_waiter *w,
+			 px_channel *ch, int timeout_ms)
+{
+	int cause = 0;
+	/* The session hangs up at the timeout; a little more for that. */
+	int got = await_outcome(s, w, ch, monotonic_ms() + timeout_ms + 5000, &cause);
+
+	a->keep_reply = true;
+	if (got > 0) {
+		json_object_set_new(a->reply, "answered", json_true());
+		return;
+	}
+	json_object_set_new(a->reply, "answered", json_false());
+	if (got < 0) {
+		fail(a, "failed", NULL, "%s: no answer and no hangup within %d s",
+		     px_channel_name(ch), timeout_ms / 1000 + 5);
+		return;
+	}
+	json_object_set_new(a->reply, "cause", json_integer(cause));
+	json_object_set_new(a->reply, "cause_txt", json_string(px_cause_text(cause)));
+	fail(a, "failed", NULL, "%s was not answered: %s (cause %d)", px_channel_name(ch),
+	     px_cause_text(cause), cause);
+}
+
 static int act_originate(struct action *a)
 {
 	struct px_originate o = {0};
 	char tech[32], dest[128];
 	const char **vars = NULL;
-	json_t *jv = json_object_get(a->req, "variables");
+	json_t *jv = json_object_get(a->req, "variables"), *wait;
+	struct outcome_waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER,
+				   .cond = PTHREAD_COND_INITIALIZER};
+	px_event_sub *sub = NULL;
 	long long timeout;
 	px_channel *ch = NULL;
 	px_err err = {""};
@@ -321,6 +437,21 @@ static int act_originate(struct action *a)
 		o.vars = vars;
 		o.nvars = i;
 	}
+	wait = json_object_get(a->req, "wait");
+	if (wait && !json_is_boolean(wait) && !json_is_null(wait)) {
+		fail(a, "bad_field", "wait", "field 'wait' must be true or false");
+		goto out;
+	}
+	if (json_is_true(wait)) {
+		/* Before the channel exists, so that none of its events is missed. */
+		struct px_event_filter f = {.kinds = PX_EVENT_KIND_BIT(PX_EV_CHANNEL_STATE) |
+						     PX_EVENT_KIND_BIT(PX_EV_HANGUP)};
+		sub = px_event_subscribe(&f, 256, outcome_notify, &w);
+		if (!sub) {
+			fail(a, "failed", NULL, "out of memory");
+			goto out;
+		}
+	}
 	if (px_channel_originate(&o, &ch, &err) < 0) {
 		fail(a, "failed", NULL, "%s", err.msg);
 		goto out;
@@ -328,9 +459,12 @@ static int act_originate(struct action *a)
 	json_object_set_new(a->reply, "channel", px_json_text(px_channel_name(ch)));
 	json_object_set_new(a->reply, "uniqueid", px_json_text(px_channel_uniqueid(ch)));
 	json_object_set_new(a->reply, "linkedid", px_json_text(px_channel_linkedid(ch)));
+	if (sub)
+		tell_outcome(a, sub, &w, ch, o.timeout_ms);
 	px_channel_unref(ch);
-	rc = 0;
+	rc = a->code ? -1 : 0;
 out:
+	px_event_unsubscribe(sub);
 	for (size_t i = 0; vars && vars[i]; i++)
 		free((char *)vars[i]);
 	free(vars);
@@ -427,8 +561,7 @@ static int hold(struct action *a, bool on)
 		rc = fail(a, "failed", "channel", "%s cannot be %s", px_channel_name(ch),
 			  on ? "held" : "taken off hold");
 	else
-		PX_EVENT_EMIT(on ? PX_EV_HOLD : PX_EV_UNHOLD, ch, NULL,
-			      PX_EVS("source", "operator"));
+		px_channel_set_hold(ch, on, "operator");
 	px_channel_unref(ch);
 	return rc;
 }
@@ -600,6 +733,8 @@ static int act_subscribe(struct action *a)
 		return -1;
 	snprintf(f.channel, sizeof(f.channel), "%s", chan ? chan : "");
 	snprintf(f.endpoint, sizeof(f.endpoint), "%s", ep ? ep : "");
+	/* What the memory budget lets the queue hold (console.conf [events]). */
+	queue = (long long)px_event_queue_fit((size_t)queue);
 	if (a->conn->subscribe(a->conn->console, &f, (size_t)queue, &err) < 0)
 		return fail(a, "failed", NULL, "%s", err.msg);
 	types = json_array();
@@ -713,8 +848,9 @@ reply:
 			json_object_set_new(out, "field", json_string(a.field));
 		if (a.need != PX_ROLE_NONE)
 			json_object_set_new(out, "role_needed", json_string(px_role_name(a.need)));
-		/* Command keeps its output even when it failed. */
-		if (json_object_get(a.reply, "output"))
+		/* Command keeps its output even when it failed, Originate
+		 * with wait its channel and cause. */
+		if (a.keep_reply || json_object_get(a.reply, "output"))
 			json_object_update(out, a.reply);
 	} else {
 		json_object_update(out, a.reply);

@@ -1,7 +1,12 @@
 /*
- * console.conf: which users and groups get which console role. Parsed
- * into an immutable table swapped whole on reload (a bad file keeps the
- * running one); resolving a peer's role reads the table under a lock.
+ * console.conf: which users and groups get which console role, and how
+ * much memory the consoles' event queues may hold. Parsed into an
+ * immutable table swapped whole on reload (a bad file keeps the running
+ * one); resolving a peer's role reads the table under a lock. User and
+ * group names are turned into ids when the file is read, outside the
+ * lock: NSS (LDAP, sssd ...) may block for seconds, and every console
+ * that connects resolves its role under that lock. A name that does not
+ * exist then matches nobody until the next reload (a warning says so).
  *
  *   [general]
  *   default_role = none    ; users in no list (none, monitor, operator, admin)
@@ -9,6 +14,9 @@
  *   alice = operator       ; a user name or a numeric uid
  *   [groups]
  *   plexus-ops = operator  ; a group name or a numeric gid
+ *   [events]
+ *   queue_kb = 4096        ; one console's queued events (event_internal.h)
+ *   total_kb = 65536       ; all consoles' queued events
  *
  * Resolution: a user's own entry decides alone (it may lower even root);
  * otherwise the highest of: admin for root and for the daemon's own uid,
@@ -31,12 +39,13 @@
 #include <plexus/log.h>
 
 #include "console_roles.h"
+#include "event_internal.h"
 
 #define ROLES_FILE "console.conf"
 
 struct role_entry {
-	bool numeric;
-	unsigned long id; /* uid or gid when numeric */
+	bool resolved;    /* id is known: numeric, or the name was found */
+	unsigned long id; /* uid or gid */
 	char name[64];
 	enum px_role role;
 };
@@ -46,6 +55,7 @@ struct roles {
 	enum px_role default_role;
 	struct role_entry *users, *groups;
 	size_t nusers, ngroups;
+	size_t queue_bytes, total_bytes; /* [events]: the event queues' memory budget */
 };
 
 static pthread_mutex_t roles_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -63,7 +73,26 @@ static void roles_free(struct roles *r)
 
 static const char *const role_names[] = {"none", "monitor", "operator", "admin", NULL};
 
-static int parse_entries(const px_config_section *s, struct role_entry **out, size_t *n,
+/* The uid (users) or gid (groups) of a name, looked up now. */
+static bool lookup_id(const char *name, bool group, unsigned long *id)
+{
+	char buf[4096];
+
+	if (group) {
+		struct group gr, *res = NULL;
+		if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) != 0 || !res)
+			return false;
+		*id = (unsigned long)res->gr_gid;
+	} else {
+		struct passwd pw, *res = NULL;
+		if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || !res)
+			return false;
+		*id = (unsigned long)res->pw_uid;
+	}
+	return true;
+}
+
+static int parse_entries(const px_config_section *s, bool group, struct role_entry **out, size_t *n,
 			 px_err *err)
 {
 	size_t count = 0;
@@ -84,8 +113,34 @@ static int parse_entries(const px_config_section *s, struct role_entry **out, si
 		e->role = (enum px_role)idx;
 		errno = 0;
 		e->id = strtoul(v->name, &end, 10);
-		e->numeric = !errno && end != v->name && !*end;
+		e->resolved = !errno && end != v->name && !*end;
 		snprintf(e->name, sizeof(e->name), "%s", v->name);
+		if (!e->resolved && !(e->resolved = lookup_id(v->name, group, &e->id)))
+			px_log_warning("%s:%d: no %s '%s': the entry matches nobody", v->file,
+				       v->line, group ? "group" : "user", v->name);
+	}
+	return 0;
+}
+
+/* [events] queue_kb, total_kb: the memory budget of queued events. */
+static int parse_events(const px_config_section *s, struct roles *r, px_err *err)
+{
+	for (const px_config_var *v = s ? px_config_vars(s) : NULL; v; v = v->next) {
+		long long kb;
+
+		if (!strcasecmp(v->name, "queue_kb")) {
+			if (px_config_var_int(v, 16, 1 << 20, &kb, err) < 0)
+				return -1;
+			r->queue_bytes = (size_t)kb << 10;
+		} else if (!strcasecmp(v->name, "total_kb")) {
+			if (px_config_var_int(v, 64, 1 << 24, &kb, err) < 0)
+				return -1;
+			r->total_bytes = (size_t)kb << 10;
+		} else {
+			return px_err_set(
+				err, "%s:%d: unknown key '%s' in [events] (queue_kb, total_kb)",
+				v->file, v->line, v->name);
+		}
 	}
 	return 0;
 }
@@ -124,8 +179,10 @@ static int roles_parse(struct roles **out, px_err *err)
 		const char *name = px_config_section_name(s);
 		if (px_config_section_is_template(s))
 			continue;
-		if (strcmp(name, "general") && strcmp(name, "users") && strcmp(name, "groups")) {
-			px_err_set(err, "%s:%d: unknown section [%s] (general, users, groups)",
+		if (strcmp(name, "general") && strcmp(name, "users") && strcmp(name, "groups") &&
+		    strcmp(name, "events")) {
+			px_err_set(err,
+				   "%s:%d: unknown section [%s] (general, users, groups, events)",
 				   px_config_section_file(s), px_config_section_line(s), name);
 			goto fail;
 		}
@@ -141,8 +198,9 @@ static int roles_parse(struct roles **out, px_err *err)
 			goto fail;
 		r->default_role = (enum px_role)idx;
 	}
-	if (parse_entries(px_config_find(cfg, "users"), &r->users, &r->nusers, err) < 0 ||
-	    parse_entries(px_config_find(cfg, "groups"), &r->groups, &r->ngroups, err) < 0)
+	if (parse_entries(px_config_find(cfg, "users"), false, &r->users, &r->nusers, err) < 0 ||
+	    parse_entries(px_config_find(cfg, "groups"), true, &r->groups, &r->ngroups, err) < 0 ||
+	    parse_events(px_config_find(cfg, "events"), r, err) < 0)
 		goto fail;
 	px_config_unref(cfg);
 	*out = r;
@@ -162,6 +220,8 @@ static void roles_install(struct roles *r)
 	current = r;
 	generation++;
 	pthread_mutex_unlock(&roles_lock);
+	/* 0: the defaults (no file, no [events], shutdown). */
+	px_event_budget_set(r ? r->queue_bytes : 0, r ? r->total_bytes : 0);
 	roles_free(old);
 }
 
@@ -202,38 +262,23 @@ unsigned px_console_roles_generation(void)
 	return g;
 }
 
-static bool user_is(const struct role_entry *e, uid_t uid, const char *name)
+/* Ids only: no NSS lookup happens here, under roles_lock. */
+static bool entry_is(const struct role_entry *e, unsigned long id)
 {
-	return e->numeric ? e->id == (unsigned long)uid : (name && !strcmp(e->name, name));
-}
-
-static bool group_is(const struct role_entry *e, gid_t gid)
-{
-	struct group gr, *res = NULL;
-	char buf[4096];
-
-	if (e->numeric)
-		return e->id == (unsigned long)gid;
-	return getgrgid_r(gid, &gr, buf, sizeof(buf), &res) == 0 && res &&
-	       !strcmp(res->gr_name, e->name);
+	return e->resolved && e->id == id;
 }
 
 enum px_role px_console_role_of(uid_t uid, gid_t gid, const gid_t *groups, int ngroups)
 {
-	struct passwd pw, *pwres = NULL;
-	char buf[4096];
-	const char *name = NULL;
 	enum px_role role;
 
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwres) == 0 && pwres)
-		name = pwres->pw_name;
 	pthread_mutex_lock(&roles_lock);
 	if (!current) {
 		pthread_mutex_unlock(&roles_lock);
 		return uid == 0 || uid == getuid() ? PX_ROLE_ADMIN : PX_ROLE_MONITOR;
 	}
 	for (size_t i = 0; i < current->nusers; i++) {
-		if (user_is(&current->users[i], uid, name)) {
+		if (entry_is(&current->users[i], (unsigned long)uid)) {
 			role = current->users[i].role;
 			pthread_mutex_unlock(&roles_lock);
 			return role;
@@ -243,9 +288,9 @@ enum px_role px_console_role_of(uid_t uid, gid_t gid, const gid_t *groups, int n
 	if (uid == 0 || uid == getuid())
 		role = PX_ROLE_ADMIN;
 	for (size_t i = 0; i < current->ngroups; i++) {
-		bool member = group_is(&current->groups[i], gid);
+		bool member = entry_is(&current->groups[i], (unsigned long)gid);
 		for (int k = 0; k < ngroups && !member; k++)
-			member = group_is(&current->groups[i], groups[k]);
+			member = entry_is(&current->groups[i], (unsigned long)groups[k]);
 		if (member && current->groups[i].role > role)
 			role = current->groups[i].role;
 	}

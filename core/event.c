@@ -29,6 +29,7 @@ struct px_event {
 	const char *channel, *uniqueid, *linkedid, *endpoint; /* point into text, "" when none */
 	const char *peer, *peer_uniqueid, *peer_linkedid, *peer_endpoint;
 	size_t nfields;
+	size_t cost; /* what it counts against a queue's memory budget */
 	/* Its JSON text, made by the first subscriber that needs it and shared
 	 * by the others: ten consoles streaming events must not encode each
 	 * event ten times. */
@@ -55,6 +56,7 @@ struct px_event_sub {
 	uint64_t front_after; /* ... right after this seq */
 	uint64_t last_seq;    /* the last event queued here (at start: the bus's last) */
 	uint64_t delivered, lost;
+	size_t bytes; /* the cost of the events queued here */
 	/* The next event queued calls notify. Cleared when it does; set
 	 * again by px_event_sub_arm when the subscriber finds nothing left
 	 * and is about to sleep, so a subscriber that batches is woken once
@@ -87,6 +89,7 @@ static const char *const kind_names[PX_EV_KINDS] = {
 	[PX_EV_MODULE_LOADED] = "ModuleLoaded",
 	[PX_EV_MODULE_UNLOADED] = "ModuleUnloaded",
 	[PX_EV_RELOAD] = "Reload",
+	[PX_EV_CONNECTED_LINE] = "ConnectedLine",
 };
 
 const char *px_event_kind_name(enum px_event_kind kind)
@@ -165,6 +168,14 @@ static void put_channel(struct builder *b, const px_channel *ch, const char **na
 	*endpoint = put(b, start, len);
 }
 
+/* What an event of size bytes counts against a queue's memory budget: its
+ * size, as much again for the JSON text a console will attach to it, and
+ * its queue slot. */
+static size_t event_cost(size_t size)
+{
+	return 2 * size + sizeof(struct slot);
+}
+
 static px_event *event_build(enum px_event_kind kind, px_channel *ch, px_channel *peer,
 			     const struct px_event_field *fields, size_t n)
 {
@@ -189,6 +200,7 @@ static px_event *event_build(enum px_event_kind kind, px_channel *ch, px_channel
 	ev = malloc(sizeof(*ev) + n * sizeof(ev->fields[0]) + text);
 	if (!ev)
 		return NULL;
+	ev->cost = event_cost(sizeof(*ev) + n * sizeof(ev->fields[0]) + text);
 	atomic_init(&ev->refs, 1);
 	atomic_init(&ev->json, NULL);
 	ev->kind = kind;
@@ -271,6 +283,73 @@ bool px_event_filter_match(const struct px_event_filter *f, const px_event *ev)
 	return true;
 }
 
+/* ---- the memory budget (event_internal.h) ---- */
+
+static atomic_size_t budget_sub = PX_EVENT_SUB_BYTES_DEFAULT;
+static atomic_size_t budget_total = PX_EVENT_TOTAL_BYTES_DEFAULT;
+static atomic_size_t queued_total; /* the cost of every queued event, all subscribers */
+
+void px_event_budget_set(size_t sub_bytes, size_t total_bytes)
+{
+	atomic_store(&budget_sub, sub_bytes ? sub_bytes : PX_EVENT_SUB_BYTES_DEFAULT);
+	atomic_store(&budget_total, total_bytes ? total_bytes : PX_EVENT_TOTAL_BYTES_DEFAULT);
+}
+
+void px_event_budget_get(size_t *sub_bytes, size_t *total_bytes)
+{
+	*sub_bytes = atomic_load(&budget_sub);
+	*total_bytes = atomic_load(&budget_total);
+}
+
+size_t px_event_queue_fit(size_t queue_max)
+{
+	size_t most = atomic_load(&budget_sub) / PX_EVENT_MIN_COST;
+
+	if (!queue_max)
+		queue_max = 1;
+	return queue_max < most ? queue_max : (most ? most : 1);
+}
+
+size_t px_event_budget_used(void)
+{
+	return atomic_load(&queued_total);
+}
+
+size_t px_event_sub_bytes(px_event_sub *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->bytes;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* s->lock held: may s queue ev? If so its cost is counted. */
+static bool budget_take(px_event_sub *s, const px_event *ev)
+{
+	size_t sub = atomic_load_explicit(&budget_sub, memory_order_relaxed);
+	size_t total = atomic_load_explicit(&budget_total, memory_order_relaxed);
+	size_t now;
+
+	if (s->len && s->bytes + ev->cost > sub)
+		return false;
+	now = atomic_fetch_add_explicit(&queued_total, ev->cost, memory_order_relaxed) + ev->cost;
+	if (s->len && s->bytes + ev->cost > sub / 16 && now > total) {
+		atomic_fetch_sub_explicit(&queued_total, ev->cost, memory_order_relaxed);
+		return false;
+	}
+	s->bytes += ev->cost;
+	return true;
+}
+
+/* s->lock held: ev leaves s's queue. */
+static void budget_release(px_event_sub *s, const px_event *ev)
+{
+	s->bytes -= ev->cost;
+	atomic_fetch_sub_explicit(&queued_total, ev->cost, memory_order_relaxed);
+}
+
 /* ---- emitting ---- */
 
 /* Under bus_lock. True when the subscriber is to be woken: it was armed
@@ -283,7 +362,7 @@ static bool sub_push(px_event_sub *s, px_event *ev)
 	was_empty = s->len == 0 && s->armed;
 	if (was_empty)
 		s->armed = false;
-	if (s->len == s->cap) {
+	if (s->len == s->cap || !budget_take(s, ev)) {
 		s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
 		s->lost++;
 		was_empty = false;
@@ -350,7 +429,7 @@ px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t qu
 
 	if (!s)
 		return NULL;
-	s->cap = queue_max ? queue_max : 1;
+	s->cap = px_event_queue_fit(queue_max);
 	s->ring = calloc(s->cap, sizeof(*s->ring));
 	if (!s->ring) {
 		free(s);
@@ -383,7 +462,7 @@ void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filt
 
 int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter, size_t queue_max)
 {
-	size_t cap = queue_max ? queue_max : 1;
+	size_t cap = px_event_queue_fit(queue_max);
 	struct slot *ring = NULL, *old = NULL;
 	px_event **dropped = NULL;
 	size_t ndropped = 0;
@@ -417,6 +496,7 @@ int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter
 				continue;
 			}
 			extra += 1 + sl->lost_after;
+			budget_release(s, sl->ev);
 			dropped[ndropped++] = sl->ev;
 		}
 		if (extra) /* then keep == cap >= 1 */
@@ -448,6 +528,7 @@ px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 		ev = sl->ev;
 		lost = sl->lost_after;
 		sl->ev = NULL;
+		budget_release(s, ev);
 		s->head = (s->head + 1) % s->cap;
 		s->len--;
 	}
@@ -505,8 +586,10 @@ void px_event_unsubscribe(px_event_sub *s)
 		}
 	}
 	pthread_mutex_unlock(&bus_lock);
-	for (size_t i = 0; i < s->len; i++)
+	for (size_t i = 0; i < s->len; i++) {
+		budget_release(s, s->ring[(s->head + i) % s->cap].ev);
 		px_event_unref(s->ring[(s->head + i) % s->cap].ev);
+	}
 	free(s->ring);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -10,10 +10,12 @@
 # Originate to the registered SIPp phone 1002 connects it to extension 1003
 # (Dial to a second SIPp phone); Hangup ends that call with the cause given;
 # Redirect moves a live call 1001 -> 1002 to extension 1003 (1002 gets BYE,
-# 1003 is called and bridged to the caller); Bridge joins two callers each
+# 1003 is called and bridged to the caller, ConnectedLine tells the
+# caller's new party); Bridge joins two callers each
 # still ringing in Dial, and when one hangs up the other goes on in its
-# dialplan after Dial; Bridge of a PCMU and a PCMA caller is refused and
-# both calls go on (Status shows each leg's codec); every result carries its action id; malformed
+# dialplan after Dial; Bridge of a PCMU and a PCMA caller transcodes and
+# each hears the other (Status shows each leg's codec); every result
+# carries its action id; malformed
 # actions (bad JSON, missing fields, unknown channel, unknown action,
 # missing action id) get clear errors on one connection that stays usable;
 # SetVar/GetVar/Status/Command. Console roles (console.conf, re-read on
@@ -35,6 +37,7 @@ SECRET_1002=test-secret-1002
 SECRET_1003=test-secret-1003
 PXACTION=$top_srcdir/tests/console/pxaction.py
 EVCHECK=$top_srcdir/tests/sip/evcheck.py
+MEDIAPHONE=$top_srcdir/tests/sip/mediaphone.py
 EVENTS=$TMP/events.jsonl
 
 setup() {
@@ -206,6 +209,8 @@ test_originate_and_hangup() {
 	expect_result "GetVar reads what SetVar set" 3 'r["value"]=="y"'
 	expect_result "Status shows the call up, bridged to 1003, with the caller ID given" 4 \
 		'r["channels"][0]["state"]=="Up" and r["channels"][0]["bridged_to"].startswith("SIP/1003-") and r["channels"][0]["caller_num"]=="500" and isinstance(r["channels"][0]["duration"], int)'
+	expect_result "Status tells hold (no), the answer time and the age since creation" 4 \
+		'(c:=r["channels"][0])["hold"] is False and c["answered_at"] >= c["created_at"] and 0 <= c["duration"] <= c["age"]'
 	pass "GetVar, SetVar and Status on the originated channel"
 	mark
 	action "{\"action\":\"Hangup\",\"action_id\":\"h1\",\"channel\":\"$ch1002\",\"cause\":21}"
@@ -230,6 +235,8 @@ test_redirect() {
 	expect_result "Redirect answers with its action id" 1 'r["response"]=="Success" and r["action_id"]=="r1"'
 	expect_event "the redirected caller is bridged to 1003" 10 event=Bridged "channel=$caller" \
 		"peer_channel~^SIP/1003-"
+	expect_event "ConnectedLine tells that the answered caller now talks to 1003" 5 \
+		event=ConnectedLine "channel=$caller" connected_num=1003
 	expect_event "1002 was hung up" 5 event=Hangup "channel~^SIP/1002-"
 	expect_sipp_ok "Redirect moved the live call: 1002 got BYE, 1003 answered and got the caller's BYE" \
 		call_r uas_r1002 uas_r1003
@@ -263,33 +270,54 @@ test_bridge() {
 	expect_idle "after the bridged call no channel is left"
 }
 
-# Two callers whose codecs differ (PCMU, PCMA) cannot be bridged until
-# there is transcoding: Status shows each leg's codec, Bridge is refused
-# naming both, and both calls go on as they were (Dial times out).
+# Two callers whose codecs differ (PCMU, PCMA), each still ringing in
+# Dial, are joined by the operator's Bridge through transcoding: Status
+# shows each leg's codec, the Bridge is accepted, the Bridged event says
+# the media is transcoded, and each caller (tests/sip/mediaphone.py) is
+# answered with its own codec and hears the other's tone; when the first
+# hangs up, the second's dialplan goes on and ends (BYE).
 test_bridge_codecs() {
-	local a b
+	local a b ready=$TMP/bridge.ready phone_pid n codecs
 	mark
+	rm -f "$ready"
 	start_phone uas_c1002 "$PORT_1002" uas_ring_cancel.xml -s 1002
 	start_phone uas_c1003 "$PORT_1003A" uas_ring_cancel.xml -s 1003
-	call_args 1002
-	sipp_start call_ca - uac_fail.xml "${CALL_ARGS[@]}" -key pt 0 -key rtpmap "0 PCMU/8000"
-	expect_event "caller A (PCMU) rings 1002" 5 event=ChannelState state=Ringing "channel~^SIP/1002-"
+	timeout 60 "$PYTHON" "$MEDIAPHONE" --sip-port "$SIP_PORT" --caller 1001 \
+		--caller-secret "$SECRET_1001" --caller-codec ulaw --callee 1002 --callee-codec alaw \
+		--bridge-exten 1003 --bridge-ready "$ready" >"$TMP/bridge_phone.out" 2>&1 &
+	phone_pid=$!
+	track_pid "$phone_pid"
+	for ((n = 0; n < 100; n++)); do
+		[ -e "$ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$ready" ] || fail "a PCMU and a PCMA caller ring 1002 and 1003" "$(cat "$TMP/bridge_phone.out")"
 	a=$(channel_names | grep '^SIP/1001-' | head -n 1)
-	call_args 1003
-	sipp_start call_cb - uac_fail.xml "${CALL_ARGS[@]}" -key pt 8 -key rtpmap "8 PCMA/8000"
-	expect_event "caller B (PCMA) rings 1003" 5 event=ChannelState state=Ringing "channel~^SIP/1003-"
 	b=$(channel_names | grep '^SIP/1001-' | grep -v "^$a\$" | head -n 1)
 	action "{\"action\":\"Status\",\"action_id\":\"s\",\"channel\":\"$a\"}" \
 		"{\"action\":\"Status\",\"action_id\":\"s\",\"channel\":\"$b\"}" \
 		"{\"action\":\"Bridge\",\"action_id\":\"bc\",\"channel1\":\"$a\",\"channel2\":\"$b\"}"
-	expect_result "Status shows the codec chan_sip negotiated (PCMU)" 1 'r["channels"][0]["codec"]=="PCMU"'
-	expect_result "Status shows the codec chan_sip negotiated (PCMA)" 2 'r["channels"][0]["codec"]=="PCMA"'
-	expect_result "Bridge of a PCMU and a PCMA leg is refused, naming both codecs" 3 \
-		'r["response"]=="Error" and r["code"]=="failed" and "PCMU" in r["message"] and "PCMA" in r["message"]'
-	pass "Bridge between legs of different codecs is refused with a clear error"
-	expect_sipp_ok "both calls went on untouched: Dial timed out, the phones got CANCEL" \
-		call_ca call_cb uas_c1002 uas_c1003
-	expect_idle "after the refused bridge no channel is left"
+	expect_result "Status shows the codec chan_sip negotiated (PCMU or PCMA)" 1 \
+		'r["channels"][0]["codec"] in ("PCMU", "PCMA")'
+	expect_result "Status shows the other leg's codec (the other of PCMU, PCMA)" 2 \
+		'r["channels"][0]["codec"] in ("PCMU", "PCMA")'
+	expect_result "Bridge of a PCMU and a PCMA leg is accepted" 3 \
+		'r["response"]=="Success" and r["action_id"]=="bc"'
+	codecs=$(printf '%s\n' "$ACT_OUT" | head -n 2 | "$PYTHON" -c \
+		'import json,sys; print(" ".join(sorted(json.loads(l)["channels"][0]["codec"] for l in sys.stdin)))')
+	[ "$codecs" = "PCMA PCMU" ] || fail "the two legs speak PCMU and PCMA" "got: $codecs"
+	pass "Bridge between a PCMU and a PCMA leg is accepted"
+	expect_event "the bridge of the PCMU and the PCMA leg transcodes" 5 event=Bridged \
+		"channel=$a" "peer_channel=$b" media=transcoded
+	expect_event "each side of the operator's bridge is connected to the other's caller" 5 \
+		event=ChannelState "channel=$b" state=Up connected_num=1001 connected_name=Alice
+	if ! wait_exit "$phone_pid" 40 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "each caller of the operator's transcoded bridge hears the other" \
+			"mediaphone.py: status ${EXIT_STATUS:-still running}" "$(cat "$TMP/bridge_phone.out")"
+	fi
+	pass "each caller of the operator's bridge hears the other's tone through transcoding ($(grep -c '^ok' "$TMP/bridge_phone.out") phone checks)"
+	expect_sipp_ok "1002 and 1003 rang and got CANCEL" uas_c1002 uas_c1003
+	expect_idle "after the transcoded bridge no channel is left"
 }
 
 test_malformed() {

@@ -13,6 +13,13 @@ caller as RFC 4733 events or SIP INFO, which the callee must receive in its
 own mode (events or INFO) with their durations. Only 127.0.0.1 is used.
 Prints one line per check; exit status 0 when every check passed.
 
+With --bridge-ready FILE the two phones are both callers (user --caller):
+the first calls --callee, the second --bridge-exten, each with its own
+codec; once both ring the file is written, and the test is expected to
+join the two calls with the operator's Bridge. Each phone must then be
+answered with its own codec and hear the other's tone; the first hangs
+up, and the second must get BYE (its dialplan went on and ended).
+
 Codecs: ulaw, alaw (audioop), g722 (spandsp via ctypes), opus (libopus via
 ctypes).
 """
@@ -128,6 +135,7 @@ class Phone:
         self.info_digits = []
         self.events = {}  # timestamp -> (digit, duration, ended)
         self.bad_pt = 0
+        self.got_bye = False
 
     def set_codec(self, name):
         self.codec_name = name
@@ -266,8 +274,12 @@ class Test:
         self.failures = 0
         self.caller = Phone(args.caller, args.caller_secret, args.caller_codec, args.sip_port,
                             args.caller_dtmf)
-        self.callee = Phone(args.callee, args.callee_secret, args.callee_codec, args.sip_port,
-                            args.callee_dtmf)
+        if args.bridge_ready:
+            self.callee = Phone(args.caller, args.caller_secret, args.callee_codec,
+                                args.sip_port, args.callee_dtmf)
+        else:
+            self.callee = Phone(args.callee, args.callee_secret, args.callee_codec,
+                                args.sip_port, args.callee_dtmf)
 
     def check(self, ok, what, detail=""):
         print("%s - %s%s" % ("ok" if ok else "FAIL", what, (": " + detail) if detail else ""))
@@ -301,6 +313,8 @@ class Test:
                         phone.port, len(sdp), sdp))
             phone.send(resp)
             return
+        if method == "BYE":
+            phone.got_bye = True
         if method == "INFO":
             ctype = h.get("content-type", [""])[0].lower()
             if "dtmf" in ctype:
@@ -376,8 +390,91 @@ class Test:
         self.check(ok, "%s: the caller (%s) hears the callee's 600 Hz tone" % (
             label, self.caller.codec_name), detail)
 
+    def ring(self, phone, exten):
+        """INVITE exten through plexusd (the digest challenge answered) and
+        return (uri, to, call_id, cseq) once it rings, or None."""
+        uri = "sip:%s@127.0.0.1:%d" % (exten, self.args.sip_port)
+        to = "<%s>" % uri
+        call_id = "mp-%d@127.0.0.1" % random.randrange(1 << 40)
+        auth = []
+        for _ in range(2):
+            phone.responses = []
+            phone.request("INVITE", uri, call_id, phone.tag, to, phone.cseq, phone.sdp(), auth)
+            self.pump(5, lambda: any(r[0] >= 180 for r in phone.responses))
+            got = [r for r in phone.responses if r[0] >= 180]
+            phone.cseq += 1
+            if not got:
+                return None
+            status, h, _ = got[0]
+            if status in (401, 407) and not auth:
+                key = "www-authenticate" if status == 401 else "proxy-authenticate"
+                hdr = "Authorization" if status == 401 else "Proxy-Authorization"
+                auth = ["%s: %s" % (hdr, phone.digest("INVITE", uri, h[key][0]))]
+                continue
+            return (uri, to, call_id, phone.cseq - 1) if status < 200 else None
+        return None
+
+    @staticmethod
+    def finals(phone, cseq):
+        """The final responses phone got to its request numbered cseq."""
+        return [r for r in phone.responses
+                if r[0] >= 200 and r[1].get("cseq", [""])[0].split()[:1] == [str(cseq)]]
+
+    def answered(self, phone, call):
+        """The 200 to phone's INVITE: ACK it, point RTP at plexusd; the
+        dialog's To, or None."""
+        uri, to, call_id, cseq = call
+        final = self.finals(phone, cseq)
+        if not final or final[0][0] != 200:
+            return None
+        status, h, body = final[0]
+        addr, port, pts, rtpmap = sdp_media(body)
+        phone.remote_rtp = (addr, port)
+        self.check(rtpmap.get(pts[0], "").lower() == RTPMAP[phone.codec_name].lower(),
+                   "plexusd answers the %s caller with %s" % (phone.codec_name,
+                                                              RTPMAP[phone.codec_name]),
+                   "m=audio payloads %s, rtpmap %s" % (pts, rtpmap))
+        dialog_to = to + ";tag=" + h["to"][0].split("tag=")[1]
+        phone.request("ACK", uri, call_id, phone.tag, dialog_to, cseq)
+        return dialog_to
+
+    def run_operator_bridge(self):
+        a = self.args
+        first, second = self.caller, self.callee
+        calls = []
+        for phone, exten in ((first, a.callee), (second, a.bridge_exten)):
+            call = self.ring(phone, exten)
+            if not self.check(call is not None, "the %s caller calls %s and it rings" % (
+                    phone.codec_name, exten), str(phone.responses and phone.responses[-1][0])):
+                return
+            calls.append(call)
+        with open(a.bridge_ready, "w") as f:
+            f.write("ringing\n")
+
+        def both_final():
+            return all(self.finals(p, c[3]) for p, c in ((first, calls[0]), (second, calls[1])))
+        self.check(self.pump(15, both_final), "both callers are answered (the operator's Bridge)",
+                   "responses: %s / %s" % ([r[0] for r in first.responses],
+                                           [r[0] for r in second.responses]))
+        tos = [self.answered(p, c) for p, c in ((first, calls[0]), (second, calls[1]))]
+        if not self.check(all(tos), "both answers are 200"):
+            return
+        self.audio_check("bridged by the operator")
+        uri, _, call_id, _ = calls[0]
+        final, _ = self.transaction(first, "BYE", uri, tos[0], call_id=call_id)
+        self.check(final is not None and final[0] == 200, "the first caller's BYE is answered 200",
+                   str(final and final[0]))
+        self.check(self.pump(5, lambda: second.got_bye),
+                   "the second caller gets BYE: its dialplan went on after Dial and ended")
+        self.check(first.bad_pt == 0 and second.bad_pt == 0,
+                   "no packet of an unexpected payload type reached a phone",
+                   "first %d, second %d" % (first.bad_pt, second.bad_pt))
+
     def run(self):
         a = self.args
+        if a.bridge_ready:
+            self.run_operator_bridge()
+            return
         reg_uri = "sip:127.0.0.1:%d" % a.sip_port
         final, _ = self.transaction(self.callee, "REGISTER", reg_uri,
                                     "<sip:%s@127.0.0.1>" % a.callee)
@@ -477,7 +574,9 @@ def main():
     ap.add_argument("--caller-secret", required=True)
     ap.add_argument("--caller-codec", required=True, choices=sorted(RATE))
     ap.add_argument("--callee", required=True)
-    ap.add_argument("--callee-secret", required=True)
+    ap.add_argument("--callee-secret", default="")
+    ap.add_argument("--bridge-exten")
+    ap.add_argument("--bridge-ready")
     ap.add_argument("--callee-codec", required=True, choices=sorted(RATE))
     ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info"])
     ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info"])

@@ -411,6 +411,48 @@ static void test_channel_events(void)
 	px_event_unsubscribe(s);
 }
 
+/* The connected party of an answered channel changes without a state
+ * change (Redirect, Bridge, transfer): ConnectedLine tells it, once per
+ * change; before the answer the next ChannelState carries it instead. */
+static void test_connected_line(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 32, NULL, NULL);
+	px_channel *ch = px_channel_alloc(&nop_tech, "Test/2002", NULL, NULL);
+	px_event *ev;
+
+	px_channel_set_connected(ch, "1002", "Bob"); /* Down: no event */
+	px_channel_set_state(ch, PX_STATE_UP);
+	px_channel_set_connected(ch, "1002", "Bob"); /* no change: no event */
+	px_channel_set_connected(ch, "1003", "Carol");
+	px_channel_set_connected(ch, "1003", NULL); /* the name went */
+	px_channel_unref(ch);
+
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CHANNEL_CREATED);
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CHANNEL_STATE);
+	ASSERT_STR(px_event_field_get(ev, "connected_num")->s, "1002");
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CONNECTED_LINE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(px_event_channel(ev), "Test/2002-"));
+	ASSERT_STR(px_event_field_get(ev, "connected_num")->s, "1003");
+	ASSERT_STR(px_event_field_get(ev, "connected_name")->s, "Carol");
+	px_event_unref(ev);
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_CONNECTED_LINE);
+	ASSERT_STR(px_event_field_get(ev, "connected_num")->s, "1003");
+	ASSERT_STR(px_event_field_get(ev, "connected_name")->s, "");
+	px_event_unref(ev);
+	/* Then only the Hangup of the freed channel. */
+	ev = px_event_sub_take(s, NULL);
+	CU_ASSERT_EQUAL_FATAL(px_event_kind(ev), PX_EV_HANGUP);
+	px_event_unref(ev);
+	CU_ASSERT_PTR_NULL(px_event_sub_take(s, NULL));
+	px_event_unsubscribe(s);
+}
+
 static void test_json(void)
 {
 	px_event_sub *s = px_event_subscribe(NULL, 4, NULL, NULL);
@@ -607,8 +649,7 @@ static void *emitter(void *arg)
  * sequence numbers, and each emitter's events in its own order. */
 static void test_ordering(void)
 {
-	px_event_sub *s1 = px_event_subscribe(NULL, ORDER_QUEUE, NULL, NULL);
-	px_event_sub *s2 = px_event_subscribe(NULL, ORDER_QUEUE, NULL, NULL);
+	px_event_sub *s1, *s2;
 	pthread_t t[EMITTERS];
 	long long last_i[EMITTERS];
 	uint64_t last_seq = 0, lost;
@@ -616,6 +657,10 @@ static void test_ordering(void)
 	size_t n = 0;
 	bool ordered = true;
 
+	/* Every event must fit: a budget far above the default. */
+	px_event_budget_set(256u << 20, 512u << 20);
+	s1 = px_event_subscribe(NULL, ORDER_QUEUE, NULL, NULL);
+	s2 = px_event_subscribe(NULL, ORDER_QUEUE, NULL, NULL);
 	atomic_store(&emitters_stop, false);
 	for (long i = 0; i < EMITTERS; i++)
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, emitter, (void *)i), 0);
@@ -650,6 +695,7 @@ static void test_ordering(void)
 	CU_ASSERT_EQUAL(n, (size_t)EMITTERS * PER_EMITTER);
 	px_event_unsubscribe(s1);
 	px_event_unsubscribe(s2);
+	px_event_budget_set(0, 0);
 }
 
 /* Subscribers come and go while threads emit: nothing is touched after
@@ -686,6 +732,88 @@ static void test_unsubscribe_while_emitting(void)
 	CU_ASSERT_FALSE(px_event_listening());
 }
 
+/* Queue count n of events, each carrying a string of len bytes. */
+static void emit_sized(int n, size_t len)
+{
+	char *text = malloc(len + 1);
+
+	memset(text, 'x', len);
+	text[len] = '\0';
+	for (int i = 0; i < n; i++)
+		PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVS("what", text), PX_EVI("i", i));
+	free(text);
+}
+
+/* Stalled subscribers pin memory only up to the budget: each its own
+ * queue_bytes, all of them together total_bytes beyond each one's floor
+ * (queue_bytes / 16), so a subscriber that reads is still served in full.
+ * What a budget refuses is counted as lost for that subscriber alone, and
+ * the queue length is cut to what the budget could ever fill. */
+static void test_memory_budget(void)
+{
+	size_t sub_bytes, total_bytes, cap;
+	px_event_sub *a, *b, *c;
+	uint64_t delivered, lost, lost_total;
+	int kinds[1];
+	px_event *ev;
+
+	px_event_budget_get(&sub_bytes, &total_bytes);
+	CU_ASSERT_EQUAL(sub_bytes, PX_EVENT_SUB_BYTES_DEFAULT);
+	CU_ASSERT_EQUAL(total_bytes, PX_EVENT_TOTAL_BYTES_DEFAULT);
+	px_event_budget_set(64 << 10, 96 << 10);
+	CU_ASSERT_EQUAL(px_event_queue_fit(100000), (64u << 10) / PX_EVENT_MIN_COST);
+	CU_ASSERT_EQUAL(px_event_queue_fit(10), 10);
+
+	/* One subscriber alone: its own budget, whatever its queue length. */
+	a = px_event_subscribe(NULL, 100000, NULL, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	emit_sized(200, 1000);
+	px_event_sub_stats(a, &delivered, &lost);
+	CU_ASSERT(delivered > 10 && delivered < 64);
+	CU_ASSERT_EQUAL(delivered + lost, 200);
+	CU_ASSERT(px_event_sub_bytes(a) <= 64u << 10);
+	CU_ASSERT_EQUAL(px_event_budget_used(), px_event_sub_bytes(a));
+	/* The loss is told after the last event kept. */
+	CU_ASSERT_EQUAL(drain(a, kinds, 1, &lost_total), delivered);
+	CU_ASSERT_EQUAL(lost_total, lost);
+	CU_ASSERT_EQUAL(px_event_sub_bytes(a), 0);
+	CU_ASSERT_EQUAL(px_event_budget_used(), 0);
+
+	/* Two stalled subscribers share the total; a third that reads after
+	 * each event loses nothing. */
+	b = px_event_subscribe(NULL, 100000, NULL, NULL);
+	c = px_event_subscribe(NULL, 100000, NULL, NULL);
+	for (int i = 0; i < 300; i++) {
+		emit_sized(1, 1000);
+		while ((ev = px_event_sub_take(c, NULL)) != NULL)
+			px_event_unref(ev);
+	}
+	px_event_sub_stats(c, &delivered, &lost);
+	CU_ASSERT_EQUAL(delivered, 300);
+	CU_ASSERT_EQUAL(lost, 0);
+	CU_ASSERT(px_event_sub_bytes(a) + px_event_sub_bytes(b) <= (96u << 10) + 2 * (4u << 10));
+	CU_ASSERT(px_event_sub_bytes(a) + px_event_sub_bytes(b) > (64u << 10));
+	px_event_sub_stats(a, NULL, &lost);
+	CU_ASSERT(lost > 0);
+	/* An empty queue always takes the next event, however large. */
+	drain(a, kinds, 1, &lost_total);
+	emit_sized(1, 200 << 10);
+	ev = px_event_sub_take(a, NULL);
+	CU_ASSERT_PTR_NOT_NULL(ev);
+	px_event_unref(ev);
+	/* A smaller queue given by a new Subscribe releases what it drops. */
+	cap = px_event_sub_bytes(b);
+	CU_ASSERT_EQUAL(px_event_sub_configure(b, NULL, 2), 0);
+	CU_ASSERT(px_event_sub_bytes(b) < cap);
+	px_event_unsubscribe(a);
+	px_event_unsubscribe(b);
+	px_event_unsubscribe(c);
+	CU_ASSERT_EQUAL(px_event_budget_used(), 0);
+	px_event_budget_set(0, 0);
+	px_event_budget_get(&sub_bytes, &total_bytes);
+	CU_ASSERT_EQUAL(sub_bytes, PX_EVENT_SUB_BYTES_DEFAULT);
+}
+
 static void test_kind_names(void)
 {
 	for (int k = 0; k < PX_EV_KINDS; k++) {
@@ -694,6 +822,7 @@ static void test_kind_names(void)
 	}
 	CU_ASSERT_EQUAL(px_event_kind_parse("hangup"), PX_EV_HANGUP);
 	CU_ASSERT_EQUAL(px_event_kind_parse("SecurityEvent"), PX_EV_SECURITY);
+	CU_ASSERT_EQUAL(px_event_kind_parse("ConnectedLine"), PX_EV_CONNECTED_LINE);
 	CU_ASSERT_EQUAL(px_event_kind_parse("NoSuchEvent"), -1);
 	CU_ASSERT_PTR_NULL(px_event_kind_name(PX_EV_KINDS));
 }
@@ -716,11 +845,13 @@ int main(void)
 	    !CU_add_test(suite, "subscription changed in place", test_configure) ||
 	    !CU_add_test(suite, "filters", test_filters) ||
 	    !CU_add_test(suite, "channel events", test_channel_events) ||
+	    !CU_add_test(suite, "ConnectedLine on an answered channel", test_connected_line) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
 	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
 	    !CU_add_test(suite, "unsubscribe while emitting", test_unsubscribe_while_emitting) ||
+	    !CU_add_test(suite, "memory budget of queued events", test_memory_budget) ||
 	    !CU_add_test(suite, "kind names", test_kind_names)) {
 		CU_cleanup_registry();
 		return 1;

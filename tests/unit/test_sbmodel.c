@@ -150,6 +150,84 @@ static void test_status_snapshot_and_seq(void)
 	sb_model_free(&m);
 }
 
+/* The connected party changes without a state change (a Redirect, the
+ * operator's Bridge, a transfer): ConnectedLine updates the row, and one
+ * the snapshot already reflects is skipped. */
+static void test_connected_line(void)
+{
+	struct sb_model m;
+	const struct sb_chan *c;
+
+	sb_model_init(&m);
+	CU_ASSERT_EQUAL(snapshot(&m, true,
+				 "{\"seq\":5,\"channels\":[{\"channel\":\"SIP/1001-1\","
+				 "\"uniqueid\":\"a\",\"linkedid\":\"a\",\"state\":\"Up\","
+				 "\"connected_num\":\"1002\",\"connected_name\":\"Bob\"}]}"),
+			0);
+	CU_ASSERT_EQUAL(ev(&m,
+			   "{\"event\":\"ConnectedLine\",\"seq\":5,\"channel\":"
+			   "\"SIP/1001-1\",\"connected_num\":\"1009\",\"connected_name\":\"\"}"),
+			SB_UNCHANGED);
+	c = sb_model_find(&m, "SIP/1001-1");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->connected_num, "1002");
+	CU_ASSERT_EQUAL(ev(&m, "{\"event\":\"ConnectedLine\",\"seq\":6,\"channel\":"
+			       "\"SIP/1001-1\",\"connected_num\":\"1003\",\"connected_name\":"
+			       "\"Carol\"}"),
+			SB_CHANGED);
+	c = sb_model_find(&m, "SIP/1001-1");
+	CU_ASSERT_STRING_EQUAL(c->connected_num, "1003");
+	CU_ASSERT_STRING_EQUAL(c->connected_name, "Carol");
+	CU_ASSERT_STRING_EQUAL(c->state, "Up");
+	/* An identity taken away (empty) is shown as such. */
+	CU_ASSERT_EQUAL(ev(&m, "{\"event\":\"ConnectedLine\",\"seq\":7,\"channel\":"
+			       "\"SIP/1001-1\",\"connected_num\":\"\",\"connected_name\":\"\"}"),
+			SB_CHANGED);
+	CU_ASSERT_STRING_EQUAL(sb_model_find(&m, "SIP/1001-1")->connected_name, "");
+	sb_model_free(&m);
+}
+
+/* Status tells hold and the answer (answered_at, duration since it, age
+ * since creation); ChannelState Up starts the talk time of a channel that
+ * events told about. */
+static void test_hold_and_answer(void)
+{
+	struct sb_model m;
+	const struct sb_chan *c;
+
+	sb_model_init(&m);
+	CU_ASSERT_EQUAL(snapshot(&m, true,
+				 "{\"seq\":5,\"channels\":["
+				 "{\"channel\":\"SIP/1001-1\",\"state\":\"Up\",\"hold\":true,"
+				 "\"age\":50,\"duration\":20,\"answered_at\":1699999980},"
+				 "{\"channel\":\"SIP/1002-2\",\"state\":\"Ring\",\"hold\":false,"
+				 "\"age\":7,\"duration\":0,\"answered_at\":null}]}"),
+			0);
+	c = sb_model_find(&m, "SIP/1001-1");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_TRUE(c->hold);
+	CU_ASSERT_EQUAL(c->created, NOW - 50);
+	CU_ASSERT_EQUAL(c->answered, NOW - 20);
+	c = sb_model_find(&m, "SIP/1002-2");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_FALSE(c->hold);
+	CU_ASSERT_EQUAL(c->created, NOW - 7);
+	CU_ASSERT_EQUAL(c->answered, 0);
+	CU_ASSERT_EQUAL(ev(&m, "{\"event\":\"Unhold\",\"seq\":6,\"channel\":\"SIP/1001-1\"}"),
+			SB_CHANGED);
+	CU_ASSERT_FALSE(sb_model_find(&m, "SIP/1001-1")->hold);
+	CU_ASSERT_EQUAL(ev(&m, "{\"event\":\"ChannelState\",\"seq\":7,\"timestamp\":1700000003.2,"
+			       "\"channel\":\"SIP/1002-2\",\"state\":\"Up\"}"),
+			SB_CHANGED);
+	CU_ASSERT_EQUAL(sb_model_find(&m, "SIP/1002-2")->answered, 1700000003);
+	/* A later state change keeps the first answer. */
+	CU_ASSERT_EQUAL(ev(&m, "{\"event\":\"ChannelState\",\"seq\":8,\"timestamp\":1700000009.0,"
+			       "\"channel\":\"SIP/1002-2\",\"state\":\"Up\"}"),
+			SB_CHANGED);
+	CU_ASSERT_EQUAL(sb_model_find(&m, "SIP/1002-2")->answered, 1700000003);
+	sb_model_free(&m);
+}
+
 static void test_grouping(void)
 {
 	struct sb_model m;
@@ -267,6 +345,8 @@ int main(void)
 	suite = CU_add_suite("console/sbmodel", NULL, NULL);
 	if (!suite || !CU_add_test(suite, "a call told by events", test_call_from_events) ||
 	    !CU_add_test(suite, "Status snapshot and seq", test_status_snapshot_and_seq) ||
+	    !CU_add_test(suite, "ConnectedLine", test_connected_line) ||
+	    !CU_add_test(suite, "hold and answer time", test_hold_and_answer) ||
 	    !CU_add_test(suite, "channels grouped into calls", test_grouping) ||
 	    !CU_add_test(suite, "registrations", test_registrations) ||
 	    !CU_add_test(suite, "EventsLost and bad input", test_lost_and_bad_input)) {

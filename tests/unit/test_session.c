@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <CUnit/Basic.h>
 #include <jansson.h>
@@ -27,12 +29,16 @@
 #include <plexus/app.h>
 #include <plexus/bridge.h>
 #include <plexus/channel.h>
+#include <plexus/codec.h>
+#include <plexus/config.h>
 #include <plexus/dialplan.h>
 #include <plexus/log.h>
+#include <plexus/media.h>
 
 #include "../../core/channel_internal.h"
 #include "../../core/console_actions.h"
 #include "../../core/log_internal.h"
+#include "../../core/media_internal.h"
 
 /* The longest any single wait of a test may take. */
 #define WAIT_MS 5000
@@ -298,6 +304,26 @@ static void reset(void)
 	pthread_mutex_unlock(&busy_lock);
 }
 
+/* The media engine on a few loopback ports below the ephemeral range. */
+static int start_media(void)
+{
+	char text[160];
+	unsigned base = 12000 + (unsigned)(getpid() % 1000) * 20;
+	px_config *cfg = NULL;
+	px_err err = {""};
+	int rc;
+
+	snprintf(text, sizeof(text), "[general]\nrtpstart = %u\nrtpend = %u\nworkers = 1\n", base,
+		 base + 19);
+	if (px_config_load_string("rtp.conf", text, &cfg, &err) < 0)
+		return -1;
+	rc = px_media_init(cfg, &err);
+	if (rc < 0)
+		fprintf(stderr, "\n  px_media_init: %s\n", err.msg);
+	px_config_unref(cfg);
+	return rc;
+}
+
 /* ---- tests ---- */
 
 /* After an operator's bridge, the side left behind goes on in its
@@ -478,33 +504,77 @@ static void test_dial_bridge_and_redirect(void)
 	expect_all_gone();
 }
 
-/* Until there is transcoding, legs whose audio codecs differ are not
- * bridged: the request is refused, naming both, and nobody moves. */
-static void test_bridge_codecs_differ(void)
+/* A format no translator reaches: no path to or from it. */
+static const struct px_format island = {.name = "island",
+					.description = "a format with no translator",
+					.encoding = "X-ISLAND",
+					.sample_rate = 8000,
+					.rtp_clock = 8000,
+					.static_pt = -1};
+
+static px_rtp *rtp_with(const char *format)
 {
+	struct sockaddr_in local = {.sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct px_rtp_codec c = {.format = px_format_find(format), .pt = 96, .dtmf_pt = -1};
+	px_rtp *r = NULL;
+	px_err err = {""};
+
+	if (px_rtp_new((struct sockaddr *)&local, &r, &err) < 0) {
+		fprintf(stderr, "\n  px_rtp_new: %s\n", err.msg);
+		return NULL;
+	}
+	px_rtp_set_codec(r, &c);
+	return r;
+}
+
+/* Legs whose formats differ are bridged through the media layer's
+ * transcoding (here slin and slin16, joined by a resampler), whatever
+ * codec names the technology reported; the Bridge is refused, naming both
+ * formats and leaving both where they were, only when no translation path
+ * joins them. */
+static void test_bridge_formats_differ(void)
+{
+	px_rtp *ra, *rb, *rc;
 	px_channel *a, *b;
 	px_err err = {""};
 
 	reset();
+	CU_ASSERT_FATAL(start_media() == 0);
+	CU_ASSERT_FATAL(px_format_register(NULL, &island, &err) == 0);
+	ra = rtp_with("slin");
+	rb = rtp_with("slin16");
+	rc = rtp_with("island");
+	CU_ASSERT_FATAL(ra && rb && rc);
 	a = originate("auto-a", "park");
 	b = originate("auto-b", "park");
 	CU_ASSERT_TRUE(wait_step("a:park ") && wait_step("b:park "));
+	px_channel_set_rtp(a, ra);
+	px_channel_set_rtp(b, rc);
 	px_channel_set_codec(a, "PCMU");
 	px_channel_set_codec(b, "PCMA");
 	CU_ASSERT_EQUAL(px_channel_bridge(a, b, &err), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PCMU"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PCMA"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "slin"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "X-ISLAND"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no translation path"));
 	CU_ASSERT_FALSE(px_channel_leaving(a));
 	CU_ASSERT_FALSE(px_channel_leaving(b));
-	/* The same codec (named in any case): bridged. */
-	px_channel_set_codec(b, "pcmu");
+	/* Different formats with a path (and different codec names): bridged,
+	 * transcoding. */
+	px_channel_set_rtp(b, rb);
 	CU_ASSERT_EQUAL(px_channel_bridge(a, b, &err), 0);
 	CU_ASSERT_TRUE(wait_peer(a, b));
+	CU_ASSERT_TRUE(px_rtp_transcoding(ra));
 	px_channel_hangup(a, PX_CAUSE_NORMAL_CLEARING);
 	px_channel_hangup(b, PX_CAUSE_NORMAL_CLEARING);
 	px_channel_unref(a);
 	px_channel_unref(b);
 	expect_all_gone();
+	px_rtp_destroy(ra);
+	px_rtp_destroy(rb);
+	px_rtp_destroy(rc);
+	px_format_unregister(&island);
+	px_media_shutdown();
 }
 
 static json_t *action(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -523,6 +593,118 @@ static json_t *action(const char *fmt, ...)
 	r = out ? json_loads(out, 0, NULL) : NULL;
 	free(out);
 	return r;
+}
+
+/* Status of one channel: the first result's first channel (a new reference). */
+static json_t *status_of(px_channel *ch)
+{
+	json_t *r = action("{\"action\":\"Status\",\"action_id\":1,\"channel\":\"%s\"}",
+			   px_channel_name(ch));
+	json_t *c = json_incref(json_array_get(json_object_get(r, "channels"), 0));
+
+	json_decref(r);
+	return c;
+}
+
+/* Status tells each channel's hold flag (what the last Hold/Unhold said,
+ * from the far end or the operator), its talk time since the answer
+ * (duration, answered_at) and its age since creation; a channel that has
+ * not answered has no answered_at and no duration. */
+static void test_status_hold_and_times(void)
+{
+	px_channel *a, *b;
+	json_t *c;
+
+	reset();
+	a = originate("auto-a", "park");
+	b = originate("ring-b", "park");
+	CU_ASSERT_TRUE(wait_step("a:park "));
+	c = status_of(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_TRUE(json_is_false(json_object_get(c, "hold")));
+	CU_ASSERT_TRUE(json_is_integer(json_object_get(c, "answered_at")));
+	CU_ASSERT_TRUE(json_integer_value(json_object_get(c, "answered_at")) >=
+		       json_integer_value(json_object_get(c, "created_at")));
+	CU_ASSERT_TRUE(json_is_integer(json_object_get(c, "duration")));
+	CU_ASSERT_TRUE(json_integer_value(json_object_get(c, "duration")) <=
+		       json_integer_value(json_object_get(c, "age")));
+	json_decref(c);
+	px_channel_queue_control(a, PX_CONTROL_HOLD); /* the far end holds */
+	CU_ASSERT_TRUE(px_channel_on_hold(a));
+	c = status_of(a);
+	CU_ASSERT_TRUE(json_is_true(json_object_get(c, "hold")));
+	json_decref(c);
+	px_channel_set_hold(a, false, "operator");
+	c = status_of(a);
+	CU_ASSERT_TRUE(json_is_false(json_object_get(c, "hold")));
+	json_decref(c);
+	/* Ringing, not answered: no talk time yet. */
+	c = status_of(b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(c, "state")), "Ringing");
+	CU_ASSERT_TRUE(json_is_null(json_object_get(c, "answered_at")));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(c, "duration")), 0);
+	CU_ASSERT_TRUE(json_is_integer(json_object_get(c, "age")));
+	json_decref(c);
+	CU_ASSERT_EQUAL(px_channel_answered(b), 0);
+	px_channel_hangup(a, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_hangup(b, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(a);
+	px_channel_unref(b);
+	expect_all_gone();
+}
+
+/* Originate with "wait": the result comes once the call is answered
+ * (answered true), or once it failed, as an error naming the channel and
+ * the cause (a callee that rings past the timeout: cause 19). A "wait"
+ * that is not a boolean is refused before anything is called. */
+static void test_originate_wait(void)
+{
+	char name[96];
+	px_channel *ch;
+	long long t0;
+	json_t *r;
+
+	reset();
+	r = action("{\"action\":\"Originate\",\"action_id\":\"w1\",\"channel\":\"Fake/auto-w\","
+		   "\"exten\":\"park\",\"context\":\"t\",\"wait\":true}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "response")), "Success");
+	CU_ASSERT_TRUE(json_is_true(json_object_get(r, "answered")));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(json_string_value(json_object_get(r, "channel")), "Fake/auto-w"));
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(r, "channel")));
+	json_decref(r);
+	CU_ASSERT_TRUE(wait_step("w:park "));
+
+	t0 = now_ms();
+	r = action("{\"action\":\"Originate\",\"action_id\":\"w2\",\"channel\":\"Fake/ring-v\","
+		   "\"exten\":\"park\",\"context\":\"t\",\"timeout\":1,\"wait\":true}");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "response")), "Error");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "code")), "failed");
+	CU_ASSERT_TRUE(json_is_false(json_object_get(r, "answered")));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "cause")), PX_CAUSE_NO_ANSWER);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(json_string_value(json_object_get(r, "channel")), "Fake/ring-v"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(json_string_value(json_object_get(r, "message")), "cause 19"));
+	/* It waited for the outcome: the timeout, not the next event. */
+	CU_ASSERT(now_ms() - t0 >= 900);
+	json_decref(r);
+
+	r = action("{\"action\":\"Originate\",\"action_id\":\"w3\",\"channel\":\"Fake/auto-u\","
+		   "\"exten\":\"park\",\"context\":\"t\",\"wait\":\"yes\"}");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "code")), "bad_field");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "field")), "wait");
+	json_decref(r);
+	usleep(100000);
+	CU_ASSERT_FALSE(has_step("u:"));
+	ch = px_channel_find(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+	expect_all_gone();
 }
 
 /* Redirect of a channel and another: both targets are checked before
@@ -596,7 +778,10 @@ int main(void)
 	    !CU_add_test(suite, "Dial's bridge: waiter given back, dialed leg redirect",
 			 test_dial_bridge_and_redirect) ||
 	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two) ||
-	    !CU_add_test(suite, "no bridge between different codecs", test_bridge_codecs_differ)) {
+	    !CU_add_test(suite, "Status: hold, talk time and age", test_status_hold_and_times) ||
+	    !CU_add_test(suite, "Originate with wait: the outcome", test_originate_wait) ||
+	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
+			 test_bridge_formats_differ)) {
 		CU_cleanup_registry();
 		return 1;
 	}

@@ -30,8 +30,9 @@ int px_bridge_run(px_channel *a, px_channel *b);
  * then runs the bridge once b's session has handed b over (each waits at
  * most 10 s for the other; a meet that fails leaves both where they were).
  * When the bridge ends, each continues its dialplan after the application
- * it left. Returns once the request is made; -1 with err when either is
- * hung up, runs no session, or a == b. */
+ * it left. Legs whose formats differ are transcoded. Returns once the
+ * request is made; -1 with err when either is hung up, runs no session,
+ * a == b, or no translation path joins the two legs' formats. */
 int px_channel_bridge(px_channel *a, px_channel *b, px_err *err);
 
 #endif

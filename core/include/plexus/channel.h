@@ -129,6 +129,8 @@ const char *px_channel_linkedid(const px_channel *ch);
 const struct px_channel_tech *px_channel_tech(const px_channel *ch);
 void *px_channel_pvt(const px_channel *ch);
 time_t px_channel_created(const px_channel *ch);
+/* When the channel was answered (first went Up), or 0 while it was not. */
+time_t px_channel_answered(px_channel *ch);
 
 enum px_channel_state px_channel_state(const px_channel *ch);
 void px_channel_set_state(px_channel *ch, enum px_channel_state state);
@@ -137,6 +139,8 @@ const char *px_channel_state_name(enum px_channel_state state);
 /* Identity. Strings are copied; getters copy into buf (always terminated). */
 void px_channel_set_caller(px_channel *ch, const char *num, const char *name);
 void px_channel_get_caller(px_channel *ch, char *num, size_t numsize, char *name, size_t namesize);
+/* The party the channel is connected to. A change on an answered channel
+ * emits ConnectedLine (before the answer, the next ChannelState carries it). */
 void px_channel_set_connected(px_channel *ch, const char *num, const char *name);
 void px_channel_get_connected(px_channel *ch, char *num, size_t numsize, char *name,
 			      size_t namesize);
@@ -170,11 +174,19 @@ px_channel *px_channel_get_peer(px_channel *ch); /* new reference or NULL */
 void px_channel_set_rtp(px_channel *ch, px_rtp *rtp);
 px_rtp *px_channel_rtp(px_channel *ch);
 /* The audio codec the leg's offer and answer agreed on, named as in SDP
- * ("PCMU", "PCMA"), set by the technology; "" until then. Until there is
- * transcoding, an operator's Bridge is refused between legs whose codecs
- * differ (compared without regard to case). */
+ * ("PCMU", "PCMA"), set by the technology; "" until then. Shown by Status;
+ * whether two legs can be bridged is decided from their media's formats
+ * (an operator's Bridge is refused only when no translation path joins
+ * them). */
 void px_channel_set_codec(px_channel *ch, const char *codec);
 void px_channel_get_codec(px_channel *ch, char *buf, size_t size);
+
+/* On hold: set when a technology reports its far end's hold
+ * (px_channel_queue_control with PX_CONTROL_HOLD/UNHOLD, source "remote")
+ * or the operator holds it (source "operator"); tells Hold/Unhold. The
+ * flag is what the last of them said. */
+void px_channel_set_hold(px_channel *ch, bool on, const char *source);
+bool px_channel_on_hold(px_channel *ch);
 
 /* ---- events: technology thread -> session thread ---- */
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev);

@@ -52,6 +52,7 @@ enum px_event_kind {
 	PX_EV_MODULE_LOADED,        /* module, description */
 	PX_EV_MODULE_UNLOADED,      /* module, forced */
 	PX_EV_RELOAD,               /* what ("core" or a module), status ("ok"/"failed") */
+	PX_EV_CONNECTED_LINE,       /* connected_num, connected_name (answered channel) */
 	PX_EV_KINDS
 };
 
