@@ -1,8 +1,10 @@
 /*
  * chan_sip's console commands: "sip show endpoints", "sip show endpoint
- * NAME" (with its registered contacts from the location service) and "sip
- * set debug on|off" (every SIP message to the log).
+ * NAME" (with its registered contacts from the location service), "sip
+ * show settings" (listeners, TLS, NAT) and "sip set debug on|off" (every
+ * SIP message to the log).
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -89,6 +91,52 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	return PX_CLI_SUCCESS;
 }
 
+static void acl_string(const struct sip_acl_entry *acl, size_t n, char *buf, size_t size)
+{
+	size_t used = 0;
+	char addr[INET6_ADDRSTRLEN];
+
+	snprintf(buf, size, "-");
+	for (size_t i = 0; i < n && used < size; i++) {
+		inet_ntop(acl[i].family, acl[i].addr, addr, sizeof(addr));
+		used += (size_t)snprintf(buf + used, size - used, "%s%s/%d", i ? ", " : "", addr,
+					 acl[i].prefix);
+	}
+}
+
+static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
+{
+	struct sip_config *cfg;
+	char nets[512];
+
+	if (argc != 3)
+		return PX_CLI_SHOWUSAGE;
+	cfg = sip_stack_config();
+	if (!cfg)
+		return PX_CLI_FAILURE;
+	px_cli_printf(cli, " Bind:          %s (%s%s%s)\n", cfg->bind, cfg->udp ? "udp" : "",
+		      cfg->udp && cfg->tcp ? ", " : "", cfg->tcp ? "tcp" : "");
+	if (sip.tls_running)
+		px_cli_printf(cli, " TLS:           on, %s, certificates in %s, verify peer %s\n",
+			      cfg->tls_bind, cfg->tls_cert_dir, cfg->tls_verify_peer ? "yes" : "no");
+	else if (cfg->tls_problem[0])
+		px_cli_printf(cli, " TLS:           off: %s\n", cfg->tls_problem);
+	else if (cfg->tls)
+		px_cli_printf(cli, " TLS:           off: not listening on %s (see the log)\n",
+			      cfg->tls_bind);
+	else
+		px_cli_printf(cli, " TLS:           off (no tls_bind)\n");
+	px_cli_printf(cli, " Realm:         %s\n", cfg->realm);
+	px_cli_printf(cli, " RTP address:   %s\n", cfg->rtp_address[0] ? cfg->rtp_address : "(bind)");
+	px_cli_printf(cli, " External SIP:  %s\n",
+		      cfg->external_signaling[0] ? cfg->external_signaling : "-");
+	px_cli_printf(cli, " External RTP:  %s\n", cfg->external_media[0] ? cfg->external_media : "-");
+	acl_string(cfg->local_net, cfg->nlocal_net, nets, sizeof(nets));
+	px_cli_printf(cli, " Local nets:    %s\n", nets);
+	sip_config_unref(cfg);
+	return PX_CLI_SUCCESS;
+}
+
 static void complete_endpoint(px_cli_completion *c, int argc, char **argv, int pos)
 {
 	struct sip_config *cfg;
@@ -135,6 +183,11 @@ static const struct px_cli_command commands[] = {
 	 "Usage: sip show endpoint <name>\n"
 	 "       Shows an endpoint's settings and its registered contacts.",
 	 cmd_show_endpoint, complete_endpoint, PX_ROLE_MONITOR},
+	{"sip show settings", "Show chan_sip's listeners, TLS and NAT settings",
+	 "Usage: sip show settings\n"
+	 "       Shows where chan_sip listens, whether TLS is on (or why it is off), and\n"
+	 "       the external addresses and local networks of NAT handling.",
+	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"sip set debug", "Enable or disable SIP message logging",
 	 "Usage: sip set debug on|off\n"
 	 "       Writes every SIP message sent and received to the log (notice level).",

@@ -16,6 +16,7 @@
  *               "sip show trunks"
  *   outreg.c    outbound registration of trunks, "sip show registry"
  *   nat.c       external addresses, local_net and the TLS transport
+ *   tls.c       the TLS certificate check (OpenSSL)
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -117,10 +118,11 @@ struct sip_config {
 	struct sip_acl_entry *local_net;
 	size_t nlocal_net;
 	/* TLS (nat.c) */
-	bool tls;
+	bool tls; /* configured and its certificate usable */
 	char tls_bind[256];
 	char tls_cert_dir[512]; /* holds agent.pem and cafile.pem */
 	bool tls_verify_peer;
+	char tls_problem[700]; /* why a configured TLS is off; "" when it is not */
 	px_config *source; /* the parsed file, for messages */
 };
 
@@ -218,6 +220,11 @@ bool sip_trunk_is_local(const struct sip_config *c, const struct sip_trunk *t);
  * outside local_net, else the RTP address. */
 void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockaddr_storage *out);
 
+/* Can sofia-sip's TLS use dir/agent.pem (certificate chain and key) and
+ * dir/cafile.pem (trusted CAs: required when need_ca, else checked only
+ * when present)? -1 with err naming the file otherwise (tls.c). */
+int sip_tls_check(const char *dir, bool need_ca, px_err *err);
+
 /* ---- the stack (stack.c) ---- */
 
 struct sip_stack {
@@ -227,7 +234,8 @@ struct sip_stack {
 	struct sip_config *config; /* read by the SIP thread; swapped there on reload */
 	char contact_host[256];    /* host[:port] of our own URIs */
 	struct sockaddr_storage rtp_addr;
-	bool debug; /* SIP messages to the log */
+	bool debug;       /* SIP messages to the log */
+	bool tls_running; /* the TLS listener is up */
 };
 
 extern struct sip_stack sip;

@@ -324,25 +324,39 @@ static void *sip_main(void *arg)
 		goto out_root;
 	}
 	/* TLS is a second bind URL of its own (never a transport list: see
-	 * make_url), with sofia's certificate directory. */
-	sip.nua = nua_create(
-		sip.root, nua_callback, NULL, NUTAG_URL(url),
-		TAG_IF(cfg->tls, NUTAG_SIPS_URL(sips_url)),
-		TAG_IF(cfg->tls, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
-		TAG_IF(cfg->tls, TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer ? TPTLS_VERIFY_ALL
-									      : TPTLS_VERIFY_NONE)),
-		NUTAG_MEDIA_ENABLE(0),
-		/* Methods nua would otherwise accept on its own (REFER,
-		 * MESSAGE ...) come to us, to be refused: nobody may make
-		 * plexusd send NOTIFYs or claim deliveries it never makes. */
-		NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
-		NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
-		NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
-		SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
-		SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
-		NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
-		NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024), NTATAG_SERVER_RPORT(2),
-		TAG_END());
+	 * make_url), with sofia's certificate directory. Verifying peers means
+	 * the carriers we connect to (VERIFY_OUTGOING): phones connecting in
+	 * seldom have certificates of their own. */
+	sip.tls_running = cfg->tls;
+	for (;;) {
+		sip.nua = nua_create(
+			sip.root, nua_callback, NULL, NUTAG_URL(url),
+			TAG_IF(sip.tls_running, NUTAG_SIPS_URL(sips_url)),
+			TAG_IF(sip.tls_running, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
+			TAG_IF(sip.tls_running,
+			       TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer ? TPTLS_VERIFY_OUTGOING
+									    : TPTLS_VERIFY_NONE)),
+			NUTAG_MEDIA_ENABLE(0),
+			/* Methods nua would otherwise accept on its own (REFER,
+			 * MESSAGE ...) come to us, to be refused: nobody may make
+			 * plexusd send NOTIFYs or claim deliveries it never makes. */
+			NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
+			NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
+			NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
+			SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
+			NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
+			NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
+			NTATAG_SERVER_RPORT(2), TAG_END());
+		if (sip.nua || !sip.tls_running)
+			break;
+		/* The certificate passed tls.c's check, so the TLS address is
+		 * what failed (in use, not local): UDP and TCP go on without it. */
+		px_log_error("chan_sip: the SIP stack does not start with TLS on %s (address in "
+			     "use or not local?); starting it without TLS",
+			     sips_url);
+		sip.tls_running = false;
+	}
 	if (!sip.nua) {
 		start_done(-1, "cannot listen on %s (address in use or not local?)", url);
 		goto out_root;
@@ -361,7 +375,8 @@ static void *sip_main(void *arg)
 	if (sip.debug)
 		sip_set_debug(true);
 	sip_trunks_apply(cfg);
-	px_verbose(1, "chan_sip listening on %s%s%s", url, cfg->tls ? " and " : "", sips_url);
+	px_verbose(1, "chan_sip listening on %s%s%s", url, sip.tls_running ? " and " : "",
+		   sip.tls_running ? sips_url : "");
 	start_done(1, NULL);
 
 	su_root_run(sip.root); /* until the shutdown posted by sip_stack_stop */
@@ -484,6 +499,7 @@ void sip_stack_stop(void)
 	}
 	close(post_fd);
 	post_fd = -1;
+	sip.tls_running = false;
 	pthread_mutex_lock(&config_lock);
 	sip_config_unref(sip.config);
 	sip.config = NULL;
@@ -498,6 +514,15 @@ static void do_reconfigure(void *arg)
 	old = sip.config;
 	sip.config = cfg;
 	pthread_mutex_unlock(&config_lock);
+	/* Listening sockets are made once, when the stack starts. */
+	if (strcmp(old->bind, cfg->bind) || old->udp != cfg->udp || old->tcp != cfg->tcp ||
+	    old->tls != cfg->tls || strcmp(old->tls_bind, cfg->tls_bind) ||
+	    strcmp(old->tls_cert_dir, cfg->tls_cert_dir) ||
+	    old->tls_verify_peer != cfg->tls_verify_peer)
+		px_log_warning("chan_sip: bind, transports and tls_* changes take effect when "
+			       "chan_sip is loaded again (module unload, module load) or at a "
+			       "restart; the listeners stay as they are (TLS %s)",
+			       sip.tls_running ? "on" : "off");
 	sip_auth_load_users(cfg);
 	sip_trunks_apply(cfg);
 	sip_config_unref(old);
