@@ -78,8 +78,9 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	px_cli_printf(cli, " Context:       %s\n", ep->context);
 	px_cli_printf(cli, " Caller ID:     \"%s\" <%s>\n", ep->callerid_name, ep->callerid_num);
 	px_cli_printf(cli, " Codecs:        %s\n", codecs);
-	px_cli_printf(cli, " DTMF mode:     %s\n",
-		      (const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
+	px_cli_printf(
+		cli, " DTMF mode:     %s\n",
+		(const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
 	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
 	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
 	n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));
@@ -118,7 +119,8 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 		      cfg->udp && cfg->tcp ? ", " : "", cfg->tcp ? "tcp" : "");
 	if (sip.tls_running)
 		px_cli_printf(cli, " TLS:           on, %s, certificates in %s, verify peer %s\n",
-			      cfg->tls_bind, cfg->tls_cert_dir, cfg->tls_verify_peer ? "yes" : "no");
+			      cfg->tls_bind, cfg->tls_cert_dir,
+			      cfg->tls_verify_peer ? "yes" : "no");
 	else if (cfg->tls_problem[0])
 		px_cli_printf(cli, " TLS:           off: %s\n", cfg->tls_problem);
 	else if (cfg->tls)
@@ -127,10 +129,12 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 	else
 		px_cli_printf(cli, " TLS:           off (no tls_bind)\n");
 	px_cli_printf(cli, " Realm:         %s\n", cfg->realm);
-	px_cli_printf(cli, " RTP address:   %s\n", cfg->rtp_address[0] ? cfg->rtp_address : "(bind)");
+	px_cli_printf(cli, " RTP address:   %s\n",
+		      cfg->rtp_address[0] ? cfg->rtp_address : "(bind)");
 	px_cli_printf(cli, " External SIP:  %s\n",
 		      cfg->external_signaling[0] ? cfg->external_signaling : "-");
-	px_cli_printf(cli, " External RTP:  %s\n", cfg->external_media[0] ? cfg->external_media : "-");
+	px_cli_printf(cli, " External RTP:  %s\n",
+		      cfg->external_media[0] ? cfg->external_media : "-");
 	acl_string(cfg->local_net, cfg->nlocal_net, nets, sizeof(nets));
 	px_cli_printf(cli, " Local nets:    %s\n", nets);
 	sip_config_unref(cfg);

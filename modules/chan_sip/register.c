@@ -74,9 +74,9 @@ static void request_source(char *buf, size_t size)
 	 * apart (a TLS contact is reached again over TLS). */
 	if (ai->ai_protocol == IPPROTO_TCP)
 		proto = s && s->sip_via && s->sip_via->v_protocol &&
-				!strcasecmp(s->sip_via->v_protocol, "SIP/2.0/TLS")
-			? "tls"
-			: "tcp";
+					!strcasecmp(s->sip_via->v_protocol, "SIP/2.0/TLS")
+				? "tls"
+				: "tcp";
 	if (ai->ai_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ai->ai_addr;
 		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));

@@ -123,7 +123,7 @@ struct sip_config {
 	char tls_cert_dir[512]; /* holds agent.pem and cafile.pem */
 	bool tls_verify_peer;
 	char tls_problem[700]; /* why a configured TLS is off; "" when it is not */
-	px_config *source; /* the parsed file, for messages */
+	px_config *source;     /* the parsed file, for messages */
 };
 
 /* Parse sip.conf (through px_core_load_config). */
@@ -307,7 +307,7 @@ struct sip_payload {
 };
 
 struct sip_media {
-	struct sockaddr_storage addr; /* where the far end receives RTP */
+	struct sockaddr_storage addr;                /* where the far end receives RTP */
 	struct sip_payload payloads[SIP_MAX_CODECS]; /* known formats, in the sender's order */
 	int npayloads;
 	int dtmf_pt;    /* telephone-event payload type, -1 if none */

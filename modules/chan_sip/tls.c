@@ -66,8 +66,10 @@ int sip_tls_check(const char *dir, bool need_ca, px_err *err)
 	}
 	if (access(cafile, F_OK) == 0 || need_ca) {
 		if (access(cafile, R_OK) != 0) {
-			px_err_set(err, "%s: cannot read the trusted CAs (needed by tls_verify_peer): %s",
-				   cafile, strerror(errno));
+			px_err_set(
+				err,
+				"%s: cannot read the trusted CAs (needed by tls_verify_peer): %s",
+				cafile, strerror(errno));
 			goto out;
 		}
 		if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
