@@ -17,6 +17,7 @@
  *   outreg.c    outbound registration of trunks, "sip show registry"
  *   nat.c       external addresses, local_net and the TLS transport
  *   tls.c       the TLS certificate check (OpenSSL)
+ *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -330,6 +331,11 @@ int sip_sdp_offer_pt(const struct px_format *f, int index);
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
 		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
 		  bool rtcp_mux, uint64_t session_id, unsigned version);
+
+/* ---- REDIRECTING() (redirecting.c) ---- */
+
+int sip_redirecting_register(px_module *self, px_err *err);
+void sip_redirecting_unregister(void);
 
 /* ---- console (commands.c) ---- */
 

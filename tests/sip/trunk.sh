@@ -17,7 +17,10 @@
 # caller. Failover: trunkA answers 503, trunkB takes the call (and hangs
 # up); trunkA answering 486 is not failed over (trunkB sees nothing).
 # Qualify: trunkQ answers OPTIONS (Reachable, with an RTT), then stops and
-# becomes Unreachable, and plexus.dial_trunk_group skips it. Bad input: a
+# becomes Unreachable, and plexus.dial_trunk_group skips it. Numbers: a
+# forwarded DID call (Diversion, History-Info) is sent on through trunkB
+# with a Diversion naming the DID before the carrier's, and History-Info as
+# it came; REDIRECTING() reads the diversion in the dialplan. Bad input: a
 # broken trunk line and a match that is no address are named by
 # file:line and the running trunks are kept. Every check prints "ok N".
 
@@ -263,6 +266,27 @@ test_qualify() {
 	expect_idle "after the group call no channel is left"
 }
 
+# ---------------------------------------------------------------- numbers
+
+test_forwarded() {
+	dialstatus_mark
+	carrier_start fwd_b 127.0.0.4 "$PORT_B" carrier_uas_nat.xml 15 -s carrier -d 500
+	carrier_start fwd_a 127.0.0.3 "$PORT_A" carrier_uac_did.xml 15 -s 5551001 -d 1500
+	expect_carrier_ok "a forwarded DID call from trunkA is answered" fwd_a 20
+	expect_carrier_ok "the dialplan sent it on through trunkB, which answered and got the BYE" fwd_b 10
+	expect_dialstatus "REDIRECTING() reads the Diversion: from +15557770000, no-answer, once" \
+		"redirecting +15557770000 no-answer 1 |"
+	expect_header "trunkB gets a Diversion naming the DID, then the carrier's Diversion" fwd_b '^INVITE ' \
+		'^Diversion: <sip:5551001@carrier-a\.test>;reason=unconditional, <sip:\+15557770000@127\.0\.0\.3>;reason=no-answer$'
+	pass "trunkB gets a Diversion naming the DID, then the carrier's Diversion"
+	expect_header "trunkB gets the carrier's History-Info as it came" fwd_b '^INVITE ' \
+		'^History-Info: <sip:\+15557770000@127\.0\.0\.3>;index=1, <sip:5551001@127\.0\.0\.3;cause=480>;index=1\.1$'
+	pass "trunkB gets the carrier's History-Info as it came"
+	check_cmd "REDIRECTING is a known function" 'core show function REDIRECTING' 0 \
+		'REDIRECTING\(from-num\|from-name\|reason\|count\)'
+	expect_idle "after the forwarded call no channel is left"
+}
+
 # ---------------------------------------------------------------- bad input
 
 test_bad_config() {
@@ -299,6 +323,7 @@ test_inbound_did
 test_outbound_auth
 test_failover
 test_qualify
+test_forwarded
 test_bad_config
 if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
 	fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
