@@ -35,16 +35,21 @@ static enum px_cli_status cmd_show_endpoints(px_cli *cli, int argc, char **argv)
 	cfg = sip_stack_config();
 	if (!cfg)
 		return PX_CLI_FAILURE;
-	px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8s %s\n", "Endpoint", "Context", "Codecs",
-		      "NAT", "Contacts", "CallerID");
+	px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8s %-13s %s\n", "Endpoint", "Context",
+		      "Codecs", "NAT", "Contacts", "Status", "CallerID");
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct sip_endpoint *ep = &cfg->endpoints[i];
 		struct px_binding b[1];
 		size_t n = px_location_lookup(ep->name, b, 1);
+		char status[32] = "Unmonitored";
 		codecs_string(ep, codecs, sizeof(codecs));
-		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu \"%s\" <%s>\n", ep->name,
-			      ep->context, codecs, ep->nat ? "yes" : "no", n, ep->callerid_name,
-			      ep->callerid_num);
+		if (ep->qualify && n)
+			sip_qualify_summary(ep->name, status, sizeof(status));
+		else if (ep->qualify)
+			snprintf(status, sizeof(status), "-");
+		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu %-13s \"%s\" <%s>\n", ep->name,
+			      ep->context, codecs, ep->nat ? "yes" : "no", n, status,
+			      ep->callerid_name, ep->callerid_num);
 	}
 	px_cli_printf(cli, "%zu endpoint%s\n", cfg->nendpoints, cfg->nendpoints == 1 ? "" : "s");
 	sip_config_unref(cfg);
@@ -83,11 +88,21 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 		(const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
 	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
 	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
+	if (ep->qualify)
+		px_cli_printf(cli, " Qualify:       every %d s, timeout %d ms\n", ep->qualify,
+			      ep->qualify_timeout_ms);
+	else
+		px_cli_printf(cli, " Qualify:       off\n");
 	n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));
 	px_cli_printf(cli, " Contacts:      %zu\n", n);
-	for (size_t i = 0; i < n && i < sizeof(b) / sizeof(b[0]); i++)
-		px_cli_printf(cli, "   %s via %s, expires in %llds, %s\n", b[i].contact,
-			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent);
+	for (size_t i = 0; i < n && i < sizeof(b) / sizeof(b[0]); i++) {
+		char status[32] = "";
+		if (ep->qualify)
+			sip_qualify_status(ep->name, b[i].contact, status, sizeof(status));
+		px_cli_printf(cli, "   %s via %s, expires in %llds, %s%s%s\n", b[i].contact,
+			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent,
+			      status[0] ? ", " : "", status);
+	}
 	sip_config_unref(cfg);
 	return PX_CLI_SUCCESS;
 }

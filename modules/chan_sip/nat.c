@@ -92,6 +92,16 @@ int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *g, str
 	return 0;
 }
 
+void sip_proxy_from_received(const char *received, char *out, size_t size)
+{
+	const char *colon = strchr(received, ':');
+
+	out[0] = '\0';
+	if (!colon || colon == received)
+		return;
+	snprintf(out, size, "sip:%s;transport=%.*s", colon + 1, (int)(colon - received), received);
+}
+
 bool sip_nat_external(const struct sip_config *c, const struct sockaddr *peer)
 {
 	if (!c->external_signaling[0] && !c->external_media[0])

@@ -18,6 +18,7 @@
  *   nat.c       external addresses, local_net and the TLS transport
  *   tls.c       the TLS certificate check (OpenSSL)
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
+ *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -61,9 +62,11 @@ struct sip_endpoint {
 	enum sip_dtmf_mode dtmf_mode;
 	bool nat; /* rport, contact rewrite, symmetric RTP */
 	int max_contacts;
-	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
-	int rtp_timeout_hold; /* the same while the call is on hold */
-	const char *file;     /* where it was defined, for messages */
+	int rtp_timeout;        /* s without RTP before hanging up; 0: never */
+	int rtp_timeout_hold;   /* the same while the call is on hold */
+	int qualify;            /* s between OPTIONS to each contact; 0: off */
+	int qualify_timeout_ms; /* no answer within this: Unreachable */
+	const char *file;       /* where it was defined, for messages */
 	int line;
 };
 
@@ -217,6 +220,9 @@ int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *genera
 bool sip_nat_external(const struct sip_config *c, const struct sockaddr *peer);
 /* The same for a trunk's host (a name counts as outside). */
 bool sip_trunk_is_local(const struct sip_config *c, const struct sip_trunk *t);
+/* "udp:1.2.3.4:5060" (a binding's received) → "sip:1.2.3.4:5060;transport=udp":
+ * where requests to a contact behind NAT go. out is "" when received is not one. */
+void sip_proxy_from_received(const char *received, char *out, size_t size);
 /* The address our SDP offers a peer: external_media_address for peers
  * outside local_net, else the RTP address. */
 void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockaddr_storage *out);
@@ -331,6 +337,19 @@ int sip_sdp_offer_pt(const struct px_format *f, int index);
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
 		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
 		  bool rtcp_mux, uint64_t session_id, unsigned version);
+
+/* ---- qualify of endpoints' contacts (qualify.c) ---- */
+
+/* The one-second tick that follows the registrar; SIP thread. */
+int sip_qualify_start(struct su_root_s *root);
+void sip_qualify_stop(void);
+/* A response to one of our OPTIONS; true when the handle was ours. */
+bool sip_qualify_response(int event, int status, struct nua_handle_s *nh, const void *sipmsg);
+/* May a call ring this contact (not found Unreachable)? Any thread. */
+bool sip_qualify_usable(const char *endpoint, const char *contact);
+/* "OK (3 ms)", "UNREACHABLE" or "UNKNOWN": one contact, or the endpoint's best. */
+void sip_qualify_status(const char *endpoint, const char *contact, char *buf, size_t size);
+void sip_qualify_summary(const char *endpoint, char *buf, size_t size);
 
 /* ---- REDIRECTING() (redirecting.c) ---- */
 

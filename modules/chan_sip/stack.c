@@ -210,8 +210,10 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 		return;
 	case nua_r_method: /* REGISTERs of trunks */
 	case nua_r_options:
-		/* Trunks' registrations and qualify OPTIONS (trunk.c). */
-		if (sip_trunk_response(event, status, nh, sipmsg))
+		/* Endpoints' qualify OPTIONS (qualify.c), trunks'
+		 * registrations and qualify OPTIONS (trunk.c). */
+		if (sip_qualify_response(event, status, nh, sipmsg) ||
+		    sip_trunk_response(event, status, nh, sipmsg))
 			return;
 		break;
 	case nua_i_invite:
@@ -367,7 +369,9 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot create the digest authentication module");
 		goto out_nua;
 	}
-	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root) < 0) {
+	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root) < 0 ||
+	    sip_qualify_start(sip.root) < 0) {
+		sip_overload_stop();
 		sip_rtp_watch_stop();
 		start_done(-1, "cannot start the SIP thread's timers");
 		goto out_auth;
@@ -381,6 +385,7 @@ static void *sip_main(void *arg)
 
 	su_root_run(sip.root); /* until the shutdown posted by sip_stack_stop */
 
+	sip_qualify_stop();
 	sip_overload_stop();
 	sip_rtp_watch_stop();
 out_auth:
@@ -475,6 +480,7 @@ int sip_stack_start(struct sip_config *cfg, px_err *err)
 static void do_shutdown(void *arg)
 {
 	sip_trunks_stop(); /* un-REGISTERs go out before the stack stops */
+	sip_qualify_stop();
 	nua_shutdown(sip.nua);
 }
 
