@@ -110,13 +110,12 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 static void acl_string(const struct sip_acl_entry *acl, size_t n, char *buf, size_t size)
 {
 	size_t used = 0;
-	char addr[INET6_ADDRSTRLEN];
+	char entry[64];
 
 	snprintf(buf, size, "-");
 	for (size_t i = 0; i < n && used < size; i++) {
-		inet_ntop(acl[i].family, acl[i].addr, addr, sizeof(addr));
-		used += (size_t)snprintf(buf + used, size - used, "%s%s/%d", i ? ", " : "", addr,
-					 acl[i].prefix);
+		sip_acl_format(&acl[i], entry, sizeof(entry));
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", entry);
 	}
 }
 

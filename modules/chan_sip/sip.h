@@ -19,6 +19,7 @@
  *   tls.c       the TLS certificate check (OpenSSL)
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
+ *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -70,11 +71,13 @@ struct sip_endpoint {
 	int line;
 };
 
-/* One entry of a match ACL: an address and prefix length (IPv4 or IPv6). */
+/* One entry of an address ACL (acl.c): an address and prefix length
+ * (IPv4 or IPv6), permitting or ("!") excluding what it holds. */
 struct sip_acl_entry {
 	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
 	int prefix;
+	bool deny; /* "!": an address it holds does not match */
 };
 
 enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
@@ -144,15 +147,22 @@ int sip_config_codecs(const px_config_section *s, struct sip_endpoint *ep, px_er
 /* Parse the common caller ID form into num and name (config.c). */
 void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, size_t namesize);
 
+/* ---- address ACLs (acl.c) ---- */
+
+/* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "!198.51.100.7":
+ * -1 when it is not one. */
+int sip_acl_parse(const char *text, struct sip_acl_entry *out);
+/* The first entry holding sa decides (an exclusion: false); none: false. */
+bool sip_acl_match(const struct sip_acl_entry *acl, size_t n, const struct sockaddr *sa);
+/* "!203.0.113.66/32" */
+void sip_acl_format(const struct sip_acl_entry *e, char *buf, size_t size);
+
 /* ---- trunks (trunk.c) ---- */
 
 /* Load a "type = trunk" section into t. */
 int sip_trunk_load(const px_config_section *s, struct sip_trunk *t, px_err *err);
 void sip_trunk_free(struct sip_trunk *t);
 const struct sip_trunk *sip_config_trunk(const struct sip_config *c, const char *name);
-/* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32": -1 when it is not one. */
-int sip_acl_parse(const char *text, struct sip_acl_entry *out);
-bool sip_acl_match(const struct sip_acl_entry *acl, size_t n, const struct sockaddr *sa);
 /* The trunk whose match ACL holds the source address. */
 const struct sip_trunk *sip_trunk_identify(const struct sip_config *c, const struct sockaddr *sa);
 /* "sip:host:port;transport=tcp" for a trunk (the Request-URI host part). */
