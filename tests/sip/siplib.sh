@@ -355,7 +355,14 @@ carrier_start() {
 	(cd "$SIPP_DIR" && exec timeout -k 2 $((secs + 10)) "${cmd[@]}") </dev/null >"$SIPP_DIR/$name.out" 2>&1 &
 	SIPP_PIDS[$name]=$!
 	track_pid "${SIPP_PIDS[$name]}"
-	wait_udp_bound_on "$ip" "$port" 5 || fail "SIPp '$name' listens on $ip:$port" "got nothing bound"
+	# A carrier that calls may be done before its socket is seen: its
+	# result is checked by whoever waits for it.
+	local i
+	for ((i = 0; i < 10; i++)); do
+		wait_udp_bound_on "$ip" "$port" 1 && return 0
+		is_running "${SIPP_PIDS[$name]}" || return 0
+	done
+	fail "SIPp '$name' listens on $ip:$port" "got nothing bound within 10 s" "$(sipp_report "$name")"
 }
 
 # wait_udp_bound_on IP PORT SECONDS: until something listens on IP:PORT (UDP).

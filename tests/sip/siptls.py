@@ -294,6 +294,8 @@ class Phone:
         r = self.with_auth("REGISTER", uri, "reg-%s" % self.tag, "<sip:%s@%s>" % (self.user, self.host))
         if status(r) != 200:
             fail("REGISTER got %d" % status(r))
+        print("--- registered %s" % self.contact())
+        sys.stdout.flush()
 
     def answer(self):
         self.register()

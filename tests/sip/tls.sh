@@ -87,12 +87,17 @@ tls_probe() {
 	TLS_RC=$?
 }
 
-# wait_tls_registered PHONE SECONDS: until 'sip show endpoint PHONE' has a TLS contact.
+# wait_tls_contact NAME PHONE SECONDS: until the siptls.py run NAME says it
+# registered and 'sip show endpoint PHONE' has its contact, over TLS (an
+# older contact of a closed connection may still be there: it must not count).
 wait_tls_contact() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		px "$SOCK" "sip show endpoint $1"
-		printf '%s\n' "$PX_OUT" | grep -Eq "via tls:127\.0\.0\.1:[0-9]+" && return 0
+	local i contact
+	for ((i = 0; i < $3 * 10; i++)); do
+		contact=$(sed -n 's/^--- registered <\(.*\)>$/\1/p' "$TLS_LOG/$1.out")
+		if [ -n "$contact" ]; then
+			px "$SOCK" "sip show endpoint $2"
+			printf '%s\n' "$PX_OUT" | grep -qF "$contact via tls:127.0.0.1:" && return 0
+		fi
 		sleep 0.1
 	done
 	return 1
@@ -157,7 +162,7 @@ test_versions() {
 
 test_phones() {
 	tls_start phone_1002 phone 127.0.0.1 "$TLS_PORT" 1002 "$SECRET_1002" answer
-	wait_tls_contact 1002 10 ||
+	wait_tls_contact phone_1002 1002 10 ||
 		tls_fail "1002 registers over TLS" "a contact 'via tls:127.0.0.1:PORT' in 'sip show endpoint 1002'" phone_1002
 	pass "1002 registers over TLS ($(printf '%s\n' "$PX_OUT" | grep 'via tls' | tr -s ' '))"
 	tls_start call_1001 phone 127.0.0.1 "$TLS_PORT" 1001 "$SECRET_1001" call 1002
@@ -169,7 +174,7 @@ test_phones() {
 	expect_idle "after the TLS call no channel is left"
 
 	tls_start phone_1002b phone 127.0.0.1 "$TLS_PORT" 1002 "$SECRET_1002" answer
-	wait_tls_contact 1002 10 || tls_fail "1002 registers over TLS again" "a TLS contact" phone_1002b
+	wait_tls_contact phone_1002b 1002 10 || tls_fail "1002 registers over TLS again" "a TLS contact" phone_1002b
 	sipp_start udp_1001 - uac_call.xml -s 1002 -key caller 1001 -au 1001 -ap "$SECRET_1001" -d 1000
 	expect_sipp_ok "a SIPp phone on UDP calls the TLS phone 1002" udp_1001
 	pass "a SIPp phone on UDP calls the TLS phone 1002: answered, BYE"
@@ -206,7 +211,7 @@ test_reload() {
 	[ "$TLS_RC" = 0 ] || fail "TLS answers after the reload" "status 0" "got:" "$PROBE_OUT"
 	pass "TLS answers after the reload"
 	tls_start phone_reload phone 127.0.0.1 "$TLS_PORT" 1002 "$SECRET_1002" answer
-	wait_tls_contact 1002 10 || tls_fail "1002 registers over TLS after the reload" "a TLS contact" phone_reload
+	wait_tls_contact phone_reload 1002 10 || tls_fail "1002 registers over TLS after the reload" "a TLS contact" phone_reload
 	pass "1002 registers over TLS after the reload"
 	kill -TERM "${TLS_PIDS[phone_reload]}" 2>/dev/null
 	tls_wait phone_reload 5
