@@ -297,6 +297,7 @@ static void *sip_main(void *arg)
 {
 	struct sip_config *cfg = arg;
 	char url[320], sips_url[320] = "";
+	bool tls_failed = false;
 
 	thread_self = pthread_self();
 	if (su_init() != 0) {
@@ -352,13 +353,16 @@ static void *sip_main(void *arg)
 			NTATAG_SERVER_RPORT(2), TAG_END());
 		if (sip.nua || !sip.tls_running)
 			break;
-		/* The certificate passed tls.c's check, so the TLS address is
-		 * what failed (in use, not local): UDP and TCP go on without it. */
-		px_log_error("chan_sip: the SIP stack does not start with TLS on %s (address in "
-			     "use or not local?); starting it without TLS",
-			     sips_url);
+		/* Try without TLS: if that starts, the TLS address was what
+		 * failed (the certificate passed tls.c's check). */
 		sip.tls_running = false;
+		tls_failed = true;
 	}
+	if (sip.nua && tls_failed)
+		px_log_error(
+			"chan_sip: cannot listen for TLS on %s (address in use or not local?); "
+			"TLS is off, UDP and TCP are not affected",
+			sips_url);
 	if (!sip.nua) {
 		start_done(-1, "cannot listen on %s (address in use or not local?)", url);
 		goto out_root;

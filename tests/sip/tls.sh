@@ -15,8 +15,8 @@
 # chan_sip" keeps TLS working, unload + load binds it again. Bad input: a
 # reload naming an empty certificate directory keeps the running TLS and
 # names the file; a start without a usable certificate names it, runs
-# without TLS (nothing listens there) and UDP keeps working. Every check
-# prints "ok N".
+# without TLS (nothing listens there) and UDP keeps working; so does a
+# start whose TLS port is taken. Every check prints "ok N".
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/sip/siplib.sh"
@@ -280,6 +280,39 @@ test_bad_cert() {
 	sipp_run reg_udp - register.xml -s 1001 -au 1001 -ap "$SECRET_1001" -key expires 3600
 	[ "$SIPP_RC" = 0 ] || sipp_fail "1001 registers over UDP" "status 0" reg_udp
 	pass "UDP keeps working: 1001 registers over UDP"
+
+	# A TLS address that cannot be bound: TLS off, the rest starts.
+	if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
+	fi
+	sed -i "s|^tls_cert_dir = .*|tls_cert_dir = $D/tls|" "$D/sip.conf"
+	"$PYTHON" -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAITs of the last run
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+time.sleep(30)' "$TLS_PORT" "$TMP" &
+	local blocker=$! i hex
+	track_pid "$blocker"
+	hex=$(printf '0100007F:%04X' "$TLS_PORT")
+	for ((i = 0; i < 100; i++)); do
+		grep -q "^ *[0-9]*: $hex 00000000:0000 0A " /proc/net/tcp && break
+		sleep 0.05
+	done
+	grep -q "^ *[0-9]*: $hex 00000000:0000 0A " /proc/net/tcp ||
+		fail "a stand-in listens on the TLS port" "a listener on 127.0.0.1:$TLS_PORT"
+	mark=$(log_mark "$D/plexus.log")
+	start_daemon "$D"
+	log_since "$D/plexus.log" "$mark" | grep -q "cannot listen for TLS on sips:127\.0\.0\.1:$TLS_PORT (address in use or not local?); TLS is off, UDP and TCP are not affected" ||
+		fail "a TLS port in use is named" "an error naming sips:127.0.0.1:$TLS_PORT" "got:" "$(log_since "$D/plexus.log" "$mark")"
+	pass "a TLS port in use is named, and plexusd starts without TLS"
+	check_cmd "sip show settings: TLS off, not listening" 'sip show settings' 0 \
+		"^ TLS: +off: not listening on 127\.0\.0\.1:$TLS_PORT \(see the log\)$"
+	sipp_run reg_udp2 - register.xml -s 1001 -au 1001 -ap "$SECRET_1001" -key expires 3600
+	[ "$SIPP_RC" = 0 ] || sipp_fail "1001 registers over UDP" "status 0" reg_udp2
+	pass "UDP works with the TLS port taken"
+	kill "$blocker" 2>/dev/null
+	wait_exit "$blocker" 5
 }
 
 setup
