@@ -241,6 +241,9 @@ void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockad
  * dir/cafile.pem (trusted CAs: required when need_ca, else checked only
  * when present)? -1 with err naming the file otherwise (tls.c). */
 int sip_tls_check(const char *dir, bool need_ca, px_err *err);
+/* Can a TCP socket be bound on bind_addr ("127.0.0.1:5061", "[::1]:5061",
+ * "*:5061") now? -1 with err saying why (tls.c). */
+int sip_tls_bind_check(const char *bind_addr, px_err *err);
 
 /* ---- the stack (stack.c) ---- */
 

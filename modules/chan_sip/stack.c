@@ -331,6 +331,14 @@ static void *sip_main(void *arg)
 	 * the carriers we connect to (VERIFY_OUTGOING): phones connecting in
 	 * seldom have certificates of their own. */
 	sip.tls_running = cfg->tls;
+	if (sip.tls_running) {
+		px_err terr = {""};
+		if (sip_tls_bind_check(cfg->tls_bind, &terr) < 0) {
+			px_log_error("chan_sip: %s; TLS is off, UDP and TCP are not affected",
+				     terr.msg);
+			sip.tls_running = false;
+		}
+	}
 	for (;;) {
 		sip.nua = nua_create(
 			sip.root, nua_callback, NULL, NUTAG_URL(url),

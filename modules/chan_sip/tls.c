@@ -6,10 +6,15 @@
  * certificate and fails every handshake without a word. So the files are
  * read here with OpenSSL first, the way sofia will read them, and a
  * problem is reported naming the file; the caller then runs without TLS.
+ * The TLS address is tried the same way first: a nua_create() that fails
+ * to bind leaves part of the event loop behind, so it is better not to
+ * make it fail.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -82,4 +87,45 @@ out:
 	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	return rc;
+}
+
+int sip_tls_bind_check(const char *bind_addr, px_err *err)
+{
+	char host[256], port[16];
+	const char *colon;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_PASSIVE},
+			*res;
+	int fd, rc, one = 1;
+
+	if (bind_addr[0] == '[') {
+		const char *end = strchr(bind_addr, ']');
+		if (!end || end[1] != ':')
+			return px_err_set(err, "%s: not [address]:port", bind_addr);
+		snprintf(host, sizeof(host), "%.*s", (int)(end - bind_addr - 1), bind_addr + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(bind_addr, ':');
+		if (!colon)
+			return px_err_set(err, "%s: not address:port", bind_addr);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - bind_addr), bind_addr);
+	}
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	rc = getaddrinfo(!strcmp(host, "*") ? NULL : host, port, &hints, &res);
+	if (rc != 0)
+		return px_err_set(err, "%s: %s", bind_addr, gai_strerror(rc));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		freeaddrinfo(res);
+		return px_err_set(err, "%s: %s", bind_addr, strerror(errno));
+	}
+	/* As sofia binds it: with SO_REUSEADDR, which still fails while
+	 * another socket listens there. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	rc = bind(fd, res->ai_addr, res->ai_addrlen);
+	if (rc < 0)
+		px_err_set(err, "cannot listen for TLS on %s: %s", bind_addr, strerror(errno));
+	close(fd);
+	freeaddrinfo(res);
+	return rc < 0 ? -1 : 0;
 }
