@@ -274,8 +274,8 @@ test_forwarded() {
 	carrier_start fwd_a 127.0.0.3 "$PORT_A" carrier_uac_did.xml 15 -s 5551001 -d 1500
 	expect_carrier_ok "a forwarded DID call from trunkA is answered" fwd_a 20
 	expect_carrier_ok "the dialplan sent it on through trunkB, which answered and got the BYE" fwd_b 10
-	expect_dialstatus "REDIRECTING() reads the Diversion: from +15557770000, no-answer, once" \
-		"redirecting +15557770000 no-answer 1 |"
+	expect_dialstatus "REDIRECTING() reads the Diversion (from +15557770000, no-answer, once), and History-Info without it" \
+		"redirecting +15557770000 no-answer 1 |"$'\n'"history-info +15557770000 no-answer 1 |"
 	expect_header "trunkB gets a Diversion naming the DID, then the carrier's Diversion" fwd_b '^INVITE ' \
 		'^Diversion: <sip:5551001@carrier-a\.test>;reason=unconditional, <sip:\+15557770000@127\.0\.0\.3>;reason=no-answer$'
 	pass "trunkB gets a Diversion naming the DID, then the carrier's Diversion"

@@ -25,10 +25,18 @@ extensions = {
 			log_status(exten, channel.DIALSTATUS:get())
 		end,
 		["5551001"] = function(context, exten)
-			log_status("redirecting", channel["REDIRECTING(from-num)"]:get() .. " " ..
-				channel["REDIRECTING(reason)"]:get() .. " " ..
-				channel["REDIRECTING(count)"]:get() .. " " ..
-				channel["REDIRECTING(from-name)"]:get() .. "|")
+			local function redirecting(what)
+				log_status(what, channel["REDIRECTING(from-num)"]:get() .. " " ..
+					channel["REDIRECTING(reason)"]:get() .. " " ..
+					channel["REDIRECTING(count)"]:get() .. " " ..
+					channel["REDIRECTING(from-name)"]:get() .. "|")
+			end
+			redirecting("redirecting")
+			-- Without the Diversion, REDIRECTING reads History-Info.
+			local div = channel.SIP_DIVERSION:get()
+			channel.SIP_DIVERSION:set("")
+			redirecting("history-info")
+			channel.SIP_DIVERSION:set(div)
 			app.dial("SIP/trunkB/15553334444", 10)
 		end,
 	},
