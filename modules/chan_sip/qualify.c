@@ -8,8 +8,9 @@
  * answers again, instead of making every call to it wait for a timeout.
  *
  * The SIP thread owns the list of qualified contacts; a one-second tick
- * follows the registrar (new contacts are asked at once, contacts that
- * went away are dropped) and sends what is due. Trunks are qualified by
+ * follows the registrar (new contacts, and contacts that register again,
+ * are asked at once; contacts that went away are dropped) and sends what
+ * is due. Trunks are qualified by
  * trunk.c; this is the same rule for answers: any response means the
  * contact is there, except 408 and 503 (sofia's words for silence or a
  * transport error). What other threads read is under one mutex.
@@ -41,6 +42,7 @@ struct qcontact {
 	nua_handle_t *nh;     /* the OPTIONS in flight */
 	su_timer_t *deadline; /* no answer by then: Unreachable */
 	long long sent_ms, next_ms;
+	int64_t registered_at; /* of the binding when last seen */
 	int timeout_ms;
 	bool seen; /* still registered and qualified (tick) */
 	/* under lock */
@@ -157,6 +159,12 @@ static void visit(const struct sip_endpoint *ep, const struct px_binding *b, lon
 		pthread_mutex_unlock(&lock);
 	}
 	q->seen = true;
+	/* A contact that registers again is asked at once: a phone back
+	 * after an outage should not wait a whole interval to be rung. */
+	if (b->registered_at != q->registered_at) {
+		q->registered_at = b->registered_at;
+		q->next_ms = 0;
+	}
 	q->timeout_ms = ep->qualify_timeout_ms;
 	if (ep->nat)
 		sip_proxy_from_received(b->received, q->proxy, sizeof(q->proxy));

@@ -7,7 +7,8 @@
 # round-trip time and a ContactReachability event says reachable. Then it
 # is silent: UNREACHABLE, an event says so, and a call to 1002 is not sent
 # to the contact (the log says so, Dial ends CHANUNAVAIL at once, not after
-# its 5 s). It answers again: OK again. 1001 is never asked. Bad input: a
+# its 5 s). With a 30 s interval, the phone registering again is asked at
+# once and is OK again. 1001 is never asked. Bad input: a
 # qualify that is neither yes, no nor seconds is named by file:line and the
 # reload refused. Every check prints "ok N".
 
@@ -118,10 +119,29 @@ test_qualify() {
 	pass "the unreachable contact is skipped (not rung)"
 	expect_idle "after the refused call no channel is left"
 
-	# It answers again.
-	sipp_start opt_again "$PORT_1002" carrier_options.xml -m 2
-	wait_endpoints "1002's contact answers again: OK" '^1002 .* 1 +OK \([0-9]+ ms\) ' 5
-	expect_sipp_ok "the phone answered two more OPTIONS" opt_again
+	# The phone comes back with a new REGISTER while the interval is
+	# long: it is asked at once, not after 30 s.
+	cp "$D/sip.conf" "$D/sip.conf.q1"
+	sed -i 's/^qualify = 1$/qualify = 30/' "$D/sip.conf"
+	check_cmd "sip set debug on" 'sip set debug on' 0
+	mark=$(log_mark "$D/plexus.log")
+	check_cmd "reload: 1002 qualified every 30 s" 'module reload chan_sip' 0
+	check_cmd "sip show endpoint 1002: every 30 s" 'sip show endpoint 1002' 0 '^ Qualify: +every 30 s'
+	# The OPTIONS the 1 s interval had planned still goes; after it (and
+	# its 500 ms) the next is 30 s away.
+	wait_for_log "$D/plexus.log" "$mark" "OPTIONS sip:1002@127\.0\.0\.1:$PORT_1002 SIP/2\.0" 5 ||
+		fail "one more OPTIONS goes to 1002" "it in the log (sip set debug on)" "got:" "$(log_since "$D/plexus.log" "$mark" | tail -n 30)"
+	sleep 1 # not a check: lets that OPTIONS's deadline pass, so no retransmission is answered
+	check_cmd "sip set debug off" 'sip set debug off' 0
+	check_cmd "1002 is still UNREACHABLE" 'sip show endpoints' 0 '^1002 .* 1 +UNREACHABLE '
+	sipp_run rereg_1002 "$PORT_1002" register.xml -s 1002 -au 1002 -ap "$SECRET_1002" -key expires 3600
+	[ "$SIPP_RC" = 0 ] || sipp_fail "1002 registers again" "status 0" rereg_1002
+	sipp_start opt_again "$PORT_1002" carrier_options.xml -m 1
+	wait_endpoints "1002 registered again and is asked at once: OK (the interval is 30 s)" \
+		'^1002 .* 1 +OK \([0-9]+ ms\) ' 5
+	expect_sipp_ok "the phone answered the OPTIONS" opt_again
+	cp "$D/sip.conf.q1" "$D/sip.conf"
+	check_cmd "reload: back to every second" 'module reload chan_sip' 0
 }
 
 test_bad_config() {
