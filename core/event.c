@@ -90,6 +90,7 @@ static const char *const kind_names[PX_EV_KINDS] = {
 	[PX_EV_MODULE_UNLOADED] = "ModuleUnloaded",
 	[PX_EV_RELOAD] = "Reload",
 	[PX_EV_CONNECTED_LINE] = "ConnectedLine",
+	[PX_EV_CONTACT_REACHABILITY] = "ContactReachability",
 };
 
 const char *px_event_kind_name(enum px_event_kind kind)

@@ -615,17 +615,6 @@ static void offer_add(struct sip_call *c, const struct px_format *f)
 	c->npayloads++;
 }
 
-/* "udp:1.2.3.4:5060" → "sip:1.2.3.4:5060;transport=udp" */
-static void proxy_from_received(const char *received, char *out, size_t size)
-{
-	const char *colon = strchr(received, ':');
-
-	out[0] = '\0';
-	if (!colon || colon == received)
-		return;
-	snprintf(out, size, "sip:%s;transport=%.*s", colon + 1, (int)(colon - received), received);
-}
-
 /* The codecs of a call out: what the caller negotiated (so the bridge can
  * relay packets) and ep allows, else ep's own. */
 static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_channel *requestor)
@@ -772,6 +761,25 @@ static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_ch
 	return ch;
 }
 
+/* Drop the contacts qualify.c found gone: ringing them would only wait
+ * for a timeout. Returns how many are left (in place, in order). */
+static size_t usable_contacts(const struct sip_endpoint *ep, struct px_binding *b, size_t n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!sip_qualify_usable(ep->name, b[i].contact)) {
+			px_verbose(3, "chan_sip: %s's contact %s is unreachable; not calling it",
+				   ep->name, b[i].contact);
+			continue;
+		}
+		if (kept != i)
+			b[kept] = b[i];
+		kept++;
+	}
+	return kept;
+}
+
 static px_channel *tech_request(const char *dest, px_channel *requestor, int *cause)
 {
 	struct sip_config *cfg = sip_stack_config();
@@ -808,6 +816,12 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	}
 	if (n > sizeof(bindings) / sizeof(bindings[0]))
 		n = sizeof(bindings) / sizeof(bindings[0]);
+	n = usable_contacts(ep, bindings, n);
+	if (n == 0) {
+		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
+		sip_config_unref(cfg);
+		return NULL;
+	}
 	c = call_new(true, ep);
 	if (!c) {
 		*cause = PX_CAUSE_CONGESTION;
@@ -840,7 +854,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		l->call = c;
 		snprintf(l->uri, sizeof(l->uri), "%s", bindings[i].contact);
 		if (ep->nat)
-			proxy_from_received(bindings[i].received, l->proxy, sizeof(l->proxy));
+			sip_proxy_from_received(bindings[i].received, l->proxy, sizeof(l->proxy));
 		l->next = c->legs;
 		c->legs = l;
 	}

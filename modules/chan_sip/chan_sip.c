@@ -1,6 +1,7 @@
 /*
  * chan_sip's module descriptor: load reads sip.conf, starts the SIP thread
- * and registers the "SIP" channel technology and the console commands;
+ * and registers the "SIP" channel technology, the console commands and the
+ * REDIRECTING dialplan function;
  * unload undoes that in reverse; reload re-reads sip.conf and swaps it in
  * only when the whole file is valid.
  */
@@ -47,8 +48,11 @@ static int sip_load(px_module *self)
 		return -1;
 	}
 	if (px_channel_tech_register(self, &sip_tech, &err) < 0 ||
-	    sip_commands_register(self, &err) < 0 || sip_trunk_commands_register(self, &err) < 0) {
+	    sip_commands_register(self, &err) < 0 || sip_trunk_commands_register(self, &err) < 0 ||
+	    sip_redirecting_register(self, &err) < 0) {
 		px_log_error("chan_sip: %s", err.msg);
+		sip_redirecting_unregister();
+		sip_trunk_commands_unregister();
 		sip_commands_unregister();
 		px_channel_tech_unregister(&sip_tech);
 		sip_stack_stop();
@@ -59,6 +63,7 @@ static int sip_load(px_module *self)
 
 static int sip_unload(px_module *self)
 {
+	sip_redirecting_unregister();
 	sip_trunk_commands_unregister();
 	sip_commands_unregister();
 	px_channel_tech_unregister(&sip_tech);

@@ -1,8 +1,10 @@
 /*
  * chan_sip's console commands: "sip show endpoints", "sip show endpoint
- * NAME" (with its registered contacts from the location service) and "sip
- * set debug on|off" (every SIP message to the log).
+ * NAME" (with its registered contacts from the location service), "sip
+ * show settings" (listeners, TLS, NAT) and "sip set debug on|off" (every
+ * SIP message to the log).
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -33,16 +35,21 @@ static enum px_cli_status cmd_show_endpoints(px_cli *cli, int argc, char **argv)
 	cfg = sip_stack_config();
 	if (!cfg)
 		return PX_CLI_FAILURE;
-	px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8s %s\n", "Endpoint", "Context", "Codecs",
-		      "NAT", "Contacts", "CallerID");
+	px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8s %-13s %s\n", "Endpoint", "Context",
+		      "Codecs", "NAT", "Contacts", "Status", "CallerID");
 	for (size_t i = 0; i < cfg->nendpoints; i++) {
 		const struct sip_endpoint *ep = &cfg->endpoints[i];
 		struct px_binding b[1];
 		size_t n = px_location_lookup(ep->name, b, 1);
+		char status[32] = "Unmonitored";
 		codecs_string(ep, codecs, sizeof(codecs));
-		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu \"%s\" <%s>\n", ep->name,
-			      ep->context, codecs, ep->nat ? "yes" : "no", n, ep->callerid_name,
-			      ep->callerid_num);
+		if (ep->qualify && n)
+			sip_qualify_summary(ep->name, status, sizeof(status));
+		else if (ep->qualify)
+			snprintf(status, sizeof(status), "-");
+		px_cli_printf(cli, "%-20s %-16s %-10s %-5s %-8zu %-13s \"%s\" <%s>\n", ep->name,
+			      ep->context, codecs, ep->nat ? "yes" : "no", n, status,
+			      ep->callerid_name, ep->callerid_num);
 	}
 	px_cli_printf(cli, "%zu endpoint%s\n", cfg->nendpoints, cfg->nendpoints == 1 ? "" : "s");
 	sip_config_unref(cfg);
@@ -76,15 +83,74 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	px_cli_printf(cli, " Context:       %s\n", ep->context);
 	px_cli_printf(cli, " Caller ID:     \"%s\" <%s>\n", ep->callerid_name, ep->callerid_num);
 	px_cli_printf(cli, " Codecs:        %s\n", codecs);
-	px_cli_printf(cli, " DTMF mode:     %s\n",
-		      (const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
+	px_cli_printf(
+		cli, " DTMF mode:     %s\n",
+		(const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
 	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
 	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
+	if (ep->qualify)
+		px_cli_printf(cli, " Qualify:       every %d s, timeout %d ms\n", ep->qualify,
+			      ep->qualify_timeout_ms);
+	else
+		px_cli_printf(cli, " Qualify:       off\n");
 	n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));
 	px_cli_printf(cli, " Contacts:      %zu\n", n);
-	for (size_t i = 0; i < n && i < sizeof(b) / sizeof(b[0]); i++)
-		px_cli_printf(cli, "   %s via %s, expires in %llds, %s\n", b[i].contact,
-			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent);
+	for (size_t i = 0; i < n && i < sizeof(b) / sizeof(b[0]); i++) {
+		char status[32] = "";
+		if (ep->qualify)
+			sip_qualify_status(ep->name, b[i].contact, status, sizeof(status));
+		px_cli_printf(cli, "   %s via %s, expires in %llds, %s%s%s\n", b[i].contact,
+			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent,
+			      status[0] ? ", " : "", status);
+	}
+	sip_config_unref(cfg);
+	return PX_CLI_SUCCESS;
+}
+
+static void acl_string(const struct sip_acl_entry *acl, size_t n, char *buf, size_t size)
+{
+	size_t used = 0;
+	char entry[64];
+
+	snprintf(buf, size, "-");
+	for (size_t i = 0; i < n && used < size; i++) {
+		sip_acl_format(&acl[i], entry, sizeof(entry));
+		used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", entry);
+	}
+}
+
+static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
+{
+	struct sip_config *cfg;
+	char nets[512];
+
+	if (argc != 3)
+		return PX_CLI_SHOWUSAGE;
+	cfg = sip_stack_config();
+	if (!cfg)
+		return PX_CLI_FAILURE;
+	px_cli_printf(cli, " Bind:          %s (%s%s%s)\n", cfg->bind, cfg->udp ? "udp" : "",
+		      cfg->udp && cfg->tcp ? ", " : "", cfg->tcp ? "tcp" : "");
+	if (sip.tls_running)
+		px_cli_printf(cli, " TLS:           on, %s, certificates in %s, verify peer %s\n",
+			      cfg->tls_bind, cfg->tls_cert_dir,
+			      cfg->tls_verify_peer ? "yes" : "no");
+	else if (cfg->tls_problem[0])
+		px_cli_printf(cli, " TLS:           off: %s\n", cfg->tls_problem);
+	else if (cfg->tls)
+		px_cli_printf(cli, " TLS:           off: not listening on %s (see the log)\n",
+			      cfg->tls_bind);
+	else
+		px_cli_printf(cli, " TLS:           off (no tls_bind)\n");
+	px_cli_printf(cli, " Realm:         %s\n", cfg->realm);
+	px_cli_printf(cli, " RTP address:   %s\n",
+		      cfg->rtp_address[0] ? cfg->rtp_address : "(bind)");
+	px_cli_printf(cli, " External SIP:  %s\n",
+		      cfg->external_signaling[0] ? cfg->external_signaling : "-");
+	px_cli_printf(cli, " External RTP:  %s\n",
+		      cfg->external_media[0] ? cfg->external_media : "-");
+	acl_string(cfg->local_net, cfg->nlocal_net, nets, sizeof(nets));
+	px_cli_printf(cli, " Local nets:    %s\n", nets);
 	sip_config_unref(cfg);
 	return PX_CLI_SUCCESS;
 }
@@ -135,6 +201,11 @@ static const struct px_cli_command commands[] = {
 	 "Usage: sip show endpoint <name>\n"
 	 "       Shows an endpoint's settings and its registered contacts.",
 	 cmd_show_endpoint, complete_endpoint, PX_ROLE_MONITOR},
+	{"sip show settings", "Show chan_sip's listeners, TLS and NAT settings",
+	 "Usage: sip show settings\n"
+	 "       Shows where chan_sip listens, whether TLS is on (or why it is off), and\n"
+	 "       the external addresses and local networks of NAT handling.",
+	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"sip set debug", "Enable or disable SIP message logging",
 	 "Usage: sip set debug on|off\n"
 	 "       Writes every SIP message sent and received to the log (notice level).",

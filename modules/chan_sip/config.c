@@ -75,6 +75,8 @@ struct endpoint_opts {
 	char *dtmf_mode;
 	long long rtp_timeout;
 	long long rtp_timeout_hold;
+	char *qualify;
+	int64_t qualify_timeout;
 };
 
 static const struct px_config_option endpoint_table[] = {
@@ -104,6 +106,12 @@ static const struct px_config_option endpoint_table[] = {
 	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
 	 offsetof(struct endpoint_opts, rtp_timeout_hold),
 	 "the same while the call is on hold; 0: never"},
+	{"qualify", PX_CFG_STRING, "no", 0, 0, NULL, offsetof(struct endpoint_opts, qualify),
+	 "OPTIONS to each registered contact: no, yes (every 60 s) or every N seconds; "
+	 "contacts that do not answer are not rung"},
+	{"qualify_timeout", PX_CFG_DURATION, "3s", 100, 60000, NULL,
+	 offsetof(struct endpoint_opts, qualify_timeout),
+	 "a contact that does not answer OPTIONS within this is Unreachable"},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -210,6 +218,30 @@ static void copy_field(char *dst, size_t size, const char *src, bool *too_long)
 	snprintf(dst, size, "%s", src);
 }
 
+/* qualify = no | yes (60 s) | SECONDS (1 .. 86400). */
+static int parse_qualify(const px_config_section *s, const char *text, struct sip_endpoint *ep,
+			 px_err *err)
+{
+	bool on;
+	char *end;
+	long v;
+
+	/* A number first: px_parse_bool would take "1" for yes. */
+	v = strtol(text, &end, 10);
+	if (*text && !*end && v >= 0 && v <= 86400) {
+		ep->qualify = (int)v;
+		return 0;
+	}
+	if (px_parse_bool(text, &on) == 0) {
+		ep->qualify = on ? 60 : 0;
+		return 0;
+	}
+	const px_config_var *var = px_config_var_find(s, "qualify");
+	return px_err_set(err,
+			  "%s:%d: qualify: '%s' is not yes, no or a number of seconds (0-86400)",
+			  var ? var->file : ep->file, var ? var->line : ep->line, text);
+}
+
 static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px_err *err)
 {
 	struct endpoint_opts o;
@@ -268,6 +300,9 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 	ep->max_contacts = (int)o.max_contacts;
 	ep->rtp_timeout = (int)o.rtp_timeout;
 	ep->rtp_timeout_hold = (int)o.rtp_timeout_hold;
+	if (parse_qualify(s, o.qualify, ep, err) < 0)
+		goto out;
+	ep->qualify_timeout_ms = (int)o.qualify_timeout;
 	if (endpoint_codecs(s, ep, err) < 0)
 		goto out;
 	rc = 0;

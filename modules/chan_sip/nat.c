@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <plexus/config.h>
+#include <plexus/log.h>
 
 #include "sip.h"
 
@@ -65,24 +66,40 @@ int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *g, str
 		c->nlocal_net = n;
 	}
 	if (o->tls_bind) {
-		char agent[600];
+		px_err terr = {""};
 		if (!o->tls_cert_dir)
 			return opt_error(g, "tls_bind", err, "%s",
 					 "TLS needs tls_cert_dir (agent.pem, cafile.pem)");
 		if (strlen(o->tls_bind) >= sizeof(c->tls_bind) ||
 		    strlen(o->tls_cert_dir) >= sizeof(c->tls_cert_dir))
 			return opt_error(g, "tls_bind", err, "%s", "value too long");
-		snprintf(agent, sizeof(agent), "%s/agent.pem", o->tls_cert_dir);
-		if (access(agent, R_OK) != 0)
-			return opt_error(g, "tls_cert_dir", err,
-					 "cannot read %s (certificate and private key in PEM)",
-					 agent);
-		c->tls = true;
 		snprintf(c->tls_bind, sizeof(c->tls_bind), "%s", o->tls_bind);
 		snprintf(c->tls_cert_dir, sizeof(c->tls_cert_dir), "%s", o->tls_cert_dir);
 		c->tls_verify_peer = o->tls_verify_peer;
+		/* A certificate that cannot be used costs TLS only: phones and
+		 * carriers on UDP and TCP keep working, and the reason is told
+		 * (and kept for "sip show settings"). */
+		if (sip_tls_check(o->tls_cert_dir, o->tls_verify_peer, &terr) < 0) {
+			const px_config_var *v = g ? px_config_var_find(g, "tls_cert_dir") : NULL;
+			snprintf(c->tls_problem, sizeof(c->tls_problem), "%s", terr.msg);
+			px_log_error("chan_sip: %s:%d: tls_cert_dir: %s; TLS is off, UDP and TCP "
+				     "are not affected",
+				     v ? v->file : "sip.conf", v ? v->line : 0, terr.msg);
+		} else {
+			c->tls = true;
+		}
 	}
 	return 0;
+}
+
+void sip_proxy_from_received(const char *received, char *out, size_t size)
+{
+	const char *colon = strchr(received, ':');
+
+	out[0] = '\0';
+	if (!colon || colon == received)
+		return;
+	snprintf(out, size, "sip:%s;transport=%.*s", colon + 1, (int)(colon - received), received);
 }
 
 bool sip_nat_external(const struct sip_config *c, const struct sockaddr *peer)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sofia-sip/auth_module.h>
 #include <sofia-sip/auth_plugin.h>
@@ -63,21 +64,29 @@ static void request_source(char *buf, size_t size)
 	char host[64] = "?";
 	unsigned port = 0;
 
+	sip_t const *s = msg ? sip_object(msg) : NULL;
+	const char *proto = "udp";
+
 	buf[0] = '\0';
 	if (!ai || !ai->ai_addr)
 		return;
+	/* TLS and TCP are both IPPROTO_TCP; the Via the peer wrote tells them
+	 * apart (a TLS contact is reached again over TLS). */
+	if (ai->ai_protocol == IPPROTO_TCP)
+		proto = s && s->sip_via && s->sip_via->v_protocol &&
+					!strcasecmp(s->sip_via->v_protocol, "SIP/2.0/TLS")
+				? "tls"
+				: "tcp";
 	if (ai->ai_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ai->ai_addr;
 		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 		port = ntohs(s6->sin6_port);
-		snprintf(buf, size, "%s:[%s]:%u", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp",
-			 host, port);
+		snprintf(buf, size, "%s:[%s]:%u", proto, host, port);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)ai->ai_addr;
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		port = ntohs(s4->sin_port);
-		snprintf(buf, size, "%s:%s:%u", ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp",
-			 host, port);
+		snprintf(buf, size, "%s:%s:%u", proto, host, port);
 	}
 }
 

@@ -16,6 +16,10 @@
  *               "sip show trunks"
  *   outreg.c    outbound registration of trunks, "sip show registry"
  *   nat.c       external addresses, local_net and the TLS transport
+ *   tls.c       the TLS certificate check (OpenSSL)
+ *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
+ *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
+ *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -59,17 +63,21 @@ struct sip_endpoint {
 	enum sip_dtmf_mode dtmf_mode;
 	bool nat; /* rport, contact rewrite, symmetric RTP */
 	int max_contacts;
-	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
-	int rtp_timeout_hold; /* the same while the call is on hold */
-	const char *file;     /* where it was defined, for messages */
+	int rtp_timeout;        /* s without RTP before hanging up; 0: never */
+	int rtp_timeout_hold;   /* the same while the call is on hold */
+	int qualify;            /* s between OPTIONS to each contact; 0: off */
+	int qualify_timeout_ms; /* no answer within this: Unreachable */
+	const char *file;       /* where it was defined, for messages */
 	int line;
 };
 
-/* One entry of a match ACL: an address and prefix length (IPv4 or IPv6). */
+/* One entry of an address ACL (acl.c): an address and prefix length
+ * (IPv4 or IPv6), permitting or ("!") excluding what it holds. */
 struct sip_acl_entry {
 	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
 	int prefix;
+	bool deny; /* "!": an address it holds does not match */
 };
 
 enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
@@ -117,11 +125,12 @@ struct sip_config {
 	struct sip_acl_entry *local_net;
 	size_t nlocal_net;
 	/* TLS (nat.c) */
-	bool tls;
+	bool tls; /* configured and its certificate usable */
 	char tls_bind[256];
 	char tls_cert_dir[512]; /* holds agent.pem and cafile.pem */
 	bool tls_verify_peer;
-	px_config *source; /* the parsed file, for messages */
+	char tls_problem[700]; /* why a configured TLS is off; "" when it is not */
+	px_config *source;     /* the parsed file, for messages */
 };
 
 /* Parse sip.conf (through px_core_load_config). */
@@ -138,15 +147,22 @@ int sip_config_codecs(const px_config_section *s, struct sip_endpoint *ep, px_er
 /* Parse the common caller ID form into num and name (config.c). */
 void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, size_t namesize);
 
+/* ---- address ACLs (acl.c) ---- */
+
+/* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "!198.51.100.7":
+ * -1 when it is not one. */
+int sip_acl_parse(const char *text, struct sip_acl_entry *out);
+/* The first entry holding sa decides (an exclusion: false); none: false. */
+bool sip_acl_match(const struct sip_acl_entry *acl, size_t n, const struct sockaddr *sa);
+/* "!203.0.113.66/32" */
+void sip_acl_format(const struct sip_acl_entry *e, char *buf, size_t size);
+
 /* ---- trunks (trunk.c) ---- */
 
 /* Load a "type = trunk" section into t. */
 int sip_trunk_load(const px_config_section *s, struct sip_trunk *t, px_err *err);
 void sip_trunk_free(struct sip_trunk *t);
 const struct sip_trunk *sip_config_trunk(const struct sip_config *c, const char *name);
-/* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32": -1 when it is not one. */
-int sip_acl_parse(const char *text, struct sip_acl_entry *out);
-bool sip_acl_match(const struct sip_acl_entry *acl, size_t n, const struct sockaddr *sa);
 /* The trunk whose match ACL holds the source address. */
 const struct sip_trunk *sip_trunk_identify(const struct sip_config *c, const struct sockaddr *sa);
 /* "sip:host:port;transport=tcp" for a trunk (the Request-URI host part). */
@@ -214,9 +230,20 @@ int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *genera
 bool sip_nat_external(const struct sip_config *c, const struct sockaddr *peer);
 /* The same for a trunk's host (a name counts as outside). */
 bool sip_trunk_is_local(const struct sip_config *c, const struct sip_trunk *t);
+/* "udp:1.2.3.4:5060" (a binding's received) → "sip:1.2.3.4:5060;transport=udp":
+ * where requests to a contact behind NAT go. out is "" when received is not one. */
+void sip_proxy_from_received(const char *received, char *out, size_t size);
 /* The address our SDP offers a peer: external_media_address for peers
  * outside local_net, else the RTP address. */
 void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockaddr_storage *out);
+
+/* Can sofia-sip's TLS use dir/agent.pem (certificate chain and key) and
+ * dir/cafile.pem (trusted CAs: required when need_ca, else checked only
+ * when present)? -1 with err naming the file otherwise (tls.c). */
+int sip_tls_check(const char *dir, bool need_ca, px_err *err);
+/* Can a TCP socket be bound on bind_addr ("127.0.0.1:5061", "[::1]:5061",
+ * "*:5061") now? -1 with err saying why (tls.c). */
+int sip_tls_bind_check(const char *bind_addr, px_err *err);
 
 /* ---- the stack (stack.c) ---- */
 
@@ -227,7 +254,8 @@ struct sip_stack {
 	struct sip_config *config; /* read by the SIP thread; swapped there on reload */
 	char contact_host[256];    /* host[:port] of our own URIs */
 	struct sockaddr_storage rtp_addr;
-	bool debug; /* SIP messages to the log */
+	bool debug;       /* SIP messages to the log */
+	bool tls_running; /* the TLS listener is up */
 };
 
 extern struct sip_stack sip;
@@ -299,7 +327,7 @@ struct sip_payload {
 };
 
 struct sip_media {
-	struct sockaddr_storage addr; /* where the far end receives RTP */
+	struct sockaddr_storage addr;                /* where the far end receives RTP */
 	struct sip_payload payloads[SIP_MAX_CODECS]; /* known formats, in the sender's order */
 	int npayloads;
 	int dtmf_pt;    /* telephone-event payload type, -1 if none */
@@ -322,6 +350,24 @@ int sip_sdp_offer_pt(const struct px_format *f, int index);
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
 		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
 		  bool rtcp_mux, uint64_t session_id, unsigned version);
+
+/* ---- qualify of endpoints' contacts (qualify.c) ---- */
+
+/* The one-second tick that follows the registrar; SIP thread. */
+int sip_qualify_start(struct su_root_s *root);
+void sip_qualify_stop(void);
+/* A response to one of our OPTIONS; true when the handle was ours. */
+bool sip_qualify_response(int event, int status, struct nua_handle_s *nh, const void *sipmsg);
+/* May a call ring this contact (not found Unreachable)? Any thread. */
+bool sip_qualify_usable(const char *endpoint, const char *contact);
+/* "OK (3 ms)", "UNREACHABLE" or "UNKNOWN": one contact, or the endpoint's best. */
+void sip_qualify_status(const char *endpoint, const char *contact, char *buf, size_t size);
+void sip_qualify_summary(const char *endpoint, char *buf, size_t size);
+
+/* ---- REDIRECTING() (redirecting.c) ---- */
+
+int sip_redirecting_register(px_module *self, px_err *err);
+void sip_redirecting_unregister(void);
 
 /* ---- console (commands.c) ---- */
 

@@ -210,8 +210,10 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 		return;
 	case nua_r_method: /* REGISTERs of trunks */
 	case nua_r_options:
-		/* Trunks' registrations and qualify OPTIONS (trunk.c). */
-		if (sip_trunk_response(event, status, nh, sipmsg))
+		/* Endpoints' qualify OPTIONS (qualify.c), trunks'
+		 * registrations and qualify OPTIONS (trunk.c). */
+		if (sip_qualify_response(event, status, nh, sipmsg) ||
+		    sip_trunk_response(event, status, nh, sipmsg))
 			return;
 		break;
 	case nua_i_invite:
@@ -295,6 +297,7 @@ static void *sip_main(void *arg)
 {
 	struct sip_config *cfg = arg;
 	char url[320], sips_url[320] = "";
+	bool tls_failed = false;
 
 	thread_self = pthread_self();
 	if (su_init() != 0) {
@@ -324,25 +327,50 @@ static void *sip_main(void *arg)
 		goto out_root;
 	}
 	/* TLS is a second bind URL of its own (never a transport list: see
-	 * make_url), with sofia's certificate directory. */
-	sip.nua = nua_create(
-		sip.root, nua_callback, NULL, NUTAG_URL(url),
-		TAG_IF(cfg->tls, NUTAG_SIPS_URL(sips_url)),
-		TAG_IF(cfg->tls, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
-		TAG_IF(cfg->tls, TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer ? TPTLS_VERIFY_ALL
-									      : TPTLS_VERIFY_NONE)),
-		NUTAG_MEDIA_ENABLE(0),
-		/* Methods nua would otherwise accept on its own (REFER,
-		 * MESSAGE ...) come to us, to be refused: nobody may make
-		 * plexusd send NOTIFYs or claim deliveries it never makes. */
-		NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
-		NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
-		NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
-		SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
-		SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
-		NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
-		NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024), NTATAG_SERVER_RPORT(2),
-		TAG_END());
+	 * make_url), with sofia's certificate directory. Verifying peers means
+	 * the carriers we connect to (VERIFY_OUTGOING): phones connecting in
+	 * seldom have certificates of their own. */
+	sip.tls_running = cfg->tls;
+	if (sip.tls_running) {
+		px_err terr = {""};
+		if (sip_tls_bind_check(cfg->tls_bind, &terr) < 0) {
+			px_log_error("chan_sip: %s; TLS is off, UDP and TCP are not affected",
+				     terr.msg);
+			sip.tls_running = false;
+		}
+	}
+	for (;;) {
+		sip.nua = nua_create(
+			sip.root, nua_callback, NULL, NUTAG_URL(url),
+			TAG_IF(sip.tls_running, NUTAG_SIPS_URL(sips_url)),
+			TAG_IF(sip.tls_running, NUTAG_CERTIFICATE_DIR(cfg->tls_cert_dir)),
+			TAG_IF(sip.tls_running,
+			       TPTAG_TLS_VERIFY_POLICY(cfg->tls_verify_peer ? TPTLS_VERIFY_OUTGOING
+									    : TPTLS_VERIFY_NONE)),
+			NUTAG_MEDIA_ENABLE(0),
+			/* Methods nua would otherwise accept on its own (REFER,
+			 * MESSAGE ...) come to us, to be refused: nobody may make
+			 * plexusd send NOTIFYs or claim deliveries it never makes. */
+			NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
+			NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
+			NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
+			SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
+			NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
+			NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
+			NTATAG_SERVER_RPORT(2), TAG_END());
+		if (sip.nua || !sip.tls_running)
+			break;
+		/* Try without TLS: if that starts, the TLS address was what
+		 * failed (the certificate passed tls.c's check). */
+		sip.tls_running = false;
+		tls_failed = true;
+	}
+	if (sip.nua && tls_failed)
+		px_log_error(
+			"chan_sip: cannot listen for TLS on %s (address in use or not local?); "
+			"TLS is off, UDP and TCP are not affected",
+			sips_url);
 	if (!sip.nua) {
 		start_done(-1, "cannot listen on %s (address in use or not local?)", url);
 		goto out_root;
@@ -353,7 +381,9 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot create the digest authentication module");
 		goto out_nua;
 	}
-	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root) < 0) {
+	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root) < 0 ||
+	    sip_qualify_start(sip.root) < 0) {
+		sip_overload_stop();
 		sip_rtp_watch_stop();
 		start_done(-1, "cannot start the SIP thread's timers");
 		goto out_auth;
@@ -361,11 +391,13 @@ static void *sip_main(void *arg)
 	if (sip.debug)
 		sip_set_debug(true);
 	sip_trunks_apply(cfg);
-	px_verbose(1, "chan_sip listening on %s%s%s", url, cfg->tls ? " and " : "", sips_url);
+	px_verbose(1, "chan_sip listening on %s%s%s", url, sip.tls_running ? " and " : "",
+		   sip.tls_running ? sips_url : "");
 	start_done(1, NULL);
 
 	su_root_run(sip.root); /* until the shutdown posted by sip_stack_stop */
 
+	sip_qualify_stop();
 	sip_overload_stop();
 	sip_rtp_watch_stop();
 out_auth:
@@ -460,6 +492,7 @@ int sip_stack_start(struct sip_config *cfg, px_err *err)
 static void do_shutdown(void *arg)
 {
 	sip_trunks_stop(); /* un-REGISTERs go out before the stack stops */
+	sip_qualify_stop();
 	nua_shutdown(sip.nua);
 }
 
@@ -484,6 +517,7 @@ void sip_stack_stop(void)
 	}
 	close(post_fd);
 	post_fd = -1;
+	sip.tls_running = false;
 	pthread_mutex_lock(&config_lock);
 	sip_config_unref(sip.config);
 	sip.config = NULL;
@@ -498,6 +532,15 @@ static void do_reconfigure(void *arg)
 	old = sip.config;
 	sip.config = cfg;
 	pthread_mutex_unlock(&config_lock);
+	/* Listening sockets are made once, when the stack starts. */
+	if (strcmp(old->bind, cfg->bind) || old->udp != cfg->udp || old->tcp != cfg->tcp ||
+	    old->tls != cfg->tls || strcmp(old->tls_bind, cfg->tls_bind) ||
+	    strcmp(old->tls_cert_dir, cfg->tls_cert_dir) ||
+	    old->tls_verify_peer != cfg->tls_verify_peer)
+		px_log_warning("chan_sip: bind, transports and tls_* changes take effect when "
+			       "chan_sip is loaded again (module unload, module load) or at a "
+			       "restart; the listeners stay as they are (TLS %s)",
+			       sip.tls_running ? "on" : "off");
 	sip_auth_load_users(cfg);
 	sip_trunks_apply(cfg);
 	sip_config_unref(old);

@@ -103,7 +103,8 @@ static const struct px_config_option trunk_table[] = {
 	{"qualify_timeout", PX_CFG_DURATION, "3s", 100, 60000, NULL, O(qualify_timeout),
 	 "no answer to OPTIONS within this: Unreachable"},
 	{"match", PX_CFG_LIST, NULL, 0, 0, NULL, O(match),
-	 "addresses and networks (a.b.c.d/nn) whose requests come from this trunk"},
+	 "addresses and networks (a.b.c.d/nn; !a.b.c.d excludes) whose requests come from this "
+	 "trunk; the first entry holding a source decides"},
 	{"did_source", PX_CFG_ENUM, "ruri", 0, 0, did_names, O(did_source),
 	 "where an inbound call's DID is: ruri (Request-URI user) or to"},
 	{"send_pai", PX_CFG_BOOL, "yes", 0, 0, NULL, O(send_pai),
@@ -127,78 +128,6 @@ static const struct px_config_option trunk_table[] = {
 	 "the same while on hold"},
 };
 #undef O
-
-int sip_acl_parse(const char *text, struct sip_acl_entry *out)
-{
-	char addr[80];
-	const char *slash = strchr(text, '/');
-	size_t len = slash ? (size_t)(slash - text) : strlen(text);
-	int max;
-
-	if (len == 0 || len >= sizeof(addr))
-		return -1;
-	memcpy(addr, text, len);
-	addr[len] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, addr, out->addr) == 1) {
-		out->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
-		out->family = AF_INET6;
-		max = 128;
-	} else {
-		return -1;
-	}
-	out->prefix = max;
-	if (slash) {
-		char *end;
-		long p = strtol(slash + 1, &end, 10);
-		if (!slash[1] || *end || p < 0 || p > max)
-			return -1;
-		out->prefix = (int)p;
-	}
-	return 0;
-}
-
-static bool prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
-{
-	int bytes = bits / 8, rest = bits % 8;
-
-	if (memcmp(a, b, (size_t)bytes))
-		return false;
-	if (!rest)
-		return true;
-	unsigned char mask = (unsigned char)(0xff << (8 - rest));
-	return (a[bytes] & mask) == (b[bytes] & mask);
-}
-
-bool sip_acl_match(const struct sip_acl_entry *acl, size_t n, const struct sockaddr *sa)
-{
-	unsigned char a[16];
-	int family;
-
-	if (!sa)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		family = AF_INET;
-		memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			family = AF_INET;
-			memcpy(a, s6->sin6_addr.s6_addr + 12, 4);
-		} else {
-			family = AF_INET6;
-			memcpy(a, &s6->sin6_addr, 16);
-		}
-	} else {
-		return false;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (acl[i].family == family && prefix_equal(a, acl[i].addr, acl[i].prefix))
-			return true;
-	return false;
-}
 
 static int var_error(const px_config_section *s, const char *key, const struct sip_trunk *t,
 		     px_err *err, const char *fmt, const char *arg)
@@ -360,7 +289,7 @@ int sip_trunk_load(const px_config_section *s, struct sip_trunk *t, px_err *err)
 	}
 	t->nmatch = n;
 	/* A carrier given by address is recognised by it unless match says otherwise. */
-	if (n == 0 && sip_acl_parse(t->host, &t->match[0]) == 0)
+	if (n == 0 && t->host[0] != '!' && sip_acl_parse(t->host, &t->match[0]) == 0)
 		t->nmatch = 1;
 	if (sip_config_codecs(s, ep, err) < 0)
 		goto out;
@@ -715,14 +644,13 @@ static enum px_cli_status cmd_show_trunks(px_cli *cli, int argc, char **argv)
 		      "Context", "Match", "Status", "Registration");
 	for (size_t i = 0; i < cfg->ntrunks; i++) {
 		const struct sip_trunk *t = &cfg->trunks[i];
-		char host[300], match[64] = "-", status[32] = "Unmonitored", regstate[32] = "-";
-		char addr[INET6_ADDRSTRLEN];
+		char host[300], match[80] = "-", status[32] = "Unmonitored", regstate[32] = "-";
+		char entry[64];
 
 		snprintf(host, sizeof(host), "%s%s%.0d", t->host, t->port ? ":" : "", t->port);
 		if (t->nmatch) {
-			inet_ntop(t->match[0].family, t->match[0].addr, addr, sizeof(addr));
-			snprintf(match, sizeof(match), "%s/%d%s", addr, t->match[0].prefix,
-				 t->nmatch > 1 ? ",..." : "");
+			sip_acl_format(&t->match[0], entry, sizeof(entry));
+			snprintf(match, sizeof(match), "%s%s", entry, t->nmatch > 1 ? ",..." : "");
 		}
 		pthread_mutex_lock(&rt_lock);
 		struct trunk_rt *r = rt_find(t->ep.name);
@@ -750,7 +678,7 @@ static enum px_cli_status cmd_show_trunk(px_cli *cli, int argc, char **argv)
 {
 	struct sip_config *cfg;
 	const struct sip_trunk *t;
-	char addr[INET6_ADDRSTRLEN], hp[300];
+	char entry[64], hp[300];
 
 	if (argc != 4)
 		return PX_CLI_SHOWUSAGE;
@@ -783,8 +711,8 @@ static enum px_cli_status cmd_show_trunk(px_cli *cli, int argc, char **argv)
 		      t->did_from_to ? "To" : "Request-URI");
 	px_cli_printf(cli, " Match:        ");
 	for (size_t i = 0; i < t->nmatch; i++) {
-		inet_ntop(t->match[i].family, t->match[i].addr, addr, sizeof(addr));
-		px_cli_printf(cli, " %s/%d", addr, t->match[i].prefix);
+		sip_acl_format(&t->match[i], entry, sizeof(entry));
+		px_cli_printf(cli, " %s", entry);
 	}
 	px_cli_printf(cli, "%s\n", t->nmatch ? "" : " (none)");
 	pthread_mutex_lock(&rt_lock);

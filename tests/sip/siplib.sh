@@ -337,3 +337,62 @@ expect_contacts() {
 	fi
 	pass "$1"
 }
+
+# ---------------------------------------------------------------- carriers
+
+# carrier_start NAME IP PORT SCENARIO SECONDS ARGS...: SIPp as a carrier
+# on IP:PORT (its RTP on PORT+2), toward plexusd, for at most SECONDS.
+carrier_start() {
+	local name=$1 ip=$2 port=$3 scen=$4 secs=$5
+	shift 5
+	rm -f "$SIPP_DIR/$name".*
+	local cmd=("$SIPP_BIN" "127.0.0.1:$SIP_PORT" -sf "$SIP_SCENARIOS/$scen"
+		-i "$ip" -p "$port" -mp $((port + 2)) -m 1 -nd -nostdin -buff_size 4194304
+		-timeout "${secs}s" -timeout_error -recv_timeout "${secs}s"
+		-trace_msg -message_file "$SIPP_DIR/$name.msg"
+		-trace_err -error_file "$SIPP_DIR/$name.err" "$@")
+	SIPP_CMDS[$name]=$(printf "%q " "${cmd[@]}")
+	(cd "$SIPP_DIR" && exec timeout -k 2 $((secs + 10)) "${cmd[@]}") </dev/null >"$SIPP_DIR/$name.out" 2>&1 &
+	SIPP_PIDS[$name]=$!
+	track_pid "${SIPP_PIDS[$name]}"
+	# A carrier that calls may be done before its socket is seen: its
+	# result is checked by whoever waits for it.
+	local i
+	for ((i = 0; i < 10; i++)); do
+		wait_udp_bound_on "$ip" "$port" 1 && return 0
+		is_running "${SIPP_PIDS[$name]}" || return 0
+	done
+	fail "SIPp '$name' listens on $ip:$port" "got nothing bound within 10 s" "$(sipp_report "$name")"
+}
+
+# wait_udp_bound_on IP PORT SECONDS: until something listens on IP:PORT (UDP).
+wait_udp_bound_on() {
+	local hex i a b c d
+	IFS=. read -r a b c d <<<"$1"
+	hex=$(printf '%02X%02X%02X%02X:%04X' "$d" "$c" "$b" "$a" "$2")
+	for ((i = 0; i < $3 * 20; i++)); do
+		grep -q "^ *[0-9]*: $hex " /proc/net/udp && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# carrier_wait NAME SECONDS: like sipp_wait, with a longer bound.
+carrier_wait() {
+	local pid=${SIPP_PIDS[$1]}
+	if wait_exit "$pid" "$2"; then
+		SIPP_RC=$EXIT_STATUS
+	else
+		kill -KILL "$pid" 2>/dev/null
+		wait_exit "$pid" 2
+		SIPP_RC=hung
+	fi
+	SIPP_RC_OF[$1]=$SIPP_RC
+}
+
+# expect_carrier_ok DESCRIPTION NAME SECONDS
+expect_carrier_ok() {
+	carrier_wait "$2" "$3"
+	[ "$SIPP_RC" = 0 ] || sipp_fail "$1" "the carrier's scenario completes (status 0)" "$2"
+	pass "$1"
+}

@@ -17,7 +17,10 @@
 # caller. Failover: trunkA answers 503, trunkB takes the call (and hangs
 # up); trunkA answering 486 is not failed over (trunkB sees nothing).
 # Qualify: trunkQ answers OPTIONS (Reachable, with an RTT), then stops and
-# becomes Unreachable, and plexus.dial_trunk_group skips it. Bad input: a
+# becomes Unreachable, and plexus.dial_trunk_group skips it. Numbers: a
+# forwarded DID call (Diversion, History-Info) is sent on through trunkB
+# with a Diversion naming the DID before the carrier's, and History-Info as
+# it came; REDIRECTING() reads the diversion in the dialplan. Bad input: a
 # broken trunk line and a match that is no address are named by
 # file:line and the running trunks are kept. Every check prints "ok N".
 
@@ -27,56 +30,6 @@
 TRUNK_DATA=$top_srcdir/tests/data/sip_trunk
 SECRET_1001=test-secret-1001
 SECRET_1002=test-secret-1002
-
-# carrier_start NAME IP PORT SCENARIO SECONDS ARGS...: SIPp as a carrier
-# on IP:PORT (its RTP on PORT+2), toward plexusd, for at most SECONDS.
-carrier_start() {
-	local name=$1 ip=$2 port=$3 scen=$4 secs=$5
-	shift 5
-	rm -f "$SIPP_DIR/$name".*
-	local cmd=("$SIPP_BIN" "127.0.0.1:$SIP_PORT" -sf "$SIP_SCENARIOS/$scen"
-		-i "$ip" -p "$port" -mp $((port + 2)) -m 1 -nd -nostdin -buff_size 4194304
-		-timeout "${secs}s" -timeout_error -recv_timeout "${secs}s"
-		-trace_msg -message_file "$SIPP_DIR/$name.msg"
-		-trace_err -error_file "$SIPP_DIR/$name.err" "$@")
-	SIPP_CMDS[$name]=$(printf "%q " "${cmd[@]}")
-	(cd "$SIPP_DIR" && exec timeout -k 2 $((secs + 10)) "${cmd[@]}") </dev/null >"$SIPP_DIR/$name.out" 2>&1 &
-	SIPP_PIDS[$name]=$!
-	track_pid "${SIPP_PIDS[$name]}"
-	wait_udp_bound_on "$ip" "$port" 5 || fail "SIPp '$name' listens on $ip:$port" "got nothing bound"
-}
-
-# wait_udp_bound_on IP PORT SECONDS: until something listens on IP:PORT (UDP).
-wait_udp_bound_on() {
-	local hex i a b c d
-	IFS=. read -r a b c d <<<"$1"
-	hex=$(printf '%02X%02X%02X%02X:%04X' "$d" "$c" "$b" "$a" "$2")
-	for ((i = 0; i < $3 * 20; i++)); do
-		grep -q "^ *[0-9]*: $hex " /proc/net/udp && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-# carrier_wait NAME SECONDS: like sipp_wait, with a longer bound.
-carrier_wait() {
-	local pid=${SIPP_PIDS[$1]}
-	if wait_exit "$pid" "$2"; then
-		SIPP_RC=$EXIT_STATUS
-	else
-		kill -KILL "$pid" 2>/dev/null
-		wait_exit "$pid" 2
-		SIPP_RC=hung
-	fi
-	SIPP_RC_OF[$1]=$SIPP_RC
-}
-
-# expect_carrier_ok DESCRIPTION NAME SECONDS
-expect_carrier_ok() {
-	carrier_wait "$2" "$3"
-	[ "$SIPP_RC" = 0 ] || sipp_fail "$1" "the carrier's scenario completes (status 0)" "$2"
-	pass "$1"
-}
 
 # message_times NAME ERE: the wall-clock times (s.frac) of the messages of
 # run NAME whose first line matches ERE.
@@ -154,8 +107,8 @@ test_registration() {
 		'^trunkR +5551000@127\.0\.0\.5 +2 +Registered +200 OK +refresh in' 10
 	wait_registry "the carrier's 503 leaves trunkR Failed with a retry time" trunkR \
 		' Failed +503 Service Unavailable +retry in [0-9]+s' 15
-	wait_registry "after the outage trunkR is Registered again (60 s granted)" trunkR \
-		'^trunkR +5551000@127\.0\.0\.5 +60 +Registered +200 OK' 20
+	wait_registry "after the outage trunkR is Registered again (600 s granted: no refresh falls within the test)" trunkR \
+		'^trunkR +5551000@127\.0\.0\.5 +600 +Registered +200 OK' 20
 	expect_carrier_ok "the registrar saw: 401, credentials, refresh, three failures, recovery" registrar 10
 	local times gaps
 	times=$(message_times registrar '^REGISTER ')
@@ -313,6 +266,27 @@ test_qualify() {
 	expect_idle "after the group call no channel is left"
 }
 
+# ---------------------------------------------------------------- numbers
+
+test_forwarded() {
+	dialstatus_mark
+	carrier_start fwd_b 127.0.0.4 "$PORT_B" carrier_uas_nat.xml 15 -s carrier -d 500
+	carrier_start fwd_a 127.0.0.3 "$PORT_A" carrier_uac_did.xml 15 -s 5551001 -d 1500
+	expect_carrier_ok "a forwarded DID call from trunkA is answered" fwd_a 20
+	expect_carrier_ok "the dialplan sent it on through trunkB, which answered and got the BYE" fwd_b 10
+	expect_dialstatus "REDIRECTING() reads the Diversion (from +15557770000, no-answer, once), and History-Info without it" \
+		"redirecting +15557770000 no-answer 1 |"$'\n'"history-info +15557770000 no-answer 1 |"
+	expect_header "trunkB gets a Diversion naming the DID, then the carrier's Diversion" fwd_b '^INVITE ' \
+		'^Diversion: <sip:5551001@carrier-a\.test>;reason=unconditional, <sip:\+15557770000@127\.0\.0\.3>;reason=no-answer$'
+	pass "trunkB gets a Diversion naming the DID, then the carrier's Diversion"
+	expect_header "trunkB gets the carrier's History-Info as it came" fwd_b '^INVITE ' \
+		'^History-Info: <sip:\+15557770000@127\.0\.0\.3>;index=1, <sip:5551001@127\.0\.0\.3;cause=480>;index=1\.1$'
+	pass "trunkB gets the carrier's History-Info as it came"
+	check_cmd "REDIRECTING is a known function" 'core show function REDIRECTING' 0 \
+		'REDIRECTING\(from-num\|from-name\|reason\|count\)'
+	expect_idle "after the forwarded call no channel is left"
+}
+
 # ---------------------------------------------------------------- bad input
 
 test_bad_config() {
@@ -349,6 +323,7 @@ test_inbound_did
 test_outbound_auth
 test_failover
 test_qualify
+test_forwarded
 test_bad_config
 if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
 	fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"

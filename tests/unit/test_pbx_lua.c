@@ -1225,6 +1225,20 @@ static void test_plexus_api(void)
 	CU_ASSERT_TRUE(log_has_line("extensions.lua:", "notice from lua 42", NULL));
 	end_channel(ch);
 
+	/* plexus.e164: "+", international and national prefixes, separators,
+	 * and what is refused (no country for a national number, letters, a
+	 * misplaced '+', nothing, too long, options that are not a table). */
+	CU_ASSERT_STRING_EQUAL(run_all("feat", "pe164", NULL),
+			       "+15551234567 nil|+442079460000 nil|+15551234567 nil|"
+			       "+15551234567 nil|+33612345678 nil|+33612345678 nil|"
+			       "+33612345678 nil|"
+			       "nil '5551234' is national; give country = \"NN\"|"
+			       "nil '5551234' is national; give country = \"NN\"|"
+			       "nil '12ab' is not a phone number|nil '' is not a phone number|"
+			       "nil '+' is not a phone number|nil '1+2' is not a phone number|"
+			       "nil '9999999999999999999999999999999999999999999999999999999999999999999999'"
+			       " is not a phone number|false");
+
 	CU_ASSERT_EQUAL_FATAL(px_app_register(NULL, &fake_dial, &err), 0);
 	snprintf(expect, sizeof(expect), "Dial(Test/1&Test/2,7,)|NOANSWER,%d,Carol",
 		 PX_CAUSE_NO_ANSWER);

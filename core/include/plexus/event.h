@@ -46,13 +46,14 @@ enum px_event_kind {
 	PX_EV_REGISTERED,           /* endpoint, contact, source, user_agent, expires, refresh */
 	PX_EV_UNREGISTERED,         /* endpoint, contact, reason */
 	PX_EV_REGISTRATION_EXPIRED, /* endpoint, contact */
-	PX_EV_TRUNK_REGISTRY,       /* trunk, state, status, reason (trunks come later) */
-	PX_EV_TRUNK_REACHABILITY,   /* trunk, reachable, rtt_ms (trunks come later) */
+	PX_EV_TRUNK_REGISTRY,       /* trunk, state, status, reason, username, retry_in, expires */
+	PX_EV_TRUNK_REACHABILITY,   /* trunk, reachable, rtt_ms */
 	PX_EV_SECURITY,             /* service, reason, source, endpoint, method */
 	PX_EV_MODULE_LOADED,        /* module, description */
 	PX_EV_MODULE_UNLOADED,      /* module, forced */
 	PX_EV_RELOAD,               /* what ("core" or a module), status ("ok"/"failed") */
 	PX_EV_CONNECTED_LINE,       /* connected_num, connected_name (answered channel) */
+	PX_EV_CONTACT_REACHABILITY, /* endpoint, contact, reachable, rtt_ms (qualify) */
 	PX_EV_KINDS
 };
 

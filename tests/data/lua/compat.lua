@@ -79,6 +79,22 @@ extensions = {
 			rec(plexus.channel.name() == channel.CHANNEL:get() and "name ok" or "name bad",
 				num, name, plexus.channel:get("PV"), plexus.channel.get("LEN(abc)"))
 		end,
+		pe164 = function()
+			local us = { country = "1", national_prefix = "1", international_prefix = "011" }
+			local fr = { country = "33", national_prefix = "0" }
+			local cases = {
+				{ "+1 (555) 123-4567" }, { "011 44 20 7946 0000", us },
+				{ "15551234567", us }, { "555.123.4567", us }, { "0612345678", fr },
+				{ "0033612345678", fr }, { "+33 6 12 34 56 78", fr }, { "5551234" },
+				{ "5551234", { country = "1x" } }, { "12ab", us }, { "", us }, { "+", us },
+				{ "1+2", us }, { string.rep("9", 70), us },
+			}
+			for _, c in ipairs(cases) do
+				local n, why = plexus.e164(c[1], c[2])
+				rec(tostring(n) .. " " .. tostring(why))
+			end
+			rec(tostring(pcall(plexus.e164, "1", "not a table")))
+		end,
 		pdial = function()
 			local r = plexus.dial{ "Test/1", "Test/2", timeout = 7, caller_id = "\"Carol\" <3003>" }
 			rec(r.status, r.cause, channel["CALLERID(name)"]:get())

@@ -3,7 +3,8 @@
 -- 0NUMBER out through trunkA, 8NUMBER through trunkA then trunkB (Dial's
 -- routes), 7NUMBER through trunkQ then trunkB (plexus.dial_trunk_group).
 -- After Dial, "NUMBER DIALSTATUS" is appended to the file named by
--- PX_SIP_TEST_DIALSTATUS. Extension 99 checks plexus.e164.
+-- PX_SIP_TEST_DIALSTATUS. The DID 5551001 is forwarded out through
+-- trunkB; it first logs what REDIRECTING() says about the call.
 
 local status_file = os.getenv("PX_SIP_TEST_DIALSTATUS")
 
@@ -22,6 +23,21 @@ extensions = {
 		["5551000"] = function(context, exten)
 			app.dial("SIP/1002", 5)
 			log_status(exten, channel.DIALSTATUS:get())
+		end,
+		["5551001"] = function(context, exten)
+			local function redirecting(what)
+				log_status(what, channel["REDIRECTING(from-num)"]:get() .. " " ..
+					channel["REDIRECTING(reason)"]:get() .. " " ..
+					channel["REDIRECTING(count)"]:get() .. " " ..
+					channel["REDIRECTING(from-name)"]:get() .. "|")
+			end
+			redirecting("redirecting")
+			-- Without the Diversion, REDIRECTING reads History-Info.
+			local div = channel.SIP_DIVERSION:get()
+			channel.SIP_DIVERSION:set("")
+			redirecting("history-info")
+			channel.SIP_DIVERSION:set(div)
+			app.dial("SIP/trunkB/15553334444", 10)
 		end,
 	},
 	default = {
