@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,6 +81,10 @@
 #define MAX_TS_STEP     18000
 #define MAX_WORKERS     256
 #define WAKEUP_HANDLE   UINT64_MAX
+#define TIMER_HANDLE    (UINT64_MAX - 1)
+/* The packet clock of sessions with a source (stream.c): each tick sends
+ * what is due, so any packet duration that is a multiple of it keeps time. */
+#define TICK_NS 10000000L
 #define NO_SLOT         UINT32_MAX
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
 #define IDLE_SOCKETS_MAX 4096
@@ -150,6 +155,11 @@ struct px_rtp {
 	struct sent_stream tx;
 	struct px_rtp_codec codec;
 	struct transcoder xc;
+	/* Terminated media (stream.c): while set, nothing is relayed to or
+	 * from the peer. ticking: on the worker's packet clock list. */
+	struct px_term *term;
+	bool ticking;
+	px_rtp *tick_prev, *tick_next;
 
 	struct session_stats stats;
 };
@@ -165,6 +175,7 @@ struct media_worker {
 	unsigned index;
 	int epoll_fd;
 	int wakeup_fd;
+	int timer_fd; /* the packet clock, armed while ticking is not empty */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stopping;
@@ -174,6 +185,7 @@ struct media_worker {
 	struct worker_slot *slots;
 	uint32_t nslots;
 	uint32_t free_slot;
+	px_rtp *ticking; /* sessions with a source */
 
 	/* Scratch of the worker thread, used under lock. */
 	struct mmsghdr recv_msgs[RECV_BATCH];
@@ -652,6 +664,44 @@ static px_rtp *slot_lookup(const struct media_worker *w, uint64_t handle)
 	return w->slots[slot].session;
 }
 
+/* The packet clock runs only while some session of w has a source. */
+static void arm_clock(struct media_worker *w, bool on)
+{
+	struct itimerspec its = {{0, 0}, {0, 0}};
+
+	if (on) {
+		its.it_interval.tv_nsec = TICK_NS;
+		its.it_value.tv_nsec = TICK_NS;
+	}
+	if (timerfd_settime(w->timer_fd, 0, &its, NULL) < 0)
+		px_log_error("media/%u: timerfd_settime: %s", w->index, strerror(errno));
+}
+
+/* Put r on w's packet clock, or take it off; w->lock held. */
+static void tick_link(struct media_worker *w, px_rtp *r)
+{
+	r->tick_prev = NULL;
+	r->tick_next = w->ticking;
+	if (w->ticking)
+		w->ticking->tick_prev = r;
+	else
+		arm_clock(w, true);
+	w->ticking = r;
+}
+
+static void tick_unlink(struct media_worker *w, px_rtp *r)
+{
+	if (r->tick_prev)
+		r->tick_prev->tick_next = r->tick_next;
+	else
+		w->ticking = r->tick_next;
+	if (r->tick_next)
+		r->tick_next->tick_prev = r->tick_prev;
+	r->tick_prev = r->tick_next = NULL;
+	if (!w->ticking)
+		arm_clock(w, false);
+}
+
 /* Lock the worker that serves r, which a concurrent bridge may be moving. */
 static struct media_worker *lock_session(px_rtp *r)
 {
@@ -1002,7 +1052,14 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		note_received(in, get_be32(p + 8), get_be16(p + 2));
 		if (in->symmetric && !in->latched)
 			latch_remote(in, &w->recv_from[i]);
-		if (!out || !out->send || !out->remote_len) {
+		if (in->term) {
+			/* An application owns this leg's media. */
+			if (audio)
+				px_term_receive(in, in->term, p, offset, plen);
+			dropped += !audio;
+			continue;
+		}
+		if (!out || out->term || !out->send || !out->remote_len) {
 			dropped++;
 			continue;
 		}
@@ -1054,6 +1111,24 @@ static void drain_wakeup(struct media_worker *w)
 		;
 }
 
+/* A tick of the packet clock: every session with a source sends what is
+ * due. px_term_tick may take its session off the list. */
+static void run_clock(struct media_worker *w)
+{
+	uint64_t expirations;
+	struct timespec now;
+	long long now_ns;
+
+	if (read(w->timer_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	now_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+	for (px_rtp *r = w->ticking, *next; r; r = next) {
+		next = r->tick_next;
+		px_term_tick(r, r->term, now_ns);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct media_worker *w = arg;
@@ -1075,6 +1150,10 @@ static void *worker_main(void *arg)
 				drain_wakeup(w);
 				continue;
 			}
+			if (events[i].data.u64 == TIMER_HANDLE) {
+				run_clock(w);
+				continue;
+			}
 			px_rtp *r = slot_lookup(w, events[i].data.u64);
 			if (r)
 				relay_batch(w, r);
@@ -1093,6 +1172,7 @@ static int worker_open(struct media_worker *w, unsigned index, px_err *err)
 	w->index = index;
 	w->epoll_fd = -1;
 	w->wakeup_fd = -1;
+	w->timer_fd = -1;
 	w->free_slot = NO_SLOT;
 	pthread_mutex_init(&w->lock, NULL);
 	for (unsigned i = 0; i < RECV_BATCH; i++) {
@@ -1109,6 +1189,12 @@ static int worker_open(struct media_worker *w, unsigned index, px_err *err)
 	if (w->wakeup_fd < 0)
 		return px_err_set(err, "media/%u: eventfd: %s", index, strerror(errno));
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wakeup_fd, &ev) < 0)
+		return px_err_set(err, "media/%u: epoll_ctl: %s", index, strerror(errno));
+	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->timer_fd < 0)
+		return px_err_set(err, "media/%u: timerfd_create: %s", index, strerror(errno));
+	ev.data.u64 = TIMER_HANDLE;
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->timer_fd, &ev) < 0)
 		return px_err_set(err, "media/%u: epoll_ctl: %s", index, strerror(errno));
 
 	char name[32];
@@ -1144,6 +1230,7 @@ static void worker_close(struct media_worker *w)
 		if (r) {
 			close(r->fd);
 			px_trans_free(r->xc.trans);
+			px_term_free(r->term);
 			free(r);
 			atomic_fetch_sub(&session_count, 1);
 		}
@@ -1153,6 +1240,8 @@ static void worker_close(struct media_worker *w)
 	w->nslots = 0;
 	if (w->wakeup_fd >= 0)
 		close(w->wakeup_fd);
+	if (w->timer_fd >= 0)
+		close(w->timer_fd);
 	if (w->epoll_fd >= 0)
 		close(w->epoll_fd);
 	pthread_mutex_destroy(&w->lock);
@@ -1388,15 +1477,22 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 				  to->index, strerror(errno));
 	worker_detach(from, old_slot);
 	atomic_store(&r->worker, to);
+	if (r->ticking) {
+		tick_unlink(from, r);
+		tick_link(to, r);
+	}
 	return 0;
 }
 
 void px_rtp_set_codec(px_rtp *r, const struct px_rtp_codec *codec)
 {
 	struct media_worker *w = lock_session(r);
+	bool term = r->term != NULL;
 
 	r->codec = *codec;
 	pthread_mutex_unlock(&w->lock);
+	if (term)
+		px_term_codec_changed(r);
 }
 
 void px_rtp_get_codec(px_rtp *r, struct px_rtp_codec *out)
@@ -1492,8 +1588,13 @@ void px_rtp_destroy(px_rtp *r)
 		return;
 	w = lock_session(r);
 	leave_bridge(r);
+	if (r->ticking)
+		tick_unlink(w, r);
+	struct px_term *term = r->term;
+	r->term = NULL;
 	worker_detach(w, r->slot);
 	pthread_mutex_unlock(&w->lock);
+	px_term_free(term);
 	/* The worker holds no session pointer outside its lock, and its
 	 * pending events for r no longer resolve: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
@@ -1503,4 +1604,74 @@ void px_rtp_destroy(px_rtp *r)
 	}
 	atomic_fetch_sub(&session_count, 1);
 	free(r);
+}
+
+/* ------------------------------------------------------------ terminated media hooks */
+
+struct media_worker *px_rtp_lock(px_rtp *r)
+{
+	return lock_session(r);
+}
+
+void px_rtp_unlock(struct media_worker *w)
+{
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct px_term *px_rtp_term(const px_rtp *r)
+{
+	return r->term;
+}
+
+void px_rtp_set_term(px_rtp *r, struct px_term *t, bool ticking)
+{
+	struct media_worker *w = atomic_load(&r->worker);
+
+	r->term = t;
+	if (ticking && !r->ticking)
+		tick_link(w, r);
+	else if (!ticking && r->ticking)
+		tick_unlink(w, r);
+	r->ticking = ticking;
+	/* Whatever is relayed next starts a new source on both sides. */
+	r->tx.have_source = false;
+	r->xc.mark_next = true;
+	if (r->peer) {
+		r->peer->tx.have_source = false;
+		r->peer->xc.mark_next = true;
+	}
+}
+
+const struct px_rtp_codec *px_rtp_codec_locked(const px_rtp *r)
+{
+	return &r->codec;
+}
+
+bool px_rtp_send_own(px_rtp *r, uint8_t *pkt, size_t payload_len, uint32_t ts_step, bool marker)
+{
+	size_t len = RTP_HEADER_SIZE + payload_len;
+	ssize_t rc;
+
+	r->tx.last_ts += ts_step;
+	r->tx.have_source = false;
+	if (!r->send || !r->remote_len)
+		return false; /* a packet time passed; no sequence number used */
+	r->tx.last_seq++;
+	pkt[0] = RTP_VERSION << 6;
+	pkt[1] = (unsigned char)((marker ? 0x80 : 0) | (r->codec.pt & 0x7f));
+	put_be16(pkt + 2, r->tx.last_seq);
+	put_be32(pkt + 4, r->tx.last_ts);
+	put_be32(pkt + 8, r->tx.ssrc);
+	rc = sendto(r->fd, pkt, len, MSG_DONTWAIT, (struct sockaddr *)&r->remote, r->remote_len);
+	if (rc != (ssize_t)len)
+		return false;
+	counter_add(&r->stats.tx_packets, 1);
+	counter_add(&r->stats.tx_bytes, len);
+	return true;
+}
+
+void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
+{
+	r->tx.last_ts += ts_step;
+	r->tx.have_source = false;
 }

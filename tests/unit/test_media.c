@@ -7,7 +7,12 @@
  * statistics; symmetric RTP latching; datagrams that are not RTP; unbridge,
  * hold and re-bridge; port exhaustion and reuse; the file:line errors of a
  * bad rtp.conf; sessions on two workers; IPv6; and sessions destroyed or
- * moved between workers while another thread floods them. Ports come from a
+ * moved between workers while another thread floods them; terminated media
+ * (plexus/stream.h): a buffer played into a session arrives as one stream
+ * with the right count, sequence numbers, timestamps and marker, a source
+ * in another format is transcoded, a ring that runs dry skips packets, a
+ * sink receives decoded audio with losses concealed, and nothing is
+ * relayed while an application owns a session. Ports come from a
  * range below the ephemeral ports, chosen from the process id so that two
  * runs at once rarely meet. Every receive has a timeout and every loop an
  * upper bound.
@@ -32,7 +37,9 @@
 #include <plexus/codec.h>
 #include <plexus/config.h>
 #include <plexus/media.h>
+#include <plexus/stream.h>
 
+#include "codec_internal.h"
 #include "loader.h"
 #include "log_internal.h"
 #include "media_internal.h"
@@ -1156,6 +1163,282 @@ static void test_transcoding_and_bad_rtp(void)
 	px_loader_shutdown();
 }
 
+/* ---------------------------------------------------------------- terminated media */
+
+static bool load_codecs(void)
+{
+	px_err err = {""};
+	bool loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		      px_loader_load("codec_ulaw", &err) == 0;
+
+	if (!loaded)
+		fprintf(stderr, "\n  codec modules: %s\n", err.msg);
+	return loaded;
+}
+
+static const struct px_rtp_codec *ulaw_codec(void)
+{
+	static struct px_rtp_codec c;
+
+	c = (struct px_rtp_codec){.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				  .dtmf_pt = -1};
+	return &c;
+}
+
+/* Wait until the source says it is done, up to 3 s. */
+static bool wait_done(px_source *s)
+{
+	for (int i = 0; i < 3000 && !px_source_done(s); i++)
+		usleep(1000);
+	return px_source_done(s);
+}
+
+/* Receive what a source sends until nothing comes for 300 ms (at most
+ * max packets); checks that they form one stream from the first. */
+struct heard {
+	unsigned packets, marked, bad_seq, bad_ts, bad_pt;
+	uint32_t ssrc;
+	bool first_marked;
+	size_t payload;
+	unsigned char first[2048];
+	uint16_t last_seq;
+	uint32_t last_ts;
+};
+
+static void listen_stream(const struct phone *ph, struct heard *h, unsigned max, uint32_t step)
+{
+	struct rtp_in in;
+
+	memset(h, 0, sizeof(*h));
+	while (h->packets < max && recv_packet(ph, &in, 300)) {
+		if (h->packets == 0) {
+			h->ssrc = in.ssrc;
+			h->first_marked = in.marker;
+			h->payload = in.len - HEADER_SIZE;
+			memcpy(h->first, in.data + HEADER_SIZE, h->payload);
+		} else {
+			h->marked += in.marker;
+			h->bad_seq += in.seq != (uint16_t)(h->last_seq + 1);
+			h->bad_ts += in.ts != h->last_ts + step;
+		}
+		h->bad_pt += in.pt != 0 || in.ssrc != h->ssrc;
+		h->last_seq = in.seq;
+		h->last_ts = in.ts;
+		h->packets++;
+	}
+}
+
+static void test_source_plays_buffer(void)
+{
+	px_rtp *r;
+	struct phone ph;
+	px_source *s = NULL;
+	px_err err = {""};
+	struct heard h;
+	unsigned char audio[4000]; /* 500 ms of PCMU */
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	r = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(phone_open(&ph, AF_INET));
+	px_rtp_set_remote(r, (struct sockaddr *)&ph.addr, false);
+
+	/* No codec yet: nothing to encode into. */
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("ulaw"), 1000, &s, &err), 0);
+	CU_ASSERT_EQUAL(px_rtp_attach_source(r, s, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no codec"));
+
+	px_rtp_set_codec(r, ulaw_codec());
+	for (size_t i = 0; i < sizeof(audio); i++)
+		audio[i] = (unsigned char)(i * 7 + 1);
+	CU_ASSERT_EQUAL(px_source_write(s, audio, sizeof(audio)), sizeof(audio));
+	CU_ASSERT_EQUAL(px_source_buffered_ms(s), 500);
+	px_source_finish(s);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	listen_stream(&ph, &h, 100, 160);
+	CU_ASSERT_EQUAL(h.packets, 25);
+	CU_ASSERT(h.first_marked);
+	CU_ASSERT_EQUAL(h.marked, 0);
+	CU_ASSERT_EQUAL(h.bad_seq, 0);
+	CU_ASSERT_EQUAL(h.bad_ts, 0);
+	CU_ASSERT_EQUAL(h.bad_pt, 0);
+	CU_ASSERT_EQUAL(h.payload, 160);
+	CU_ASSERT(!memcmp(h.first, audio, 160)); /* sent as it is: no transcoding */
+	CU_ASSERT(wait_done(s));
+	CU_ASSERT_EQUAL(px_source_packets(s), 25);
+	CU_ASSERT(wait_stat(r, STAT(tx_packets), 25));
+	CU_ASSERT(nothing_arrives(&ph));
+	px_rtp_detach_source(r);
+	px_rtp_detach_source(r); /* twice: nothing to do */
+	px_source_unref(s);
+
+	/* Bad formats and sizes. */
+	s = NULL;
+	CU_ASSERT_EQUAL(px_source_new_buffer(px_format_find("slin"), 0, &s, &err), -1);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_EQUAL(px_stream_sample_bytes(px_format_find("slin16")), 2);
+	CU_ASSERT_EQUAL(px_stream_sample_bytes(px_format_find("ulaw")), 1);
+	px_rtp_destroy(r);
+	phone_close(&ph);
+	px_loader_shutdown();
+}
+
+/* A ring that runs dry: the worker skips packets, the timestamp runs on
+ * and the next packet is marked; then a linear source is transcoded. */
+static void test_source_underrun_and_transcoding(void)
+{
+	px_rtp *r;
+	struct phone ph;
+	px_source *s = NULL;
+	px_err err = {""};
+	struct rtp_in in;
+	struct heard h;
+	unsigned char audio[800];
+	int16_t pcm[16000 / 1000 * 300]; /* 300 ms at 16 kHz */
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	r = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(phone_open(&ph, AF_INET));
+	px_rtp_set_remote(r, (struct sockaddr *)&ph.addr, false);
+	px_rtp_set_codec(r, ulaw_codec());
+
+	memset(audio, 0x55, sizeof(audio));
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("ulaw"), 1000, &s, &err), 0);
+	px_source_write(s, audio, sizeof(audio)); /* 100 ms */
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	listen_stream(&ph, &h, 100, 160);
+	CU_ASSERT_EQUAL(h.packets, 5);
+	CU_ASSERT(!px_source_done(s)); /* not finished: waiting for more */
+	CU_ASSERT(px_source_underruns(s) > 0);
+	px_source_write(s, audio, sizeof(audio));
+	CU_ASSERT_FATAL(recv_packet(&ph, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT(in.marker);
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(h.last_seq + 1));
+	CU_ASSERT(in.ts - h.last_ts >= 160u * 10); /* the 300 ms of silence and more */
+	px_rtp_detach_source(r);
+	px_source_unref(s);
+
+	/* 300 ms of 16 kHz linear into a PCMU session: resampled, encoded. */
+	px_codec_test_signal(pcm, sizeof(pcm) / sizeof(pcm[0]), 16000, 0);
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("slin16"), 1000, &s, &err), 0);
+	CU_ASSERT_EQUAL(px_source_write(s, pcm, sizeof(pcm)), sizeof(pcm));
+	px_source_finish(s);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	listen_stream(&ph, &h, 100, 160);
+	CU_ASSERT(h.packets >= 14 && h.packets <= 15);
+	CU_ASSERT_EQUAL(h.payload, 160);
+	CU_ASSERT_EQUAL(h.bad_seq, 0);
+	CU_ASSERT(wait_done(s));
+	px_rtp_detach_source(r);
+	px_source_unref(s);
+
+	/* A source of a format that has no samples to play. */
+	CU_ASSERT_EQUAL(px_source_new_buffer(NULL, 100, &s, &err), -1);
+	px_rtp_destroy(r);
+	phone_close(&ph);
+	px_loader_shutdown();
+}
+
+/* A sink gets the decoded audio of a bridged leg, losses concealed, and
+ * while an application owns the leg nothing crosses the bridge either way. */
+static void test_sink_and_no_relay(void)
+{
+	struct call c;
+	struct rtp_in in;
+	px_sink *k = NULL;
+	px_source *s = NULL;
+	px_err err = {""};
+	unsigned char p[HEADER_SIZE + 160];
+	int16_t pcm[800];
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, ulaw_codec());
+	px_rtp_set_codec(c.b, ulaw_codec());
+	CU_ASSERT_EQUAL_FATAL(px_rtp_bridge(c.a, c.b, &err), 0);
+
+	CU_ASSERT_EQUAL_FATAL(px_sink_new_buffer(px_format_find("slin"), 1000, &k, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_sink(c.a, k, &err), 0);
+	/* Packets 1, 2 and 4: 3 received, 1 concealed; PCMU 0x80 is +8031. */
+	for (uint16_t seq = 1; seq <= 4; seq++) {
+		if (seq == 3)
+			continue;
+		make_rtp(p, 0x1111, seq, 160u * seq, false);
+		memset(p + HEADER_SIZE, 0x80, 160);
+		send_raw(&c.pa, c.a, p, sizeof(p));
+	}
+	for (int i = 0; i < 1000 && px_sink_samples(k) < 640; i++)
+		usleep(1000);
+	CU_ASSERT_EQUAL(px_sink_samples(k), 640);
+	CU_ASSERT_EQUAL(px_sink_read(k, pcm, sizeof(pcm)), 640 * 2);
+	CU_ASSERT(pcm[0] > 7000 && pcm[159] > 7000);   /* packet 1 */
+	CU_ASSERT(pcm[480] > 7000 && pcm[639] > 7000); /* packet 4 */
+	CU_ASSERT_EQUAL(px_sink_dropped(k), 0);
+	CU_ASSERT(nothing_arrives(&c.pb)); /* not relayed to the peer */
+
+	/* The peer's audio does not reach a leg that plays something. */
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("ulaw"), 1000, &s, &err), 0);
+	memset(p + HEADER_SIZE, 0xff, 160);
+	px_source_write(s, p + HEADER_SIZE, 160);
+	px_source_finish(s);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(c.a, s, &err), 0);
+	send_rtp(&c.pb, c.b, 0x2222, 1, 160, false);
+	CU_ASSERT_FATAL(recv_packet(&c.pa, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.len, HEADER_SIZE + 160); /* the source's, not the relayed one */
+	uint16_t played_seq = in.seq;
+	CU_ASSERT(nothing_arrives(&c.pa));
+
+	/* Detached: the bridge relays again, continuing the stream, marked. */
+	px_rtp_detach_source(c.a);
+	px_rtp_detach_sink(c.a);
+	px_source_unref(s);
+	px_sink_unref(k);
+	send_rtp(&c.pb, c.b, 0x2222, 2, 320, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x2222, 2));
+	CU_ASSERT(in.marker);
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(played_seq + 1));
+	send_rtp(&c.pa, c.a, 0x1111, 5, 800, false);
+	CU_ASSERT(recv_relayed(&c.pb, &in, 0x1111, 5));
+	call_close(&c);
+	px_loader_shutdown();
+}
+
+/* A session destroyed with a source and a sink attached lets go of both. */
+static void test_destroy_with_stream(void)
+{
+	px_rtp *r;
+	struct phone ph;
+	px_source *s = NULL;
+	px_sink *k = NULL;
+	px_err err = {""};
+	static unsigned char audio[8000];
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	r = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(phone_open(&ph, AF_INET));
+	px_rtp_set_remote(r, (struct sockaddr *)&ph.addr, false);
+	px_rtp_set_codec(r, ulaw_codec());
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("slin"), 1000, &s, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_sink_new_buffer(px_format_find("slin"), 1000, &k, &err), 0);
+	px_source_write(s, audio, sizeof(audio));
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_sink(r, k, &err), 0);
+	struct rtp_in in;
+	CU_ASSERT(recv_packet(&ph, &in, RECV_TIMEOUT_MS));
+	px_rtp_destroy(r); /* drops the session's references; ours remain */
+	CU_ASSERT(nothing_arrives(&ph));
+	px_source_unref(s);
+	px_sink_unref(k);
+	phone_close(&ph);
+	px_loader_shutdown();
+}
+
 static int suite_cleanup(void)
 {
 	px_media_shutdown();
@@ -1184,6 +1467,10 @@ int main(void)
 	        {"destroy during traffic", test_destroy_during_traffic},
 	        {"moves during traffic", test_moves_during_traffic},
 	        {"transcoding and bad RTP", test_transcoding_and_bad_rtp},
+	        {"source plays a buffer", test_source_plays_buffer},
+	        {"source underrun and transcoding", test_source_underrun_and_transcoding},
+	        {"sink, and no relay while owned", test_sink_and_no_relay},
+	        {"destroy with a source and a sink", test_destroy_with_stream},
 	};
 	CU_pSuite suite;
 	unsigned failures;
