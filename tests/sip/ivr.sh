@@ -11,9 +11,10 @@
 # in PCMU and G.722, a missing file and a corrupt WAV set PLAYBACKSTATUS to
 # FAILED with a warning naming the file and the call goes on; Read stores
 # the digits ended by '#', times out, and reads even when its prompt does
-# not exist; SayNumber/SayDigits say the right prompts; Busy and Congestion
+# not exist; SayNumber/SayDigits say the right prompts; Progress with
+# Playback(noanswer) is early media, Ringing is a 180; Busy and Congestion
 # refuse the call; Hangup with a cause; the console documents the
-# applications. Every check prints "ok N"; a failure prints what the phone
+# applications; the modules unload and load again. Every check prints "ok N"; a failure prints what the phone
 # saw and the daemon's log.
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -71,6 +72,21 @@ end
 extensions = {
 	default = {
 		["500"] = function() app.Goto("menu", "s", 1) end,
+		["501"] = function() app.Goto("menu2", "s", 1) end,
+		["640"] = function()
+			app.progress()
+			app.playback("test-1s", "noanswer")
+			note("early " .. channel.PLAYBACKSTATUS:get())
+			app.answer()
+			app.wait(20)
+		end,
+		["641"] = function()
+			app.ringing()
+			app.wait(0.5)
+			app.answer(200)
+			note("answered")
+			app.wait(20)
+		end,
 		["600"] = function()
 			app.playback("test-1s")
 			note("play " .. channel.PLAYBACKSTATUS:get())
@@ -144,6 +160,15 @@ extensions = {
 		t = function() note("timeout") app.wait(20) end,
 		i = function() note("invalid " .. channel.INVALID_EXTEN:get()) app.wait(20) end,
 	},
+	menu2 = {
+		s = function()
+			app.answer()
+			app.background("no-such-menu-prompt")
+			note("background " .. channel.BACKGROUNDSTATUS:get())
+			app.waitexten(3)
+		end,
+		["1"] = function() note("landed menu2") app.wait(20) end,
+	},
 }
 EOF
 
@@ -214,6 +239,10 @@ logged "... goes to 'i' with INVALID_EXTEN" 'IVR-TEST invalid 9'
 call "a digit that starts extensions but ends none" 500 "wait:0.3 dtmf:2 wait:1.8 bye"
 logged "... goes to 'i' after the digit timeout" 'IVR-TEST invalid 2$'
 
+call "a menu whose prompt is missing still takes digits" 501 "wait:0.5 dtmf:1 wait:0.5 bye"
+logged "... BACKGROUNDSTATUS=FAILED" 'IVR-TEST background FAILED'
+logged "... WaitExten lands in extension 1" 'IVR-TEST landed menu2'
+
 # ---- Playback
 call "Playback of a 1 s WAV to PCMU" 600 "packets:50 bye"
 logged "... PLAYBACKSTATUS=SUCCESS" 'IVR-TEST play SUCCESS'
@@ -247,6 +276,11 @@ call "SayDigits(42), SayAlpha(a-1)" 621 \
 logged "... and the dialplan goes on" 'IVR-TEST spelled'
 
 # ---- call state
+call "Progress, then Playback(noanswer): early media" 640 "provisional:183 heard:50 bye"
+logged "... PLAYBACKSTATUS=SUCCESS before the answer" 'IVR-TEST early SUCCESS'
+call "Ringing, then Answer" 641 "provisional:180 wait:0.5 bye"
+logged "... the dialplan goes on after Answer's delay" 'IVR-TEST answered'
+
 call "Busy refuses the call" 630 "final:486"
 call "Congestion refuses the call" 631 "final:503"
 call "Hangup(21)" 632 "byed:5"

@@ -12,6 +12,9 @@ Steps (--steps, space separated), each a check printed as "ok"/"FAIL":
                      sequence numbers run on by one and the timestamps by one
                      packet's worth
   atleast:N          at least N packets until 0.6 s of silence
+  heard:N[:TOL]      N packets (give or take TOL) heard so far, without
+                     waiting (early media, before the answer)
+  provisional:CODE   the INVITE was answered CODE before its final answer
   none:SECONDS       no audio packet for SECONDS
   wait:SECONDS       let SECONDS pass (audio counted, not checked)
   dtmf:DIGITS        send the digits as RFC 4733 events (200 ms each)
@@ -41,6 +44,7 @@ class Ivr:
         self.other_pt = 0
         self.bye_received = False
         self.to = self.uri = self.call_id = None
+        self.invite_responses = []
 
     def check(self, ok, what, detail=""):
         print("%s - %s%s" % ("ok" if ok else "FAIL", what, (": " + detail) if detail else ""))
@@ -100,7 +104,11 @@ class Ivr:
         for _ in range(2):
             p.responses = []
             p.request(method, self.uri, call_id, p.tag, to, p.cseq, body, auth)
-            self.pump(10, lambda: any(r[0] >= 200 for r in p.responses))
+            # Only answers to this request: a 401 we did not ACK comes again.
+            mine = "%d %s" % (p.cseq, method)
+            ours = lambda: [r for r in p.responses if r[1].get("cseq", [""])[0] == mine]
+            self.pump(10, lambda: any(r[0] >= 200 for r in ours()))
+            p.responses = ours()
             final = [r for r in p.responses if r[0] >= 200]
             p.cseq += 1
             if not final:
@@ -157,6 +165,17 @@ class Ivr:
             self.check(len(self.packets) >= int(arg), "at least %s packets of audio" % arg,
                        "got %d" % len(self.packets))
             self.packets = []
+        elif name == "heard":
+            want, _, tol = arg.partition(":")
+            want, tol = int(want), int(tol or 1)
+            n = len(self.packets)
+            self.check(abs(n - want) <= tol, "%d packets heard so far (+-%d)" % (want, tol),
+                       "got %d" % n)
+            self.packets = []
+        elif name == "provisional":
+            codes = [r[0] for r in self.invite_responses]
+            self.check(int(arg) in codes, "a provisional %s came before the answer" % arg,
+                       "responses %s" % codes)
         elif name == "none":
             self.packets = []
             self.pump(float(arg))
@@ -193,6 +212,7 @@ class Ivr:
         steps = a.steps.split()
         final = self.transaction("INVITE", p.sdp(), "<%s>" % self.uri, self.call_id)
         code = final[0] if final else None
+        self.invite_responses = list(p.responses)
         if steps and steps[0].startswith("final:"):
             want = int(steps[0].split(":")[1])
             if final and code >= 200:
