@@ -138,12 +138,35 @@ extensions = {
 			note("spelled")
 			app.wait(20)
 		end,
+		["613"] = function()
+			app.answer()
+			app.read("", "beep")
+			note("read4 " .. channel.READSTATUS:get())
+			app.read("NUM", "beep", "many")
+			note("read5 " .. channel.READSTATUS:get())
+			app.wait(20)
+		end,
+		["622"] = function()
+			app.answer()
+			app.saynumber("12abc")
+			app.saynumber("1000000000")
+			note("said nothing")
+			app.wait(20)
+		end,
 		["630"] = function() app.busy() end,
 		["631"] = function() app.congestion() end,
 		["632"] = function()
 			app.answer()
 			app.wait(0.2)
 			app.hangup(21)
+		end,
+		["633"] = function()
+			app.answer()
+			app.hangup("USER_BUSY")
+		end,
+		["634"] = function()
+			app.answer()
+			app.hangup("no-such-cause")
 		end,
 		h = function() note("hangup cause " .. channel.HANGUPCAUSE:get()) end,
 	},
@@ -267,6 +290,10 @@ logged "... the warning names the prompt" 'WARNING.*Read.*no-such-prompt'
 call "Read: nothing entered, two attempts" 612 "atleast:$(packets beep) atleast:$(packets beep) wait:0.5 bye"
 logged "... READSTATUS=TIMEOUT" 'IVR-TEST read3 \[\] TIMEOUT'
 
+call "Read with bad arguments" 613 "none:0.6 bye"
+logged "... no variable: READSTATUS=ERROR" 'IVR-TEST read4 ERROR'
+logged "... maxdigits not a number: READSTATUS=ERROR" 'IVR-TEST read5 ERROR'
+
 # ---- Say
 call "SayNumber(105): one, hundred, five" 620 \
 	"packets:$(($(packets digits/1) + $(packets digits/hundred) + $(packets digits/5))):3 bye"
@@ -274,6 +301,10 @@ logged "... and the dialplan goes on" 'IVR-TEST said'
 call "SayDigits(42), SayAlpha(a-1)" 621 \
 	"packets:$(($(packets digits/4) + $(packets digits/2) + $(packets letters/a) + $(packets letters/dash) + $(packets digits/1))):5 bye"
 logged "... and the dialplan goes on" 'IVR-TEST spelled'
+
+call "SayNumber of what is not a number in range" 622 "none:0.6 bye"
+logged "... says nothing, with a warning" "WARNING.*SayNumber: '12abc' is not a whole number"
+logged "... and goes on" 'IVR-TEST said nothing'
 
 # ---- call state
 call "Progress, then Playback(noanswer): early media" 640 "provisional:183 heard:50 bye"
@@ -285,6 +316,11 @@ call "Busy refuses the call" 630 "final:486"
 call "Congestion refuses the call" 631 "final:503"
 call "Hangup(21)" 632 "byed:5"
 logged "... with cause 21" 'IVR-TEST hangup cause 21'
+call "Hangup(USER_BUSY)" 633 "byed:5"
+logged "... with cause 17" 'IVR-TEST hangup cause 17'
+call "Hangup with a cause that does not exist" 634 "byed:5"
+logged "... warns" "WARNING.*Hangup: 'no-such-cause' is not a Q.850 cause"
+logged "... and hangs up with normal clearing" 'IVR-TEST hangup cause 16'
 
 # ---- documentation
 check_cmd "core show applications lists them" 'core show applications' 0 '^ +Background: '
