@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include <plexus/core.h>
 #include <plexus/log.h>
 #include <plexus/media.h>
+#include <plexus/rfc4733.h>
 
 #include "codec_internal.h"
 #include "media_internal.h"
@@ -80,6 +82,10 @@
 #define MAX_TS_STEP     18000
 #define MAX_WORKERS     256
 #define WAKEUP_HANDLE   UINT64_MAX
+#define TIMER_HANDLE    (UINT64_MAX - 1)
+/* The packet clock of sessions with a source (stream.c): each tick sends
+ * what is due, so any packet duration that is a multiple of it keeps time. */
+#define TICK_NS 10000000L
 #define NO_SLOT         UINT32_MAX
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
 #define IDLE_SOCKETS_MAX 4096
@@ -109,6 +115,7 @@ struct sent_stream {
 	uint32_t source_ts;  /* its timestamp */
 	uint16_t seq_offset; /* sent = received + offset, modulo 2^16 */
 	uint32_t ts_offset;  /* sent = received + offset, modulo 2^32 */
+	long long sent_ms;   /* when last_ts went out; 0: never */
 };
 
 /* Decoding what this leg receives for a transcoded bridge. */
@@ -119,6 +126,27 @@ struct transcoder {
 	uint32_t last_ts;
 	unsigned samples; /* audio in one packet, at the format's sample rate */
 	bool mark_next;   /* the next packet sent starts a new stream */
+};
+
+/* RFC 4733 events: what is received (told to the handler) and what the
+ * worker sends on the session's own timer (see "DTMF" below). */
+#define DTMF_QUEUE 16
+struct dtmf_state {
+	px_rtp_dtmf_fn fn;
+	void *arg;
+	struct px_rfc4733_rx rx;
+	bool rx_begun;        /* the handler was told the current digit began */
+	uint16_t rx_duration; /* the latest duration seen for it */
+	long long rx_last_ms; /* when its last packet came */
+	struct {
+		char digit;
+		unsigned ms;
+	} queue[DTMF_QUEUE];
+	unsigned qhead, qlen;
+	bool sending; /* the digit at qhead is on the wire */
+	uint32_t ts;  /* its timestamp */
+	long long start_ms, next_ms;
+	unsigned ends_sent;
 };
 
 /* Lost packets concealed at most, in a row; a longer gap is a new stream. */
@@ -150,6 +178,12 @@ struct px_rtp {
 	struct sent_stream tx;
 	struct px_rtp_codec codec;
 	struct transcoder xc;
+	struct dtmf_state dtmf;
+	/* Terminated media (stream.c): while set, nothing is relayed to or
+	 * from the peer. ticking: on the worker's packet clock list. */
+	struct px_term *term;
+	bool ticking;
+	px_rtp *tick_prev, *tick_next;
 
 	struct session_stats stats;
 };
@@ -165,15 +199,19 @@ struct media_worker {
 	unsigned index;
 	int epoll_fd;
 	int wakeup_fd;
+	int timer_fd; /* the packet clock, armed while ticking is not empty */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stopping;
 	atomic_uint load; /* sessions served, for placing new ones */
 
 	/* Guarded by lock. */
+	long long now_ms;   /* monotonic, at the current wake-up */
+	long long timer_ms; /* when some session has timed work to do; 0: none */
 	struct worker_slot *slots;
 	uint32_t nslots;
 	uint32_t free_slot;
+	px_rtp *ticking; /* sessions with a source */
 
 	/* Scratch of the worker thread, used under lock. */
 	struct mmsghdr recv_msgs[RECV_BATCH];
@@ -652,6 +690,44 @@ static px_rtp *slot_lookup(const struct media_worker *w, uint64_t handle)
 	return w->slots[slot].session;
 }
 
+/* The packet clock runs only while some session of w has a source. */
+static void arm_clock(struct media_worker *w, bool on)
+{
+	struct itimerspec its = {{0, 0}, {0, 0}};
+
+	if (on) {
+		its.it_interval.tv_nsec = TICK_NS;
+		its.it_value.tv_nsec = TICK_NS;
+	}
+	if (timerfd_settime(w->timer_fd, 0, &its, NULL) < 0)
+		px_log_error("media/%u: timerfd_settime: %s", w->index, strerror(errno));
+}
+
+/* Put r on w's packet clock, or take it off; w->lock held. */
+static void tick_link(struct media_worker *w, px_rtp *r)
+{
+	r->tick_prev = NULL;
+	r->tick_next = w->ticking;
+	if (w->ticking)
+		w->ticking->tick_prev = r;
+	else
+		arm_clock(w, true);
+	w->ticking = r;
+}
+
+static void tick_unlink(struct media_worker *w, px_rtp *r)
+{
+	if (r->tick_prev)
+		r->tick_prev->tick_next = r->tick_next;
+	else
+		w->ticking = r->tick_next;
+	if (r->tick_next)
+		r->tick_next->tick_prev = r->tick_prev;
+	r->tick_prev = r->tick_next = NULL;
+	if (!w->ticking)
+		arm_clock(w, false);
+}
+
 /* Lock the worker that serves r, which a concurrent bridge may be moving. */
 static struct media_worker *lock_session(px_rtp *r)
 {
@@ -711,6 +787,54 @@ static struct media_worker *pick_worker(void)
 	return best;
 }
 
+/* ------------------------------------------------------------ timers */
+
+static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
+			  size_t plen);
+static long long dtmf_timer(struct media_worker *w, px_rtp *r);
+static bool session_timers_pending(const px_rtp *r);
+
+/* Make w run its timers by due (monotonic ms); w->lock held. A caller on
+ * another thread wakes the worker too, so that it waits no longer. */
+static void worker_timer_at(struct media_worker *w, long long due)
+{
+	if (due && (!w->timer_ms || due < w->timer_ms))
+		w->timer_ms = due;
+}
+
+static void worker_kick(struct media_worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wakeup_fd, &one, sizeof(one)) < 0)
+		px_log_error("media/%u: cannot wake the worker: %s", w->index, strerror(errno));
+}
+
+/* The timed work of r (DTMF sent and timed out); the next time it has
+ * some, 0 for none. */
+static long long session_timers(struct media_worker *w, px_rtp *r)
+{
+	return dtmf_timer(w, r);
+}
+
+/* Run what is due on every session of w; w->lock held. Timers are rare
+ * (a digit being sent), so a walk of the table is cheaper than a heap
+ * kept up to date on every change. */
+static void worker_timers(struct media_worker *w)
+{
+	long long next = 0;
+
+	w->timer_ms = 0;
+	for (uint32_t i = 0; i < w->nslots; i++) {
+		px_rtp *r = w->slots[i].session;
+		long long due = r ? session_timers(w, r) : 0;
+
+		if (due && (!next || due < next))
+			next = due;
+	}
+	worker_timer_at(w, next);
+}
+
 /* ------------------------------------------------------------ the relay */
 
 /* Whether a datagram is an RTP packet we may rewrite: version 2, and CSRC
@@ -743,8 +867,6 @@ static bool rtp_payload(const unsigned char *p, size_t len, size_t *offset, size
 	*plen = len - header - padding;
 	return true;
 }
-
-
 
 /* Count the gaps in what r receives. A late packet that fills a gap takes
  * its loss back, a duplicate changes nothing, and a large jump either way is
@@ -990,8 +1112,8 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		unsigned pt = p[1] & 0x7f;
-		bool audio = !in->codec.format || pt == (unsigned)in->codec.pt;
-		bool event = !audio && in->codec.dtmf_pt >= 0 && pt == (unsigned)in->codec.dtmf_pt;
+		bool event = in->codec.dtmf_pt >= 0 && pt == (unsigned)in->codec.dtmf_pt;
+		bool audio = !event && (!in->codec.format || pt == (unsigned)in->codec.pt);
 		if (!audio && !event) {
 			/* Not what was negotiated: a decoder must never see it,
 			 * and a relayed far end would misread it. */
@@ -1000,9 +1122,18 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		note_received(in, get_be32(p + 8), get_be16(p + 2));
+		if (event)
+			dtmf_received(w, in, p, offset, plen);
 		if (in->symmetric && !in->latched)
 			latch_remote(in, &w->recv_from[i]);
-		if (!out || !out->send || !out->remote_len) {
+		if (in->term) {
+			/* An application owns this leg's media. */
+			if (audio)
+				px_term_receive(in, in->term, p, offset, plen);
+			dropped += !audio;
+			continue;
+		}
+		if (!out || out->term || !out->send || !out->remote_len) {
 			dropped++;
 			continue;
 		}
@@ -1035,6 +1166,8 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 	}
 	if (nsend)
 		flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
+	if (out && sent)
+		out->tx.sent_ms = w->now_ms;
 	if (out) {
 		counter_add(&out->stats.tx_packets, sent);
 		counter_add(&out->stats.tx_bytes, tx_bytes);
@@ -1054,13 +1187,33 @@ static void drain_wakeup(struct media_worker *w)
 		;
 }
 
+/* A tick of the packet clock: every session with a source sends what is
+ * due. px_term_tick may take its session off the list. */
+static void run_clock(struct media_worker *w)
+{
+	uint64_t expirations;
+	struct timespec now;
+	long long now_ns;
+
+	if (read(w->timer_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	now_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+	for (px_rtp *r = w->ticking, *next; r; r = next) {
+		next = r->tick_next;
+		px_term_tick(r, r->term, now_ns);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct media_worker *w = arg;
 	struct epoll_event events[EPOLL_BATCH];
 
+	int timeout = -1;
+
 	while (!atomic_load(&w->stopping)) {
-		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, -1);
+		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1070,15 +1223,25 @@ static void *worker_main(void *arg)
 			break;
 		}
 		pthread_mutex_lock(&w->lock);
+		w->now_ms = monotonic_ms();
 		for (int i = 0; i < n; i++) {
 			if (events[i].data.u64 == WAKEUP_HANDLE) {
 				drain_wakeup(w);
+				continue;
+			}
+			if (events[i].data.u64 == TIMER_HANDLE) {
+				run_clock(w);
 				continue;
 			}
 			px_rtp *r = slot_lookup(w, events[i].data.u64);
 			if (r)
 				relay_batch(w, r);
 		}
+		if (w->timer_ms && w->now_ms >= w->timer_ms)
+			worker_timers(w);
+		timeout = -1;
+		if (w->timer_ms)
+			timeout = w->timer_ms > w->now_ms ? (int)(w->timer_ms - w->now_ms) : 0;
 		pthread_mutex_unlock(&w->lock);
 	}
 	return NULL;
@@ -1093,6 +1256,7 @@ static int worker_open(struct media_worker *w, unsigned index, px_err *err)
 	w->index = index;
 	w->epoll_fd = -1;
 	w->wakeup_fd = -1;
+	w->timer_fd = -1;
 	w->free_slot = NO_SLOT;
 	pthread_mutex_init(&w->lock, NULL);
 	for (unsigned i = 0; i < RECV_BATCH; i++) {
@@ -1109,6 +1273,12 @@ static int worker_open(struct media_worker *w, unsigned index, px_err *err)
 	if (w->wakeup_fd < 0)
 		return px_err_set(err, "media/%u: eventfd: %s", index, strerror(errno));
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wakeup_fd, &ev) < 0)
+		return px_err_set(err, "media/%u: epoll_ctl: %s", index, strerror(errno));
+	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->timer_fd < 0)
+		return px_err_set(err, "media/%u: timerfd_create: %s", index, strerror(errno));
+	ev.data.u64 = TIMER_HANDLE;
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->timer_fd, &ev) < 0)
 		return px_err_set(err, "media/%u: epoll_ctl: %s", index, strerror(errno));
 
 	char name[32];
@@ -1144,6 +1314,7 @@ static void worker_close(struct media_worker *w)
 		if (r) {
 			close(r->fd);
 			px_trans_free(r->xc.trans);
+			px_term_free(r->term);
 			free(r);
 			atomic_fetch_sub(&session_count, 1);
 		}
@@ -1153,6 +1324,8 @@ static void worker_close(struct media_worker *w)
 	w->nslots = 0;
 	if (w->wakeup_fd >= 0)
 		close(w->wakeup_fd);
+	if (w->timer_fd >= 0)
+		close(w->timer_fd);
 	if (w->epoll_fd >= 0)
 		close(w->epoll_fd);
 	pthread_mutex_destroy(&w->lock);
@@ -1388,15 +1561,27 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 				  to->index, strerror(errno));
 	worker_detach(from, old_slot);
 	atomic_store(&r->worker, to);
+	if (r->ticking) {
+		tick_unlink(from, r);
+		tick_link(to, r);
+	}
+	/* Its timed work goes with it: the new worker looks at once. */
+	if (session_timers_pending(r)) {
+		worker_timer_at(to, monotonic_ms());
+		worker_kick(to);
+	}
 	return 0;
 }
 
 void px_rtp_set_codec(px_rtp *r, const struct px_rtp_codec *codec)
 {
 	struct media_worker *w = lock_session(r);
+	bool term = r->term != NULL;
 
 	r->codec = *codec;
 	pthread_mutex_unlock(&w->lock);
+	if (term)
+		px_term_codec_changed(r);
 }
 
 void px_rtp_get_codec(px_rtp *r, struct px_rtp_codec *out)
@@ -1492,8 +1677,13 @@ void px_rtp_destroy(px_rtp *r)
 		return;
 	w = lock_session(r);
 	leave_bridge(r);
+	if (r->ticking)
+		tick_unlink(w, r);
+	struct px_term *term = r->term;
+	r->term = NULL;
 	worker_detach(w, r->slot);
 	pthread_mutex_unlock(&w->lock);
+	px_term_free(term);
 	/* The worker holds no session pointer outside its lock, and its
 	 * pending events for r no longer resolve: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
@@ -1503,4 +1693,267 @@ void px_rtp_destroy(px_rtp *r)
 	}
 	atomic_fetch_sub(&session_count, 1);
 	free(r);
+}
+
+/* ------------------------------------------------------------ terminated media hooks */
+
+struct media_worker *px_rtp_lock(px_rtp *r)
+{
+	return lock_session(r);
+}
+
+void px_rtp_unlock(struct media_worker *w)
+{
+	pthread_mutex_unlock(&w->lock);
+}
+
+struct px_term *px_rtp_term(const px_rtp *r)
+{
+	return r->term;
+}
+
+void px_rtp_set_term(px_rtp *r, struct px_term *t, bool ticking)
+{
+	struct media_worker *w = atomic_load(&r->worker);
+
+	r->term = t;
+	if (ticking && !r->ticking)
+		tick_link(w, r);
+	else if (!ticking && r->ticking)
+		tick_unlink(w, r);
+	r->ticking = ticking;
+	/* Whatever is relayed next starts a new source on both sides. */
+	r->tx.have_source = false;
+	r->xc.mark_next = true;
+	if (r->peer) {
+		r->peer->tx.have_source = false;
+		r->peer->xc.mark_next = true;
+	}
+}
+
+const struct px_rtp_codec *px_rtp_codec_locked(const px_rtp *r)
+{
+	return &r->codec;
+}
+
+bool px_rtp_send_own(px_rtp *r, uint8_t *pkt, size_t payload_len, uint32_t ts_step, bool marker)
+{
+	size_t len = RTP_HEADER_SIZE + payload_len;
+	ssize_t rc;
+
+	r->tx.last_ts += ts_step;
+	r->tx.sent_ms = monotonic_ms(); /* where a DTMF digit sent now takes its timestamp */
+	r->tx.have_source = false;
+	if (!r->send || !r->remote_len)
+		return false; /* a packet time passed; no sequence number used */
+	r->tx.last_seq++;
+	pkt[0] = RTP_VERSION << 6;
+	pkt[1] = (unsigned char)((marker ? 0x80 : 0) | (r->codec.pt & 0x7f));
+	put_be16(pkt + 2, r->tx.last_seq);
+	put_be32(pkt + 4, r->tx.last_ts);
+	put_be32(pkt + 8, r->tx.ssrc);
+	rc = sendto(r->fd, pkt, len, MSG_DONTWAIT, (struct sockaddr *)&r->remote, r->remote_len);
+	if (rc != (ssize_t)len)
+		return false;
+	counter_add(&r->stats.tx_packets, 1);
+	counter_add(&r->stats.tx_bytes, len);
+	return true;
+}
+
+void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
+{
+	r->tx.last_ts += ts_step;
+	r->tx.sent_ms = monotonic_ms();
+	r->tx.have_source = false;
+}
+
+/* ------------------------------------------------------------ DTMF
+ *
+ * RFC 4733 events. Received ones are told to the session's handler as they
+ * are seen in relay_batch; the ones we send are paced by the worker's
+ * timers. The event clock is 8 kHz (telephone-event/8000 is what the SDP
+ * negotiates); the timestamp of an event we send is in the audio clock, where
+ * the outgoing stream has got to. */
+
+#define DTMF_UPDATE_MS     50
+#define DTMF_GAP_MS        50
+#define DTMF_END_PACKETS   3
+#define DTMF_RX_TIMEOUT_MS 1000
+#define DTMF_MIN_MS        40
+#define DTMF_MAX_MS        5000
+#define EVENT_CLOCK        8000
+
+static bool session_timers_pending(const px_rtp *r)
+{
+	return r->dtmf.qlen || r->dtmf.rx_begun;
+}
+
+static void dtmf_tell(px_rtp *r, char digit, bool begin, unsigned units)
+{
+	if (r->dtmf.fn)
+		r->dtmf.fn(r->dtmf.arg, digit, begin, units * 1000u / EVENT_CLOCK);
+}
+
+static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
+			  size_t plen)
+{
+	struct dtmf_state *d = &in->dtmf;
+	struct px_rfc4733_event ev;
+	uint32_t ts = get_be32(p + 4);
+	uint16_t duration = 0;
+
+	if (px_rfc4733_parse(p + offset, plen, &ev) < 0)
+		return; /* not a digit: relayed all the same, for the far end to judge */
+	if (d->rx_begun && d->rx.active && d->rx.ts != ts) {
+		/* A new event while one had not ended: its end was lost. */
+		dtmf_tell(in, d->rx.digit, false, d->rx_duration);
+		d->rx_begun = false;
+	}
+	switch (px_rfc4733_receive(&d->rx, ts, &ev, &duration)) {
+	case PX_RFC4733_BEGIN:
+		d->rx_begun = true;
+		d->rx_duration = ev.duration;
+		dtmf_tell(in, ev.digit, true, 0);
+		worker_timer_at(w, w->now_ms + DTMF_RX_TIMEOUT_MS);
+		break;
+	case PX_RFC4733_END:
+		if (!d->rx_begun) /* its start was lost */
+			dtmf_tell(in, d->rx.digit, true, 0);
+		d->rx_begun = false;
+		dtmf_tell(in, d->rx.digit, false, duration);
+		break;
+	case PX_RFC4733_NOTHING:
+		if (d->rx_begun && ev.duration > d->rx_duration)
+			d->rx_duration = ev.duration;
+		break;
+	}
+	d->rx_last_ms = w->now_ms;
+}
+
+/* Where r's outgoing stream is now, in its audio clock. */
+static uint32_t stream_ts_now(const px_rtp *r, long long now)
+{
+	unsigned clock = r->codec.format ? r->codec.format->rtp_clock : EVENT_CLOCK;
+
+	if (!r->tx.sent_ms)
+		return r->tx.last_ts;
+	return r->tx.last_ts + (uint32_t)((unsigned long long)(now - r->tx.sent_ms) * clock / 1000);
+}
+
+/* One packet of the digit at the head of r's queue. */
+static void dtmf_send_packet(px_rtp *r, bool begin, bool end, unsigned ms)
+{
+	struct px_rfc4733_event ev = {
+		.digit = r->dtmf.queue[r->dtmf.qhead].digit,
+		.end = end,
+		.volume = 10,
+		.duration = (uint16_t)(ms * EVENT_CLOCK / 1000),
+	};
+	unsigned char p[RTP_HEADER_SIZE + 4];
+
+	if (px_rfc4733_build(&ev, p + RTP_HEADER_SIZE) < 0)
+		return;
+	r->tx.last_seq++;
+	/* Relayed packets that follow must not reuse this sequence number. */
+	if (r->tx.have_source)
+		r->tx.seq_offset++;
+	p[0] = RTP_VERSION << 6;
+	p[1] = (unsigned char)((begin ? 0x80 : 0) | (r->codec.dtmf_pt & 0x7f));
+	put_be16(p + 2, r->tx.last_seq);
+	put_be32(p + 4, r->dtmf.ts);
+	put_be32(p + 8, r->tx.ssrc);
+	if (!r->send || !r->remote_len)
+		return;
+	if (sendto(r->fd, p, sizeof(p), MSG_DONTWAIT, (struct sockaddr *)&r->remote,
+		   r->remote_len) == (ssize_t)sizeof(p)) {
+		counter_add(&r->stats.tx_packets, 1);
+		counter_add(&r->stats.tx_bytes, sizeof(p));
+	}
+}
+
+static long long dtmf_timer(struct media_worker *w, px_rtp *r)
+{
+	struct dtmf_state *d = &r->dtmf;
+	long long now = w->now_ms, due = 0;
+
+	if (d->rx_begun) {
+		if (now - d->rx_last_ms >= DTMF_RX_TIMEOUT_MS) {
+			/* Every end packet was lost; late ones are ignored. */
+			d->rx_begun = false;
+			d->rx.active = false;
+			d->rx.ended = true;
+			dtmf_tell(r, d->rx.digit, false, d->rx_duration);
+		} else {
+			due = d->rx_last_ms + DTMF_RX_TIMEOUT_MS;
+		}
+	}
+	if (d->qlen && now >= d->next_ms) {
+		unsigned total = d->queue[d->qhead].ms;
+
+		if (r->codec.dtmf_pt < 0) {
+			/* Renegotiated without events: what is queued is dropped. */
+			d->qlen = 0;
+			d->sending = false;
+		} else if (!d->sending) {
+			d->sending = true;
+			d->ts = stream_ts_now(r, now);
+			d->start_ms = now;
+			d->ends_sent = 0;
+			dtmf_send_packet(r, true, false, 0);
+			d->next_ms = now + (total < DTMF_UPDATE_MS ? total : DTMF_UPDATE_MS);
+		} else if (d->ends_sent || now - d->start_ms >= total) {
+			dtmf_send_packet(r, false, true, total);
+			d->next_ms = now + DTMF_UPDATE_MS;
+			if (++d->ends_sent == DTMF_END_PACKETS) {
+				d->sending = false;
+				d->qhead = (d->qhead + 1) % DTMF_QUEUE;
+				d->qlen--;
+				d->next_ms = now + DTMF_GAP_MS;
+			}
+		} else {
+			long long end = d->start_ms + total;
+
+			dtmf_send_packet(r, false, false, (unsigned)(now - d->start_ms));
+			d->next_ms = now + DTMF_UPDATE_MS < end ? now + DTMF_UPDATE_MS : end;
+		}
+	}
+	if (d->qlen && (!due || d->next_ms < due))
+		due = d->next_ms;
+	return due;
+}
+
+void px_rtp_set_dtmf_handler(px_rtp *r, px_rtp_dtmf_fn fn, void *arg)
+{
+	struct media_worker *w = lock_session(r);
+
+	r->dtmf.fn = fn;
+	r->dtmf.arg = arg;
+	pthread_mutex_unlock(&w->lock);
+}
+
+int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms)
+{
+	struct px_rfc4733_event ev = {.digit = digit};
+	unsigned char scratch[4];
+	struct media_worker *w;
+	int rc = -1;
+
+	if (digit == 'X' || px_rfc4733_build(&ev, scratch) < 0)
+		return -1;
+	if (duration_ms < DTMF_MIN_MS)
+		duration_ms = DTMF_MIN_MS;
+	if (duration_ms > DTMF_MAX_MS)
+		duration_ms = DTMF_MAX_MS;
+	w = lock_session(r);
+	if (r->codec.dtmf_pt >= 0 && r->dtmf.qlen < DTMF_QUEUE) {
+		unsigned k = (r->dtmf.qhead + r->dtmf.qlen++) % DTMF_QUEUE;
+
+		r->dtmf.queue[k].digit = digit;
+		r->dtmf.queue[k].ms = duration_ms;
+		worker_timer_at(w, monotonic_ms());
+		worker_kick(w);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
 }

@@ -7,7 +7,12 @@
  * statistics; symmetric RTP latching; datagrams that are not RTP; unbridge,
  * hold and re-bridge; port exhaustion and reuse; the file:line errors of a
  * bad rtp.conf; sessions on two workers; IPv6; and sessions destroyed or
- * moved between workers while another thread floods them. Ports come from a
+ * moved between workers while another thread floods them; terminated media
+ * (plexus/stream.h): a buffer played into a session arrives as one stream
+ * with the right count, sequence numbers, timestamps and marker, a source
+ * in another format is transcoded, a ring that runs dry skips packets, a
+ * sink receives decoded audio with losses concealed, and nothing is
+ * relayed while an application owns a session. Ports come from a
  * range below the ephemeral ports, chosen from the process id so that two
  * runs at once rarely meet. Every receive has a timeout and every loop an
  * upper bound.
@@ -32,7 +37,9 @@
 #include <plexus/codec.h>
 #include <plexus/config.h>
 #include <plexus/media.h>
+#include <plexus/stream.h>
 
+#include "codec_internal.h"
 #include "loader.h"
 #include "log_internal.h"
 #include "media_internal.h"
@@ -1156,6 +1163,519 @@ static void test_transcoding_and_bad_rtp(void)
 	px_loader_shutdown();
 }
 
+/* ---------------------------------------------------------------- terminated media */
+
+static bool load_codecs(void)
+{
+	px_err err = {""};
+	bool loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		      px_loader_load("codec_ulaw", &err) == 0;
+
+	if (!loaded)
+		fprintf(stderr, "\n  codec modules: %s\n", err.msg);
+	return loaded;
+}
+
+static const struct px_rtp_codec *ulaw_codec(void)
+{
+	static struct px_rtp_codec c;
+
+	c = (struct px_rtp_codec){.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				  .dtmf_pt = -1};
+	return &c;
+}
+
+/* Read and drop what is still on its way to ph, until SILENCE_MS pass
+ * without a packet (at most 200 packets): how many there were. */
+static int drain(const struct phone *ph)
+{
+	struct rtp_in in;
+	int n = 0;
+
+	while (n < 200 && recv_packet(ph, &in, SILENCE_MS))
+		n++;
+	return n;
+}
+
+/* Wait until the source says it is done, up to 3 s. */
+static bool wait_done(px_source *s)
+{
+	for (int i = 0; i < 3000 && !px_source_done(s); i++)
+		usleep(1000);
+	return px_source_done(s);
+}
+
+/* Receive what a source sends until nothing comes for 300 ms (at most
+ * max packets); checks that they form one stream from the first. */
+struct heard {
+	unsigned packets, marked, bad_seq, bad_ts, bad_pt;
+	uint32_t ssrc;
+	bool first_marked;
+	size_t payload;
+	unsigned char first[2048];
+	uint16_t last_seq;
+	uint32_t last_ts;
+};
+
+static void listen_stream(const struct phone *ph, struct heard *h, unsigned max, uint32_t step)
+{
+	struct rtp_in in;
+
+	memset(h, 0, sizeof(*h));
+	while (h->packets < max && recv_packet(ph, &in, 300)) {
+		if (h->packets == 0) {
+			h->ssrc = in.ssrc;
+			h->first_marked = in.marker;
+			h->payload = in.len - HEADER_SIZE;
+			memcpy(h->first, in.data + HEADER_SIZE, h->payload);
+		} else {
+			h->marked += in.marker;
+			h->bad_seq += in.seq != (uint16_t)(h->last_seq + 1);
+			h->bad_ts += in.ts != h->last_ts + step;
+		}
+		h->bad_pt += in.pt != 0 || in.ssrc != h->ssrc;
+		h->last_seq = in.seq;
+		h->last_ts = in.ts;
+		h->packets++;
+	}
+}
+
+static void test_source_plays_buffer(void)
+{
+	px_rtp *r;
+	struct phone ph;
+	px_source *s = NULL;
+	px_err err = {""};
+	struct heard h;
+	unsigned char audio[4000]; /* 500 ms of PCMU */
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	r = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(phone_open(&ph, AF_INET));
+	px_rtp_set_remote(r, (struct sockaddr *)&ph.addr, false);
+
+	/* No codec yet: nothing to encode into. */
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("ulaw"), 1000, &s, &err), 0);
+	CU_ASSERT_EQUAL(px_rtp_attach_source(r, s, &err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no codec"));
+
+	px_rtp_set_codec(r, ulaw_codec());
+	for (size_t i = 0; i < sizeof(audio); i++)
+		audio[i] = (unsigned char)(i * 7 + 1);
+	CU_ASSERT_EQUAL(px_source_write(s, audio, sizeof(audio)), sizeof(audio));
+	CU_ASSERT_EQUAL(px_source_buffered_ms(s), 500);
+	px_source_finish(s);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	listen_stream(&ph, &h, 100, 160);
+	CU_ASSERT_EQUAL(h.packets, 25);
+	CU_ASSERT(h.first_marked);
+	CU_ASSERT_EQUAL(h.marked, 0);
+	CU_ASSERT_EQUAL(h.bad_seq, 0);
+	CU_ASSERT_EQUAL(h.bad_ts, 0);
+	CU_ASSERT_EQUAL(h.bad_pt, 0);
+	CU_ASSERT_EQUAL(h.payload, 160);
+	CU_ASSERT(!memcmp(h.first, audio, 160)); /* sent as it is: no transcoding */
+	CU_ASSERT(wait_done(s));
+	CU_ASSERT_EQUAL(px_source_packets(s), 25);
+	CU_ASSERT(wait_stat(r, STAT(tx_packets), 25));
+	CU_ASSERT(nothing_arrives(&ph));
+	px_rtp_detach_source(r);
+	px_rtp_detach_source(r); /* twice: nothing to do */
+	px_source_unref(s);
+
+	/* Bad formats and sizes. */
+	s = NULL;
+	CU_ASSERT_EQUAL(px_source_new_buffer(px_format_find("slin"), 0, &s, &err), -1);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_EQUAL(px_stream_sample_bytes(px_format_find("slin16")), 2);
+	CU_ASSERT_EQUAL(px_stream_sample_bytes(px_format_find("ulaw")), 1);
+	px_rtp_destroy(r);
+	phone_close(&ph);
+	px_loader_shutdown();
+}
+
+/* A ring that runs dry: the worker skips packets, the timestamp runs on
+ * and the next packet is marked; then a linear source is transcoded. */
+static void test_source_underrun_and_transcoding(void)
+{
+	px_rtp *r;
+	struct phone ph;
+	px_source *s = NULL;
+	px_err err = {""};
+	struct rtp_in in;
+	struct heard h;
+	unsigned char audio[800];
+	int16_t pcm[16000 / 1000 * 300]; /* 300 ms at 16 kHz */
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	r = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(phone_open(&ph, AF_INET));
+	px_rtp_set_remote(r, (struct sockaddr *)&ph.addr, false);
+	px_rtp_set_codec(r, ulaw_codec());
+
+	memset(audio, 0x55, sizeof(audio));
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("ulaw"), 1000, &s, &err), 0);
+	px_source_write(s, audio, sizeof(audio)); /* 100 ms */
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	listen_stream(&ph, &h, 100, 160);
+	CU_ASSERT_EQUAL(h.packets, 5);
+	CU_ASSERT(!px_source_done(s)); /* not finished: waiting for more */
+	CU_ASSERT(px_source_underruns(s) > 0);
+	px_source_write(s, audio, sizeof(audio));
+	CU_ASSERT_FATAL(recv_packet(&ph, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT(in.marker);
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(h.last_seq + 1));
+	CU_ASSERT(in.ts - h.last_ts >= 160u * 10); /* the 300 ms of silence and more */
+	px_rtp_detach_source(r);
+	px_source_unref(s);
+	CU_ASSERT(drain(&ph) <= 4); /* what it sent before it was detached */
+
+	/* 300 ms of 16 kHz linear into a PCMU session: resampled, encoded. */
+	px_codec_test_signal(pcm, sizeof(pcm) / sizeof(pcm[0]), 16000, 0);
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("slin16"), 1000, &s, &err), 0);
+	CU_ASSERT_EQUAL(px_source_write(s, pcm, sizeof(pcm)), sizeof(pcm));
+	px_source_finish(s);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	listen_stream(&ph, &h, 100, 160);
+	CU_ASSERT_EQUAL(h.packets, 15); /* the resampler's delay is sent at the end */
+	CU_ASSERT_EQUAL(h.payload, 160);
+	CU_ASSERT_EQUAL(h.bad_seq, 0);
+	CU_ASSERT(wait_done(s));
+	px_rtp_detach_source(r);
+	px_source_unref(s);
+
+	/* A source of a format that has no samples to play. */
+	CU_ASSERT_EQUAL(px_source_new_buffer(NULL, 100, &s, &err), -1);
+	px_rtp_destroy(r);
+	phone_close(&ph);
+	px_loader_shutdown();
+}
+
+/* A sink gets the decoded audio of a bridged leg, losses concealed, and
+ * while an application owns the leg nothing crosses the bridge either way. */
+static void test_sink_and_no_relay(void)
+{
+	struct call c;
+	struct rtp_in in;
+	px_sink *k = NULL;
+	px_source *s = NULL;
+	px_err err = {""};
+	unsigned char p[HEADER_SIZE + 160];
+	int16_t pcm[800];
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, ulaw_codec());
+	px_rtp_set_codec(c.b, ulaw_codec());
+	CU_ASSERT_EQUAL_FATAL(px_rtp_bridge(c.a, c.b, &err), 0);
+
+	CU_ASSERT_EQUAL_FATAL(px_sink_new_buffer(px_format_find("slin"), 1000, &k, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_sink(c.a, k, &err), 0);
+	/* Packets 1, 2 and 4: 3 received, 1 concealed; PCMU 0x80 is +8031. */
+	for (uint16_t seq = 1; seq <= 4; seq++) {
+		if (seq == 3)
+			continue;
+		make_rtp(p, 0x1111, seq, 160u * seq, false);
+		memset(p + HEADER_SIZE, 0x80, 160);
+		send_raw(&c.pa, c.a, p, sizeof(p));
+	}
+	for (int i = 0; i < 1000 && px_sink_samples(k) < 640; i++)
+		usleep(1000);
+	CU_ASSERT_EQUAL(px_sink_samples(k), 640);
+	CU_ASSERT_EQUAL(px_sink_read(k, pcm, sizeof(pcm)), 640 * 2);
+	CU_ASSERT(pcm[0] > 7000 && pcm[159] > 7000);   /* packet 1 */
+	CU_ASSERT(pcm[480] > 7000 && pcm[639] > 7000); /* packet 4 */
+	CU_ASSERT_EQUAL(px_sink_dropped(k), 0);
+	CU_ASSERT(nothing_arrives(&c.pb)); /* not relayed to the peer */
+
+	/* The peer's audio does not reach a leg that plays something. */
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("ulaw"), 1000, &s, &err), 0);
+	memset(p + HEADER_SIZE, 0xff, 160);
+	px_source_write(s, p + HEADER_SIZE, 160);
+	px_source_finish(s);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(c.a, s, &err), 0);
+	send_rtp(&c.pb, c.b, 0x2222, 1, 160, false);
+	CU_ASSERT_FATAL(recv_packet(&c.pa, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.len, HEADER_SIZE + 160); /* the source's, not the relayed one */
+	uint16_t played_seq = in.seq;
+	CU_ASSERT(nothing_arrives(&c.pa));
+
+	/* Detached: the bridge relays again, continuing the stream, marked. */
+	px_rtp_detach_source(c.a);
+	px_rtp_detach_sink(c.a);
+	px_source_unref(s);
+	px_sink_unref(k);
+	send_rtp(&c.pb, c.b, 0x2222, 2, 320, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x2222, 2));
+	CU_ASSERT(in.marker);
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(played_seq + 1));
+	send_rtp(&c.pa, c.a, 0x1111, 5, 800, false);
+	CU_ASSERT(recv_relayed(&c.pb, &in, 0x1111, 5));
+	call_close(&c);
+	px_loader_shutdown();
+}
+
+/* A session destroyed with a source and a sink attached lets go of both. */
+static void test_destroy_with_stream(void)
+{
+	px_rtp *r;
+	struct phone ph;
+	px_source *s = NULL;
+	px_sink *k = NULL;
+	px_err err = {""};
+	static unsigned char audio[8000];
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(load_codecs());
+	r = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_FATAL(phone_open(&ph, AF_INET));
+	px_rtp_set_remote(r, (struct sockaddr *)&ph.addr, false);
+	px_rtp_set_codec(r, ulaw_codec());
+	CU_ASSERT_EQUAL_FATAL(px_source_new_buffer(px_format_find("slin"), 1000, &s, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_sink_new_buffer(px_format_find("slin"), 1000, &k, &err), 0);
+	px_source_write(s, audio, sizeof(audio));
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_sink(r, k, &err), 0);
+	struct rtp_in in;
+	CU_ASSERT(recv_packet(&ph, &in, RECV_TIMEOUT_MS));
+	px_rtp_destroy(r); /* drops the session's references; ours remain */
+	/* Of the 450 ms of audio left, at most what was already on its way. */
+	CU_ASSERT(drain(&ph) <= 3);
+	px_source_unref(s);
+	px_sink_unref(k);
+	phone_close(&ph);
+	px_loader_shutdown();
+}
+
+/* ---------------------------------------------------------------- DTMF */
+
+/* What the DTMF handler was told, on the worker thread. */
+struct dtmf_log {
+	pthread_mutex_t lock;
+	unsigned n;
+	struct {
+		char digit;
+		bool begin;
+		unsigned ms;
+	} calls[32];
+};
+
+static void dtmf_logger(void *arg, char digit, bool begin, unsigned duration_ms)
+{
+	struct dtmf_log *log = arg;
+
+	pthread_mutex_lock(&log->lock);
+	if (log->n < 32) {
+		log->calls[log->n].digit = digit;
+		log->calls[log->n].begin = begin;
+		log->calls[log->n].ms = duration_ms;
+	}
+	log->n++;
+	pthread_mutex_unlock(&log->lock);
+}
+
+static unsigned dtmf_count(struct dtmf_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	unsigned n = log->n;
+	pthread_mutex_unlock(&log->lock);
+	return n;
+}
+
+/* Poll until the handler has been called n times (or the deadline). */
+static bool wait_dtmf(struct dtmf_log *log, unsigned n, int timeout_ms)
+{
+	for (int i = 0; i < timeout_ms; i++) {
+		if (dtmf_count(log) >= n)
+			return true;
+		usleep(1000);
+	}
+	return dtmf_count(log) >= n;
+}
+
+static void send_event(const struct phone *ph, const px_rtp *to, uint16_t seq, uint32_t ts,
+		       unsigned code, bool end, uint16_t duration, bool marker)
+{
+	unsigned char p[HEADER_SIZE + PAYLOAD_SIZE]; /* make_rtp fills a payload */
+
+	make_rtp(p, 0x4733, seq, ts, marker);
+	p[1] = (unsigned char)((marker ? 0x80 : 0) | 101);
+	p[HEADER_SIZE] = (unsigned char)code;
+	p[HEADER_SIZE + 1] = (unsigned char)((end ? 0x80 : 0) | 10);
+	p[HEADER_SIZE + 2] = (unsigned char)(duration >> 8);
+	p[HEADER_SIZE + 3] = (unsigned char)duration;
+	send_raw(ph, to, p, HEADER_SIZE + 4);
+}
+
+static void test_dtmf_receive(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct dtmf_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct px_rtp_codec ulaw = {.pt = 0, .ptime = 20, .dtmf_pt = 101};
+	uint16_t seq = 100;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	px_rtp_set_dtmf_handler(c.a, dtmf_logger, &log);
+
+	/* '5' for 100 ms: begin, two updates (one repeated), three ends. */
+	send_event(&c.pa, c.a, seq++, 8000, 5, false, 0, true);
+	send_event(&c.pa, c.a, seq++, 8000, 5, false, 400, false);
+	send_event(&c.pa, c.a, seq, 8000, 5, false, 400, false);
+	send_event(&c.pa, c.a, seq++, 8000, 5, false, 640, false);
+	for (int i = 0; i < 3; i++)
+		send_event(&c.pa, c.a, seq++, 8000, 5, true, 800, false);
+	CU_ASSERT_FATAL(wait_dtmf(&log, 2, RECV_TIMEOUT_MS));
+	/* Relayed to B's far end as well: the begin, marked, in B's stream. */
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.pt, 101);
+	CU_ASSERT_EQUAL(in.data[HEADER_SIZE], 5);
+
+	/* '#' whose start was lost: the end alone tells begin and end. */
+	for (int i = 0; i < 3; i++)
+		send_event(&c.pa, c.a, seq++, 9600, 11, true, 1200, false);
+	/* 'A' that begins while '1' never ended: '1' ends with its last duration. */
+	send_event(&c.pa, c.a, seq++, 11200, 1, false, 0, true);
+	send_event(&c.pa, c.a, seq++, 11200, 1, false, 480, false);
+	send_event(&c.pa, c.a, seq++, 12800, 12, false, 0, true);
+	/* Not a digit (code 40): ignored, still relayed. */
+	send_event(&c.pa, c.a, seq++, 12800, 40, false, 160, false);
+	CU_ASSERT_FATAL(wait_dtmf(&log, 7, RECV_TIMEOUT_MS));
+	/* 'A' has no end packet at all: it ends after a second of silence. */
+	CU_ASSERT_FATAL(wait_dtmf(&log, 8, 3000));
+	usleep(SILENCE_MS * 1000);
+	/* A late end of 'A' changes nothing. */
+	send_event(&c.pa, c.a, seq++, 12800, 12, true, 800, false);
+	usleep(SILENCE_MS * 1000);
+
+	static const struct {
+		char digit;
+		bool begin;
+		unsigned ms;
+	} want[] = {{'5', true, 0}, {'5', false, 100}, {'#', true, 0}, {'#', false, 150},
+		    {'1', true, 0}, {'1', false, 60},  {'A', true, 0}, {'A', false, 0}};
+	pthread_mutex_lock(&log.lock);
+	CU_ASSERT_EQUAL(log.n, 8);
+	for (unsigned i = 0; i < 8 && i < log.n; i++) {
+		CU_ASSERT_EQUAL(log.calls[i].digit, want[i].digit);
+		CU_ASSERT_EQUAL(log.calls[i].begin, want[i].begin);
+		CU_ASSERT_EQUAL(log.calls[i].ms, want[i].ms);
+	}
+	pthread_mutex_unlock(&log.lock);
+
+	/* Unbridged, the handler is still told; once removed, no more. */
+	px_rtp_unbridge(c.a);
+	send_event(&c.pa, c.a, seq++, 20000, 9, false, 0, true);
+	CU_ASSERT(wait_dtmf(&log, 9, RECV_TIMEOUT_MS));
+	px_rtp_set_dtmf_handler(c.a, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		send_event(&c.pa, c.a, seq++, 20000, 9, true, 800, false);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), (uint64_t)(seq - 100 + 1))); /* one repeat */
+	CU_ASSERT_EQUAL(dtmf_count(&log), 9);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+/* Read what a digit sent by px_rtp_send_dtmf looks like on the wire. */
+static void test_dtmf_send(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct px_rtp_codec ulaw = {.pt = 0, .ptime = 20, .dtmf_pt = 101};
+	struct px_rtp_codec no_events = {.pt = 0, .ptime = 20, .dtmf_pt = -1};
+	uint16_t last_seq;
+	uint32_t audio_ts;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, &no_events);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, '1', 100), -1); /* no telephone-event */
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, 'Z', 100), -1);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, 'X', 100), -1); /* flash is no digit */
+
+	/* Audio relayed from B to A's far end, then a digit on A. */
+	for (uint16_t i = 0; i < 3; i++) {
+		send_rtp(&c.pb, c.b, 0x5555, (uint16_t)(10 + i), 1000 + 160u * i, i == 0);
+		CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x5555, (uint16_t)(10 + i)));
+	}
+	last_seq = in.seq;
+	audio_ts = in.ts;
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, '7', 120), 0);
+
+	unsigned updates = 0, ends = 0;
+	uint32_t event_ts = 0;
+	for (int i = 0; i < 20 && ends < 3; i++) {
+		CU_ASSERT_FATAL(recv_packet(&c.pa, &in, RECV_TIMEOUT_MS));
+		CU_ASSERT_FATAL(in.len == HEADER_SIZE + 4);
+		CU_ASSERT_EQUAL(in.pt, 101);
+		CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+		last_seq = in.seq;
+		CU_ASSERT_EQUAL(in.data[HEADER_SIZE], 7);
+		bool end = in.data[HEADER_SIZE + 1] & 0x80;
+		unsigned duration =
+			(unsigned)(in.data[HEADER_SIZE + 2] << 8 | in.data[HEADER_SIZE + 3]);
+		if (i == 0) {
+			CU_ASSERT(in.marker);
+			CU_ASSERT(!end);
+			CU_ASSERT_EQUAL(duration, 0);
+			/* Where the audio stream is: after the last audio sent,
+			 * by no more than the time passed since (well under 1 s). */
+			event_ts = in.ts;
+			CU_ASSERT(event_ts - audio_ts < 8000);
+			continue;
+		}
+		CU_ASSERT(!in.marker);
+		CU_ASSERT_EQUAL(in.ts, event_ts);
+		if (end) {
+			CU_ASSERT_EQUAL(duration, 960);
+			ends++;
+		} else {
+			CU_ASSERT(ends == 0);
+			CU_ASSERT(duration > 0 && duration < 960);
+			updates++;
+		}
+	}
+	CU_ASSERT_EQUAL(ends, 3);
+	CU_ASSERT(updates >= 1 && updates <= 2); /* every 50 ms of 120 */
+	CU_ASSERT(nothing_arrives(&c.pa));
+
+	/* Relayed audio goes on after the event's sequence numbers. */
+	send_rtp(&c.pb, c.b, 0x5555, 13, 1480, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x5555, 13));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+
+	/* Digits queue up and go one after the other; the queue is bounded. */
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.b, '1', 40), 0);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.b, '2', 40), 0);
+	char seen[3] = "";
+	unsigned nseen = 0;
+	for (int i = 0; i < 30 && nseen < 2; i++) {
+		CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+		if (in.marker)
+			seen[nseen++] = (char)('0' + in.data[HEADER_SIZE]);
+	}
+	CU_ASSERT_STRING_EQUAL(seen, "12");
+	int accepted = 0;
+	for (int i = 0; i < 20; i++)
+		accepted += px_rtp_send_dtmf(c.b, '3', 5000) == 0;
+	CU_ASSERT(accepted >= 15 && accepted <= 16);
+	call_close(&c); /* with digits still queued */
+	px_media_shutdown();
+}
+
 static int suite_cleanup(void)
 {
 	px_media_shutdown();
@@ -1184,6 +1704,12 @@ int main(void)
 	        {"destroy during traffic", test_destroy_during_traffic},
 	        {"moves during traffic", test_moves_during_traffic},
 	        {"transcoding and bad RTP", test_transcoding_and_bad_rtp},
+	        {"source plays a buffer", test_source_plays_buffer},
+	        {"source underrun and transcoding", test_source_underrun_and_transcoding},
+	        {"sink, and no relay while owned", test_sink_and_no_relay},
+	        {"destroy with a source and a sink", test_destroy_with_stream},
+		{"DTMF receive", test_dtmf_receive},
+		{"DTMF send", test_dtmf_send},
 	};
 	CU_pSuite suite;
 	unsigned failures;
