@@ -32,6 +32,7 @@
 #include <plexus/core.h>
 #include <plexus/log.h>
 #include <plexus/media.h>
+#include <plexus/rfc4733.h>
 
 #include "codec_internal.h"
 #include "media_internal.h"
@@ -114,6 +115,7 @@ struct sent_stream {
 	uint32_t source_ts;  /* its timestamp */
 	uint16_t seq_offset; /* sent = received + offset, modulo 2^16 */
 	uint32_t ts_offset;  /* sent = received + offset, modulo 2^32 */
+	long long sent_ms;   /* when last_ts went out; 0: never */
 };
 
 /* Decoding what this leg receives for a transcoded bridge. */
@@ -124,6 +126,27 @@ struct transcoder {
 	uint32_t last_ts;
 	unsigned samples; /* audio in one packet, at the format's sample rate */
 	bool mark_next;   /* the next packet sent starts a new stream */
+};
+
+/* RFC 4733 events: what is received (told to the handler) and what the
+ * worker sends on the session's own timer (see "DTMF" below). */
+#define DTMF_QUEUE 16
+struct dtmf_state {
+	px_rtp_dtmf_fn fn;
+	void *arg;
+	struct px_rfc4733_rx rx;
+	bool rx_begun;        /* the handler was told the current digit began */
+	uint16_t rx_duration; /* the latest duration seen for it */
+	long long rx_last_ms; /* when its last packet came */
+	struct {
+		char digit;
+		unsigned ms;
+	} queue[DTMF_QUEUE];
+	unsigned qhead, qlen;
+	bool sending; /* the digit at qhead is on the wire */
+	uint32_t ts;  /* its timestamp */
+	long long start_ms, next_ms;
+	unsigned ends_sent;
 };
 
 /* Lost packets concealed at most, in a row; a longer gap is a new stream. */
@@ -160,6 +183,7 @@ struct px_rtp {
 	struct px_term *term;
 	bool ticking;
 	px_rtp *tick_prev, *tick_next;
+	struct dtmf_state dtmf;
 
 	struct session_stats stats;
 };
@@ -182,6 +206,8 @@ struct media_worker {
 	atomic_uint load; /* sessions served, for placing new ones */
 
 	/* Guarded by lock. */
+	long long now_ms;   /* monotonic, at the current wake-up */
+	long long timer_ms; /* when some session has timed work to do; 0: none */
 	struct worker_slot *slots;
 	uint32_t nslots;
 	uint32_t free_slot;
@@ -761,6 +787,54 @@ static struct media_worker *pick_worker(void)
 	return best;
 }
 
+/* ------------------------------------------------------------ timers */
+
+static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
+			  size_t plen);
+static long long dtmf_timer(struct media_worker *w, px_rtp *r);
+static bool session_timers_pending(const px_rtp *r);
+
+/* Make w run its timers by due (monotonic ms); w->lock held. A caller on
+ * another thread wakes the worker too, so that it waits no longer. */
+static void worker_timer_at(struct media_worker *w, long long due)
+{
+	if (due && (!w->timer_ms || due < w->timer_ms))
+		w->timer_ms = due;
+}
+
+static void worker_kick(struct media_worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->wakeup_fd, &one, sizeof(one)) < 0)
+		px_log_error("media/%u: cannot wake the worker: %s", w->index, strerror(errno));
+}
+
+/* The timed work of r (DTMF sent and timed out); the next time it has
+ * some, 0 for none. */
+static long long session_timers(struct media_worker *w, px_rtp *r)
+{
+	return dtmf_timer(w, r);
+}
+
+/* Run what is due on every session of w; w->lock held. Timers are rare
+ * (a digit being sent), so a walk of the table is cheaper than a heap
+ * kept up to date on every change. */
+static void worker_timers(struct media_worker *w)
+{
+	long long next = 0;
+
+	w->timer_ms = 0;
+	for (uint32_t i = 0; i < w->nslots; i++) {
+		px_rtp *r = w->slots[i].session;
+		long long due = r ? session_timers(w, r) : 0;
+
+		if (due && (!next || due < next))
+			next = due;
+	}
+	worker_timer_at(w, next);
+}
+
 /* ------------------------------------------------------------ the relay */
 
 /* Whether a datagram is an RTP packet we may rewrite: version 2, and CSRC
@@ -793,8 +867,6 @@ static bool rtp_payload(const unsigned char *p, size_t len, size_t *offset, size
 	*plen = len - header - padding;
 	return true;
 }
-
-
 
 /* Count the gaps in what r receives. A late packet that fills a gap takes
  * its loss back, a duplicate changes nothing, and a large jump either way is
@@ -1040,8 +1112,8 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		unsigned pt = p[1] & 0x7f;
-		bool audio = !in->codec.format || pt == (unsigned)in->codec.pt;
-		bool event = !audio && in->codec.dtmf_pt >= 0 && pt == (unsigned)in->codec.dtmf_pt;
+		bool event = in->codec.dtmf_pt >= 0 && pt == (unsigned)in->codec.dtmf_pt;
+		bool audio = !event && (!in->codec.format || pt == (unsigned)in->codec.pt);
 		if (!audio && !event) {
 			/* Not what was negotiated: a decoder must never see it,
 			 * and a relayed far end would misread it. */
@@ -1050,6 +1122,8 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		note_received(in, get_be32(p + 8), get_be16(p + 2));
+		if (event)
+			dtmf_received(w, in, p, offset, plen);
 		if (in->symmetric && !in->latched)
 			latch_remote(in, &w->recv_from[i]);
 		if (in->term) {
@@ -1092,6 +1166,8 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 	}
 	if (nsend)
 		flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
+	if (out && sent)
+		out->tx.sent_ms = w->now_ms;
 	if (out) {
 		counter_add(&out->stats.tx_packets, sent);
 		counter_add(&out->stats.tx_bytes, tx_bytes);
@@ -1134,8 +1210,10 @@ static void *worker_main(void *arg)
 	struct media_worker *w = arg;
 	struct epoll_event events[EPOLL_BATCH];
 
+	int timeout = -1;
+
 	while (!atomic_load(&w->stopping)) {
-		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, -1);
+		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1145,6 +1223,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 		pthread_mutex_lock(&w->lock);
+		w->now_ms = monotonic_ms();
 		for (int i = 0; i < n; i++) {
 			if (events[i].data.u64 == WAKEUP_HANDLE) {
 				drain_wakeup(w);
@@ -1158,6 +1237,11 @@ static void *worker_main(void *arg)
 			if (r)
 				relay_batch(w, r);
 		}
+		if (w->timer_ms && w->now_ms >= w->timer_ms)
+			worker_timers(w);
+		timeout = -1;
+		if (w->timer_ms)
+			timeout = w->timer_ms > w->now_ms ? (int)(w->timer_ms - w->now_ms) : 0;
 		pthread_mutex_unlock(&w->lock);
 	}
 	return NULL;
@@ -1481,6 +1565,11 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 		tick_unlink(from, r);
 		tick_link(to, r);
 	}
+	/* Its timed work goes with it: the new worker looks at once. */
+	if (session_timers_pending(r)) {
+		worker_timer_at(to, monotonic_ms());
+		worker_kick(to);
+	}
 	return 0;
 }
 
@@ -1654,6 +1743,8 @@ bool px_rtp_send_own(px_rtp *r, uint8_t *pkt, size_t payload_len, uint32_t ts_st
 
 	r->tx.last_ts += ts_step;
 	r->tx.have_source = false;
+	/* Where the stream is now, for a DTMF event sent between packets. */
+	r->tx.sent_ms = atomic_load(&r->worker)->now_ms;
 	if (!r->send || !r->remote_len)
 		return false; /* a packet time passed; no sequence number used */
 	r->tx.last_seq++;
@@ -1674,4 +1765,196 @@ void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
 {
 	r->tx.last_ts += ts_step;
 	r->tx.have_source = false;
+	r->tx.sent_ms = atomic_load(&r->worker)->now_ms;
+}
+
+/* ------------------------------------------------------------ DTMF
+ *
+ * RFC 4733 events. Received ones are told to the session's handler as they
+ * are seen in relay_batch; the ones we send are paced by the worker's
+ * timers. The event clock is 8 kHz (telephone-event/8000 is what the SDP
+ * negotiates); the timestamp of an event we send is in the audio clock, where
+ * the outgoing stream has got to. */
+
+#define DTMF_UPDATE_MS     50
+#define DTMF_GAP_MS        50
+#define DTMF_END_PACKETS   3
+#define DTMF_RX_TIMEOUT_MS 1000
+#define DTMF_MIN_MS        40
+#define DTMF_MAX_MS        5000
+#define EVENT_CLOCK        8000
+
+static bool session_timers_pending(const px_rtp *r)
+{
+	return r->dtmf.qlen || r->dtmf.rx_begun;
+}
+
+static void dtmf_tell(px_rtp *r, char digit, bool begin, unsigned units)
+{
+	if (r->dtmf.fn)
+		r->dtmf.fn(r->dtmf.arg, digit, begin, units * 1000u / EVENT_CLOCK);
+}
+
+static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
+			  size_t plen)
+{
+	struct dtmf_state *d = &in->dtmf;
+	struct px_rfc4733_event ev;
+	uint32_t ts = get_be32(p + 4);
+	uint16_t duration = 0;
+
+	if (px_rfc4733_parse(p + offset, plen, &ev) < 0)
+		return; /* not a digit: relayed all the same, for the far end to judge */
+	if (d->rx_begun && d->rx.active && d->rx.ts != ts) {
+		/* A new event while one had not ended: its end was lost. */
+		dtmf_tell(in, d->rx.digit, false, d->rx_duration);
+		d->rx_begun = false;
+	}
+	switch (px_rfc4733_receive(&d->rx, ts, &ev, &duration)) {
+	case PX_RFC4733_BEGIN:
+		d->rx_begun = true;
+		d->rx_duration = ev.duration;
+		dtmf_tell(in, ev.digit, true, 0);
+		worker_timer_at(w, w->now_ms + DTMF_RX_TIMEOUT_MS);
+		break;
+	case PX_RFC4733_END:
+		if (!d->rx_begun) /* its start was lost */
+			dtmf_tell(in, d->rx.digit, true, 0);
+		d->rx_begun = false;
+		dtmf_tell(in, d->rx.digit, false, duration);
+		break;
+	case PX_RFC4733_NOTHING:
+		if (d->rx_begun && ev.duration > d->rx_duration)
+			d->rx_duration = ev.duration;
+		break;
+	}
+	d->rx_last_ms = w->now_ms;
+}
+
+/* Where r's outgoing stream is now, in its audio clock. */
+static uint32_t stream_ts_now(const px_rtp *r, long long now)
+{
+	unsigned clock = r->codec.format ? r->codec.format->rtp_clock : EVENT_CLOCK;
+
+	if (!r->tx.sent_ms)
+		return r->tx.last_ts;
+	return r->tx.last_ts + (uint32_t)((unsigned long long)(now - r->tx.sent_ms) * clock / 1000);
+}
+
+/* One packet of the digit at the head of r's queue. */
+static void dtmf_send_packet(px_rtp *r, bool begin, bool end, unsigned ms)
+{
+	struct px_rfc4733_event ev = {
+		.digit = r->dtmf.queue[r->dtmf.qhead].digit,
+		.end = end,
+		.volume = 10,
+		.duration = (uint16_t)(ms * EVENT_CLOCK / 1000),
+	};
+	unsigned char p[RTP_HEADER_SIZE + 4];
+
+	if (px_rfc4733_build(&ev, p + RTP_HEADER_SIZE) < 0)
+		return;
+	r->tx.last_seq++;
+	/* Relayed packets that follow must not reuse this sequence number. */
+	if (r->tx.have_source)
+		r->tx.seq_offset++;
+	p[0] = RTP_VERSION << 6;
+	p[1] = (unsigned char)((begin ? 0x80 : 0) | (r->codec.dtmf_pt & 0x7f));
+	put_be16(p + 2, r->tx.last_seq);
+	put_be32(p + 4, r->dtmf.ts);
+	put_be32(p + 8, r->tx.ssrc);
+	if (!r->send || !r->remote_len)
+		return;
+	if (sendto(r->fd, p, sizeof(p), MSG_DONTWAIT, (struct sockaddr *)&r->remote,
+		   r->remote_len) == (ssize_t)sizeof(p)) {
+		counter_add(&r->stats.tx_packets, 1);
+		counter_add(&r->stats.tx_bytes, sizeof(p));
+	}
+}
+
+static long long dtmf_timer(struct media_worker *w, px_rtp *r)
+{
+	struct dtmf_state *d = &r->dtmf;
+	long long now = w->now_ms, due = 0;
+
+	if (d->rx_begun) {
+		if (now - d->rx_last_ms >= DTMF_RX_TIMEOUT_MS) {
+			/* Every end packet was lost; late ones are ignored. */
+			d->rx_begun = false;
+			d->rx.active = false;
+			d->rx.ended = true;
+			dtmf_tell(r, d->rx.digit, false, d->rx_duration);
+		} else {
+			due = d->rx_last_ms + DTMF_RX_TIMEOUT_MS;
+		}
+	}
+	if (d->qlen && now >= d->next_ms) {
+		unsigned total = d->queue[d->qhead].ms;
+
+		if (r->codec.dtmf_pt < 0) {
+			/* Renegotiated without events: what is queued is dropped. */
+			d->qlen = 0;
+			d->sending = false;
+		} else if (!d->sending) {
+			d->sending = true;
+			d->ts = stream_ts_now(r, now);
+			d->start_ms = now;
+			d->ends_sent = 0;
+			dtmf_send_packet(r, true, false, 0);
+			d->next_ms = now + (total < DTMF_UPDATE_MS ? total : DTMF_UPDATE_MS);
+		} else if (d->ends_sent || now - d->start_ms >= total) {
+			dtmf_send_packet(r, false, true, total);
+			d->next_ms = now + DTMF_UPDATE_MS;
+			if (++d->ends_sent == DTMF_END_PACKETS) {
+				d->sending = false;
+				d->qhead = (d->qhead + 1) % DTMF_QUEUE;
+				d->qlen--;
+				d->next_ms = now + DTMF_GAP_MS;
+			}
+		} else {
+			long long end = d->start_ms + total;
+
+			dtmf_send_packet(r, false, false, (unsigned)(now - d->start_ms));
+			d->next_ms = now + DTMF_UPDATE_MS < end ? now + DTMF_UPDATE_MS : end;
+		}
+	}
+	if (d->qlen && (!due || d->next_ms < due))
+		due = d->next_ms;
+	return due;
+}
+
+void px_rtp_set_dtmf_handler(px_rtp *r, px_rtp_dtmf_fn fn, void *arg)
+{
+	struct media_worker *w = lock_session(r);
+
+	r->dtmf.fn = fn;
+	r->dtmf.arg = arg;
+	pthread_mutex_unlock(&w->lock);
+}
+
+int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms)
+{
+	struct px_rfc4733_event ev = {.digit = digit};
+	unsigned char scratch[4];
+	struct media_worker *w;
+	int rc = -1;
+
+	if (digit == 'X' || px_rfc4733_build(&ev, scratch) < 0)
+		return -1;
+	if (duration_ms < DTMF_MIN_MS)
+		duration_ms = DTMF_MIN_MS;
+	if (duration_ms > DTMF_MAX_MS)
+		duration_ms = DTMF_MAX_MS;
+	w = lock_session(r);
+	if (r->codec.dtmf_pt >= 0 && r->dtmf.qlen < DTMF_QUEUE) {
+		unsigned k = (r->dtmf.qhead + r->dtmf.qlen++) % DTMF_QUEUE;
+
+		r->dtmf.queue[k].digit = digit;
+		r->dtmf.queue[k].ms = duration_ms;
+		worker_timer_at(w, monotonic_ms());
+		worker_kick(w);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
 }

@@ -354,6 +354,16 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 	return changed;
 }
 
+/* An RFC 4733 digit from the far end, on the media worker. The handler is
+ * installed once c->chan is set and removed before the channel goes (in
+ * tech_destroy), so c->chan is alive whenever it runs. */
+static void rtp_dtmf(void *arg, char digit, bool begin, unsigned duration_ms)
+{
+	struct sip_call *c = arg;
+
+	px_channel_queue_dtmf(c->chan, digit, begin, (int)duration_ms);
+}
+
 /* ---- cause and status ---- */
 
 static int status_for_cause(int cause)
@@ -596,7 +606,13 @@ static int tech_hangup(px_channel *ch)
 
 static void tech_destroy(px_channel *ch)
 {
-	call_unref(px_channel_pvt(ch));
+	struct sip_call *c = px_channel_pvt(ch);
+
+	/* The call may outlive its channel (a watch list reference): from
+	 * here on no digit may reach c->chan. */
+	if (c->rtp)
+		px_rtp_set_dtmf_handler(c->rtp, NULL, NULL);
+	call_unref(c);
 }
 
 /* ---- outbound ---- */
@@ -752,6 +768,7 @@ static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_ch
 		return NULL;
 	}
 	c->chan = ch;
+	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
 	px_channel_set_rtp(ch, c->rtp);
 	l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -832,6 +849,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		goto fail;
 	}
 	c->chan = ch;
+	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
 	px_channel_set_rtp(ch, c->rtp);
 	for (size_t i = 0; i < n; i++) {
 		struct sip_leg *l = calloc(1, sizeof(*l));
@@ -1078,6 +1096,7 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 		return;
 	}
 	c->chan = ch;
+	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
 	l = leg_new(c);
 	if (!l) {
 		px_channel_unref(ch);

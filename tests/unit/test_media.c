@@ -1439,6 +1439,229 @@ static void test_destroy_with_stream(void)
 	px_loader_shutdown();
 }
 
+/* ---------------------------------------------------------------- DTMF */
+
+/* What the DTMF handler was told, on the worker thread. */
+struct dtmf_log {
+	pthread_mutex_t lock;
+	unsigned n;
+	struct {
+		char digit;
+		bool begin;
+		unsigned ms;
+	} calls[32];
+};
+
+static void dtmf_logger(void *arg, char digit, bool begin, unsigned duration_ms)
+{
+	struct dtmf_log *log = arg;
+
+	pthread_mutex_lock(&log->lock);
+	if (log->n < 32) {
+		log->calls[log->n].digit = digit;
+		log->calls[log->n].begin = begin;
+		log->calls[log->n].ms = duration_ms;
+	}
+	log->n++;
+	pthread_mutex_unlock(&log->lock);
+}
+
+static unsigned dtmf_count(struct dtmf_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	unsigned n = log->n;
+	pthread_mutex_unlock(&log->lock);
+	return n;
+}
+
+/* Poll until the handler has been called n times (or the deadline). */
+static bool wait_dtmf(struct dtmf_log *log, unsigned n, int timeout_ms)
+{
+	for (int i = 0; i < timeout_ms; i++) {
+		if (dtmf_count(log) >= n)
+			return true;
+		usleep(1000);
+	}
+	return dtmf_count(log) >= n;
+}
+
+static void send_event(const struct phone *ph, const px_rtp *to, uint16_t seq, uint32_t ts,
+		       unsigned code, bool end, uint16_t duration, bool marker)
+{
+	unsigned char p[HEADER_SIZE + PAYLOAD_SIZE]; /* make_rtp fills a payload */
+
+	make_rtp(p, 0x4733, seq, ts, marker);
+	p[1] = (unsigned char)((marker ? 0x80 : 0) | 101);
+	p[HEADER_SIZE] = (unsigned char)code;
+	p[HEADER_SIZE + 1] = (unsigned char)((end ? 0x80 : 0) | 10);
+	p[HEADER_SIZE + 2] = (unsigned char)(duration >> 8);
+	p[HEADER_SIZE + 3] = (unsigned char)duration;
+	send_raw(ph, to, p, HEADER_SIZE + 4);
+}
+
+static void test_dtmf_receive(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct dtmf_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct px_rtp_codec ulaw = {.pt = 0, .ptime = 20, .dtmf_pt = 101};
+	uint16_t seq = 100;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	px_rtp_set_dtmf_handler(c.a, dtmf_logger, &log);
+
+	/* '5' for 100 ms: begin, two updates (one repeated), three ends. */
+	send_event(&c.pa, c.a, seq++, 8000, 5, false, 0, true);
+	send_event(&c.pa, c.a, seq++, 8000, 5, false, 400, false);
+	send_event(&c.pa, c.a, seq, 8000, 5, false, 400, false);
+	send_event(&c.pa, c.a, seq++, 8000, 5, false, 640, false);
+	for (int i = 0; i < 3; i++)
+		send_event(&c.pa, c.a, seq++, 8000, 5, true, 800, false);
+	CU_ASSERT_FATAL(wait_dtmf(&log, 2, RECV_TIMEOUT_MS));
+	/* Relayed to B's far end as well: the begin, marked, in B's stream. */
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.pt, 101);
+	CU_ASSERT_EQUAL(in.data[HEADER_SIZE], 5);
+
+	/* '#' whose start was lost: the end alone tells begin and end. */
+	for (int i = 0; i < 3; i++)
+		send_event(&c.pa, c.a, seq++, 9600, 11, true, 1200, false);
+	/* 'A' that begins while '1' never ended: '1' ends with its last duration. */
+	send_event(&c.pa, c.a, seq++, 11200, 1, false, 0, true);
+	send_event(&c.pa, c.a, seq++, 11200, 1, false, 480, false);
+	send_event(&c.pa, c.a, seq++, 12800, 12, false, 0, true);
+	/* Not a digit (code 40): ignored, still relayed. */
+	send_event(&c.pa, c.a, seq++, 12800, 40, false, 160, false);
+	CU_ASSERT_FATAL(wait_dtmf(&log, 7, RECV_TIMEOUT_MS));
+	/* 'A' has no end packet at all: it ends after a second of silence. */
+	CU_ASSERT_FATAL(wait_dtmf(&log, 8, 3000));
+	usleep(SILENCE_MS * 1000);
+	/* A late end of 'A' changes nothing. */
+	send_event(&c.pa, c.a, seq++, 12800, 12, true, 800, false);
+	usleep(SILENCE_MS * 1000);
+
+	static const struct {
+		char digit;
+		bool begin;
+		unsigned ms;
+	} want[] = {{'5', true, 0}, {'5', false, 100}, {'#', true, 0}, {'#', false, 150},
+		    {'1', true, 0}, {'1', false, 60},  {'A', true, 0}, {'A', false, 0}};
+	pthread_mutex_lock(&log.lock);
+	CU_ASSERT_EQUAL(log.n, 8);
+	for (unsigned i = 0; i < 8 && i < log.n; i++) {
+		CU_ASSERT_EQUAL(log.calls[i].digit, want[i].digit);
+		CU_ASSERT_EQUAL(log.calls[i].begin, want[i].begin);
+		CU_ASSERT_EQUAL(log.calls[i].ms, want[i].ms);
+	}
+	pthread_mutex_unlock(&log.lock);
+
+	/* Unbridged, the handler is still told; once removed, no more. */
+	px_rtp_unbridge(c.a);
+	send_event(&c.pa, c.a, seq++, 20000, 9, false, 0, true);
+	CU_ASSERT(wait_dtmf(&log, 9, RECV_TIMEOUT_MS));
+	px_rtp_set_dtmf_handler(c.a, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		send_event(&c.pa, c.a, seq++, 20000, 9, true, 800, false);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), (uint64_t)(seq - 100 + 1))); /* one repeat */
+	CU_ASSERT_EQUAL(dtmf_count(&log), 9);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+/* Read what a digit sent by px_rtp_send_dtmf looks like on the wire. */
+static void test_dtmf_send(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct px_rtp_codec ulaw = {.pt = 0, .ptime = 20, .dtmf_pt = 101};
+	struct px_rtp_codec no_events = {.pt = 0, .ptime = 20, .dtmf_pt = -1};
+	uint16_t last_seq;
+	uint32_t audio_ts;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, &no_events);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, '1', 100), -1); /* no telephone-event */
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, 'Z', 100), -1);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, 'X', 100), -1); /* flash is no digit */
+
+	/* Audio relayed from B to A's far end, then a digit on A. */
+	for (uint16_t i = 0; i < 3; i++) {
+		send_rtp(&c.pb, c.b, 0x5555, (uint16_t)(10 + i), 1000 + 160u * i, i == 0);
+		CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x5555, (uint16_t)(10 + i)));
+	}
+	last_seq = in.seq;
+	audio_ts = in.ts;
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, '7', 120), 0);
+
+	unsigned updates = 0, ends = 0;
+	uint32_t event_ts = 0;
+	for (int i = 0; i < 20 && ends < 3; i++) {
+		CU_ASSERT_FATAL(recv_packet(&c.pa, &in, RECV_TIMEOUT_MS));
+		CU_ASSERT_FATAL(in.len == HEADER_SIZE + 4);
+		CU_ASSERT_EQUAL(in.pt, 101);
+		CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+		last_seq = in.seq;
+		CU_ASSERT_EQUAL(in.data[HEADER_SIZE], 7);
+		bool end = in.data[HEADER_SIZE + 1] & 0x80;
+		unsigned duration =
+			(unsigned)(in.data[HEADER_SIZE + 2] << 8 | in.data[HEADER_SIZE + 3]);
+		if (i == 0) {
+			CU_ASSERT(in.marker);
+			CU_ASSERT(!end);
+			CU_ASSERT_EQUAL(duration, 0);
+			/* Where the audio stream is: after the last audio sent,
+			 * by no more than the time passed since (well under 1 s). */
+			event_ts = in.ts;
+			CU_ASSERT(event_ts - audio_ts < 8000);
+			continue;
+		}
+		CU_ASSERT(!in.marker);
+		CU_ASSERT_EQUAL(in.ts, event_ts);
+		if (end) {
+			CU_ASSERT_EQUAL(duration, 960);
+			ends++;
+		} else {
+			CU_ASSERT(ends == 0);
+			CU_ASSERT(duration > 0 && duration < 960);
+			updates++;
+		}
+	}
+	CU_ASSERT_EQUAL(ends, 3);
+	CU_ASSERT(updates >= 1 && updates <= 2); /* every 50 ms of 120 */
+	CU_ASSERT(nothing_arrives(&c.pa));
+
+	/* Relayed audio goes on after the event's sequence numbers. */
+	send_rtp(&c.pb, c.b, 0x5555, 13, 1480, false);
+	CU_ASSERT_FATAL(recv_relayed(&c.pa, &in, 0x5555, 13));
+	CU_ASSERT_EQUAL(in.seq, (uint16_t)(last_seq + 1));
+
+	/* Digits queue up and go one after the other; the queue is bounded. */
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.b, '1', 40), 0);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.b, '2', 40), 0);
+	char seen[3] = "";
+	unsigned nseen = 0;
+	for (int i = 0; i < 30 && nseen < 2; i++) {
+		CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+		if (in.marker)
+			seen[nseen++] = (char)('0' + in.data[HEADER_SIZE]);
+	}
+	CU_ASSERT_STRING_EQUAL(seen, "12");
+	int accepted = 0;
+	for (int i = 0; i < 20; i++)
+		accepted += px_rtp_send_dtmf(c.b, '3', 5000) == 0;
+	CU_ASSERT(accepted >= 15 && accepted <= 16);
+	call_close(&c); /* with digits still queued */
+	px_media_shutdown();
+}
+
 static int suite_cleanup(void)
 {
 	px_media_shutdown();
@@ -1471,6 +1694,8 @@ int main(void)
 	        {"source underrun and transcoding", test_source_underrun_and_transcoding},
 	        {"sink, and no relay while owned", test_sink_and_no_relay},
 	        {"destroy with a source and a sink", test_destroy_with_stream},
+		{"DTMF receive", test_dtmf_receive},
+		{"DTMF send", test_dtmf_send},
 	};
 	CU_pSuite suite;
 	unsigned failures;

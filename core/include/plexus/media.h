@@ -71,6 +71,29 @@ void px_rtp_unbridge(px_rtp *r);
 void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out);
 /* Whether r's bridge transcodes. */
 bool px_rtp_transcoding(px_rtp *r);
+/* DTMF carried as RFC 4733 telephone-events (see plexus/rfc4733.h).
+ *
+ * The handler is told once when a digit begins and once when it ends (with
+ * its duration), for the events received on the session's dtmf_pt, whether
+ * the session is bridged or not (a bridged peer that negotiated events
+ * still gets the packets relayed). A digit whose end packets are all lost
+ * is ended after a second without packets; a new digit ends the one before.
+ * It runs on the media worker, under the worker's lock: it must be quick
+ * and must not call any px_rtp function. Setting another handler (or NULL)
+ * waits for a call in progress, and none comes after it returns, nor after
+ * px_rtp_destroy. */
+typedef void (*px_rtp_dtmf_fn)(void *arg, char digit, bool begin, unsigned duration_ms);
+void px_rtp_set_dtmf_handler(px_rtp *r, px_rtp_dtmf_fn fn, void *arg);
+
+/* Have the worker send digit ('0'-'9', '*', '#', 'A'-'D') as an RFC 4733
+ * event on the session's dtmf_pt: a marked begin packet, an update every
+ * 50 ms, three end packets; its timestamp is where the session's outgoing
+ * stream is now, so it lines up with the audio around it. Digits queue up
+ * (16 at most) and go one after another, 50 ms apart. duration_ms is
+ * clamped to 40-5000. -1: no dtmf_pt, a digit with no event code, or the
+ * queue is full. */
+int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms);
+
 /* Close the session; unbridges first. The memory goes once its worker has
  * let go of it. */
 void px_rtp_destroy(px_rtp *r);
