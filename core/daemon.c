@@ -19,6 +19,7 @@
 
 #include <plexus/event.h>
 #include <plexus/log.h>
+#include <plexus/sound.h>
 
 #include "console_roles.h"
 #include "console_server.h"
@@ -191,6 +192,20 @@ static void warn_restart_needed(const struct px_settings *old, const struct px_s
 	}
 }
 
+int px_daemon_configure_sounds(px_err *err)
+{
+	char path[4096];
+	px_config *conf = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/sounds.conf", config_dir ? config_dir : ".");
+	if (access(path, F_OK) == 0 && px_config_load(path, &conf, err) < 0)
+		return -1;
+	rc = px_sound_configure(conf, err);
+	px_config_unref(conf);
+	return rc;
+}
+
 int px_core_reload(px_err *err)
 {
 	struct px_settings next;
@@ -215,6 +230,11 @@ int px_core_reload(px_err *err)
 		}
 	}
 	px_daemon_unlock();
+	{
+		px_err serr;
+		if (px_daemon_configure_sounds(&serr) < 0)
+			px_log_error("Reload: %s; keeping the running sound settings", serr.msg);
+	}
 	px_console_roles_reload();
 	px_console_roles_changed();
 	px_loader_reload_all();

@@ -25,6 +25,9 @@ void px_daemon_shutdown(void);
 /* Re-read plexus.conf and reload every module. A bad plexus.conf keeps the
  * running settings and is reported in err (modules are still reloaded). */
 int px_core_reload(px_err *err);
+/* Apply sounds.conf of the configuration directory (the defaults when
+ * there is none); a bad one is refused and the running settings kept. */
+int px_daemon_configure_sounds(px_err *err);
 
 /* An fd that becomes readable when a stop or reload was requested. */
 int px_daemon_request_fd(void);

@@ -406,6 +406,10 @@ int main(int argc, char **argv)
 		status = start_failed(EXIT_START_FAILED, "media: %s", err.msg);
 		goto out_store;
 	}
+	if (px_daemon_configure_sounds(&err) < 0) {
+		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
+		goto out_media;
+	}
 	if (px_loader_init(s->module_dir, &err) < 0) {
 		status = start_failed(EXIT_START_FAILED, "%s", err.msg);
 		goto out_media;

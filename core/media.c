@@ -178,12 +178,12 @@ struct px_rtp {
 	struct sent_stream tx;
 	struct px_rtp_codec codec;
 	struct transcoder xc;
+	struct dtmf_state dtmf;
 	/* Terminated media (stream.c): while set, nothing is relayed to or
 	 * from the peer. ticking: on the worker's packet clock list. */
 	struct px_term *term;
 	bool ticking;
 	px_rtp *tick_prev, *tick_next;
-	struct dtmf_state dtmf;
 
 	struct session_stats stats;
 };
@@ -1742,9 +1742,8 @@ bool px_rtp_send_own(px_rtp *r, uint8_t *pkt, size_t payload_len, uint32_t ts_st
 	ssize_t rc;
 
 	r->tx.last_ts += ts_step;
+	r->tx.sent_ms = monotonic_ms(); /* where a DTMF digit sent now takes its timestamp */
 	r->tx.have_source = false;
-	/* Where the stream is now, for a DTMF event sent between packets. */
-	r->tx.sent_ms = atomic_load(&r->worker)->now_ms;
 	if (!r->send || !r->remote_len)
 		return false; /* a packet time passed; no sequence number used */
 	r->tx.last_seq++;
@@ -1764,8 +1763,8 @@ bool px_rtp_send_own(px_rtp *r, uint8_t *pkt, size_t payload_len, uint32_t ts_st
 void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
 {
 	r->tx.last_ts += ts_step;
+	r->tx.sent_ms = monotonic_ms();
 	r->tx.have_source = false;
-	r->tx.sent_ms = atomic_load(&r->worker)->now_ms;
 }
 
 /* ------------------------------------------------------------ DTMF
