@@ -75,6 +75,7 @@ struct endpoint_opts {
 	char *dtmf_mode;
 	long long rtp_timeout;
 	long long rtp_timeout_hold;
+	char *moh_suggest;
 };
 
 static const struct px_config_option endpoint_table[] = {
@@ -104,6 +105,9 @@ static const struct px_config_option endpoint_table[] = {
 	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
 	 offsetof(struct endpoint_opts, rtp_timeout_hold),
 	 "the same while the call is on hold; 0: never"},
+	{"moh_suggest", PX_CFG_STRING, "default", 0, 0, NULL,
+	 offsetof(struct endpoint_opts, moh_suggest),
+	 "music-on-hold class the party this endpoint puts on hold hears"},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -254,6 +258,7 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 		   &too_long);
 	copy_field(ep->secret, sizeof(ep->secret), o.secret, &too_long);
 	copy_field(ep->context, sizeof(ep->context), o.context, &too_long);
+	copy_field(ep->moh_suggest, sizeof(ep->moh_suggest), o.moh_suggest, &too_long);
 	if (o.callerid)
 		parse_callerid(o.callerid, ep->callerid_num, sizeof(ep->callerid_num),
 			       ep->callerid_name, sizeof(ep->callerid_name));

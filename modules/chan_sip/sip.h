@@ -61,6 +61,7 @@ struct sip_endpoint {
 	int max_contacts;
 	int rtp_timeout;      /* s without RTP before hanging up; 0: never */
 	int rtp_timeout_hold; /* the same while the call is on hold */
+	char moh_suggest[64]; /* music class its held peers hear; "": default */
 	const char *file;     /* where it was defined, for messages */
 	int line;
 };
