@@ -22,11 +22,11 @@
 #include <plexus/stream.h>
 
 /* The ring holds at most this much (48 kHz linear: 2 bytes a sample). */
-#define RING_MS 200
+#define RING_MS 500
 #define RING_BYTES (RING_MS * 48 * 2)
 /* More than this waiting (a burst after a stall) is cut back to one packet,
  * so the echo's delay does not grow. */
-#define MAX_DELAY_MS 100
+#define MAX_DELAY_MS 300
 #define DIGIT_MS     100
 #define WAIT_MS      1000
 
