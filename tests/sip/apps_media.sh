@@ -17,9 +17,10 @@
 # classes": Streams 1, Listeners 2), which stops when they leave; the
 # default class (the build's melodies) plays; a caller put on hold by
 # re-INVITE hears the holder's moh_suggest class while the holder receives
-# nothing, and hears the callee again after unhold. The modules unload and
-# load again. Each check prints "ok N"; a failure prints what the phone
-# saw and the daemon's log.
+# nothing, and hears the callee again after unhold. A reload with a bad
+# musiconhold.conf or record.conf is refused (file and line named) and the
+# running settings stay. The modules unload and load again. Each check
+# prints "ok N"; a failure prints what the phone saw and the daemon's log.
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
@@ -335,6 +336,27 @@ pass "a warning names the missing class"
 
 phone "hold by re-INVITE plays the holder's class to the held party" hold --caller 3001 \
 	--callee 3002 --freq 350
+
+# ---------------------------------------------------------------- bad configuration
+
+cp "$D/musiconhold.conf" "$TMP/musiconhold.good"
+printf '[tone]\ndirectory = %s\nsort = sideways\n' "$TMP/moh-tone" >"$D/musiconhold.conf"
+mark=$(log_mark "$D/plexus.log")
+check_cmd "a reload with a bad sort is refused" 'module reload res_musiconhold' 1 \
+	'Unable to reload res_musiconhold'
+if ! log_since "$D/plexus.log" "$mark" | grep -q 'musiconhold.conf:3: sort'; then
+	fail "the error names file and line" "got:" "$(log_since "$D/plexus.log" "$mark")"
+fi
+pass "the error names file and line"
+check_cmd "the classes stay as they were" 'moh show classes' 0 '^Class: hold'
+cp "$TMP/musiconhold.good" "$D/musiconhold.conf"
+printf '[general]\nrecord_dir = relative/dir\n' >"$D/record.conf"
+check_cmd "a relative record_dir is refused" 'module reload app_record' 1 \
+	'Unable to reload app_record'
+phone "Record still records into the old record_dir" talk --caller 3001 --exten rec3 \
+	--wait-bye --seconds 3
+check_wav "the old record_dir is kept" "$REC/calls/three.wav" 8000 3.0 0.1 1000
+printf '[general]\nrecord_dir = %s\n' "$REC" >"$D/record.conf"
 
 # ---------------------------------------------------------------- modules
 
