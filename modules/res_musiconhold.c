@@ -6,7 +6,9 @@
  * however many callers listen. A listener is a callback source
  * (plexus/stream.h) on the caller's RTP session that reads the ring at its
  * own position, which starts where the class is playing now: the media
- * worker copies a packet's worth and encodes it into the caller's codec.
+ * worker copies a packet's worth. The producer also keeps the ring in
+ * G.711 (mu-law and A-law, encoded once), so a PCMU or PCMA listener is
+ * sent what it copies as it is; other codecs encode from the linear ring.
  * The producer runs only while the class has listeners. The module is the
  * core's music-on-hold provider (plexus/moh.h: a bridge's held party hears
  * it) and registers the MusicOnHold application and "moh show classes".
@@ -65,6 +67,10 @@
 
 enum moh_sort { SORT_ALPHA, SORT_RANDOM };
 
+/* The G.711 copies of a class's ring, and the formats they hold. */
+enum { G711_ULAW, G711_ALAW, NG711 };
+static const char *const g711_names[NG711] = {"ulaw", "alaw"};
+
 struct moh_class {
 	atomic_int refs;
 	char name[CLASS_NAME];
@@ -87,6 +93,12 @@ struct moh_class {
 	 * since the class was made; run_start is where the current run began
 	 * (audio before it is stale). */
 	int16_t ring[RING_SAMPLES];
+	/* The same audio in G.711, encoded once by the producer, so that a
+	 * PCMU or PCMA listener costs a copy and nothing else. encoded[k] is
+	 * set while the run has that encoder (its codec module is loaded). */
+	uint8_t ring_g711[NG711][RING_SAMPLES];
+	px_trans *encoder[NG711]; /* the producer's, for the run */
+	atomic_bool encoded[NG711];
 	_Atomic uint64_t write_pos;
 	_Atomic uint64_t run_start;
 	atomic_uint_least64_t underruns; /* listener reads that found too little */
@@ -96,6 +108,7 @@ struct moh_class {
 /* One caller listening: the source's context. */
 struct moh_listener {
 	struct moh_class *cls; /* a reference */
+	int g711;              /* which G.711 ring it reads; -1: the linear one */
 	px_source *src;        /* ours, until stop */
 	uint64_t pos;          /* next sample to read; worker only */
 	bool synced;
@@ -361,13 +374,48 @@ static unsigned decode_chunk(struct decoder *d, int16_t *out)
 	}
 }
 
-static void ring_put(struct moh_class *c, const int16_t *pcm, unsigned n)
+/* One chunk (CHUNK_SAMPLES, always: the G.711 rings stay aligned) into
+ * the rings, then published. */
+static void ring_put(struct moh_class *c, const int16_t *pcm)
 {
 	uint64_t w = atomic_load_explicit(&c->write_pos, memory_order_relaxed);
+	uint8_t enc[CHUNK_SAMPLES];
 
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < CHUNK_SAMPLES; i++)
 		c->ring[(w + i) & (RING_SAMPLES - 1)] = pcm[i];
-	atomic_store_explicit(&c->write_pos, w + n, memory_order_release);
+	for (int k = 0; k < NG711; k++) {
+		if (!c->encoder[k])
+			continue;
+		if (px_trans_write(c->encoder[k], (const uint8_t *)pcm, CHUNK_SAMPLES * 2) < 0 ||
+		    px_trans_read(c->encoder[k], CHUNK_MS, enc, sizeof(enc)) != CHUNK_SAMPLES)
+			memset(enc, k == G711_ULAW ? 0xff : 0xd5, sizeof(enc));
+		for (unsigned i = 0; i < CHUNK_SAMPLES; i++)
+			c->ring_g711[k][(w + i) & (RING_SAMPLES - 1)] = enc[i];
+	}
+	atomic_store_explicit(&c->write_pos, w + CHUNK_SAMPLES, memory_order_release);
+}
+
+/* The run's G.711 encoders, where their codec modules are loaded. */
+static void encoders_open(struct moh_class *c, const struct px_format *slin)
+{
+	for (int k = 0; k < NG711; k++) {
+		const struct px_format *f = px_format_find(g711_names[k]);
+		px_err err = {""};
+
+		if (f && px_trans_new(slin, f, NULL, &c->encoder[k], &err) == 0)
+			atomic_store(&c->encoded[k], true);
+		else
+			c->encoder[k] = NULL;
+	}
+}
+
+static void encoders_close(struct moh_class *c)
+{
+	for (int k = 0; k < NG711; k++) {
+		atomic_store(&c->encoded[k], false);
+		px_trans_free(c->encoder[k]);
+		c->encoder[k] = NULL;
+	}
 }
 
 /* Decode while the class has listeners; sleep (file closed) while it has
@@ -386,6 +434,7 @@ static void *producer_main(void *arg)
 			c->playing[0] = '\0';
 			pthread_mutex_unlock(&c->lock);
 			decoder_close(&d);
+			encoders_close(c);
 			px_verbose(4, "musiconhold: class %s stops (no listener)", c->name);
 			pthread_mutex_lock(&c->lock);
 		}
@@ -402,6 +451,7 @@ static void *producer_main(void *arg)
 		/* A run: the clock starts now, the ring goes on from where it is. */
 		d.warned = false;
 		d.retry_ms = 0;
+		encoders_open(c, slin);
 		uint64_t base = atomic_load(&c->write_pos);
 		long long t0 = now_ns(), next = t0;
 		atomic_store(&c->run_start, base);
@@ -423,14 +473,12 @@ static void *producer_main(void *arg)
 					else
 						d.retry_ms = now_ns() / 1000000 + 1000;
 				}
-				if (n == 0) {
-					/* Nothing to play: silence keeps the listeners' clock. */
-					memset(pcm, 0, sizeof(pcm));
-					n = CHUNK_SAMPLES;
-					if (d.open)
-						decoder_close(&d);
-				}
-				ring_put(c, pcm, n);
+				if (n == 0 && d.open)
+					decoder_close(&d);
+				/* A short chunk (a file's end) is padded; nothing to
+				 * play at all is silence: the listeners' clock goes on. */
+				memset(pcm + n, 0, (CHUNK_SAMPLES - n) * sizeof(pcm[0]));
+				ring_put(c, pcm);
 			}
 			next += (long long)CHUNK_MS * 1000000;
 			struct timespec ts = {next / 1000000000LL, next % 1000000000LL};
@@ -439,6 +487,7 @@ static void *producer_main(void *arg)
 		}
 	}
 	decoder_close(&d);
+	encoders_close(c);
 	return NULL;
 }
 
@@ -486,8 +535,16 @@ static int listener_read(void *ctx, uint8_t *out, unsigned samples)
 		l->synced = true;
 	}
 	n = w - l->pos < samples ? (unsigned)(w - l->pos) : samples;
-	for (unsigned i = 0; i < n; i++)
-		pcm[i] = c->ring[(l->pos + i) & (RING_SAMPLES - 1)];
+	if (l->g711 >= 0) {
+		const uint8_t *ring = c->ring_g711[l->g711];
+		if (!atomic_load_explicit(&c->encoded[l->g711], memory_order_acquire))
+			return 0; /* this run has no such encoder (module unloaded) */
+		for (unsigned i = 0; i < n; i++)
+			out[i] = ring[(l->pos + i) & (RING_SAMPLES - 1)];
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			pcm[i] = c->ring[(l->pos + i) & (RING_SAMPLES - 1)];
+	}
 	/* The producer may have lapped us while we copied: then what we copied
 	 * is not what was there; start again where the class is. */
 	if (atomic_load_explicit(&c->write_pos, memory_order_acquire) + CHUNK_SAMPLES >
@@ -552,7 +609,19 @@ static int provider_start(px_channel *ch, const char *music_class, void **handle
 		return px_err_set(err, "out of memory");
 	}
 	l->cls = c;
-	if (px_source_new(px_format_find("slin"), &listener_ops, l, &l->src, err) < 0) {
+	/* A PCMU or PCMA call reads the class's copy in its codec: nothing is
+	 * encoded per listener. */
+	struct px_rtp_codec codec;
+	const struct px_format *f = px_format_find("slin");
+	px_rtp_get_codec(rtp, &codec);
+	l->g711 = -1;
+	for (int k = 0; k < NG711 && codec.format; k++) {
+		if (!strcmp(codec.format->name, g711_names[k])) {
+			l->g711 = k;
+			f = codec.format;
+		}
+	}
+	if (px_source_new(f, &listener_ops, l, &l->src, err) < 0) {
 		listener_release(l);
 		return -1;
 	}
