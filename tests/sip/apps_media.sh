@@ -368,4 +368,18 @@ check_cmd "after reloading the module the classes are back" 'moh show classes' 0
 phone "two callers hear the tone class after the reload" listen --caller 3011 --callers 2 \
 	--exten mohtone --freq 440
 check_answers "plexusd is alive after every call"
+# The refused reloads above are the only errors expected.
+errors=$(grep -E '^\[[^]]*\] ERROR\[' "$D/plexus.log" | grep -v 'stay as they were')
+if [ -n "$errors" ]; then
+	fail "no other error in the log" "got:" "$errors"
+fi
+pass "no other error in the log"
+if ! stop_daemon "$DAEMON_PID" 20 || [ "$EXIT_STATUS" != 0 ]; then
+	fail "plexusd stops cleanly" "exit status $EXIT_STATUS" "$(tail -n 20 "$D/stderr")"
+fi
+untrack_pid "$DAEMON_PID"
+if grep -qE 'Sanitizer|runtime error:' "$D/stderr"; then
+	fail "no sanitizer report" "got:" "$(grep -E -A20 'Sanitizer|runtime error:' "$D/stderr")"
+fi
+pass "plexusd stops cleanly, with no sanitizer report"
 finish
