@@ -22,7 +22,7 @@
 #include <plexus/stream.h>
 
 /* The ring holds at most this much (48 kHz linear: 2 bytes a sample). */
-#define RING_MS 500
+#define RING_MS    500
 #define RING_BYTES (RING_MS * 48 * 2)
 /* More than this waiting (a burst after a stall) is cut back to one packet,
  * so the echo's delay does not grow. */
@@ -171,12 +171,11 @@ static const struct px_app echo_app = {
 	.name = "Echo",
 	.synopsis = "Send the caller's audio and digits back to them",
 	.syntax = "Echo()",
-	.description =
-		"The echo test: everything the caller sends is sent back to them, audio\n"
-		"about one packet later (in the call's own codec when it is G.711, so\n"
-		"nothing is transcoded), and digits as RFC 4733 events when the call\n"
-		"negotiated them. Pressing # ends the test and the dialplan goes on. An\n"
-		"unanswered call is answered first. Sets no variables.",
+	.description = "The echo test: everything the caller sends is sent back to them, audio\n"
+		       "about one packet later (in the call's own codec when it is G.711, so\n"
+		       "nothing is transcoded), and digits as RFC 4733 events when the call\n"
+		       "negotiated them. Pressing # ends the test and the dialplan goes on. An\n"
+		       "unanswered call is answered first. Sets no variables.",
 	.exec = echo_exec,
 };
 

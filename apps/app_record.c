@@ -169,8 +169,7 @@ static int record_path(const char *name, char *out, size_t size, char *base, siz
 	snprintf(parent, sizeof(parent), "%s", want);
 	*strrchr(parent, '/') = '\0';
 	if (make_dirs(dir) < 0 || make_dirs(parent) < 0)
-		return px_err_set(err, "cannot make the directory %s: %s", parent,
-				  strerror(errno));
+		return px_err_set(err, "cannot make the directory %s: %s", parent, strerror(errno));
 	if (!realpath(dir, real_dir) || !realpath(parent, real_parent))
 		return px_err_set(err, "%s: %s", parent, strerror(errno));
 	size_t n = strlen(real_dir);
@@ -179,16 +178,11 @@ static int record_path(const char *name, char *out, size_t size, char *base, siz
 
 	char *pct = strstr(want, "%d");
 	if (pct) {
-		char fmt[PATH_MAX];
-		/* Only the first %d counts; a literal % elsewhere stays. */
-		snprintf(fmt, sizeof(fmt), "%.*s%%d%s", (int)(pct - want), want, pct + 2);
+		/* Only the first %d counts; anything else stays as written. */
 		for (int i = 0; i < 100000; i++) {
 			char cand[PATH_MAX];
-			/* fmt holds exactly one conversion, the %d we put there. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-			snprintf(cand, sizeof(cand), fmt, i);
-#pragma GCC diagnostic pop
+			snprintf(cand, sizeof(cand), "%.*s%d%s", (int)(pct - want), want, i,
+				 pct + 2);
 			if (access(cand, F_OK) != 0) {
 				snprintf(want, sizeof(want), "%s", cand);
 				break;

@@ -83,8 +83,8 @@ int px_moh_register(px_module *owner, const struct px_moh_provider *p, px_err *e
 		return px_err_set(err, "a music-on-hold provider is already registered");
 	}
 	provider = p;
-	provider_res = px_module_track(owner, "music-on-hold provider", provider_release,
-				       (void *)p);
+	provider_res =
+		px_module_track(owner, "music-on-hold provider", provider_release, (void *)p);
 	pthread_mutex_unlock(&moh_lock);
 	return 0;
 }

@@ -290,9 +290,9 @@ static long long now_ns(void)
 struct decoder {
 	px_sound *snd;
 	px_trans *trans;
-	size_t next;          /* in the class's list, for alpha order */
-	long long retry_ms;   /* no file opened: do not try again before */
-	bool warned;          /* a file failed to open in this run */
+	size_t next;        /* in the class's list, for alpha order */
+	long long retry_ms; /* no file opened: do not try again before */
+	bool warned;        /* a file failed to open in this run */
 	bool open;
 };
 
@@ -316,8 +316,8 @@ static bool decoder_next(struct moh_class *c, struct decoder *d, const struct px
 	while (tries--) {
 		char path[PATH_MAX];
 		px_err err = {""};
-		size_t i = c->sort == SORT_RANDOM ? (size_t)random() % c->nfiles
-						  : d->next % c->nfiles;
+		size_t i =
+			c->sort == SORT_RANDOM ? (size_t)random() % c->nfiles : d->next % c->nfiles;
 
 		d->next = i + 1;
 		snprintf(path, sizeof(path), "%s", c->files[i]);
@@ -368,7 +368,8 @@ static unsigned decode_chunk(struct decoder *d, int16_t *out)
 		if (k < 0)
 			return 0;
 		size_t want = (size_t)f->sample_rate * CHUNK_MS / 1000 * px_stream_sample_bytes(f);
-		ssize_t n = px_sound_read(d->snd, raw, want < sizeof(raw) ? want : sizeof(raw), &err);
+		ssize_t n =
+			px_sound_read(d->snd, raw, want < sizeof(raw) ? want : sizeof(raw), &err);
 		if (n <= 0 || px_trans_write(d->trans, raw, (size_t)n) < 0)
 			return 0;
 	}
@@ -864,17 +865,16 @@ static const struct px_app moh_app = {
 	.name = "MusicOnHold",
 	.synopsis = "Play music on hold",
 	.syntax = "MusicOnHold([class[,duration]])",
-	.description =
-		"Plays the music-on-hold class (musiconhold.conf; empty: default) to the\n"
-		"caller until it hangs up, or for duration seconds when given (then the\n"
-		"dialplan goes on). An unanswered call is answered first. Digits are\n"
-		"ignored. A class that does not exist plays the default class (with a\n"
-		"warning); with no class at all the caller hears silence.\n"
-		"Every caller of a class hears one shared stream, decoded once, joining it\n"
-		"where it plays now; the class decodes only while someone listens.\n"
-		"A caller put on hold by the other party of a bridge (re-INVITE) hears the\n"
-		"class the holder's endpoint suggests (sip.conf moh_suggest, default\n"
-		"'default') in the same way, until taken off hold.",
+	.description = "Plays the music-on-hold class (musiconhold.conf; empty: default) to the\n"
+		       "caller until it hangs up, or for duration seconds when given (then the\n"
+		       "dialplan goes on). An unanswered call is answered first. Digits are\n"
+		       "ignored. A class that does not exist plays the default class (with a\n"
+		       "warning); with no class at all the caller hears silence.\n"
+		       "Every caller of a class hears one shared stream, decoded once, joining it\n"
+		       "where it plays now; the class decodes only while someone listens.\n"
+		       "A caller put on hold by the other party of a bridge (re-INVITE) hears the\n"
+		       "class the holder's endpoint suggests (sip.conf moh_suggest, default\n"
+		       "'default') in the same way, until taken off hold.",
 	.exec = moh_exec,
 };
 
@@ -979,5 +979,4 @@ static int moh_reload(px_module *self)
 }
 
 PX_MODULE(.name = "res_musiconhold", .description = "Music on hold: classes, MusicOnHold",
-	  .kind = PX_MODULE_RESOURCE, .load = moh_load, .unload = moh_unload,
-	  .reload = moh_reload);
+	  .kind = PX_MODULE_RESOURCE, .load = moh_load, .unload = moh_unload, .reload = moh_reload);
