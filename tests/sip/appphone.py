@@ -8,7 +8,8 @@ Scenarios (the first argument):
             and the tone heard is 1000 Hz; a digit comes back as an RFC 4733
             event; '#' ends Echo (plexusd then hangs up: BYE).
   talk      call EXTEN, send a tone for --seconds, then hang up (BYE), or
-            with --wait-bye wait for plexusd to hang up.
+            with --wait-bye wait for plexusd to hang up, or with --digits
+            press those digits (RFC 4733) and wait for plexusd to hang up.
   listen    N callers (--callers) call EXTEN at once and check that each
             hears --freq (or any energy when 0); while they listen, the
             console command --show is run and printed.
@@ -192,7 +193,14 @@ class Apps(mp.Test):
         d = self.call(p, self.args.exten)
         if not d:
             return
-        if self.args.wait_bye:
+        if self.args.digits:
+            # Talk, then press the digits (the tone goes on meanwhile).
+            self.pump(self.args.seconds, rtp={p: self.args.freq})
+            for d in self.args.digits:
+                self.send_digit(p, d)
+            ended = self.pump(5, lambda: "BYE" in p.requests, rtp={p: self.args.freq})
+            self.check(ended, "plexusd hangs up after the digits %s" % self.args.digits)
+        elif self.args.wait_bye:
             ended = self.pump(self.args.seconds + 5, lambda: "BYE" in p.requests,
                               rtp={p: self.args.freq})
             self.check(ended, "plexusd hangs up once the application is done")
@@ -283,6 +291,7 @@ def main():
     ap.add_argument("--freq", type=int, default=1000)
     ap.add_argument("--callers", type=int, default=1)
     ap.add_argument("--wait-bye", action="store_true")
+    ap.add_argument("--digits", default="", help="talk: press these after --seconds")
     ap.add_argument("--show", default="", help="console command line to run while listening")
     args = ap.parse_args()
     t = Apps(args)

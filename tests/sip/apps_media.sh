@@ -10,7 +10,8 @@
 # Echo; also on a G.722 call. Record: 3 s recorded at 8 kHz (PCMU) and
 # 16 kHz (G.722) have that length (+-100 ms), are readable by python's wave
 # and by libsndfile, and hold the caller's tone; a caller hanging up in the
-# middle leaves a valid file of the time it talked; silence stops it; paths
+# middle leaves a valid file of the time it talked; # stops it (another
+# digit does not), any digit with y; silence stops it; paths
 # outside record_dir (absolute, '..', a link out) are refused with
 # RECORD_STATUS=ERROR and a warning; 's' skips an unanswered call. Music on
 # hold: two callers of one class hear its tone from one stream ("moh show
@@ -133,6 +134,8 @@ extensions = {
 		rec3 = rec("calls/three.wav", 0, 3, "q", "rec3"),
 		rec3beep = rec("calls/beep-%d.wav", 0, 3, "", "rec3beep"),
 		rechup = rec("calls/hup-%d.wav", 0, 30, "q", "rechup"),
+		rechash = rec("hash.wav", 0, 30, "q", "rechash"),
+		recany = rec("any.wav", 0, 30, "qy", "recany"),
 		recsil = rec("sil.wav", 1, 20, "q", "recsil"),
 		recabs = rec(os.getenv("PX_APPS_OUTSIDE") .. "/abs.wav", 0, 3, "q", "recabs"),
 		recdots = rec("calls/../../outside/dots.wav", 0, 3, "q", "recdots"),
@@ -277,6 +280,16 @@ phone "a caller hangs up 1.5 s into a recording" talk --caller 3001 --exten rech
 expect_status_line "RECORD_STATUS=HANGUP" "^h rechup HANGUP $REC/calls/hup-0\$"
 check_wav "the file of a hangup mid-recording is valid and as long as the caller talked" \
 	"$REC/calls/hup-0.wav" 8000 1.5 0.3 1000
+
+phone "# stops a recording" talk --caller 3001 --exten rechash --seconds 2 --digits '5#'
+expect_status_line "RECORD_STATUS=DTMF" "^rechash DTMF $REC/hash\$"
+check_wav "the recording stopped by # is as long as the caller talked (5 is ignored)" \
+	"$REC/hash.wav" 8000 2.2 0.3 1000
+phone "with y any digit stops a recording" talk --caller 3001 --exten recany --seconds 1 \
+	--digits 5
+expect_status_line "y: RECORD_STATUS=DTMF on 5" "^recany DTMF $REC/any\$"
+check_wav "the recording stopped by 5 is as long as the caller talked" "$REC/any.wav" 8000 \
+	1.1 0.3 1000
 
 phone "silence stops a recording" talk --caller 3001 --exten recsil --wait-bye --seconds 6 \
 	--freq 0
