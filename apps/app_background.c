@@ -96,7 +96,7 @@ static int background_exec(px_channel *ch, const char *data)
 {
 	char *copy = strdup(data), *argv[4], *files, *file, *save = NULL;
 	char context[POS_MAX], cur_exten[POS_MAX], callerid[64], name[8];
-	bool skip = false, noanswer = false, matchonly = false;
+	bool skip = false, noanswer = false, matchonly = false, failed = false;
 	int argc, rc = 0, digit = 0;
 
 	if (!copy)
@@ -124,15 +124,18 @@ static int background_exec(px_channel *ch, const char *data)
 	px_channel_get_caller(ch, callerid, sizeof(callerid), name, sizeof(name));
 	if (!*files) {
 		px_log_warning("Background requires an argument: filename[&filename2...]");
+		px_channel_var_set(ch, "BACKGROUNDSTATUS", "FAILED");
 		free(copy);
 		return -1;
 	}
 	if (px_channel_state(ch) != PX_STATE_UP) {
 		if (skip) {
+			px_channel_var_set(ch, "BACKGROUNDSTATUS", "SUCCESS");
 			free(copy);
 			return 0;
 		}
 		if (!noanswer && px_channel_answer(ch) < 0) {
+			px_channel_var_set(ch, "BACKGROUNDSTATUS", "FAILED");
 			free(copy);
 			return -1;
 		}
@@ -151,6 +154,7 @@ static int background_exec(px_channel *ch, const char *data)
 			}
 			if (r == PX_PLAY_NOFILE || r == PX_PLAY_NOMEDIA) {
 				px_log_warning("Background: %s: %s", px_channel_name(ch), err.msg);
+				failed = true;
 				break;
 			}
 			if (r > 0 && matchonly &&
@@ -161,6 +165,7 @@ static int background_exec(px_channel *ch, const char *data)
 		}
 	}
 	free(copy);
+	px_channel_var_set(ch, "BACKGROUNDSTATUS", failed ? "FAILED" : "SUCCESS");
 	if (digit)
 		rc = collect_and_go(ch, context, (char)digit);
 	return rc;
@@ -223,7 +228,8 @@ static const struct px_app apps[] = {
 			"with\n"
 			"INVALID_EXTEN set when there is none (no 'i': the call ends). Without a\n"
 			"digit the dialplan goes on after the prompts (usually with WaitExten).\n"
-			"A file that cannot be found is a warning, and the next one plays.\n"
+			"A file that cannot be found is a warning, and the next one plays;\n"
+			"BACKGROUNDSTATUS is then FAILED (else SUCCESS).\n"
 			"Options: s  do nothing on an unanswered call;  n  do not answer it;\n"
 			"m  only a digit that starts an extension of the context stops the "
 			"prompt.\n"

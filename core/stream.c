@@ -703,6 +703,15 @@ static bool send_one(px_rtp *r, struct px_term *t, const struct px_rtp_codec *co
 			px_rtp_skip_own(r, ts_step);
 			t->mark = true;
 		}
+		if (ended && px_trans_buffered(t->src_trans) > 0) {
+			/* The end: what the delay held back goes out padded with
+			 * silence, so the far end hears all of it. */
+			memset(scratch_pcm, silence_byte(s->fmt), bytes);
+			if (px_trans_write(t->src_trans, scratch_pcm, bytes) == 0 &&
+			    (n = px_trans_read(t->src_trans, ptime, scratch_pkt + RTP_HEADER,
+					       sizeof(scratch_pkt) - RTP_HEADER)) > 0)
+				px_rtp_send_own(r, scratch_pkt, (size_t)n, ts_step, t->mark);
+		}
 	}
 	counter_add(&s->packets, 1);
 	return !ended;

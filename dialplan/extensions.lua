@@ -50,6 +50,42 @@ extensions = {
 		["600"] = function() app.Echo() end,
 		["601"] = function() app.Record("messages/msg-%d.wav,3,120") end,
 		["602"] = function() app.MusicOnHold("default") end,
+		-- The auto-attendant, to try it from a phone.
+		["800"] = function() app.Goto("attendant", "s", 1) end,
+		-- Say back what the caller types (ended by #).
+		["801"] = function()
+			app.Answer()
+			app.Read("NUM", "please-enter", 0)
+			if channel.READSTATUS:get() == "OK" then
+				app.Playback("you-entered")
+				app.SayDigits(channel.NUM:get())
+			end
+			app.Playback("goodbye")
+		end,
+	},
+
+	-- A classic auto-attendant: the prompt plays while the caller may
+	-- press a digit; 1 rings the reception, 2 then a digit a phone
+	-- (21 -> 1001 ...), nothing is 't', anything else 'i'.
+	attendant = {
+		s = function()
+			app.Answer()
+			app.Background("welcome")
+			app.Background("please-enter-extension")
+			app.WaitExten(5)
+		end,
+		["1"] = function() app.Dial("SIP/" .. reception, 30) end,
+		["_2X"] = function(context, extension)
+			app.Dial("SIP/100" .. extension:sub(2), 30)
+		end,
+		i = function()
+			app.Playback("invalid")
+			app.Goto("attendant", "s", 1)
+		end,
+		t = function()
+			app.Playback("goodbye")
+			app.Hangup()
+		end,
 	},
 
 	-- Calls from carriers: a trunk's context points here.

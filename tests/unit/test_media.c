@@ -1185,6 +1185,18 @@ static const struct px_rtp_codec *ulaw_codec(void)
 	return &c;
 }
 
+/* Read and drop what is still on its way to ph, until SILENCE_MS pass
+ * without a packet (at most 200 packets): how many there were. */
+static int drain(const struct phone *ph)
+{
+	struct rtp_in in;
+	int n = 0;
+
+	while (n < 200 && recv_packet(ph, &in, SILENCE_MS))
+		n++;
+	return n;
+}
+
 /* Wait until the source says it is done, up to 3 s. */
 static bool wait_done(px_source *s)
 {
@@ -1320,6 +1332,7 @@ static void test_source_underrun_and_transcoding(void)
 	CU_ASSERT(in.ts - h.last_ts >= 160u * 10); /* the 300 ms of silence and more */
 	px_rtp_detach_source(r);
 	px_source_unref(s);
+	CU_ASSERT(drain(&ph) <= 4); /* what it sent before it was detached */
 
 	/* 300 ms of 16 kHz linear into a PCMU session: resampled, encoded. */
 	px_codec_test_signal(pcm, sizeof(pcm) / sizeof(pcm[0]), 16000, 0);
@@ -1328,7 +1341,7 @@ static void test_source_underrun_and_transcoding(void)
 	px_source_finish(s);
 	CU_ASSERT_EQUAL_FATAL(px_rtp_attach_source(r, s, &err), 0);
 	listen_stream(&ph, &h, 100, 160);
-	CU_ASSERT(h.packets >= 14 && h.packets <= 15);
+	CU_ASSERT_EQUAL(h.packets, 15); /* the resampler's delay is sent at the end */
 	CU_ASSERT_EQUAL(h.payload, 160);
 	CU_ASSERT_EQUAL(h.bad_seq, 0);
 	CU_ASSERT(wait_done(s));
@@ -1432,7 +1445,8 @@ static void test_destroy_with_stream(void)
 	struct rtp_in in;
 	CU_ASSERT(recv_packet(&ph, &in, RECV_TIMEOUT_MS));
 	px_rtp_destroy(r); /* drops the session's references; ours remain */
-	CU_ASSERT(nothing_arrives(&ph));
+	/* Of the 450 ms of audio left, at most what was already on its way. */
+	CU_ASSERT(drain(&ph) <= 3);
 	px_source_unref(s);
 	px_sink_unref(k);
 	phone_close(&ph);
