@@ -1,6 +1,7 @@
 /*
  * Two-party bridges (plexus/bridge.h): the loop that keeps two channels
- * connected in one session thread (media relay, peers, hold passed across,
+ * connected in one session thread (media relay, peers, hold passed across
+ * with music on hold for the held party through plexus/moh.h,
  * Bridged/Unbridged events); what becomes of each side when Dial's bridge
  * ends; and the operator's Bridge, where two sessions meet: both are asked
  * to leave what they run, b's session hands its channel over and waits, a's
@@ -16,6 +17,7 @@
 #include <plexus/event.h>
 #include <plexus/log.h>
 #include <plexus/media.h>
+#include <plexus/moh.h>
 
 #include "bridge_internal.h"
 #include "channel_internal.h"
@@ -170,8 +172,10 @@ static bool media_bridge(px_channel *a, px_channel *b)
 	return true;
 }
 
-/* Take one side's events; true when the bridge must end because of it. */
-static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media)
+/* Take one side's events; true when the bridge must end because of it.
+ * to_moh: music on hold plays to `to` because `from` put it on hold. */
+static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media,
+			bool *to_moh)
 {
 	struct px_channel_event ev;
 
@@ -189,6 +193,16 @@ static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_chan
 				   ev.control == PX_CONTROL_HOLD ? "put the call on hold"
 								 : "took the call off hold");
 			px_channel_indicate(to, ev.control);
+			if (ev.control == PX_CONTROL_HOLD && !*to_moh) {
+				/* The held party hears the holder's class, as with
+				 * Asterisk's moh_suggest; the relay stops meanwhile. */
+				char cls[64];
+				px_moh_suggested_class(from, cls, sizeof(cls));
+				*to_moh = px_moh_start(to, cls, NULL) == 0;
+			} else if (ev.control == PX_CONTROL_UNHOLD && *to_moh) {
+				px_moh_stop(to);
+				*to_moh = false;
+			}
 			break;
 		case PX_CONTROL_MEDIA_CHANGED:
 			*media = media_bridge(a, b) || *media;
@@ -241,7 +255,7 @@ static const char *media_word(px_channel *a, bool media)
 static void bridge_loop(px_channel *a, px_channel *b)
 {
 	px_waiter *w = px_channel_waiter(a);
-	bool media;
+	bool media, a_moh = false, b_moh = false;
 
 	px_channel_set_waiter(b, w);
 	for (px_channel *ch = a; ch; ch = ch == a ? b : NULL)
@@ -253,8 +267,12 @@ static void bridge_loop(px_channel *a, px_channel *b)
 	px_verbose(3, "%s and %s are bridged", px_channel_name(a), px_channel_name(b));
 	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", media_word(a, media)));
 
-	while (!side_events(a, b, a, b, &media) && !side_events(b, a, a, b, &media))
+	while (!side_events(a, b, a, b, &media, &b_moh) && !side_events(b, a, a, b, &media, &a_moh))
 		px_waiter_wait(w, BRIDGE_TICK_MS);
+	if (a_moh)
+		px_moh_stop(a);
+	if (b_moh)
+		px_moh_stop(b);
 
 	if (media) {
 		px_rtp *r = px_channel_rtp(a);

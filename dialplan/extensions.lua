@@ -45,6 +45,11 @@ extensions = {
 	-- their four-digit numbers.
 	default = {
 		["_1XXX"] = dial_phone,
+		-- The echo test (# ends it), a message recorded to
+		-- record_dir/messages/ (# or 3 s of silence end it), music on hold.
+		["600"] = function() app.Echo() end,
+		["601"] = function() app.Record("messages/msg-%d.wav,3,120") end,
+		["602"] = function() app.MusicOnHold("default") end,
 		-- The auto-attendant, to try it from a phone.
 		["800"] = function() app.Goto("attendant", "s", 1) end,
 		-- Say back what the caller types (ended by #).

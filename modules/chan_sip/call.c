@@ -29,6 +29,7 @@
 #include <plexus/location.h>
 #include <plexus/log.h>
 #include <plexus/media.h>
+#include <plexus/moh.h>
 
 #include "sip.h"
 
@@ -865,6 +866,8 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
 	px_channel_set_rtp(ch, c->rtp);
+	if (ep->moh_suggest[0])
+		px_channel_var_set(ch, PX_MOH_SUGGEST_VAR, ep->moh_suggest);
 	for (size_t i = 0; i < n; i++) {
 		struct sip_leg *l = calloc(1, sizeof(*l));
 		if (!l)
@@ -1111,6 +1114,8 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	}
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
+	if (ep->moh_suggest[0])
+		px_channel_var_set(ch, PX_MOH_SUGGEST_VAR, ep->moh_suggest);
 	l = leg_new(c);
 	if (!l) {
 		px_channel_unref(ch);

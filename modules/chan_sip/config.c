@@ -77,6 +77,7 @@ struct endpoint_opts {
 	long long rtp_timeout_hold;
 	char *qualify;
 	int64_t qualify_timeout;
+	char *moh_suggest;
 };
 
 static const struct px_config_option endpoint_table[] = {
@@ -112,6 +113,9 @@ static const struct px_config_option endpoint_table[] = {
 	{"qualify_timeout", PX_CFG_DURATION, "3s", 100, 60000, NULL,
 	 offsetof(struct endpoint_opts, qualify_timeout),
 	 "a contact that does not answer OPTIONS within this is Unreachable"},
+	{"moh_suggest", PX_CFG_STRING, "default", 0, 0, NULL,
+	 offsetof(struct endpoint_opts, moh_suggest),
+	 "music-on-hold class the party this endpoint puts on hold hears"},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -286,6 +290,7 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 		   &too_long);
 	copy_field(ep->secret, sizeof(ep->secret), o.secret, &too_long);
 	copy_field(ep->context, sizeof(ep->context), o.context, &too_long);
+	copy_field(ep->moh_suggest, sizeof(ep->moh_suggest), o.moh_suggest, &too_long);
 	if (o.callerid)
 		parse_callerid(o.callerid, ep->callerid_num, sizeof(ep->callerid_num),
 			       ep->callerid_name, sizeof(ep->callerid_name));

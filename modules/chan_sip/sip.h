@@ -67,6 +67,7 @@ struct sip_endpoint {
 	int rtp_timeout_hold;   /* the same while the call is on hold */
 	int qualify;            /* s between OPTIONS to each contact; 0: off */
 	int qualify_timeout_ms; /* no answer within this: Unreachable */
+	char moh_suggest[64];   /* music class its held peers hear; "": default */
 	const char *file;       /* where it was defined, for messages */
 	int line;
 };
