@@ -111,6 +111,10 @@ struct sent_stream {
 	uint16_t seq_offset; /* sent = received + offset, modulo 2^16 */
 	uint32_t ts_offset;  /* sent = received + offset, modulo 2^32 */
 	long long sent_ms;   /* when last_ts went out; 0: never */
+	/* Events relayed into a transcoded stream: the source's timestamp of
+	 * the current one, and the one it was given. */
+	bool event_mapped;
+	uint32_t event_src_ts, event_out_ts;
 };
 
 /* Decoding what this leg receives for a transcoded bridge. */
@@ -966,16 +970,24 @@ static void flush_sends(struct media_worker *w, px_rtp *out, unsigned *nsend, un
 }
 
 /* An RFC 4733 event relayed into a transcoded stream: it takes the
- * stream's SSRC and next sequence number, and the timestamp of the audio
- * sent last (an event's timestamp is where it began; its duration field
- * counts from there). */
-static void rewrite_event_for(px_rtp *out, unsigned char *p)
+ * stream's SSRC and next sequence number, and as timestamp where the stream
+ * is when the event begins (an event's timestamp is where it began; its
+ * duration field counts from there). The packets of one event share it. */
+static uint32_t stream_ts_now(const px_rtp *r, long long now);
+
+static void rewrite_event_for(struct media_worker *w, px_rtp *out, unsigned char *p)
 {
 	struct sent_stream *tx = &out->tx;
+	uint32_t ts = get_be32(p + 4);
 
+	if (!tx->event_mapped || tx->event_src_ts != ts) {
+		tx->event_mapped = true;
+		tx->event_src_ts = ts;
+		tx->event_out_ts = stream_ts_now(out, w->now_ms);
+	}
 	tx->last_seq++;
 	put_be16(p + 2, tx->last_seq);
-	put_be32(p + 4, tx->last_ts);
+	put_be32(p + 4, tx->event_out_ts);
 	put_be32(p + 8, tx->ssrc);
 }
 
@@ -1099,7 +1111,7 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		if (nsend == RECV_BATCH)
 			flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
 		if (in->xc.trans)
-			rewrite_event_for(out, p);
+			rewrite_event_for(w, out, p);
 		else
 			rewrite_for(out, p);
 		if (out->codec.format && in->codec.format)
@@ -1783,4 +1795,23 @@ int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return rc;
+}
+
+bool px_rtp_carries_events(px_rtp *r)
+{
+	struct media_worker *w = lock_session(r);
+	bool carries = r->peer && r->codec.dtmf_pt >= 0 &&
+		       (!r->peer->codec.format || r->peer->codec.dtmf_pt >= 0);
+
+	pthread_mutex_unlock(&w->lock);
+	return carries;
+}
+
+bool px_rtp_bridged(px_rtp *r)
+{
+	struct media_worker *w = lock_session(r);
+	bool bridged = r->peer != NULL;
+
+	pthread_mutex_unlock(&w->lock);
+	return bridged;
 }

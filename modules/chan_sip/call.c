@@ -361,7 +361,73 @@ static void rtp_dtmf(void *arg, char digit, bool begin, unsigned duration_ms)
 {
 	struct sip_call *c = arg;
 
-	px_channel_queue_dtmf(c->chan, digit, begin, (int)duration_ms);
+	px_channel_queue_dtmf_from(c->chan, digit, begin, (int)duration_ms, PX_DTMF_RTP);
+}
+
+/* How digits reach this leg's far end now: RFC 4733 when the leg's mode
+ * allows events and its SDP negotiated them, else INFO or inband tones. */
+static enum sip_dtmf_mode send_mode(struct sip_call *c)
+{
+	struct px_rtp_codec codec;
+
+	if (c->dtmf_mode == SIP_DTMF_INFO || c->dtmf_mode == SIP_DTMF_INBAND)
+		return c->dtmf_mode;
+	px_rtp_get_codec(c->rtp, &codec);
+	if (codec.dtmf_pt >= 0)
+		return SIP_DTMF_RFC4733;
+	/* rfc4733 without events on the far end: INFO is all that is left. */
+	return c->dtmf_mode == SIP_DTMF_AUTO ? SIP_DTMF_INBAND : SIP_DTMF_INFO;
+}
+
+struct info_req {
+	struct sip_call *call;
+	char digit;
+	unsigned duration_ms;
+};
+
+static void do_info(void *arg)
+{
+	struct info_req *req = arg;
+	struct sip_call *c = req->call;
+	struct sip_leg *l = c->outbound ? c->winner : c->legs;
+	char body[64];
+
+	if (l && l->nh && !l->terminated && !c->hangup_done) {
+		sip_dtmf_info_body(req->digit, req->duration_ms, body, sizeof(body));
+		nua_info(l->nh, SIPTAG_CONTENT_TYPE_STR("application/dtmf-relay"),
+			 SIPTAG_PAYLOAD_STR(body), TAG_END());
+	}
+	call_unref(c);
+	free(req);
+}
+
+static int tech_send_dtmf(px_channel *ch, char digit, unsigned duration_ms,
+			  enum px_dtmf_origin origin)
+{
+	struct sip_call *c = px_channel_pvt(ch);
+	struct info_req *req;
+
+	switch (send_mode(c)) {
+	case SIP_DTMF_RFC4733:
+		return px_rtp_send_dtmf(c->rtp, digit, duration_ms);
+	case SIP_DTMF_INBAND:
+		(void)origin;
+		return -1; /* tone generation is not there yet */
+	default:
+		break;
+	}
+	req = malloc(sizeof(*req));
+	if (!req)
+		return -1;
+	req->call = call_ref(c);
+	req->digit = digit;
+	req->duration_ms = duration_ms;
+	if (sip_post(do_info, req) < 0) {
+		call_unref(c);
+		free(req);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- cause and status ---- */
@@ -975,6 +1041,7 @@ const struct px_channel_tech sip_tech = {
 	.hangup = tech_hangup,
 	.destroy = tech_destroy,
 	.hunt = tech_hunt,
+	.send_dtmf = tech_send_dtmf,
 };
 
 /* ---- inbound ---- */
@@ -1301,6 +1368,9 @@ void sip_call_event(int event, int status, const char *phrase, nua_handle_t *nh,
 		break;
 	case nua_i_bye:
 		px_channel_queue_hangup(c->chan, PX_CAUSE_NORMAL_CLEARING);
+		break;
+	case nua_i_info:
+		sip_dtmf_info_received(c->chan, nh, s);
 		break;
 	case nua_i_state: {
 		int state = -1;

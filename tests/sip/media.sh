@@ -118,4 +118,16 @@ call "PCMU to PCMU, relayed" \
 call "a re-INVITE from PCMU to PCMA keeps audio flowing to an Opus phone" \
 	$(phone caller 2006) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
 	--reinvite-codec alaw
+# shellcheck disable=SC2046
+call "RFC 4733 digits from the caller arrive as SIP INFO on an INFO leg" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2005) --callee-codec ulaw \
+	--caller-dtmf rfc4733 --callee-dtmf info --dtmf-digits '159#'
+# shellcheck disable=SC2046
+call "SIP INFO digits from an INFO leg arrive as RFC 4733 events" \
+	$(phone caller 2005) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
+	--caller-dtmf info --callee-dtmf rfc4733 --dtmf-digits '2*0D'
+# shellcheck disable=SC2046
+call "RFC 4733 both ways across a transcoded bridge: relayed once, not sent twice" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
+	--dtmf-digits '73'
 finish

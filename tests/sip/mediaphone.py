@@ -436,6 +436,16 @@ class Test:
 
     def send_dtmf(self, uri, call_id, to):
         digits = self.args.dtmf_digits
+        if self.caller.dtmf == "info":
+            # Bodies that hold no digit are refused and change nothing.
+            for ctype, body, want in (("application/dtmf-relay", "Signal=Z\r\n", 400),
+                                      ("application/dtmf-relay", "Duration=100\r\n", 400),
+                                      ("application/dtmf", "55", 400),
+                                      ("text/plain", "Signal=5\r\n", 415)):
+                final, _ = self.transaction(self.caller, "INFO", uri, to, body, ctype, call_id)
+                self.check(final is not None and final[0] == want,
+                           "INFO %s %r is answered %d" % (ctype, body, want),
+                           str(final and final[0]))
         for d in digits:
             if self.caller.dtmf == "info":
                 body = "Signal=%s\r\nDuration=250\r\n" % d

@@ -93,6 +93,11 @@ void px_rtp_set_dtmf_handler(px_rtp *r, px_rtp_dtmf_fn fn, void *arg);
  * clamped to 40-5000. -1: no dtmf_pt, a digit with no event code, or the
  * queue is full. */
 int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms);
+/* Whether r's bridge relays the events r receives to its peer (both legs
+ * negotiated telephone-events): a digit r received needs no sending on. */
+bool px_rtp_carries_events(px_rtp *r);
+/* Whether r is bridged to another session (its audio relayed or transcoded). */
+bool px_rtp_bridged(px_rtp *r);
 
 /* Close the session; unbridges first. The memory goes once its worker has
  * let go of it. */
