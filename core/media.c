@@ -34,6 +34,7 @@
 #include <plexus/rfc4733.h>
 
 #include "codec_internal.h"
+#include "inband.h"
 #include "media_internal.h"
 
 /*
@@ -140,12 +141,18 @@ struct dtmf_state {
 	struct {
 		char digit;
 		unsigned ms;
+		bool tone; /* inband, not an event */
 	} queue[DTMF_QUEUE];
 	unsigned qhead, qlen;
 	bool sending; /* the digit at qhead is on the wire */
 	uint32_t ts;  /* its timestamp */
 	long long start_ms, next_ms;
 	unsigned ends_sent;
+	bool tone_playing; /* audio relayed to the far end waits meanwhile */
+	/* Inband: the detector and generator, and who is told of the digits. */
+	px_inband *inband;
+	px_rtp_dtmf_fn inband_fn;
+	void *inband_arg;
 };
 
 /* Lost packets concealed at most, in a row; a longer gap is a new stream. */
@@ -747,6 +754,7 @@ static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned cha
 			  size_t plen);
 static long long dtmf_timer(struct media_worker *w, px_rtp *r);
 static bool session_timers_pending(const px_rtp *r);
+static void inband_received(px_rtp *in, const unsigned char *payload, size_t len);
 
 /* Make w run its timers by due (monotonic ms); w->lock held. A caller on
  * another thread wakes the worker too, so that it waits no longer. */
@@ -1088,7 +1096,10 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			dtmf_received(w, in, p, offset, plen);
 		if (in->symmetric && !in->latched)
 			latch_remote(in, &w->recv_from[i]);
-		if (!out || !out->send || !out->remote_len) {
+		if (audio && in->dtmf.inband && in->dtmf.inband_fn)
+			inband_received(in, p + offset, plen);
+		if (!out || !out->send || !out->remote_len ||
+		    (audio && out->dtmf.tone_playing)) {
 			dropped++;
 			continue;
 		}
@@ -1240,6 +1251,7 @@ static void worker_close(struct media_worker *w)
 		if (r) {
 			close(r->fd);
 			px_trans_free(r->xc.trans);
+			px_inband_free(r->dtmf.inband);
 			free(r);
 			atomic_fetch_sub(&session_count, 1);
 		}
@@ -1495,9 +1507,17 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 void px_rtp_set_codec(px_rtp *r, const struct px_rtp_codec *codec)
 {
 	struct media_worker *w = lock_session(r);
+	px_inband *stale = NULL;
 
+	/* Inband DTMF works in the old format: off until set up again. */
+	if (r->dtmf.inband && codec->format != r->codec.format) {
+		stale = r->dtmf.inband;
+		r->dtmf.inband = NULL;
+		r->dtmf.tone_playing = false;
+	}
 	r->codec = *codec;
 	pthread_mutex_unlock(&w->lock);
+	px_inband_free(stale);
 }
 
 void px_rtp_get_codec(px_rtp *r, struct px_rtp_codec *out)
@@ -1603,6 +1623,7 @@ void px_rtp_destroy(px_rtp *r)
 		release_port(r->port);
 	}
 	atomic_fetch_sub(&session_count, 1);
+	px_inband_free(r->dtmf.inband);
 	free(r);
 }
 
@@ -1710,6 +1731,67 @@ static void dtmf_send_packet(px_rtp *r, bool begin, bool end, unsigned ms)
 	}
 }
 
+static void dtmf_pop(struct dtmf_state *d, long long now)
+{
+	d->sending = false;
+	d->qhead = (d->qhead + 1) % DTMF_QUEUE;
+	d->qlen--;
+	d->next_ms = now + DTMF_GAP_MS;
+}
+
+/* One packet of the inband tone at the head of r's queue, in place of the
+ * audio relayed to r's far end; when it is over the relay takes up the
+ * stream again where the tone left it. */
+static void tone_timer(px_rtp *r, long long now)
+{
+	struct dtmf_state *d = &r->dtmf;
+	unsigned ptime = r->codec.ptime ? r->codec.ptime : 20;
+	unsigned char p[PACKET_MAX];
+	int n;
+
+	if (!d->inband) {
+		dtmf_pop(d, now);
+		d->tone_playing = false;
+		return;
+	}
+	if (!d->sending) {
+		if (px_inband_tone_start(d->inband, d->queue[d->qhead].digit,
+					 d->queue[d->qhead].ms) < 0) {
+			dtmf_pop(d, now);
+			return;
+		}
+		d->sending = true;
+		d->tone_playing = true;
+		d->start_ms = now;
+		r->tx.last_ts = stream_ts_now(r, now);
+	}
+	n = px_inband_tone_read(d->inband, ptime, p + RTP_HEADER_SIZE,
+				sizeof(p) - RTP_HEADER_SIZE);
+	if (n <= 0) {
+		d->tone_playing = false;
+		r->tx.have_source = false;
+		dtmf_pop(d, now);
+		return;
+	}
+	r->tx.last_seq++;
+	r->tx.last_ts += ptime * r->codec.format->rtp_clock / 1000;
+	r->tx.sent_ms = now;
+	p[0] = RTP_VERSION << 6;
+	p[1] = (unsigned char)((now == d->start_ms ? 0x80 : 0) | (r->codec.pt & 0x7f));
+	put_be16(p + 2, r->tx.last_seq);
+	put_be32(p + 4, r->tx.last_ts);
+	put_be32(p + 8, r->tx.ssrc);
+	if (r->send && r->remote_len &&
+	    sendto(r->fd, p, RTP_HEADER_SIZE + (size_t)n, MSG_DONTWAIT,
+		   (struct sockaddr *)&r->remote, r->remote_len) == RTP_HEADER_SIZE + n) {
+		counter_add(&r->stats.tx_packets, 1);
+		counter_add(&r->stats.tx_bytes, RTP_HEADER_SIZE + (uint64_t)n);
+	}
+	/* Paced from the start, so timer lateness does not add up. */
+	d->next_ms = d->start_ms +
+		     (long long)ptime * (long long)((now - d->start_ms) / ptime + 1);
+}
+
 static long long dtmf_timer(struct media_worker *w, px_rtp *r)
 {
 	struct dtmf_state *d = &r->dtmf;
@@ -1726,7 +1808,9 @@ static long long dtmf_timer(struct media_worker *w, px_rtp *r)
 			due = d->rx_last_ms + DTMF_RX_TIMEOUT_MS;
 		}
 	}
-	if (d->qlen && now >= d->next_ms) {
+	if (d->qlen && now >= d->next_ms && d->queue[d->qhead].tone) {
+		tone_timer(r, now);
+	} else if (d->qlen && now >= d->next_ms) {
 		unsigned total = d->queue[d->qhead].ms;
 
 		if (r->codec.dtmf_pt < 0) {
@@ -1743,12 +1827,8 @@ static long long dtmf_timer(struct media_worker *w, px_rtp *r)
 		} else if (d->ends_sent || now - d->start_ms >= total) {
 			dtmf_send_packet(r, false, true, total);
 			d->next_ms = now + DTMF_UPDATE_MS;
-			if (++d->ends_sent == DTMF_END_PACKETS) {
-				d->sending = false;
-				d->qhead = (d->qhead + 1) % DTMF_QUEUE;
-				d->qlen--;
-				d->next_ms = now + DTMF_GAP_MS;
-			}
+			if (++d->ends_sent == DTMF_END_PACKETS)
+				dtmf_pop(d, now);
 		} else {
 			long long end = d->start_ms + total;
 
@@ -1789,6 +1869,7 @@ int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms)
 
 		r->dtmf.queue[k].digit = digit;
 		r->dtmf.queue[k].ms = duration_ms;
+		r->dtmf.queue[k].tone = false;
 		worker_timer_at(w, monotonic_ms());
 		worker_kick(w);
 		rc = 0;
@@ -1814,4 +1895,66 @@ bool px_rtp_bridged(px_rtp *r)
 
 	pthread_mutex_unlock(&w->lock);
 	return bridged;
+}
+
+/* ------------------------------------------------------------ inband DTMF */
+
+static void inband_received(px_rtp *in, const unsigned char *payload, size_t len)
+{
+	px_inband_receive(in->dtmf.inband, payload, len, in->dtmf.inband_fn, in->dtmf.inband_arg);
+}
+
+int px_rtp_set_inband(px_rtp *r, px_rtp_dtmf_fn fn, void *arg, px_err *err)
+{
+	struct px_rtp_codec codec;
+	px_inband *ib = NULL, *old;
+	struct media_worker *w;
+
+	if (fn) {
+		px_rtp_get_codec(r, &codec);
+		if (px_inband_new(codec.format, &ib, err) < 0)
+			return -1;
+	}
+	w = lock_session(r);
+	if (fn && r->codec.format != codec.format) {
+		/* The codec changed meanwhile: this one would not fit. */
+		pthread_mutex_unlock(&w->lock);
+		px_inband_free(ib);
+		return px_err_set(err, "RTP port %u: codec changed while setting up inband DTMF",
+				  r->port);
+	}
+	old = r->dtmf.inband;
+	r->dtmf.inband = ib;
+	r->dtmf.inband_fn = fn;
+	r->dtmf.inband_arg = arg;
+	r->dtmf.tone_playing = false;
+	pthread_mutex_unlock(&w->lock);
+	px_inband_free(old);
+	return 0;
+}
+
+int px_rtp_send_tone(px_rtp *r, char digit, unsigned duration_ms)
+{
+	struct media_worker *w;
+	int rc = -1;
+
+	if (!digit || !strchr("0123456789*#ABCD", digit))
+		return -1;
+	if (duration_ms < DTMF_MIN_MS)
+		duration_ms = DTMF_MIN_MS;
+	if (duration_ms > DTMF_MAX_MS)
+		duration_ms = DTMF_MAX_MS;
+	w = lock_session(r);
+	if (r->dtmf.inband && r->dtmf.qlen < DTMF_QUEUE) {
+		unsigned k = (r->dtmf.qhead + r->dtmf.qlen++) % DTMF_QUEUE;
+
+		r->dtmf.queue[k].digit = digit;
+		r->dtmf.queue[k].ms = duration_ms;
+		r->dtmf.queue[k].tone = true;
+		worker_timer_at(w, monotonic_ms());
+		worker_kick(w);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
 }

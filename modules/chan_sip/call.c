@@ -336,6 +336,8 @@ static bool choose_codec(const struct sip_call *c, const struct sip_media *m, bo
 
 /* Use p (from the far end's SDP m) from now on; true when that changed the
  * format or payload type in use. */
+static void set_inband(struct sip_call *c);
+
 static bool use_codec(struct sip_call *c, const struct sip_payload *p, const struct sip_media *m)
 {
 	struct px_rtp_codec nc = {.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
@@ -351,6 +353,7 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 	c->dtmf_pt = nc.dtmf_pt;
 	c->rtcp_mux = m->rtcp_mux;
 	px_rtp_set_codec(c->rtp, &nc);
+	set_inband(c);
 	return changed;
 }
 
@@ -362,6 +365,34 @@ static void rtp_dtmf(void *arg, char digit, bool begin, unsigned duration_ms)
 	struct sip_call *c = arg;
 
 	px_channel_queue_dtmf_from(c->chan, digit, begin, (int)duration_ms, PX_DTMF_RTP);
+}
+
+/* A digit heard as tones in the far end's audio, on the media worker
+ * (same lifetime rules as rtp_dtmf). */
+static void inband_dtmf(void *arg, char digit, bool begin, unsigned duration_ms)
+{
+	struct sip_call *c = arg;
+
+	px_channel_queue_dtmf_from(c->chan, digit, begin, (int)duration_ms, PX_DTMF_INBAND);
+}
+
+/* Listen for tones on legs in inband mode, or auto without events; set
+ * again whenever the codec changes. Only once the channel exists. */
+static void set_inband(struct sip_call *c)
+{
+	bool want = c->dtmf_mode == SIP_DTMF_INBAND ||
+		    (c->dtmf_mode == SIP_DTMF_AUTO && c->codec.dtmf_pt < 0);
+	px_err err = {""};
+
+	if (!c->chan || !c->rtp)
+		return;
+	if (!want || !c->codec.format) {
+		px_rtp_set_inband(c->rtp, NULL, NULL, NULL);
+		return;
+	}
+	if (px_rtp_set_inband(c->rtp, inband_dtmf, c, &err) < 0)
+		px_log_warning("chan_sip: %s: no inband DTMF: %s", px_channel_name(c->chan),
+			       err.msg);
 }
 
 /* How digits reach this leg's far end now: RFC 4733 when the leg's mode
@@ -411,8 +442,10 @@ static int tech_send_dtmf(px_channel *ch, char digit, unsigned duration_ms,
 	case SIP_DTMF_RFC4733:
 		return px_rtp_send_dtmf(c->rtp, digit, duration_ms);
 	case SIP_DTMF_INBAND:
-		(void)origin;
-		return -1; /* tone generation is not there yet */
+		/* Tones heard on the other leg reach this one in the audio. */
+		if (origin == PX_DTMF_INBAND && px_rtp_bridged(c->rtp))
+			return 0;
+		return px_rtp_send_tone(c->rtp, digit, duration_ms);
 	default:
 		break;
 	}
@@ -676,8 +709,10 @@ static void tech_destroy(px_channel *ch)
 
 	/* The call may outlive its channel (a watch list reference): from
 	 * here on no digit may reach c->chan. */
-	if (c->rtp)
+	if (c->rtp) {
 		px_rtp_set_dtmf_handler(c->rtp, NULL, NULL);
+		px_rtp_set_inband(c->rtp, NULL, NULL, NULL);
+	}
 	call_unref(c);
 }
 
@@ -835,6 +870,7 @@ static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_ch
 	}
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
+	set_inband(c);
 	px_channel_set_rtp(ch, c->rtp);
 	l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -916,6 +952,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	}
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
+	set_inband(c);
 	px_channel_set_rtp(ch, c->rtp);
 	for (size_t i = 0; i < n; i++) {
 		struct sip_leg *l = calloc(1, sizeof(*l));
@@ -1164,6 +1201,7 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	}
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
+	set_inband(c);
 	l = leg_new(c);
 	if (!l) {
 		px_channel_unref(ch);

@@ -9,7 +9,8 @@
 # transcoding); a re-INVITE that switches the caller from PCMU to PCMA in
 # the middle of a call to an Opus phone keeps audio flowing; RFC 4733
 # events from one leg arrive as SIP INFO on an INFO leg and the other way
-# round, with their durations. Bad RTP sent to plexusd's port of a
+# round, with their durations; inband tones from an inband leg arrive as
+# RFC 4733 events, and events are played as tones to an inband leg. Bad RTP sent to plexusd's port of a
 # transcoded call (wrong version, truncated header, a CSRC count beyond the
 # packet, a wrong payload type, Opus garbage) is dropped and counted, and
 # the call goes on. "core show translation" and "core show codecs" show
@@ -67,6 +68,10 @@ allow = ulaw,alaw
 [2007](phone)
 secret = s2007
 allow = ulaw
+[2008](phone)
+secret = s2008
+allow = ulaw
+dtmf_mode = inband
 EOF
 cat >"$D/extensions.lua" <<'EOF'
 extensions = {
@@ -130,4 +135,12 @@ call "SIP INFO digits from an INFO leg arrive as RFC 4733 events" \
 call "RFC 4733 both ways across a transcoded bridge: relayed once, not sent twice" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
 	--dtmf-digits '73'
+# shellcheck disable=SC2046
+call "inband tones from an inband leg arrive as RFC 4733 events" \
+	$(phone caller 2008) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
+	--caller-dtmf inband --callee-dtmf rfc4733 --dtmf-digits '46*'
+# shellcheck disable=SC2046
+call "RFC 4733 events arrive as tones on an inband leg" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2008) --callee-codec ulaw \
+	--caller-dtmf rfc4733 --callee-dtmf inband --dtmf-digits '90B'
 finish

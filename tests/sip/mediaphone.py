@@ -94,6 +94,43 @@ def tone(freq, rate, start, n):
                                     for i in range(n)))
 
 
+DTMF_LOW = (697, 770, 852, 941)
+DTMF_HIGH = (1209, 1336, 1477, 1633)
+DTMF_KEYS = ("123A", "456B", "789C", "*0#D")
+
+
+def dtmf_pcm(digit, rate, start, n):
+    """n samples of digit's two tones (about -10 dBm0 each) at rate."""
+    row = [i for i, keys in enumerate(DTMF_KEYS) if digit in keys][0]
+    lo, hi = DTMF_LOW[row], DTMF_HIGH[DTMF_KEYS[row].index(digit)]
+    return struct.pack("<%dh" % n, *(int(5000 * (math.sin(2 * math.pi * lo * (start + i) / rate) +
+                                                math.sin(2 * math.pi * hi * (start + i) / rate)))
+                                     for i in range(n)))
+
+
+def dtmf_heard(pcm, rate):
+    """The digits whose tones are in pcm (20 ms blocks, runs of 2 or more)."""
+    block = rate // 50
+    found, run, last = [], 0, None
+    for k in range(0, len(pcm) - block + 1, block):
+        x = pcm[k:k + block]
+        energy = sum(v * v for v in x) / block
+        lows = [goertzel(x, rate, f) for f in DTMF_LOW]
+        highs = [goertzel(x, rate, f) for f in DTMF_HIGH]
+        li, hi = lows.index(max(lows)), highs.index(max(highs))
+        d = None
+        if energy > 1e5 and sorted(lows)[-2] * 10 < lows[li] and sorted(highs)[-2] * 10 < highs[hi]:
+            d = DTMF_KEYS[li][hi]
+        if d and d == last:
+            run += 1
+            if run == 2:
+                found.append(d)
+        else:
+            run = 1 if d else 0
+        last = d
+    return "".join(found)
+
+
 def goertzel(samples, rate, freq):
     k = 2 * math.cos(2 * math.pi * freq / rate)
     s1 = s2 = 0.0
@@ -187,6 +224,13 @@ class Phone:
         n = self.codec.rate * ms // 1000
         payload = self.codec.encode(tone(freq, self.codec.rate, self.sent_samples, n))
         self.sent_samples += n
+        self.seq = (self.seq + 1) & 0xffff
+        self.ts = (self.ts + CLOCK[self.codec_name] * ms // 1000) & 0xffffffff
+        hdr = struct.pack("!BBHII", 0x80, self.pt, self.seq, self.ts, self.ssrc)
+        self.rtp.sendto(hdr + payload, self.remote_rtp)
+
+    def send_audio(self, pcm, ms):
+        payload = self.codec.encode(pcm)
         self.seq = (self.seq + 1) & 0xffff
         self.ts = (self.ts + CLOCK[self.codec_name] * ms // 1000) & 0xffffffff
         hdr = struct.pack("!BBHII", 0x80, self.pt, self.seq, self.ts, self.ssrc)
@@ -436,6 +480,7 @@ class Test:
 
     def send_dtmf(self, uri, call_id, to):
         digits = self.args.dtmf_digits
+        self.callee.heard = bytearray()  # tones are looked for from here on
         if self.caller.dtmf == "info":
             # Bodies that hold no digit are refused and change nothing.
             for ctype, body, want in (("application/dtmf-relay", "Signal=Z\r\n", 400),
@@ -453,6 +498,15 @@ class Test:
                                             "application/dtmf-relay", call_id)
                 self.check(final is not None and final[0] == 200,
                            "INFO with digit %s is answered 200" % d, str(final and final[0]))
+            elif self.caller.dtmf == "inband":
+                # 250 ms of the digit's tones in the audio, then silence.
+                rate = self.caller.codec.rate
+                for k in range(13):
+                    self.caller.send_audio(dtmf_pcm(d, rate, k * rate // 50, rate // 50), 20)
+                    self.pump(0.02)
+                for k in range(5):
+                    self.caller.send_audio(b"\0\0" * (rate // 50), 20)
+                    self.pump(0.02)
             else:
                 # 250 ms of event: start (marked), updates, three end packets.
                 self.caller.ts = (self.caller.ts + 160) & 0xffffffff
@@ -464,7 +518,12 @@ class Test:
                 self.pump(0.1)
             self.pump(0.2)
         self.pump(1.0)
-        if self.callee.dtmf == "info":
+        if self.callee.dtmf == "inband":
+            pcm = struct.unpack("<%dh" % (len(self.callee.heard) // 2), bytes(self.callee.heard))
+            got = dtmf_heard(pcm, self.callee.codec.rate)
+            self.check(got == digits, "the callee hears the digits %s as tones" % digits,
+                       "got %r" % got)
+        elif self.callee.dtmf == "info":
             got = "".join(x[0] or "?" for x in self.callee.info_digits)
             durs = [x[1] for x in self.callee.info_digits]
             self.check(got == digits, "the callee gets the digits %s as SIP INFO" % digits,
@@ -489,8 +548,8 @@ def main():
     ap.add_argument("--callee", required=True)
     ap.add_argument("--callee-secret", required=True)
     ap.add_argument("--callee-codec", required=True, choices=sorted(RATE))
-    ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info"])
-    ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info"])
+    ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info", "inband"])
+    ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info", "inband"])
     ap.add_argument("--dtmf-digits", default="")
     ap.add_argument("--reinvite-codec", choices=sorted(RATE))
     ap.add_argument("--seconds", type=float, default=1.5)

@@ -1379,6 +1379,83 @@ static void test_dtmf_send(void)
 	px_media_shutdown();
 }
 
+/* A digit played as tones by one session, its packets carried by the test
+ * to another session that listens for tones. */
+static void test_inband_dtmf(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct dtmf_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	px_err err = {""};
+	bool loaded;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		 px_loader_load("codec_ulaw", &err) == 0;
+	CU_ASSERT_FATAL(loaded);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_unbridge(c.a);
+	/* No format known: nothing to decode. */
+	CU_ASSERT_EQUAL(px_rtp_set_inband(c.a, dtmf_logger, &log, &err), -1);
+	CU_ASSERT(strstr(err.msg, "format") != NULL);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, '5', 100), -1);
+
+	struct px_rtp_codec ulaw = {.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				    .dtmf_pt = -1};
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_FATAL(px_rtp_set_inband(c.a, dtmf_logger, &log, &err) == 0);
+	CU_ASSERT_FATAL(px_rtp_set_inband(c.b, dtmf_logger, &log, &err) == 0);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, 'Z', 100), -1);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, '8', 200), 0);
+
+	/* A plays 200 ms of '8': ten PCMU packets, consecutive, the first
+	 * marked; each is sent on to B as it arrives, then some silence. */
+	unsigned packets = 0;
+	uint16_t seq = 0;
+	uint32_t ts = 0;
+	while (recv_packet(&c.pa, &in, SILENCE_MS)) {
+		CU_ASSERT_EQUAL(in.pt, 0);
+		CU_ASSERT_EQUAL(in.len, HEADER_SIZE + 160);
+		CU_ASSERT_EQUAL(in.marker, packets == 0);
+		if (packets) {
+			CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq + 1));
+			CU_ASSERT_EQUAL(in.ts, ts + 160);
+		}
+		seq = in.seq;
+		ts = in.ts;
+		packets++;
+		send_raw(&c.pb, c.b, in.data, in.len);
+	}
+	if (packets != 10)
+		fprintf(stderr, "\n  inband: %u packets\n", packets);
+	CU_ASSERT_EQUAL(packets, 10);
+	unsigned char p[HEADER_SIZE + 160];
+	for (uint16_t i = 1; i <= 5; i++) {
+		make_rtp(p, 0x8888, (uint16_t)(seq + i), ts + 160u * i, false);
+		memset(p + HEADER_SIZE, 0xff, 160); /* PCMU silence */
+		send_raw(&c.pb, c.b, p, sizeof(p));
+	}
+	CU_ASSERT_FATAL(wait_dtmf(&log, 2, RECV_TIMEOUT_MS));
+	pthread_mutex_lock(&log.lock);
+	CU_ASSERT_EQUAL(log.n, 2);
+	CU_ASSERT_EQUAL(log.calls[0].digit, '8');
+	CU_ASSERT(log.calls[0].begin);
+	CU_ASSERT_EQUAL(log.calls[1].digit, '8');
+	CU_ASSERT(!log.calls[1].begin);
+	/* Detection takes a few tens of ms at each edge. */
+	CU_ASSERT(log.calls[1].ms >= 150 && log.calls[1].ms <= 240);
+	pthread_mutex_unlock(&log.lock);
+
+	/* A codec change turns it off. */
+	struct px_rtp_codec other = ulaw;
+	other.format = px_format_find("slin");
+	px_rtp_set_codec(c.a, &other);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, '1', 100), -1);
+	call_close(&c);
+	px_loader_shutdown();
+}
+
 static int suite_cleanup(void)
 {
 	px_media_shutdown();
@@ -1409,6 +1486,7 @@ int main(void)
 	        {"transcoding and bad RTP", test_transcoding_and_bad_rtp},
 		{"DTMF receive", test_dtmf_receive},
 		{"DTMF send", test_dtmf_send},
+		{"inband DTMF", test_inband_dtmf},
 	};
 	CU_pSuite suite;
 	unsigned failures;

@@ -93,6 +93,19 @@ void px_rtp_set_dtmf_handler(px_rtp *r, px_rtp_dtmf_fn fn, void *arg);
  * clamped to 40-5000. -1: no dtmf_pt, a digit with no event code, or the
  * queue is full. */
 int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms);
+/* Inband DTMF, for far ends without RFC 4733: with fn set, the worker
+ * decodes the audio the session receives and tells fn (like the handler
+ * above, same rules) each digit heard as tones; the tones still reach the
+ * peer in the audio. It works in the session's current format: a codec
+ * change turns it off until it is set again. fn NULL: off. -1 when the
+ * format has no path to linear audio. Control threads only (it allocates). */
+int px_rtp_set_inband(px_rtp *r, px_rtp_dtmf_fn fn, void *arg, px_err *err);
+/* Have the worker play digit's tone to the far end for duration_ms (40 to
+ * 5000), in place of the audio relayed meanwhile; digits queue with the
+ * events of px_rtp_send_dtmf. -1 when inband is off, for a digit with no
+ * tone, or when the queue is full. */
+int px_rtp_send_tone(px_rtp *r, char digit, unsigned duration_ms);
+
 /* Whether r's bridge relays the events r receives to its peer (both legs
  * negotiated telephone-events): a digit r received needs no sending on. */
 bool px_rtp_carries_events(px_rtp *r);
