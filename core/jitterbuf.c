@@ -1,14 +1,13 @@
 /*
  * The adaptive jitter buffer (plexus/jitterbuf.h). Frames sit in a ring
  * indexed by sequence number. Playout starts once the buffer holds its
- * target number of frames; the target follows the interarrival jitter
- * (three times the jitter, in frames, plus one), so a calm stream plays
- * with one frame of delay and a jittery one waits longer. A turn whose
- * frame is missing while later ones are held is a loss; a turn with
- * nothing held ends playout until the buffer has filled again, so that
- * silence (hold, discontinuous transmission) is not concealed forever and
- * a target that grew takes effect. Holding more than the target plus two
- * frames for a second drops one frame, which brings the delay back down.
+ * target number of frames (or its first frame has waited that many turns); the target follows the
+ * interarrival jitter (three times the jitter, in frames, plus one), so a calm stream plays with
+ * one frame of delay and a jittery one waits longer. A turn whose frame is missing while later ones
+ * are held is a loss; a turn with nothing held ends playout until the buffer has filled again, so
+ * that silence (hold, discontinuous transmission) is not concealed forever and a target that grew
+ * takes effect. Holding more than the target plus two frames for a second drops one frame, which
+ * brings the delay back down.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +43,7 @@ struct px_jb {
 	uint16_t last_seq;
 	uint32_t last_ts;
 	unsigned excess_ticks;
+	unsigned fill_turns; /* turns spent filling with something held */
 	unsigned depth;
 	struct px_jb_stats stats;
 	struct slot held; /* the frame handed out last */
@@ -82,6 +82,7 @@ void px_jb_reset(px_jb *jb)
 	jb->have_transit = false;
 	jb->have_last = false;
 	jb->excess_ticks = 0;
+	jb->fill_turns = 0;
 }
 
 static void update_jitter(px_jb *jb, uint32_t ts, long long arrival_ms)
@@ -190,8 +191,15 @@ enum px_jb_what px_jb_get(px_jb *jb, const uint8_t **payload, size_t *len)
 	*payload = NULL;
 	*len = 0;
 	if (!jb->playing) {
-		if (jb->depth == 0 || jb->depth < jb->stats.target)
+		/* Filling: until the target is held, or the first frame held
+		 * has waited as long as the target would have taken to come. */
+		if (jb->depth == 0) {
+			jb->fill_turns = 0;
 			return PX_JB_NOTHING;
+		}
+		if (jb->depth < jb->stats.target && ++jb->fill_turns < jb->stats.target)
+			return PX_JB_NOTHING;
+		jb->fill_turns = 0;
 		jb->playing = true;
 		jb->next_seq = earliest(jb)->seq;
 	}

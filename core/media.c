@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <plexus/codec.h>
+#include <plexus/jitterbuf.h>
 #include <plexus/config.h>
 #include <plexus/core.h>
 #include <plexus/log.h>
@@ -81,6 +82,7 @@
 #define DEFAULT_TS_STEP 160
 #define MAX_TS_STEP     18000
 #define MAX_WORKERS     256
+#define TIMER_GRID_MS   10
 #define WAKEUP_HANDLE   UINT64_MAX
 #define NO_SLOT         UINT32_MAX
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
@@ -120,12 +122,13 @@ struct sent_stream {
 
 /* Decoding what this leg receives for a transcoded bridge. */
 struct transcoder {
-	px_trans *trans;   /* this leg's format -> the peer's; NULL: relay */
-	bool started;      /* a packet was decoded */
-	uint16_t last_seq; /* of the last decoded packet */
-	uint32_t last_ts;
-	unsigned samples; /* audio in one packet, at the format's sample rate */
-	bool mark_next;   /* the next packet sent starts a new stream */
+	px_trans *trans; /* this leg's format -> the peer's; NULL: relay */
+	bool mark_next;  /* the next packet sent starts a new stream */
+	/* What this leg receives waits here and is decoded on the worker's
+	 * timer, one frame per frame duration (see "jitter buffer"). */
+	px_jb *jb;
+	bool ticking;
+	long long next_tick;
 };
 
 /* RFC 4733 events: what is received (told to the handler) and what the
@@ -155,8 +158,6 @@ struct dtmf_state {
 	void *inband_arg;
 };
 
-/* Lost packets concealed at most, in a row; a longer gap is a new stream. */
-#define MAX_CONCEAL 5
 
 struct session_stats {
 	atomic_uint_least64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_lost, rx_dropped;
@@ -753,6 +754,7 @@ static struct media_worker *pick_worker(void)
 static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
 			  size_t plen);
 static long long dtmf_timer(struct media_worker *w, px_rtp *r);
+static long long jb_timer(struct media_worker *w, px_rtp *r);
 static bool session_timers_pending(const px_rtp *r);
 static void inband_received(px_rtp *in, const unsigned char *payload, size_t len);
 
@@ -760,6 +762,11 @@ static void inband_received(px_rtp *in, const unsigned char *payload, size_t len
  * another thread wakes the worker too, so that it waits no longer. */
 static void worker_timer_at(struct media_worker *w, long long due)
 {
+	/* On a grid, so that many sessions' timers share a wake-up and a walk
+	 * of the table (the jitter buffers of a thousand transcoded legs
+	 * tick every 20 ms each). */
+	if (due)
+		due += (TIMER_GRID_MS - due % TIMER_GRID_MS) % TIMER_GRID_MS;
 	if (due && (!w->timer_ms || due < w->timer_ms))
 		w->timer_ms = due;
 }
@@ -776,12 +783,15 @@ static void worker_kick(struct media_worker *w)
  * some, 0 for none. */
 static long long session_timers(struct media_worker *w, px_rtp *r)
 {
-	return dtmf_timer(w, r);
+	long long a = dtmf_timer(w, r), b = jb_timer(w, r);
+
+	return !a ? b : !b ? a : a < b ? a : b;
 }
 
-/* Run what is due on every session of w; w->lock held. Timers are rare
- * (a digit being sent), so a walk of the table is cheaper than a heap
- * kept up to date on every change. */
+/* Run what is due on every session of w; w->lock held. Timers are few
+ * (digits being sent, transcoded legs' jitter buffers) and on a 10 ms
+ * grid, so a walk of the table is cheaper than a heap kept up to date on
+ * every change. */
 static void worker_timers(struct media_worker *w)
 {
 	long long next = 0;
@@ -999,57 +1009,130 @@ static void rewrite_event_for(struct media_worker *w, px_rtp *out, unsigned char
 	put_be32(p + 8, tx->ssrc);
 }
 
-/* Decode one packet of in's into its transcoder, and send what that makes
- * of out's packet duration to out's far end. -1: the packet was not valid
- * for its format. */
-static int transcode(struct media_worker *w, px_rtp *in, px_rtp *out, const unsigned char *p,
-		     size_t offset, size_t plen, unsigned *nsend)
+/* ------------------------------------------------------------ jitter buffer
+ *
+ * A transcoded leg's packets go into its jitter buffer as they arrive; the
+ * worker's timer takes one frame out per frame duration, decodes it (or
+ * conceals it, with the next frame's FEC when the codec has it), and sends
+ * what that makes of the peer's packet duration at once. A leg whose buffer
+ * ran dry stops ticking until its next packet. Pure relays have no buffer:
+ * the far end's own buffer takes the jitter. */
+
+#define TICK_MIN_MS 10
+#define TICK_MAX_MS 120
+/* Turns caught up at most when the worker was late. */
+#define TICK_CATCH_UP 4
+
+/* A packet for in's transcoder: into its jitter buffer; -1 if too big. */
+static int jb_receive(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
+		      size_t plen)
 {
 	struct transcoder *xc = &in->xc;
-	const struct px_format *src = in->codec.format, *dst = out->codec.format;
-	uint16_t seq = get_be16(p + 2);
-	uint32_t ts = get_be32(p + 4);
-	unsigned ptime = out->codec.ptime ? out->codec.ptime : 20;
-	uint32_t ts_step = ptime * dst->rtp_clock / 1000;
 
-	if (xc->started) {
-		int gap = (int16_t)(uint16_t)(seq - xc->last_seq);
-		if (gap <= 0)
-			return 0; /* late or repeated: its time has passed */
-		uint32_t dts = ts - xc->last_ts;
-		if (gap == 1 && dts > 0 && dts <= src->rtp_clock / 8)
-			xc->samples = (unsigned)((unsigned long long)dts * src->sample_rate /
-						 src->rtp_clock);
-		else if (gap > 1 && gap <= MAX_CONCEAL)
-			px_trans_conceal(xc->trans, (unsigned)(gap - 1) * xc->samples);
-	}
-	if (px_trans_write(xc->trans, p + offset, plen) < 0)
+	if (px_jb_put(xc->jb, get_be16(p + 2), get_be32(p + 4), p + offset, plen, w->now_ms) < 0)
 		return -1;
-	xc->started = true;
-	xc->last_seq = seq;
-	xc->last_ts = ts;
-	for (;;) {
-		unsigned char *o;
-		int n;
+	if (!xc->ticking) {
+		xc->ticking = true;
+		xc->next_tick = w->now_ms;
+		worker_timer_at(w, w->now_ms);
+	}
+	return 0;
+}
 
-		if (*nsend == RECV_BATCH)
-			break; /* the rest goes with the next packet */
-		o = w->out_buffers[*nsend];
-		n = px_trans_read(xc->trans, ptime, o + RTP_HEADER_SIZE,
-				  PACKET_MAX - RTP_HEADER_SIZE);
+/* Encode what in's transcoder holds into out's packet duration and send it. */
+static void emit_transcoded(px_rtp *in, px_rtp *out, long long now)
+{
+	struct transcoder *xc = &in->xc;
+	unsigned ptime = out->codec.ptime ? out->codec.ptime : 20;
+	uint32_t ts_step = ptime * out->codec.format->rtp_clock / 1000;
+	unsigned char o[PACKET_MAX];
+
+	for (int k = 0; k < 8; k++) {
+		int n = px_trans_read(xc->trans, ptime, o + RTP_HEADER_SIZE,
+				      PACKET_MAX - RTP_HEADER_SIZE);
 		if (n <= 0)
 			break;
 		out->tx.last_seq++;
 		out->tx.last_ts += ts_step;
+		out->tx.sent_ms = now;
 		o[0] = RTP_VERSION << 6;
 		o[1] = (unsigned char)((xc->mark_next ? 0x80 : 0) | (out->codec.pt & 0x7f));
 		xc->mark_next = false;
 		put_be16(o + 2, out->tx.last_seq);
 		put_be32(o + 4, out->tx.last_ts);
 		put_be32(o + 8, out->tx.ssrc);
-		queue_send(w, out, (*nsend)++, o, RTP_HEADER_SIZE + (size_t)n);
+		if (!out->send || !out->remote_len || out->dtmf.tone_playing)
+			continue;
+		size_t len = RTP_HEADER_SIZE + (size_t)n;
+		if (sendto(out->fd, o, len, MSG_DONTWAIT, (struct sockaddr *)&out->remote,
+			   out->remote_len) == (ssize_t)len) {
+			counter_add(&out->stats.tx_packets, 1);
+			counter_add(&out->stats.tx_bytes, len);
+		}
 	}
-	return 0;
+}
+
+/* One turn of in's jitter buffer; false when it has run dry. */
+static bool jb_turn(px_rtp *in, long long now)
+{
+	struct transcoder *xc = &in->xc;
+	const struct px_format *src = in->codec.format;
+	const uint8_t *payload;
+	size_t len;
+	unsigned samples = (unsigned)((unsigned long long)px_jb_frame_ts(xc->jb) *
+				      src->sample_rate / src->rtp_clock);
+
+	switch (px_jb_get(xc->jb, &payload, &len)) {
+	case PX_JB_NOTHING: {
+		struct px_jb_stats st;
+		px_jb_get_stats(xc->jb, &st);
+		return st.depth > 0; /* filling up: go on ticking */
+	}
+	case PX_JB_FRAME:
+		if (px_trans_write(xc->trans, payload, len) < 0) {
+			counter_add(&in->stats.rx_bad, 1);
+			counter_add(&in->stats.rx_dropped, 1);
+			return true;
+		}
+		counter_add(&in->stats.transcoded, 1);
+		break;
+	case PX_JB_LOST:
+		px_trans_recover(xc->trans, payload, len, samples);
+		break;
+	}
+	emit_transcoded(in, in->peer, now);
+	return true;
+}
+
+static long long jb_timer(struct media_worker *w, px_rtp *r)
+{
+	struct transcoder *xc = &r->xc;
+	long long now = w->now_ms;
+	unsigned clock;
+	long long frame_ms;
+
+	if (!xc->ticking)
+		return 0;
+	if (!xc->trans || !xc->jb || !r->peer) {
+		xc->ticking = false;
+		return 0;
+	}
+	clock = r->codec.format->rtp_clock;
+	frame_ms = (long long)px_jb_frame_ts(xc->jb) * 1000 / clock;
+	if (frame_ms < TICK_MIN_MS)
+		frame_ms = TICK_MIN_MS;
+	if (frame_ms > TICK_MAX_MS)
+		frame_ms = TICK_MAX_MS;
+	for (int k = 0; k < TICK_CATCH_UP && now >= xc->next_tick; k++) {
+		if (!jb_turn(r, now)) {
+			xc->ticking = false;
+			return 0;
+		}
+		xc->next_tick += frame_ms;
+	}
+	if (now >= xc->next_tick)
+		xc->next_tick = now + frame_ms; /* too far behind: skip ahead */
+	return xc->next_tick;
 }
 
 /* Read what is waiting on in's socket (one batch; level-triggered epoll
@@ -1057,7 +1140,7 @@ static int transcode(struct media_worker *w, px_rtp *in, px_rtp *out, const unsi
 static void relay_batch(struct media_worker *w, px_rtp *in)
 {
 	px_rtp *out = in->peer;
-	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0, decoded = 0;
+	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0;
 	unsigned nsend = 0, sent = 0;
 	int n;
 
@@ -1104,14 +1187,9 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		if (in->xc.trans && audio) {
-			if (nsend + 4 > RECV_BATCH)
-				flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
-			int rc = transcode(w, in, out, p, offset, plen, &nsend);
-			if (rc < 0) {
+			if (jb_receive(w, in, p, offset, plen) < 0) {
 				dropped++;
 				bad++;
-			} else {
-				decoded++;
 			}
 			continue;
 		}
@@ -1142,7 +1220,6 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 	counter_add(&in->stats.rx_bytes, rx_bytes);
 	counter_add(&in->stats.rx_dropped, dropped);
 	counter_add(&in->stats.rx_bad, bad);
-	counter_add(&in->stats.transcoded, decoded);
 }
 
 static void drain_wakeup(struct media_worker *w)
@@ -1251,6 +1328,7 @@ static void worker_close(struct media_worker *w)
 		if (r) {
 			close(r->fd);
 			px_trans_free(r->xc.trans);
+			px_jb_free(r->xc.jb);
 			px_inband_free(r->dtmf.inband);
 			free(r);
 			atomic_fetch_sub(&session_count, 1);
@@ -1468,6 +1546,7 @@ void px_rtp_set_send(px_rtp *r, bool send)
 static void drop_transcoder(px_rtp *r)
 {
 	px_trans_free(r->xc.trans);
+	px_jb_free(r->xc.jb);
 	memset(&r->xc, 0, sizeof(r->xc));
 }
 
@@ -1542,6 +1621,7 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 	struct media_worker *wa, *wb;
 	struct px_rtp_codec ca, cb;
 	px_trans *ab = NULL, *ba = NULL;
+	px_jb *jba = NULL, *jbb = NULL;
 
 	if (a == b)
 		return px_err_set(err, "RTP port %u: cannot bridge a session with itself", a->port);
@@ -1556,6 +1636,17 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 			px_trans_free(ab);
 			return -1;
 		}
+		jba = px_jb_new(ca.format->rtp_clock,
+				(ca.ptime ? ca.ptime : 20) * ca.format->rtp_clock / 1000);
+		jbb = px_jb_new(cb.format->rtp_clock,
+				(cb.ptime ? cb.ptime : 20) * cb.format->rtp_clock / 1000);
+		if (!jba || !jbb) {
+			px_trans_free(ab);
+			px_trans_free(ba);
+			px_jb_free(jba);
+			px_jb_free(jbb);
+			return px_err_set(err, "out of memory");
+		}
 	}
 	lock_pair(a, b, &wa, &wb);
 	/* Both legs of a bridge on one worker: a packet is read and relayed
@@ -1564,6 +1655,8 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 		unlock_pair(wa, wb);
 		px_trans_free(ab);
 		px_trans_free(ba);
+		px_jb_free(jba);
+		px_jb_free(jbb);
 		return -1;
 	}
 	leave_bridge(a);
@@ -1571,8 +1664,10 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 	a->peer = b;
 	b->peer = a;
 	a->xc.trans = ab;
+	a->xc.jb = jba;
 	a->xc.mark_next = true;
 	b->xc.trans = ba;
+	b->xc.jb = jbb;
 	b->xc.mark_next = true;
 	unlock_pair(wa, wb);
 	px_debug(1, "RTP ports %u and %u bridged on media/%u%s%s%s%s", a->port, b->port, wa->index,
@@ -1645,7 +1740,7 @@ void px_rtp_destroy(px_rtp *r)
 
 static bool session_timers_pending(const px_rtp *r)
 {
-	return r->dtmf.qlen || r->dtmf.rx_begun;
+	return r->dtmf.qlen || r->dtmf.rx_begun || r->xc.ticking;
 }
 
 static void dtmf_tell(px_rtp *r, char digit, bool begin, unsigned units)

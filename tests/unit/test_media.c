@@ -1379,6 +1379,57 @@ static void test_dtmf_send(void)
 	px_media_shutdown();
 }
 
+/* A transcoded leg (PCMU -> PCMA) puts what it receives in order through
+ * its jitter buffer: a reordered packet is decoded in its turn rather than
+ * dropped as late, and a lost one is concealed, so that one packet of the
+ * other format goes out per frame, in sequence. */
+static void test_jitter_buffer_transcoding(void)
+{
+	struct call c;
+	struct rtp_in in;
+	px_err err = {""};
+	unsigned char p[HEADER_SIZE + 160];
+	bool loaded;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		 px_loader_load("codec_ulaw", &err) == 0 && px_loader_load("codec_alaw", &err) == 0;
+	CU_ASSERT_FATAL(loaded);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	struct px_rtp_codec ulaw = {.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				    .dtmf_pt = -1};
+	struct px_rtp_codec alaw = {.format = px_format_find("alaw"), .pt = 8, .ptime = 20,
+				    .dtmf_pt = -1};
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &alaw);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, &err) == 0);
+	CU_ASSERT(px_rtp_transcoding(c.a));
+
+	/* 1 2 4 3 5 6, then 7 9 (8 lost), in one burst: they wait in the
+	 * buffer for their turns, one every 20 ms. */
+	static const uint16_t order[] = {1, 2, 4, 3, 5, 6, 7, 9};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		make_rtp(p, 0x3550, order[i], 160u * order[i], false);
+		memset(p + HEADER_SIZE, 0xff, 160);
+		send_raw(&c.pa, c.a, p, sizeof(p));
+	}
+	unsigned out = 0;
+	uint16_t seq = 0;
+	while (recv_packet(&c.pb, &in, SILENCE_MS)) {
+		CU_ASSERT_EQUAL(in.pt, 8);
+		CU_ASSERT_EQUAL(in.len, HEADER_SIZE + 160);
+		if (out)
+			CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq + 1));
+		seq = in.seq;
+		out++;
+	}
+	CU_ASSERT_EQUAL(out, 9); /* eight decoded, one concealed */
+	CU_ASSERT(wait_stat(c.a, STAT(transcoded), 8));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_lost, 1);
+	call_close(&c);
+	px_loader_shutdown();
+}
+
 /* A digit played as tones by one session, its packets carried by the test
  * to another session that listens for tones. */
 static void test_inband_dtmf(void)
@@ -1487,6 +1538,7 @@ int main(void)
 		{"DTMF receive", test_dtmf_receive},
 		{"DTMF send", test_dtmf_send},
 		{"inband DTMF", test_inband_dtmf},
+		{"jitter buffer on a transcoded leg", test_jitter_buffer_transcoding},
 	};
 	CU_pSuite suite;
 	unsigned failures;
