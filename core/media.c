@@ -36,6 +36,7 @@
 
 #include "codec_internal.h"
 #include "inband.h"
+#include "rtcp.h"
 #include "media_internal.h"
 
 /*
@@ -83,6 +84,8 @@
 #define MAX_TS_STEP     18000
 #define MAX_WORKERS     256
 #define TIMER_GRID_MS   10
+/* In an epoll handle's slot half: the event is for the session's RTCP socket. */
+#define RTCP_HANDLE_BIT 0x80000000u
 #define WAKEUP_HANDLE   UINT64_MAX
 #define NO_SLOT         UINT32_MAX
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
@@ -163,6 +166,30 @@ struct session_stats {
 	atomic_uint_least64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_lost, rx_dropped;
 	atomic_uint_least64_t rx_bad, transcoded;
 	atomic_uint_least32_t rx_ssrc, tx_ssrc;
+	atomic_uint_least64_t rtcp_rx, rtcp_tx;
+	atomic_uint_least32_t jitter_ms, remote_lost, remote_fraction, remote_jitter_ms, rtt_ms;
+	atomic_bool remote_reported;
+};
+
+/* RTCP of one session (see "RTCP" below): its socket and far end, when the
+ * next report goes, and RFC 3550's receiver statistics of what it gets. */
+struct rtcp_state {
+	int fd;    /* on port + 1; -1: none (then only with rtcp-mux) */
+	bool mux;  /* rtcp-mux: on the RTP port */
+	bool latched;
+	struct sockaddr_storage remote;
+	socklen_t remote_len; /* 0: the RTP far end's port + 1 */
+	long long next_ms;
+	uint64_t tx_at_last; /* tx_packets at the last report: SR or RR */
+	bool started;
+	uint32_t ssrc;
+	uint16_t base_seq, max_seq;
+	uint32_t cycles, received, expected_prior, received_prior;
+	bool have_transit;
+	int32_t last_transit;
+	uint32_t jitter16; /* interarrival jitter in clock units, times 16 */
+	uint32_t lsr;      /* the far end's last SR (middle of its NTP) */
+	long long lsr_ms;  /* when it came */
 };
 
 struct px_rtp {
@@ -186,6 +213,7 @@ struct px_rtp {
 	struct px_rtp_codec codec;
 	struct transcoder xc;
 	struct dtmf_state dtmf;
+	struct rtcp_state rtcp;
 
 	struct session_stats stats;
 };
@@ -228,6 +256,7 @@ struct rtp_settings {
 	long long rtpstart;
 	long long rtpend;
 	long long workers;
+	long long rtcpinterval;
 };
 
 static const struct px_config_option rtp_options[] = {
@@ -237,6 +266,9 @@ static const struct px_config_option rtp_options[] = {
 	 "last UDP port for RTP and RTCP"},
 	{"workers", PX_CFG_INT, "0", 0, MAX_WORKERS, NULL, offsetof(struct rtp_settings, workers),
 	 "media worker threads; 0: one per core"},
+	{"rtcpinterval", PX_CFG_INT, "5000", 0, 60000, NULL,
+	 offsetof(struct rtp_settings, rtcpinterval),
+	 "ms between RTCP reports of a session (randomised by half); 0: none"},
 };
 
 /* Set by px_media_init and cleared by px_media_shutdown, which are not
@@ -246,6 +278,7 @@ static struct media_worker *workers;
 static unsigned nworkers;
 static atomic_uint worker_cursor;
 static atomic_uint session_count;
+static unsigned rtcp_interval_ms; /* set by px_media_init */
 
 /* The port range, in pairs: pair i is RTP port port_start + 2i and RTCP
  * port port_start + 2i + 1. */
@@ -660,6 +693,16 @@ static int worker_attach(struct media_worker *w, px_rtp *r)
 	ev.data.u64 = slot_handle(w, slot);
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, r->fd, &ev) < 0)
 		return -1;
+	if (r->rtcp.fd >= 0) {
+		struct epoll_event rev = {.events = EPOLLIN,
+					  .data.u64 = slot_handle(w, slot) | RTCP_HANDLE_BIT};
+		if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, r->rtcp.fd, &rev) < 0) {
+			int why = errno;
+			epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->fd, NULL);
+			errno = why;
+			return -1;
+		}
+	}
 	w->free_slot = w->slots[slot].next_free;
 	w->slots[slot].session = r;
 	r->slot = slot;
@@ -674,6 +717,8 @@ static void worker_detach(struct media_worker *w, uint32_t slot)
 	px_rtp *r = w->slots[slot].session;
 
 	epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->fd, NULL);
+	if (r->rtcp.fd >= 0)
+		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->rtcp.fd, NULL);
 	w->slots[slot].session = NULL;
 	w->slots[slot].generation++;
 	w->slots[slot].next_free = w->free_slot;
@@ -683,7 +728,7 @@ static void worker_detach(struct media_worker *w, uint32_t slot)
 
 static px_rtp *slot_lookup(const struct media_worker *w, uint64_t handle)
 {
-	uint32_t slot = (uint32_t)handle;
+	uint32_t slot = (uint32_t)handle & ~RTCP_HANDLE_BIT;
 
 	if (slot >= w->nslots || w->slots[slot].generation != (uint32_t)(handle >> 32))
 		return NULL;
@@ -757,6 +802,13 @@ static long long dtmf_timer(struct media_worker *w, px_rtp *r);
 static long long jb_timer(struct media_worker *w, px_rtp *r);
 static bool session_timers_pending(const px_rtp *r);
 static void inband_received(px_rtp *in, const unsigned char *payload, size_t len);
+static long long rtcp_timer(struct media_worker *w, px_rtp *r);
+static void rtcp_note(struct media_worker *w, px_rtp *r, const unsigned char *p, bool audio);
+static bool rtcp_received(struct media_worker *w, px_rtp *r, const unsigned char *p, size_t len,
+			  const struct sockaddr_storage *from);
+static void rtcp_read(struct media_worker *w, px_rtp *r);
+static void rtcp_start(struct media_worker *w, px_rtp *r);
+static int open_rtcp_socket(px_rtp *r);
 
 /* Make w run its timers by due (monotonic ms); w->lock held. A caller on
  * another thread wakes the worker too, so that it waits no longer. */
@@ -781,11 +833,14 @@ static void worker_kick(struct media_worker *w)
 
 /* The timed work of r (DTMF sent and timed out); the next time it has
  * some, 0 for none. */
+static long long earliest_due(long long a, long long b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
 static long long session_timers(struct media_worker *w, px_rtp *r)
 {
-	long long a = dtmf_timer(w, r), b = jb_timer(w, r);
-
-	return !a ? b : !b ? a : a < b ? a : b;
+	return earliest_due(earliest_due(dtmf_timer(w, r), jb_timer(w, r)), rtcp_timer(w, r));
 }
 
 /* Run what is due on every session of w; w->lock held. Timers are few
@@ -1140,7 +1195,7 @@ static long long jb_timer(struct media_worker *w, px_rtp *r)
 static void relay_batch(struct media_worker *w, px_rtp *in)
 {
 	px_rtp *out = in->peer;
-	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0;
+	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0, rtcp = 0;
 	unsigned nsend = 0, sent = 0;
 	int n;
 
@@ -1158,6 +1213,12 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		size_t offset, plen;
 
 		rx_bytes += len;
+		if (!(w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) && px_rtcp_is_rtcp(p, len) &&
+		    rtcp_received(w, in, p, len, NULL)) {
+			rtcp++; /* multiplexed (RFC 5761): not RTP, not bad */
+			rx_bytes -= len;
+			continue;
+		}
 		if ((w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
 		    !rtp_payload(p, len, &offset, &plen)) {
 			dropped++;
@@ -1175,6 +1236,7 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		note_received(in, get_be32(p + 8), get_be16(p + 2));
+		rtcp_note(w, in, p, audio);
 		if (event)
 			dtmf_received(w, in, p, offset, plen);
 		if (in->symmetric && !in->latched)
@@ -1216,7 +1278,7 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		counter_add(&out->stats.tx_packets, sent);
 		counter_add(&out->stats.tx_bytes, tx_bytes);
 	}
-	counter_add(&in->stats.rx_packets, (uint64_t)n);
+	counter_add(&in->stats.rx_packets, (uint64_t)n - rtcp);
 	counter_add(&in->stats.rx_bytes, rx_bytes);
 	counter_add(&in->stats.rx_dropped, dropped);
 	counter_add(&in->stats.rx_bad, bad);
@@ -1255,7 +1317,9 @@ static void *worker_main(void *arg)
 				continue;
 			}
 			px_rtp *r = slot_lookup(w, events[i].data.u64);
-			if (r)
+			if (r && (events[i].data.u64 & RTCP_HANDLE_BIT))
+				rtcp_read(w, r);
+			else if (r)
 				relay_batch(w, r);
 		}
 		if (w->timer_ms && w->now_ms >= w->timer_ms)
@@ -1327,6 +1391,8 @@ static void worker_close(struct media_worker *w)
 
 		if (r) {
 			close(r->fd);
+			if (r->rtcp.fd >= 0)
+				close(r->rtcp.fd);
 			px_trans_free(r->xc.trans);
 			px_jb_free(r->xc.jb);
 			px_inband_free(r->dtmf.inband);
@@ -1380,6 +1446,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 
 	pthread_mutex_lock(&port_lock);
 	port_start = (unsigned)set.rtpstart;
+	rtcp_interval_ms = (unsigned)set.rtcpinterval;
 	port_end = (unsigned)set.rtpend;
 	/* An RTP port needs its RTCP port inside the range too. */
 	npairs = (port_end - port_start + 1) / 2;
@@ -1474,6 +1541,7 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 		free(r);
 		return -1;
 	}
+	r->rtcp.fd = open_rtcp_socket(r);
 	r->send = true;
 	r->codec.pt = -1;
 	r->codec.dtmf_pt = -1;
@@ -1488,10 +1556,14 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	atomic_store(&r->worker, w);
 	int rc = worker_attach(w, r);
 	int why = errno;
+	if (rc == 0)
+		rtcp_start(w, r);
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
 		px_err_set(err, "RTP port %u: cannot register with media/%u: %s", r->port, w->index,
 			   strerror(why));
+		if (r->rtcp.fd >= 0)
+			close(r->rtcp.fd);
 		close(r->fd);
 		release_port(r->port);
 		free(r);
@@ -1698,6 +1770,14 @@ void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out)
 	out->transcoded = atomic_load_explicit(&s->transcoded, memory_order_relaxed);
 	out->rx_ssrc = atomic_load_explicit(&s->rx_ssrc, memory_order_relaxed);
 	out->tx_ssrc = atomic_load_explicit(&s->tx_ssrc, memory_order_relaxed);
+	out->rtcp_rx = atomic_load_explicit(&s->rtcp_rx, memory_order_relaxed);
+	out->rtcp_tx = atomic_load_explicit(&s->rtcp_tx, memory_order_relaxed);
+	out->jitter_ms = atomic_load_explicit(&s->jitter_ms, memory_order_relaxed);
+	out->remote_reported = atomic_load_explicit(&s->remote_reported, memory_order_relaxed);
+	out->remote_lost = atomic_load_explicit(&s->remote_lost, memory_order_relaxed);
+	out->remote_fraction_lost = atomic_load_explicit(&s->remote_fraction, memory_order_relaxed);
+	out->remote_jitter_ms = atomic_load_explicit(&s->remote_jitter_ms, memory_order_relaxed);
+	out->rtt_ms = atomic_load_explicit(&s->rtt_ms, memory_order_relaxed);
 }
 
 void px_rtp_destroy(px_rtp *r)
@@ -1713,6 +1793,8 @@ void px_rtp_destroy(px_rtp *r)
 	/* The worker holds no session pointer outside its lock, and its
 	 * pending events for r no longer resolve: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
+	if (r->rtcp.fd >= 0)
+		close(r->rtcp.fd);
 	if (!idle_put(r->fd, r->port, &r->local)) {
 		close(r->fd);
 		release_port(r->port);
@@ -1740,7 +1822,7 @@ void px_rtp_destroy(px_rtp *r)
 
 static bool session_timers_pending(const px_rtp *r)
 {
-	return r->dtmf.qlen || r->dtmf.rx_begun || r->xc.ticking;
+	return r->dtmf.qlen || r->dtmf.rx_begun || r->xc.ticking || r->rtcp.next_ms;
 }
 
 static void dtmf_tell(px_rtp *r, char digit, bool begin, unsigned units)
@@ -2052,4 +2134,246 @@ int px_rtp_send_tone(px_rtp *r, char digit, unsigned duration_ms)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return rc;
+}
+
+/* ------------------------------------------------------------ RTCP
+ *
+ * Each session terminates its own RTCP, relayed or not: it reports every
+ * rtcpinterval ms (randomised between half and one and a half times, RFC
+ * 3550 6.2) on port + 1, or on the RTP port with rtcp-mux, an SR when it
+ * has sent RTP since its last report, else an RR, with a block about the
+ * stream it receives; and it reads the far end's SR/RR for its loss,
+ * jitter and round trip. */
+
+/* Seconds from 1900 (NTP) to 1970 (Unix). */
+#define NTP_UNIX_OFFSET 2208988800ULL
+
+static uint64_t ntp_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return ((uint64_t)now.tv_sec + NTP_UNIX_OFFSET) << 32 |
+	       (uint64_t)(((uint64_t)now.tv_nsec << 32) / 1000000000ULL);
+}
+
+static unsigned rtcp_clock(const px_rtp *r)
+{
+	return r->codec.format ? r->codec.format->rtp_clock : 8000;
+}
+
+static long long rtcp_next(long long now)
+{
+	return now + rtcp_interval_ms / 2 + random_u32() % (rtcp_interval_ms + 1);
+}
+
+/* A socket on port + 1 of the session's address; -1 when it is taken
+ * (then RTCP goes only with rtcp-mux). */
+static int open_rtcp_socket(px_rtp *r)
+{
+	struct sockaddr_storage addr = r->local;
+	int one = 1;
+	int fd = socket(r->local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+
+	if (fd < 0)
+		return -1;
+	if (r->local.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	set_port(&addr, (uint16_t)(r->port + 1));
+	if (bind(fd, (struct sockaddr *)&addr, sockaddr_size(addr.ss_family)) < 0) {
+		px_debug(1, "RTP port %u: no RTCP port: %s", r->port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void rtcp_start(struct media_worker *w, px_rtp *r)
+{
+	if (!rtcp_interval_ms)
+		return;
+	r->rtcp.next_ms = rtcp_next(monotonic_ms());
+	worker_timer_at(w, r->rtcp.next_ms);
+	worker_kick(w);
+}
+
+/* RFC 3550 A.1 and A.8, for what r receives: extended sequence numbers and
+ * the interarrival jitter (audio only: events keep their timestamp). */
+static void rtcp_note(struct media_worker *w, px_rtp *r, const unsigned char *p, bool audio)
+{
+	struct rtcp_state *c = &r->rtcp;
+	uint32_t ssrc = get_be32(p + 8);
+	uint16_t seq = get_be16(p + 2);
+
+	if (!c->started || c->ssrc != ssrc) {
+		memset(&c->started, 0, sizeof(*c) - offsetof(struct rtcp_state, started));
+		c->started = true;
+		c->ssrc = ssrc;
+		c->base_seq = c->max_seq = seq;
+	} else {
+		int16_t delta = (int16_t)(uint16_t)(seq - c->max_seq);
+		if (delta > 0) {
+			if (seq < c->max_seq)
+				c->cycles += 65536;
+			c->max_seq = seq;
+		}
+	}
+	c->received++;
+	if (audio) {
+		unsigned clock = rtcp_clock(r);
+		int32_t transit =
+			(int32_t)((uint32_t)((uint64_t)w->now_ms * clock / 1000) - get_be32(p + 4));
+		if (c->have_transit) {
+			int32_t d = transit - c->last_transit;
+			uint32_t ad = (uint32_t)(d < 0 ? -(int64_t)d : d);
+			if (ad < clock) /* a jump of a second or more is a restart */
+				c->jitter16 += ad - ((c->jitter16 + 8) >> 4);
+		}
+		c->have_transit = true;
+		c->last_transit = transit;
+		atomic_store_explicit(&r->stats.jitter_ms,
+				      (uint32_t)((uint64_t)(c->jitter16 >> 4) * 1000 / clock),
+				      memory_order_relaxed);
+	}
+}
+
+static void rtcp_send(struct media_worker *w, px_rtp *r)
+{
+	struct rtcp_state *c = &r->rtcp;
+	uint64_t tx_packets = atomic_load_explicit(&r->stats.tx_packets, memory_order_relaxed);
+	struct px_rtcp_sender_info info;
+	struct px_rtcp_block block;
+	struct sockaddr_storage to;
+	socklen_t to_len;
+	unsigned char p[256];
+	char cname[32];
+	int fd, n;
+
+	if (c->mux) {
+		fd = r->fd;
+		to = r->remote;
+		to_len = r->remote_len;
+	} else if (c->latched) {
+		fd = c->fd;
+		to = c->remote;
+		to_len = c->remote_len;
+	} else {
+		fd = c->fd;
+		to = r->remote;
+		to_len = r->remote_len;
+		if (to_len)
+			set_port(&to, (uint16_t)(ntohs(((struct sockaddr_in *)&to)->sin_port) + 1));
+	}
+	if (fd < 0 || !to_len)
+		return;
+	bool sender = tx_packets != c->tx_at_last;
+	if (sender) {
+		info.ntp = ntp_now();
+		info.rtp_ts = stream_ts_now(r, w->now_ms);
+		info.packets = (uint32_t)tx_packets;
+		info.octets = (uint32_t)atomic_load_explicit(&r->stats.tx_bytes, memory_order_relaxed);
+		c->tx_at_last = tx_packets;
+	}
+	if (c->started) {
+		uint32_t ext_max = c->cycles + c->max_seq;
+		uint32_t expected = ext_max - c->base_seq + 1;
+		int64_t lost = (int64_t)expected - c->received;
+		uint32_t exp_int = expected - c->expected_prior;
+		uint32_t rec_int = c->received - c->received_prior;
+		int64_t lost_int = (int64_t)exp_int - rec_int;
+
+		c->expected_prior = expected;
+		c->received_prior = c->received;
+		block = (struct px_rtcp_block){
+			.ssrc = c->ssrc,
+			.fraction_lost =
+				(uint8_t)(exp_int == 0 || lost_int <= 0 ? 0 : (lost_int << 8) / exp_int),
+			.cumulative_lost = (int32_t)(lost > 0x7fffff ? 0x7fffff : lost),
+			.highest_seq = ext_max,
+			.jitter = c->jitter16 >> 4,
+			.lsr = c->lsr,
+			.dlsr = c->lsr ? (uint32_t)((w->now_ms - c->lsr_ms) * 65536 / 1000) : 0,
+		};
+	}
+	snprintf(cname, sizeof(cname), "plexus-%08x", (unsigned)r->tx.ssrc);
+	n = px_rtcp_build(p, sizeof(p), r->tx.ssrc, sender ? &info : NULL, c->started ? &block : NULL,
+			  cname);
+	if (n > 0 && sendto(fd, p, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&to, to_len) == n)
+		counter_add(&r->stats.rtcp_tx, 1);
+}
+
+static long long rtcp_timer(struct media_worker *w, px_rtp *r)
+{
+	if (!r->rtcp.next_ms)
+		return 0;
+	if (w->now_ms >= r->rtcp.next_ms) {
+		rtcp_send(w, r);
+		r->rtcp.next_ms = rtcp_next(w->now_ms);
+	}
+	return r->rtcp.next_ms;
+}
+
+/* An RTCP packet from r's far end (from: its source on the RTCP port, NULL
+ * when multiplexed). false when it is not valid RTCP. */
+static bool rtcp_received(struct media_worker *w, px_rtp *r, const unsigned char *p, size_t len,
+			  const struct sockaddr_storage *from)
+{
+	struct rtcp_state *c = &r->rtcp;
+	struct px_rtcp_report rep;
+
+	if (px_rtcp_parse(p, len, &rep) < 0)
+		return false;
+	counter_add(&r->stats.rtcp_rx, 1);
+	if (rep.sender) {
+		c->lsr = px_rtcp_ntp_mid(rep.info.ntp);
+		c->lsr_ms = w->now_ms;
+	}
+	for (unsigned i = 0; i < rep.nblocks; i++) {
+		const struct px_rtcp_block *b = &rep.blocks[i];
+
+		if (b->ssrc != r->tx.ssrc)
+			continue;
+		atomic_store(&r->stats.remote_fraction, b->fraction_lost);
+		atomic_store(&r->stats.remote_lost,
+			     (uint32_t)(b->cumulative_lost > 0 ? b->cumulative_lost : 0));
+		atomic_store(&r->stats.remote_jitter_ms,
+			     (uint32_t)((uint64_t)b->jitter * 1000 / rtcp_clock(r)));
+		if (b->lsr) {
+			/* RFC 3550 6.4.1: arrival - LSR - DLSR, in 1/65536 s. */
+			uint32_t rtt = px_rtcp_ntp_mid(ntp_now()) - b->lsr - b->dlsr;
+			if (rtt < 0x80000000u)
+				atomic_store(&r->stats.rtt_ms, (uint32_t)((uint64_t)rtt * 1000 >> 16));
+		}
+		atomic_store(&r->stats.remote_reported, true);
+	}
+	if (from && r->symmetric && !c->latched) {
+		c->latched = true;
+		c->remote = *from;
+		c->remote_len = sockaddr_size(from->ss_family);
+	}
+	return true;
+}
+
+/* What waits on r's RTCP socket; bad packets are counted with the RTP's. */
+static void rtcp_read(struct media_worker *w, px_rtp *r)
+{
+	for (int i = 0; i < 8; i++) {
+		struct sockaddr_storage from;
+		socklen_t from_len = sizeof(from);
+		ssize_t n = recvfrom(r->rtcp.fd, w->buffers[0], PACKET_MAX, MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &from_len);
+
+		if (n < 0)
+			break;
+		if (!rtcp_received(w, r, w->buffers[0], (size_t)n, &from))
+			counter_add(&r->stats.rx_bad, 1);
+	}
+}
+
+void px_rtp_set_rtcp_mux(px_rtp *r, bool mux)
+{
+	struct media_worker *w = lock_session(r);
+
+	r->rtcp.mux = mux;
+	pthread_mutex_unlock(&w->lock);
 }

@@ -353,6 +353,7 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 	c->dtmf_pt = nc.dtmf_pt;
 	c->rtcp_mux = m->rtcp_mux;
 	px_rtp_set_codec(c->rtp, &nc);
+	px_rtp_set_rtcp_mux(c->rtp, m->rtcp_mux);
 	set_inband(c);
 	return changed;
 }

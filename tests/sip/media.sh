@@ -34,6 +34,7 @@ cat >"$D/rtp.conf" <<EOF
 [general]
 rtpstart = $((BASE + 10))
 rtpend = $((BASE + 199))
+rtcpinterval = 1000
 EOF
 cat >"$D/sip.conf" <<EOF
 [general]
@@ -143,4 +144,39 @@ call "inband tones from an inband leg arrive as RFC 4733 events" \
 call "RFC 4733 events arrive as tones on an inband leg" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2008) --callee-codec ulaw \
 	--caller-dtmf rfc4733 --callee-dtmf inband --dtmf-digits '90B'
+
+# RTCP: the caller (rtcp-mux) and the callee (RTCP on port + 1) of a relayed
+# call each report 25 % loss and 10 ms of jitter on plexusd's stream; the
+# channels show it while the call is up, and each phone gets plexusd's SRs.
+timeout 60 "$PYTHON" "$PHONE" --sip-port "$SIP_PORT" $(phone caller 2001) --caller-codec ulaw \
+	$(phone callee 2007) --callee-codec ulaw --rtcp --hold 5 >"$TMP/rtcp.out" 2>&1 &
+RTCP_PID=$!
+track_pid $RTCP_PID
+shown=0
+for _ in $(seq 1 40); do
+	px "$SOCK" 'core show channels'
+	names=$(printf '%s\n' "$PX_OUT" | grep -oE '^SIP/200[17]-[0-9a-f]+' | sort -u)
+	shown=0
+	for name in $names; do
+		px "$SOCK" "core show channel $name"
+		if printf '%s\n' "$PX_OUT" | grep -qE 'Far end reports: lost 5 \(25% lately\)  jitter: 10 ms' &&
+			printf '%s\n' "$PX_OUT" | grep -qE 'RTCP sent: [1-9][0-9]*  received: [1-9]'; then
+			shown=$((shown + 1))
+		fi
+	done
+	[ $shown = 2 ] && break
+	sleep 0.2
+done
+if [ $shown != 2 ]; then
+	fail "both channels show the far end's RTCP report" "expected 2 channels with it" \
+		"got $shown: $PX_OUT"
+fi
+pass "both channels show the far end's RTCP report (loss, jitter, RTCP counts)"
+wait $RTCP_PID
+rc=$?
+untrack_pid $RTCP_PID
+if [ $rc != 0 ]; then
+	fail "the phones get plexusd's sender reports" "mediaphone.py exit 0" "$(cat "$TMP/rtcp.out")"
+fi
+pass "the phones get plexusd's sender reports: $(grep -c '^ok' "$TMP/rtcp.out") phone checks"
 finish

@@ -140,14 +140,26 @@ def goertzel(samples, rate, freq):
 
 
 class Phone:
-    def __init__(self, user, secret, codec, sip_port, dtmf):
+    def __init__(self, user, secret, codec, sip_port, dtmf, rtcp_mux=False):
         self.user, self.secret, self.sip_port = user, secret, sip_port
         self.codec_name = codec
         self.dtmf = dtmf
+        self.rtcp_mux = rtcp_mux
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sip.bind(("127.0.0.1", 0))
-        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rtp.bind(("127.0.0.1", 0))
+        # RTP on a port whose next one is free for RTCP.
+        for _ in range(50):
+            self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.rtp.bind(("127.0.0.1", 0))
+            self.rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self.rtcp.bind(("127.0.0.1", self.rtp.getsockname()[1] + 1))
+                break
+            except OSError:
+                self.rtp.close()
+                self.rtcp.close()
+        self.remote_ssrc = None
+        self.reports = []  # RTCP SR/RR from plexusd: (pt, ssrc, packets or None, via)
         self.port = self.sip.getsockname()[1]
         self.rtp_port = self.rtp.getsockname()[1]
         self.tag = "t%d" % random.randrange(1 << 30)
@@ -186,6 +198,8 @@ class Phone:
             lines.append("a=rtpmap:%d telephone-event/8000" % DTMF_PT)
             lines.append("a=fmtp:%d 0-16" % DTMF_PT)
         lines += ["a=ptime:20", "a=sendrecv"]
+        if self.rtcp_mux:
+            lines.append("a=rtcp-mux")
         return "\r\n".join(lines) + "\r\n"
 
     def send(self, text):
@@ -254,7 +268,11 @@ class Phone:
                 return
             if len(data) < 12:
                 continue
+            if 192 <= data[1] <= 223:
+                self.take_rtcp(data, "rtp port")
+                continue
             pt = data[1] & 0x7f
+            self.remote_ssrc = struct.unpack("!I", data[8:12])[0]
             payload = data[12 + 4 * (data[0] & 0x0f):]
             if pt == self.pt:
                 self.heard += self.codec.decode(payload)
@@ -267,6 +285,29 @@ class Phone:
                                    bool(flags & 0x80))
             else:
                 self.bad_pt += 1
+
+    def take_rtcp(self, data, via):
+        if len(data) >= 8 and data[1] in (200, 201):
+            ssrc = struct.unpack("!I", data[4:8])[0]
+            packets = struct.unpack("!I", data[20:24])[0] if data[1] == 200 and len(data) >= 28 \
+                else None
+            self.reports.append((data[1], ssrc, packets, via))
+
+    def read_rtcp(self):
+        while True:
+            try:
+                data = self.rtcp.recv(4096, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            self.take_rtcp(data, "rtcp port")
+
+    def send_rr(self, fraction, lost, jitter):
+        """A receiver report about plexusd's stream, with an SDES CNAME."""
+        rr = struct.pack("!BBHI", 0x81, 201, 7, self.ssrc)
+        rr += struct.pack("!IIIIII", self.remote_ssrc, fraction << 24 | lost, 0, jitter, 0, 0)
+        sdes = struct.pack("!BBHIBB", 0x81, 202, 3, self.ssrc, 1, 2) + b"mp\0\0\0\0"
+        dest = self.remote_rtp if self.rtcp_mux else (self.remote_rtp[0], self.remote_rtp[1] + 1)
+        (self.rtp if self.rtcp_mux else self.rtcp).sendto(rr + sdes, dest)
 
     def hears(self, freq, other):
         pcm = struct.unpack("<%dh" % (len(self.heard) // 2), bytes(self.heard))
@@ -313,7 +354,7 @@ class Test:
         self.args = args
         self.failures = 0
         self.caller = Phone(args.caller, args.caller_secret, args.caller_codec, args.sip_port,
-                            args.caller_dtmf)
+                            args.caller_dtmf, rtcp_mux=args.rtcp)
         self.callee = Phone(args.callee, args.callee_secret, args.callee_codec, args.sip_port,
                             args.callee_dtmf)
 
@@ -373,7 +414,8 @@ class Test:
         deadline = time.monotonic() + seconds
         next_tick = time.monotonic()
         socks = {self.caller.sip: self.caller, self.callee.sip: self.callee,
-                 self.caller.rtp: self.caller, self.callee.rtp: self.callee}
+                 self.caller.rtp: self.caller, self.callee.rtp: self.callee,
+                 self.caller.rtcp: self.caller, self.callee.rtcp: self.callee}
         while time.monotonic() < deadline:
             if until and until():
                 return True
@@ -387,6 +429,8 @@ class Test:
                 p = socks[s]
                 if s is p.sip:
                     self.handle(p, s.recv(65535))
+                elif s is p.rtcp:
+                    p.read_rtcp()
                 else:
                     p.read_rtp()
         return bool(until and until())
@@ -458,6 +502,9 @@ class Test:
         if a.dtmf_digits:
             self.send_dtmf(uri, call_id, to + ";tag=" + remote_tag)
 
+        if a.rtcp:
+            self.rtcp_check()
+
         if a.reinvite_codec:
             self.caller.set_codec(a.reinvite_codec)
             final, _ = self.transaction(self.caller, "INVITE", uri, to + ";tag=" + remote_tag,
@@ -484,6 +531,22 @@ class Test:
         self.check(self.caller.bad_pt == 0 and self.callee.bad_pt == 0,
                    "no packet of an unexpected payload type reached a phone",
                    "caller %d, callee %d" % (self.caller.bad_pt, self.callee.bad_pt))
+
+    def rtcp_check(self):
+        """Each phone reports 25 % loss (5 packets) and 10 ms of jitter on
+        plexusd's stream (the caller with rtcp-mux on its RTP port, the
+        callee on port + 1), keeps its audio going while plexusd's console
+        is looked at (--hold), and must get plexusd's sender reports."""
+        for phone, via in ((self.caller, "rtp port"), (self.callee, "rtcp port")):
+            phone.reports = []
+            phone.send_rr(64, 5, CLOCK[phone.codec_name] // 100)
+        self.pump(self.args.hold, rtp=(1000, 600))
+        for phone, via in ((self.caller, "rtp port"), (self.callee, "rtcp port")):
+            srs = [r for r in phone.reports if r[0] == 200]
+            self.check(bool(srs) and all(r[1] == phone.remote_ssrc and r[2] and r[3] == via
+                                         for r in srs),
+                       "%s gets plexusd's sender reports on its %s" % (phone.user, via),
+                       str(phone.reports))
 
     def send_dtmf(self, uri, call_id, to):
         digits = self.args.dtmf_digits
@@ -560,6 +623,10 @@ def main():
     ap.add_argument("--dtmf-digits", default="")
     ap.add_argument("--reinvite-codec", choices=sorted(RATE))
     ap.add_argument("--seconds", type=float, default=1.5)
+    ap.add_argument("--rtcp", action="store_true",
+                    help="RTCP checks: the caller offers rtcp-mux; both report loss and jitter")
+    ap.add_argument("--hold", type=float, default=3.0,
+                    help="seconds the call stays up for the RTCP checks")
     args = ap.parse_args()
     t = Test(args)
     t.run()

@@ -36,6 +36,7 @@
 #include "loader.h"
 #include "log_internal.h"
 #include "media_internal.h"
+#include "rtcp.h"
 
 /* Long enough for a loaded machine, short enough for a test that waits for
  * nothing to arrive. */
@@ -98,6 +99,8 @@ static struct sockaddr_storage loopback(int family, uint16_t port)
 
 /* Start the engine on rtpstart..rtpend with that many workers, stopping one
  * left running by a test that failed half-way. */
+static unsigned rtcp_interval = 5000;
+
 static int start_engine(unsigned start, unsigned end, unsigned nworkers)
 {
 	char text[256];
@@ -106,8 +109,9 @@ static int start_engine(unsigned start, unsigned end, unsigned nworkers)
 	int rc;
 
 	px_media_shutdown();
-	snprintf(text, sizeof(text), "[general]\nrtpstart = %u\nrtpend = %u\nworkers = %u\n", start,
-	         end, nworkers);
+	snprintf(text, sizeof(text),
+	         "[general]\nrtpstart = %u\nrtpend = %u\nworkers = %u\nrtcpinterval = %u\n", start,
+	         end, nworkers, rtcp_interval);
 	if (px_config_load_string("rtp.conf", text, &cfg, &err) < 0) {
 		fprintf(stderr, "rtp.conf: %s\n", err.msg);
 		return -1;
@@ -1430,6 +1434,103 @@ static void test_jitter_buffer_transcoding(void)
 	px_loader_shutdown();
 }
 
+/* Wait for an RTCP packet on ph (RTP that comes first is skipped). */
+static bool recv_rtcp(const struct phone *ph, struct px_rtcp_report *rep)
+{
+	struct rtp_in in;
+
+	for (int i = 0; i < 50; i++) {
+		if (!recv_packet(ph, &in, 3 * RECV_TIMEOUT_MS))
+			return false;
+		if (px_rtcp_is_rtcp(in.data, in.len))
+			return px_rtcp_parse(in.data, in.len, rep) == 0;
+	}
+	return false;
+}
+
+/* RTCP multiplexed on the RTP port, and on port + 1: the session's reports
+ * (RR while it sends nothing, SR once it relays) reach the far end and
+ * describe what it received; the far end's RR is read (not counted as bad
+ * RTP) into loss, jitter and round trip. */
+static void test_rtcp(void)
+{
+	struct call c;
+	struct px_rtcp_report rep;
+	unsigned char p[256];
+	int n;
+
+	rtcp_interval = 200;
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	rtcp_interval = 5000;
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_unbridge(c.a);
+	px_rtp_set_rtcp_mux(c.a, true);
+	uint32_t a_ssrc = stats_of(c.a).tx_ssrc;
+
+	/* Ten packets from PA, two of them lost (seq 1003 and 1006). */
+	for (uint16_t i = 0; i < 10; i++)
+		if (i != 3 && i != 6)
+			send_rtp(&c.pa, c.a, 0x7777, (uint16_t)(1000 + i), 160u * i, false);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), 8));
+	CU_ASSERT_FATAL(recv_rtcp(&c.pa, &rep));
+	CU_ASSERT(!rep.sender); /* A sent no RTP */
+	CU_ASSERT_EQUAL(rep.ssrc, a_ssrc);
+	CU_ASSERT_EQUAL_FATAL(rep.nblocks, 1);
+	CU_ASSERT_EQUAL(rep.blocks[0].ssrc, 0x7777);
+	CU_ASSERT_EQUAL(rep.blocks[0].highest_seq, 1009);
+	CU_ASSERT_EQUAL(rep.blocks[0].cumulative_lost, 2);
+	CU_ASSERT_EQUAL(rep.blocks[0].fraction_lost, 2 * 256 / 10);
+
+	/* PA's RR about A's stream, on A's RTP port. */
+	struct px_rtcp_block about_a = {.ssrc = a_ssrc, .fraction_lost = 64,
+					.cumulative_lost = 5, .jitter = 80};
+	n = px_rtcp_build(p, sizeof(p), 0x7777, NULL, &about_a, "pa");
+	CU_ASSERT_FATAL(n > 0);
+	send_raw(&c.pa, c.a, p, (size_t)n);
+	CU_ASSERT(wait_stat(c.a, STAT(rtcp_rx), 1));
+	struct px_rtp_stats st = stats_of(c.a);
+	CU_ASSERT(st.remote_reported);
+	CU_ASSERT_EQUAL(st.remote_lost, 5);
+	CU_ASSERT_EQUAL(st.remote_fraction_lost, 64);
+	CU_ASSERT_EQUAL(st.remote_jitter_ms, 10);
+	CU_ASSERT_EQUAL(st.rx_bad, 0);
+	CU_ASSERT_EQUAL(st.rx_packets, 8);
+
+	/* Bridged, A relays PB's audio to PA: its next report is an SR. */
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	for (uint16_t i = 0; i < 5; i++)
+		send_rtp(&c.pb, c.b, 0x8888, (uint16_t)(50 + i), 160u * i, false);
+	CU_ASSERT(wait_stat(c.a, STAT(tx_packets), 5));
+	for (int i = 0; i < 5 && (!recv_rtcp(&c.pa, &rep) || !rep.sender); i++)
+		;
+	CU_ASSERT_FATAL(rep.sender);
+	CU_ASSERT_EQUAL(rep.info.packets, 5);
+	CU_ASSERT_EQUAL(rep.info.octets, 5 * (HEADER_SIZE + PAYLOAD_SIZE));
+	/* Answered at once (DLSR 0): A measures the round trip. */
+	about_a.lsr = px_rtcp_ntp_mid(rep.info.ntp);
+	n = px_rtcp_build(p, sizeof(p), 0x7777, NULL, &about_a, "pa");
+	send_raw(&c.pa, c.a, p, (size_t)n);
+	CU_ASSERT(wait_stat(c.a, STAT(rtcp_rx), 2));
+	CU_ASSERT(stats_of(c.a).rtt_ms < 1000);
+
+	/* Not multiplexed: B's RTCP port is its RTP port + 1. */
+	struct sockaddr_storage b_rtcp;
+	session_addr(c.b, &b_rtcp);
+	((struct sockaddr_in *)&b_rtcp)->sin_port = htons((uint16_t)(px_rtp_local_port(c.b) + 1));
+	CU_ASSERT_EQUAL(sendto(c.pb.fd, p, (size_t)n, 0, (struct sockaddr *)&b_rtcp,
+	                       sizeof(struct sockaddr_in)),
+	                n);
+	CU_ASSERT(wait_stat(c.b, STAT(rtcp_rx), 1));
+	/* Garbage there is bad, not RTCP. */
+	CU_ASSERT_EQUAL(sendto(c.pb.fd, "\x80\xc9\x00\x09", 4, 0, (struct sockaddr *)&b_rtcp,
+	                       sizeof(struct sockaddr_in)),
+	                4);
+	CU_ASSERT(wait_stat(c.b, STAT(rx_bad), 1));
+	CU_ASSERT_EQUAL(stats_of(c.b).rtcp_rx, 1);
+	call_close(&c);
+	px_media_shutdown();
+}
+
 /* A digit played as tones by one session, its packets carried by the test
  * to another session that listens for tones. */
 static void test_inband_dtmf(void)
@@ -1539,6 +1640,7 @@ int main(void)
 		{"DTMF send", test_dtmf_send},
 		{"inband DTMF", test_inband_dtmf},
 		{"jitter buffer on a transcoded leg", test_jitter_buffer_transcoding},
+		{"RTCP", test_rtcp},
 	};
 	CU_pSuite suite;
 	unsigned failures;

@@ -39,6 +39,14 @@ struct px_rtp_stats {
 	uint64_t rx_bad;               /* of those: not RTP, wrong payload type, undecodable */
 	uint64_t transcoded;           /* received packets decoded for a transcoded bridge */
 	uint32_t rx_ssrc, tx_ssrc;
+	/* RTCP, terminated by each session (see px_rtp_set_rtcp_mux). */
+	uint64_t rtcp_rx, rtcp_tx;     /* reports received and sent */
+	unsigned jitter_ms;            /* interarrival jitter of what we receive */
+	bool remote_reported;          /* the far end reported on our stream: */
+	uint32_t remote_lost;          /*   packets of ours it lost, in all */
+	unsigned remote_fraction_lost; /*   of 256, since its previous report */
+	unsigned remote_jitter_ms;     /*   the jitter it sees */
+	unsigned rtt_ms;               /*   round trip (0 until an SR of ours came back) */
 };
 
 /* A session on a free even port of local (an address; its port is ignored),
@@ -51,6 +59,9 @@ void px_rtp_local_addr(const px_rtp *r, struct sockaddr_storage *out);
 /* Where the far end receives. With symmetric (NAT) on, the first packet
  * that arrives from elsewhere moves the destination to its source. */
 void px_rtp_set_remote(px_rtp *r, const struct sockaddr *addr, bool symmetric);
+/* RTCP on the RTP port (rtcp-mux negotiated) instead of port + 1. RTCP
+ * arriving on the RTP port is taken as such either way (RFC 5761). */
+void px_rtp_set_rtcp_mux(px_rtp *r, bool mux);
 /* Stop or resume sending to the far end (hold: sendonly/inactive). */
 void px_rtp_set_send(px_rtp *r, bool send);
 
