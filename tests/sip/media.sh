@@ -124,6 +124,13 @@ call "PCMU to PCMU, relayed" \
 call "a re-INVITE from PCMU to PCMA keeps audio flowing to an Opus phone" \
 	$(phone caller 2006) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
 	--reinvite-codec alaw
+# The digits of the DTMF calls are told as DtmfBegin/DtmfEnd events too.
+"$PLEXUS" -s "$SOCK" -e >"$TMP/events.json" 2>"$TMP/events.err" &
+EVENTS_PID=$!
+track_pid "$EVENTS_PID"
+if ! wait_for_log "$TMP/events.err" 0 'streaming events' 5; then
+	fail "plexus -e subscribes" "expected 'streaming events'" "got: $(cat "$TMP/events.err")"
+fi
 # shellcheck disable=SC2046
 call "RFC 4733 digits from the caller arrive as SIP INFO on an INFO leg" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2005) --callee-codec ulaw \
@@ -144,6 +151,43 @@ call "inband tones from an inband leg arrive as RFC 4733 events" \
 call "RFC 4733 events arrive as tones on an inband leg" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2008) --callee-codec ulaw \
 	--caller-dtmf rfc4733 --callee-dtmf inband --dtmf-digits '90B'
+
+# dtmf_events ORIGIN DIGITS: each digit was told begun then ended (250 ms,
+# as the phones send them) on a channel of the endpoint that sent it.
+kill -TERM "$EVENTS_PID" 2>/dev/null
+wait "$EVENTS_PID" 2>/dev/null
+untrack_pid "$EVENTS_PID"
+dtmf_events() {
+	"$PYTHON" - "$TMP/events.json" "$1" "$2" <<'PYEOF'
+import json, sys
+path, endpoint, digits = sys.argv[1:4]
+seen = []
+for line in open(path):
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        continue
+    name = ev.get("event")
+    if name in ("DtmfBegin", "DtmfEnd") and ev.get("channel", "").startswith("SIP/%s-" % endpoint):
+        seen.append((name, ev.get("digit"), ev.get("duration_ms")))
+ends = [(d, ms) for n, d, ms in seen if n == "DtmfEnd"]
+begins = [d for n, d, ms in seen if n == "DtmfBegin"]
+ok = "".join(d for d, _ in ends) == digits and "".join(begins) == digits and \
+    all(ms is not None and 200 <= int(ms) <= 300 for _, ms in ends)
+print(seen)
+sys.exit(0 if ok else 1)
+PYEOF
+}
+# 2001 sent 159# (to an INFO leg), 73 (across transcoding) and 90B (to an
+# inband leg); 2005 sent INFO, 2008 tones.
+for spec in "2001 159#7390B" "2005 2*0D" "2008 46*"; do
+	read -r ep digits <<<"$spec"
+	if ! out=$(dtmf_events "$ep" "$digits"); then
+		fail "DtmfBegin/DtmfEnd events for $digits from SIP/$ep" \
+			"each digit begun and ended, ~250 ms" "got: $out"
+	fi
+	pass "DtmfBegin/DtmfEnd events for $digits from SIP/$ep, ~250 ms each"
+done
 
 # RTCP: the caller (rtcp-mux) and the callee (RTCP on port + 1) of a relayed
 # call each report 25 % loss and 10 ms of jitter on plexusd's stream; the
