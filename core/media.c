@@ -291,6 +291,7 @@ static size_t pair_cursor; /* guarded by port_lock */
 /* Sockets of ended sessions, still bound to their port, oldest first. */
 struct idle_socket {
 	int fd;
+	int rtcp_fd; /* its RTCP socket on port + 1, or -1 */
 	uint16_t port;
 	struct sockaddr_storage local;
 	long long released_ms;
@@ -552,19 +553,30 @@ static void release_port_locked(uint16_t port)
 		pair_taken[(port - port_start) / 2] = false;
 }
 
-/* Keep fd for reuse; false when the pool is full (the caller closes it). */
-static bool idle_put(int fd, uint16_t port, const struct sockaddr_storage *local)
+static void close_idle(struct idle_socket *s)
+{
+	close(s->fd);
+	if (s->rtcp_fd >= 0)
+		close(s->rtcp_fd);
+	release_port_locked(s->port);
+}
+
+/* Keep fd (and its RTCP socket rtcp_fd, or -1) for reuse; false when the
+ * pool is full (the caller closes them). */
+static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_storage *local)
 {
 	bool kept = false;
 
 	int small = IDLE_RCVBUF;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0)
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0 ||
+	    (rtcp_fd >= 0 && setsockopt(rtcp_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0))
 		return false;
 	pthread_mutex_lock(&port_lock);
 	if (idle_ring && idle_len < IDLE_SOCKETS_MAX) {
 		struct idle_socket *s = &idle_ring[(idle_head + idle_len) % IDLE_SOCKETS_MAX];
 		s->fd = fd;
+		s->rtcp_fd = rtcp_fd;
 		s->port = port;
 		s->local = *local;
 		s->released_ms = monotonic_ms();
@@ -578,12 +590,23 @@ static bool idle_put(int fd, uint16_t port, const struct sockaddr_storage *local
 /* The oldest idle socket bound to local's address, if it has rested long
  * enough; -1 otherwise. An older one on another address is closed, so that
  * a changed bind address does not pin sockets forever. */
+static bool drain(int fd)
+{
+	unsigned char scrap[PACKET_MAX];
+
+	for (int i = 0; i < IDLE_DRAIN_MAX; i++)
+		if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
+			return true;
+	return false;
+}
+
 static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
-		     struct sockaddr_storage *bound)
+		     struct sockaddr_storage *bound, int *rtcp_fd)
 {
 	long long now = monotonic_ms();
 	int fd = -1;
 
+	*rtcp_fd = -1;
 	pthread_mutex_lock(&port_lock);
 	while (idle_len > 0) {
 		struct idle_socket *s = &idle_ring[idle_head];
@@ -593,24 +616,22 @@ static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
 		idle_len--;
 		if (same_host(&s->local, local)) {
 			fd = s->fd;
+			*rtcp_fd = s->rtcp_fd;
 			*port = s->port;
 			*bound = s->local;
 			break;
 		}
-		close(s->fd);
-		release_port_locked(s->port);
+		close_idle(s);
 	}
 	pthread_mutex_unlock(&port_lock);
 	if (fd >= 0) {
-		unsigned char scrap[PACKET_MAX];
-		int rcvbuf = SOCKET_RCVBUF, i;
-		for (i = 0; i < IDLE_DRAIN_MAX; i++) {
-			if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
-				break;
-		}
-		if (i == IDLE_DRAIN_MAX ||
+		int rcvbuf = SOCKET_RCVBUF;
+		if (!drain(fd) || (*rtcp_fd >= 0 && !drain(*rtcp_fd)) ||
 		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
 			close(fd);
+			if (*rtcp_fd >= 0)
+				close(*rtcp_fd);
+			*rtcp_fd = -1;
 			release_port(*port);
 			return -1;
 		}
@@ -627,9 +648,7 @@ static size_t idle_evict(size_t n)
 
 	pthread_mutex_lock(&port_lock);
 	while (idle_len > 0 && closed < n) {
-		struct idle_socket *s = &idle_ring[idle_head];
-		close(s->fd);
-		release_port_locked(s->port);
+		close_idle(&idle_ring[idle_head]);
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
 		closed++;
@@ -642,9 +661,7 @@ static size_t idle_evict(size_t n)
 static void idle_close_all(void)
 {
 	while (idle_len > 0) {
-		struct idle_socket *s = &idle_ring[idle_head];
-		close(s->fd);
-		release_port_locked(s->port);
+		close_idle(&idle_ring[idle_head]);
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
 	}
@@ -1536,12 +1553,13 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	if (!r)
 		return px_err_set(err, "out of memory");
 	memcpy(&r->local, local, len);
-	r->fd = idle_take(&r->local, &r->port, &r->local);
+	r->fd = idle_take(&r->local, &r->port, &r->local, &r->rtcp.fd);
 	if (r->fd < 0 && open_rtp_socket(r, err) < 0) {
 		free(r);
 		return -1;
 	}
-	r->rtcp.fd = open_rtcp_socket(r);
+	if (r->rtcp.fd < 0)
+		r->rtcp.fd = open_rtcp_socket(r);
 	r->send = true;
 	r->codec.pt = -1;
 	r->codec.dtmf_pt = -1;
@@ -1793,10 +1811,10 @@ void px_rtp_destroy(px_rtp *r)
 	/* The worker holds no session pointer outside its lock, and its
 	 * pending events for r no longer resolve: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
-	if (r->rtcp.fd >= 0)
-		close(r->rtcp.fd);
-	if (!idle_put(r->fd, r->port, &r->local)) {
+	if (!idle_put(r->fd, r->rtcp.fd, r->port, &r->local)) {
 		close(r->fd);
+		if (r->rtcp.fd >= 0)
+			close(r->rtcp.fd);
 		release_port(r->port);
 	}
 	atomic_fetch_sub(&session_count, 1);
@@ -2190,11 +2208,15 @@ static int open_rtcp_socket(px_rtp *r)
 
 static void rtcp_start(struct media_worker *w, px_rtp *r)
 {
+	long long before = w->timer_ms;
+
 	if (!rtcp_interval_ms)
 		return;
 	r->rtcp.next_ms = rtcp_next(monotonic_ms());
 	worker_timer_at(w, r->rtcp.next_ms);
-	worker_kick(w);
+	/* A worker already due to wake up sooner needs no system call. */
+	if (w->timer_ms != before)
+		worker_kick(w);
 }
 
 /* RFC 3550 A.1 and A.8, for what r receives: extended sequence numbers and
