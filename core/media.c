@@ -161,7 +161,6 @@ struct dtmf_state {
 	void *inband_arg;
 };
 
-
 struct session_stats {
 	atomic_uint_least64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_lost, rx_dropped;
 	atomic_uint_least64_t rx_bad, transcoded;
@@ -174,8 +173,8 @@ struct session_stats {
 /* RTCP of one session (see "RTCP" below): its socket and far end, when the
  * next report goes, and RFC 3550's receiver statistics of what it gets. */
 struct rtcp_state {
-	int fd;    /* on port + 1; -1: none (then only with rtcp-mux) */
-	bool mux;  /* rtcp-mux: on the RTP port */
+	int fd;   /* on port + 1; -1: none (then only with rtcp-mux) */
+	bool mux; /* rtcp-mux: on the RTP port */
 	bool latched;
 	struct sockaddr_storage remote;
 	socklen_t remote_len; /* 0: the RTP far end's port + 1 */
@@ -1260,8 +1259,7 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			latch_remote(in, &w->recv_from[i]);
 		if (audio && in->dtmf.inband && in->dtmf.inband_fn)
 			inband_received(in, p + offset, plen);
-		if (!out || !out->send || !out->remote_len ||
-		    (audio && out->dtmf.tone_playing)) {
+		if (!out || !out->send || !out->remote_len || (audio && out->dtmf.tone_playing)) {
 			dropped++;
 			continue;
 		}
@@ -1960,8 +1958,7 @@ static void tone_timer(px_rtp *r, long long now)
 		d->start_ms = now;
 		r->tx.last_ts = stream_ts_now(r, now);
 	}
-	n = px_inband_tone_read(d->inband, ptime, p + RTP_HEADER_SIZE,
-				sizeof(p) - RTP_HEADER_SIZE);
+	n = px_inband_tone_read(d->inband, ptime, p + RTP_HEADER_SIZE, sizeof(p) - RTP_HEADER_SIZE);
 	if (n <= 0) {
 		d->tone_playing = false;
 		r->tx.have_source = false;
@@ -1983,8 +1980,7 @@ static void tone_timer(px_rtp *r, long long now)
 		counter_add(&r->stats.tx_bytes, RTP_HEADER_SIZE + (uint64_t)n);
 	}
 	/* Paced from the start, so timer lateness does not add up. */
-	d->next_ms = d->start_ms +
-		     (long long)ptime * (long long)((now - d->start_ms) / ptime + 1);
+	d->next_ms = d->start_ms + (long long)ptime * (long long)((now - d->start_ms) / ptime + 1);
 }
 
 static long long dtmf_timer(struct media_worker *w, px_rtp *r)
@@ -2293,7 +2289,8 @@ static void rtcp_send(struct media_worker *w, px_rtp *r)
 		info.ntp = ntp_now();
 		info.rtp_ts = stream_ts_now(r, w->now_ms);
 		info.packets = (uint32_t)tx_packets;
-		info.octets = (uint32_t)atomic_load_explicit(&r->stats.tx_bytes, memory_order_relaxed);
+		info.octets =
+			(uint32_t)atomic_load_explicit(&r->stats.tx_bytes, memory_order_relaxed);
 		c->tx_at_last = tx_packets;
 	}
 	if (c->started) {
@@ -2308,8 +2305,9 @@ static void rtcp_send(struct media_worker *w, px_rtp *r)
 		c->received_prior = c->received;
 		block = (struct px_rtcp_block){
 			.ssrc = c->ssrc,
-			.fraction_lost =
-				(uint8_t)(exp_int == 0 || lost_int <= 0 ? 0 : (lost_int << 8) / exp_int),
+			.fraction_lost = (uint8_t)(exp_int == 0 || lost_int <= 0
+							   ? 0
+							   : (lost_int << 8) / exp_int),
 			.cumulative_lost = (int32_t)(lost > 0x7fffff ? 0x7fffff : lost),
 			.highest_seq = ext_max,
 			.jitter = c->jitter16 >> 4,
@@ -2318,8 +2316,8 @@ static void rtcp_send(struct media_worker *w, px_rtp *r)
 		};
 	}
 	snprintf(cname, sizeof(cname), "plexus-%08x", (unsigned)r->tx.ssrc);
-	n = px_rtcp_build(p, sizeof(p), r->tx.ssrc, sender ? &info : NULL, c->started ? &block : NULL,
-			  cname);
+	n = px_rtcp_build(p, sizeof(p), r->tx.ssrc, sender ? &info : NULL,
+			  c->started ? &block : NULL, cname);
 	if (n > 0 && sendto(fd, p, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&to, to_len) == n)
 		counter_add(&r->stats.rtcp_tx, 1);
 }
@@ -2364,7 +2362,8 @@ static bool rtcp_received(struct media_worker *w, px_rtp *r, const unsigned char
 			/* RFC 3550 6.4.1: arrival - LSR - DLSR, in 1/65536 s. */
 			uint32_t rtt = px_rtcp_ntp_mid(ntp_now()) - b->lsr - b->dlsr;
 			if (rtt < 0x80000000u)
-				atomic_store(&r->stats.rtt_ms, (uint32_t)((uint64_t)rtt * 1000 >> 16));
+				atomic_store(&r->stats.rtt_ms,
+					     (uint32_t)((uint64_t)rtt * 1000 >> 16));
 		}
 		atomic_store(&r->stats.remote_reported, true);
 	}

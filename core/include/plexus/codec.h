@@ -58,7 +58,7 @@ struct px_translator {
 	 * of a lost frame from the redundancy carried by the frame after it,
 	 * next; bytes written or -1. May be NULL. */
 	int (*recover)(void *state, const uint8_t *next, size_t nextlen, unsigned samples,
-		       uint8_t *out, size_t outsize); /* encoders: input granularity (GSM: 160); 0: any */
+		       uint8_t *out, size_t outsize);
 };
 
 int px_format_register(px_module *owner, const struct px_format *f, px_err *err);
