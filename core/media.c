@@ -1184,7 +1184,9 @@ static long long jb_timer(struct media_worker *w, px_rtp *r)
 
 	if (!xc->ticking)
 		return 0;
-	if (!xc->trans || !xc->jb || !r->peer) {
+	/* A codec set to unknown since the bridge was made: nothing to do
+	 * until the bridge is made again. */
+	if (!xc->trans || !xc->jb || !r->peer || !r->codec.format || !r->peer->codec.format) {
 		xc->ticking = false;
 		return 0;
 	}
