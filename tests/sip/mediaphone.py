@@ -443,8 +443,16 @@ class Test:
         for _ in range(2):
             phone.responses = []
             phone.request(method, uri, call_id, phone.tag, to, phone.cseq, body, auth, ctype)
-            self.pump(5, lambda: any(r[0] >= 200 for r in phone.responses))
-            final = [r for r in phone.responses if r[0] >= 200]
+            # Only this request's answer: an earlier 401, which this phone
+            # never ACKs, is retransmitted for a while and must not be
+            # taken for it.
+            cseq = "%d %s" % (phone.cseq, method)
+
+            def finals():
+                return [r for r in phone.responses
+                        if r[0] >= 200 and r[1].get("cseq", [""])[0] == cseq]
+            self.pump(5, lambda: bool(finals()))
+            final = finals()
             phone.cseq += 1
             if not final:
                 return None, call_id
