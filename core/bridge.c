@@ -172,6 +172,22 @@ static bool media_bridge(px_channel *a, px_channel *b)
 	return true;
 }
 
+/* A digit that reached from goes on to to, in to's own mode, unless the
+ * media relay between them carries it already (RFC 4733 events both ways).
+ * Digits of unknown length get the usual 100 ms. */
+static void forward_dtmf(px_channel *from, px_channel *to, const struct px_channel_event *ev,
+			 bool media)
+{
+	px_rtp *r = px_channel_rtp(from);
+
+	if (media && ev->origin == PX_DTMF_RTP && r && px_rtp_carries_events(r))
+		return;
+	if (px_channel_send_dtmf(to, ev->digit, ev->duration_ms ? ev->duration_ms : 100,
+				 ev->origin) < 0)
+		px_verbose(3, "%s: digit %c not sent on to %s", px_channel_name(from), ev->digit,
+			   px_channel_name(to));
+}
+
 /* Take one side's events; true when the bridge must end because of it.
  * to_moh: music on hold plays to `to` because `from` put it on hold. */
 static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_channel *b, bool *media,
@@ -184,6 +200,8 @@ static bool side_events(px_channel *from, px_channel *to, px_channel *a, px_chan
 			return true;
 		if (ev.type == PX_EVENT_REDIRECT && px_channel_leaving(from))
 			return true;
+		if (ev.type == PX_EVENT_DTMF)
+			forward_dtmf(from, to, &ev, *media);
 		if (ev.type != PX_EVENT_CONTROL)
 			continue;
 		switch (ev.control) {

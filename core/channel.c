@@ -932,6 +932,12 @@ bool px_channel_on_hold(px_channel *ch)
 
 void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_ms)
 {
+	px_channel_queue_dtmf_from(ch, digit, begin, duration_ms, PX_DTMF_SIGNALLING);
+}
+
+void px_channel_queue_dtmf_from(px_channel *ch, char digit, bool begin, int duration_ms,
+				enum px_dtmf_origin origin)
+{
 	char d[2] = {digit, '\0'};
 
 	if (begin) {
@@ -941,7 +947,10 @@ void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_
 	}
 	PX_EVENT_EMIT(PX_EV_DTMF_END, ch, NULL, PX_EVS("digit", d),
 		      PX_EVI("duration_ms", duration_ms), PX_EVS("direction", "received"));
-	struct px_channel_event ev = {.type = PX_EVENT_DTMF, .digit = digit};
+	struct px_channel_event ev = {.type = PX_EVENT_DTMF,
+				      .digit = digit,
+				      .duration_ms = duration_ms > 0 ? (unsigned)duration_ms : 0,
+				      .origin = origin};
 	px_channel_queue_event(ch, &ev);
 }
 
@@ -1074,6 +1083,14 @@ int px_channel_indicate(px_channel *ch, enum px_control control)
 	if (!ch->tech->indicate || px_channel_is_hungup(ch))
 		return -1;
 	return ch->tech->indicate(ch, control);
+}
+
+int px_channel_send_dtmf(px_channel *ch, char digit, unsigned duration_ms,
+			 enum px_dtmf_origin origin)
+{
+	if (!ch->tech->send_dtmf || px_channel_is_hungup(ch))
+		return -1;
+	return ch->tech->send_dtmf(ch, digit, duration_ms, origin);
 }
 
 void px_channel_hangup(px_channel *ch, int cause)

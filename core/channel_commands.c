@@ -146,6 +146,15 @@ static enum px_cli_status cmd_show_channel(px_cli *cli, int argc, char **argv)
 			      (unsigned long long)st.rx_lost, (unsigned long long)st.rx_dropped);
 		px_cli_printf(cli, "  TX packets: %llu  bytes: %llu\n",
 			      (unsigned long long)st.tx_packets, (unsigned long long)st.tx_bytes);
+		px_cli_printf(cli, "  RTCP sent: %llu  received: %llu  jitter: %u ms\n",
+			      (unsigned long long)st.rtcp_tx, (unsigned long long)st.rtcp_rx,
+			      st.jitter_ms);
+		if (st.remote_reported)
+			px_cli_printf(cli,
+				      "  Far end reports: lost %u (%u%% lately)  jitter: %u ms  "
+				      "round trip: %u ms\n",
+				      st.remote_lost, st.remote_fraction_lost * 100 / 256,
+				      st.remote_jitter_ms, st.rtt_ms);
 	}
 	px_cli_printf(cli, "      Variables:\n");
 	px_channel_var_foreach(ch, print_var, cli);

@@ -591,6 +591,17 @@ void px_trans_conceal(px_trans *t, unsigned samples)
 	}
 }
 
+void px_trans_recover(px_trans *t, const uint8_t *next, size_t len, unsigned samples)
+{
+	if (next && t->npre > 0 && !t->src->linear && t->steps[0].t->recover) {
+		int rc = t->steps[0].t->recover(t->steps[0].state, next, len, samples, scratch[1],
+						 SCRATCH_BYTES);
+		if (rc > 0 && run_pre(t, 1, scratch[1], (size_t)rc) == 0)
+			return;
+	}
+	px_trans_conceal(t, samples);
+}
+
 int px_trans_read(px_trans *t, unsigned ms, uint8_t *out, size_t size)
 {
 	unsigned need = t->acc_rate / 1000 * ms;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <plexus/codec.h>
+#include <plexus/jitterbuf.h>
 #include <plexus/config.h>
 #include <plexus/core.h>
 #include <plexus/log.h>
@@ -35,6 +36,8 @@
 #include <plexus/rfc4733.h>
 
 #include "codec_internal.h"
+#include "inband.h"
+#include "rtcp.h"
 #include "media_internal.h"
 
 /*
@@ -81,6 +84,9 @@
 #define DEFAULT_TS_STEP 160
 #define MAX_TS_STEP     18000
 #define MAX_WORKERS     256
+#define TIMER_GRID_MS   10
+/* In an epoll handle's slot half: the event is for the session's RTCP socket. */
+#define RTCP_HANDLE_BIT 0x80000000u
 #define WAKEUP_HANDLE   UINT64_MAX
 #define TIMER_HANDLE    (UINT64_MAX - 1)
 /* The packet clock of sessions with a source (stream.c): each tick sends
@@ -116,16 +122,21 @@ struct sent_stream {
 	uint16_t seq_offset; /* sent = received + offset, modulo 2^16 */
 	uint32_t ts_offset;  /* sent = received + offset, modulo 2^32 */
 	long long sent_ms;   /* when last_ts went out; 0: never */
+	/* Events relayed into a transcoded stream: the source's timestamp of
+	 * the current one, and the one it was given. */
+	bool event_mapped;
+	uint32_t event_src_ts, event_out_ts;
 };
 
 /* Decoding what this leg receives for a transcoded bridge. */
 struct transcoder {
-	px_trans *trans;   /* this leg's format -> the peer's; NULL: relay */
-	bool started;      /* a packet was decoded */
-	uint16_t last_seq; /* of the last decoded packet */
-	uint32_t last_ts;
-	unsigned samples; /* audio in one packet, at the format's sample rate */
-	bool mark_next;   /* the next packet sent starts a new stream */
+	px_trans *trans; /* this leg's format -> the peer's; NULL: relay */
+	bool mark_next;  /* the next packet sent starts a new stream */
+	/* What this leg receives waits here and is decoded on the worker's
+	 * timer, one frame per frame duration (see "jitter buffer"). */
+	px_jb *jb;
+	bool ticking;
+	long long next_tick;
 };
 
 /* RFC 4733 events: what is received (told to the handler) and what the
@@ -141,21 +152,48 @@ struct dtmf_state {
 	struct {
 		char digit;
 		unsigned ms;
+		bool tone; /* inband, not an event */
 	} queue[DTMF_QUEUE];
 	unsigned qhead, qlen;
 	bool sending; /* the digit at qhead is on the wire */
 	uint32_t ts;  /* its timestamp */
 	long long start_ms, next_ms;
 	unsigned ends_sent;
+	bool tone_playing; /* audio relayed to the far end waits meanwhile */
+	/* Inband: the detector and generator, and who is told of the digits. */
+	px_inband *inband;
+	px_rtp_dtmf_fn inband_fn;
+	void *inband_arg;
 };
-
-/* Lost packets concealed at most, in a row; a longer gap is a new stream. */
-#define MAX_CONCEAL 5
 
 struct session_stats {
 	atomic_uint_least64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_lost, rx_dropped;
 	atomic_uint_least64_t rx_bad, transcoded;
 	atomic_uint_least32_t rx_ssrc, tx_ssrc;
+	atomic_uint_least64_t rtcp_rx, rtcp_tx;
+	atomic_uint_least32_t jitter_ms, remote_lost, remote_fraction, remote_jitter_ms, rtt_ms;
+	atomic_bool remote_reported;
+};
+
+/* RTCP of one session (see "RTCP" below): its socket and far end, when the
+ * next report goes, and RFC 3550's receiver statistics of what it gets. */
+struct rtcp_state {
+	int fd;   /* on port + 1; -1: none (then only with rtcp-mux) */
+	bool mux; /* rtcp-mux: on the RTP port */
+	bool latched;
+	struct sockaddr_storage remote;
+	socklen_t remote_len; /* 0: the RTP far end's port + 1 */
+	long long next_ms;
+	uint64_t tx_at_last; /* tx_packets at the last report: SR or RR */
+	bool started;
+	uint32_t ssrc;
+	uint16_t base_seq, max_seq;
+	uint32_t cycles, received, expected_prior, received_prior;
+	bool have_transit;
+	int32_t last_transit;
+	uint32_t jitter16; /* interarrival jitter in clock units, times 16 */
+	uint32_t lsr;      /* the far end's last SR (middle of its NTP) */
+	long long lsr_ms;  /* when it came */
 };
 
 struct px_rtp {
@@ -184,6 +222,7 @@ struct px_rtp {
 	struct px_term *term;
 	bool ticking;
 	px_rtp *tick_prev, *tick_next;
+	struct rtcp_state rtcp;
 
 	struct session_stats stats;
 };
@@ -228,6 +267,7 @@ struct rtp_settings {
 	long long rtpstart;
 	long long rtpend;
 	long long workers;
+	long long rtcpinterval;
 };
 
 static const struct px_config_option rtp_options[] = {
@@ -237,6 +277,9 @@ static const struct px_config_option rtp_options[] = {
 	 "last UDP port for RTP and RTCP"},
 	{"workers", PX_CFG_INT, "0", 0, MAX_WORKERS, NULL, offsetof(struct rtp_settings, workers),
 	 "media worker threads; 0: one per core"},
+	{"rtcpinterval", PX_CFG_INT, "5000", 0, 60000, NULL,
+	 offsetof(struct rtp_settings, rtcpinterval),
+	 "ms between RTCP reports of a session (randomised by half); 0: none"},
 };
 
 /* Set by px_media_init and cleared by px_media_shutdown, which are not
@@ -246,6 +289,7 @@ static struct media_worker *workers;
 static unsigned nworkers;
 static atomic_uint worker_cursor;
 static atomic_uint session_count;
+static unsigned rtcp_interval_ms; /* set by px_media_init */
 
 /* The port range, in pairs: pair i is RTP port port_start + 2i and RTCP
  * port port_start + 2i + 1. */
@@ -258,6 +302,7 @@ static size_t pair_cursor; /* guarded by port_lock */
 /* Sockets of ended sessions, still bound to their port, oldest first. */
 struct idle_socket {
 	int fd;
+	int rtcp_fd; /* its RTCP socket on port + 1, or -1 */
 	uint16_t port;
 	struct sockaddr_storage local;
 	long long released_ms;
@@ -519,19 +564,30 @@ static void release_port_locked(uint16_t port)
 		pair_taken[(port - port_start) / 2] = false;
 }
 
-/* Keep fd for reuse; false when the pool is full (the caller closes it). */
-static bool idle_put(int fd, uint16_t port, const struct sockaddr_storage *local)
+static void close_idle(struct idle_socket *s)
+{
+	close(s->fd);
+	if (s->rtcp_fd >= 0)
+		close(s->rtcp_fd);
+	release_port_locked(s->port);
+}
+
+/* Keep fd (and its RTCP socket rtcp_fd, or -1) for reuse; false when the
+ * pool is full (the caller closes them). */
+static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_storage *local)
 {
 	bool kept = false;
 
 	int small = IDLE_RCVBUF;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0)
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0 ||
+	    (rtcp_fd >= 0 && setsockopt(rtcp_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0))
 		return false;
 	pthread_mutex_lock(&port_lock);
 	if (idle_ring && idle_len < IDLE_SOCKETS_MAX) {
 		struct idle_socket *s = &idle_ring[(idle_head + idle_len) % IDLE_SOCKETS_MAX];
 		s->fd = fd;
+		s->rtcp_fd = rtcp_fd;
 		s->port = port;
 		s->local = *local;
 		s->released_ms = monotonic_ms();
@@ -545,12 +601,23 @@ static bool idle_put(int fd, uint16_t port, const struct sockaddr_storage *local
 /* The oldest idle socket bound to local's address, if it has rested long
  * enough; -1 otherwise. An older one on another address is closed, so that
  * a changed bind address does not pin sockets forever. */
+static bool drain(int fd)
+{
+	unsigned char scrap[PACKET_MAX];
+
+	for (int i = 0; i < IDLE_DRAIN_MAX; i++)
+		if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
+			return true;
+	return false;
+}
+
 static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
-		     struct sockaddr_storage *bound)
+		     struct sockaddr_storage *bound, int *rtcp_fd)
 {
 	long long now = monotonic_ms();
 	int fd = -1;
 
+	*rtcp_fd = -1;
 	pthread_mutex_lock(&port_lock);
 	while (idle_len > 0) {
 		struct idle_socket *s = &idle_ring[idle_head];
@@ -560,24 +627,22 @@ static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
 		idle_len--;
 		if (same_host(&s->local, local)) {
 			fd = s->fd;
+			*rtcp_fd = s->rtcp_fd;
 			*port = s->port;
 			*bound = s->local;
 			break;
 		}
-		close(s->fd);
-		release_port_locked(s->port);
+		close_idle(s);
 	}
 	pthread_mutex_unlock(&port_lock);
 	if (fd >= 0) {
-		unsigned char scrap[PACKET_MAX];
-		int rcvbuf = SOCKET_RCVBUF, i;
-		for (i = 0; i < IDLE_DRAIN_MAX; i++) {
-			if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
-				break;
-		}
-		if (i == IDLE_DRAIN_MAX ||
+		int rcvbuf = SOCKET_RCVBUF;
+		if (!drain(fd) || (*rtcp_fd >= 0 && !drain(*rtcp_fd)) ||
 		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
 			close(fd);
+			if (*rtcp_fd >= 0)
+				close(*rtcp_fd);
+			*rtcp_fd = -1;
 			release_port(*port);
 			return -1;
 		}
@@ -594,9 +659,7 @@ static size_t idle_evict(size_t n)
 
 	pthread_mutex_lock(&port_lock);
 	while (idle_len > 0 && closed < n) {
-		struct idle_socket *s = &idle_ring[idle_head];
-		close(s->fd);
-		release_port_locked(s->port);
+		close_idle(&idle_ring[idle_head]);
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
 		closed++;
@@ -609,9 +672,7 @@ static size_t idle_evict(size_t n)
 static void idle_close_all(void)
 {
 	while (idle_len > 0) {
-		struct idle_socket *s = &idle_ring[idle_head];
-		close(s->fd);
-		release_port_locked(s->port);
+		close_idle(&idle_ring[idle_head]);
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
 	}
@@ -660,6 +721,16 @@ static int worker_attach(struct media_worker *w, px_rtp *r)
 	ev.data.u64 = slot_handle(w, slot);
 	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, r->fd, &ev) < 0)
 		return -1;
+	if (r->rtcp.fd >= 0) {
+		struct epoll_event rev = {.events = EPOLLIN,
+					  .data.u64 = slot_handle(w, slot) | RTCP_HANDLE_BIT};
+		if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, r->rtcp.fd, &rev) < 0) {
+			int why = errno;
+			epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->fd, NULL);
+			errno = why;
+			return -1;
+		}
+	}
 	w->free_slot = w->slots[slot].next_free;
 	w->slots[slot].session = r;
 	r->slot = slot;
@@ -674,6 +745,8 @@ static void worker_detach(struct media_worker *w, uint32_t slot)
 	px_rtp *r = w->slots[slot].session;
 
 	epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->fd, NULL);
+	if (r->rtcp.fd >= 0)
+		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->rtcp.fd, NULL);
 	w->slots[slot].session = NULL;
 	w->slots[slot].generation++;
 	w->slots[slot].next_free = w->free_slot;
@@ -683,7 +756,7 @@ static void worker_detach(struct media_worker *w, uint32_t slot)
 
 static px_rtp *slot_lookup(const struct media_worker *w, uint64_t handle)
 {
-	uint32_t slot = (uint32_t)handle;
+	uint32_t slot = (uint32_t)handle & ~RTCP_HANDLE_BIT;
 
 	if (slot >= w->nslots || w->slots[slot].generation != (uint32_t)(handle >> 32))
 		return NULL;
@@ -792,12 +865,26 @@ static struct media_worker *pick_worker(void)
 static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
 			  size_t plen);
 static long long dtmf_timer(struct media_worker *w, px_rtp *r);
+static long long jb_timer(struct media_worker *w, px_rtp *r);
 static bool session_timers_pending(const px_rtp *r);
+static void inband_received(px_rtp *in, const unsigned char *payload, size_t len);
+static long long rtcp_timer(struct media_worker *w, px_rtp *r);
+static void rtcp_note(struct media_worker *w, px_rtp *r, const unsigned char *p, bool audio);
+static bool rtcp_received(struct media_worker *w, px_rtp *r, const unsigned char *p, size_t len,
+			  const struct sockaddr_storage *from);
+static void rtcp_read(struct media_worker *w, px_rtp *r);
+static void rtcp_start(struct media_worker *w, px_rtp *r);
+static int open_rtcp_socket(px_rtp *r);
 
 /* Make w run its timers by due (monotonic ms); w->lock held. A caller on
  * another thread wakes the worker too, so that it waits no longer. */
 static void worker_timer_at(struct media_worker *w, long long due)
 {
+	/* On a grid, so that many sessions' timers share a wake-up and a walk
+	 * of the table (the jitter buffers of a thousand transcoded legs
+	 * tick every 20 ms each). */
+	if (due)
+		due += (TIMER_GRID_MS - due % TIMER_GRID_MS) % TIMER_GRID_MS;
 	if (due && (!w->timer_ms || due < w->timer_ms))
 		w->timer_ms = due;
 }
@@ -812,14 +899,20 @@ static void worker_kick(struct media_worker *w)
 
 /* The timed work of r (DTMF sent and timed out); the next time it has
  * some, 0 for none. */
-static long long session_timers(struct media_worker *w, px_rtp *r)
+static long long earliest_due(long long a, long long b)
 {
-	return dtmf_timer(w, r);
+	return !a ? b : !b ? a : a < b ? a : b;
 }
 
-/* Run what is due on every session of w; w->lock held. Timers are rare
- * (a digit being sent), so a walk of the table is cheaper than a heap
- * kept up to date on every change. */
+static long long session_timers(struct media_worker *w, px_rtp *r)
+{
+	return earliest_due(earliest_due(dtmf_timer(w, r), jb_timer(w, r)), rtcp_timer(w, r));
+}
+
+/* Run what is due on every session of w; w->lock held. Timers are few
+ * (digits being sent, transcoded legs' jitter buffers) and on a 10 ms
+ * grid, so a walk of the table is cheaper than a heap kept up to date on
+ * every change. */
 static void worker_timers(struct media_worker *w)
 {
 	long long next = 0;
@@ -1016,70 +1109,153 @@ static void flush_sends(struct media_worker *w, px_rtp *out, unsigned *nsend, un
 }
 
 /* An RFC 4733 event relayed into a transcoded stream: it takes the
- * stream's SSRC and next sequence number, and the timestamp of the audio
- * sent last (an event's timestamp is where it began; its duration field
- * counts from there). */
-static void rewrite_event_for(px_rtp *out, unsigned char *p)
+ * stream's SSRC and next sequence number, and as timestamp where the stream
+ * is when the event begins (an event's timestamp is where it began; its
+ * duration field counts from there). The packets of one event share it. */
+static uint32_t stream_ts_now(const px_rtp *r, long long now);
+
+static void rewrite_event_for(struct media_worker *w, px_rtp *out, unsigned char *p)
 {
 	struct sent_stream *tx = &out->tx;
+	uint32_t ts = get_be32(p + 4);
 
+	if (!tx->event_mapped || tx->event_src_ts != ts) {
+		tx->event_mapped = true;
+		tx->event_src_ts = ts;
+		tx->event_out_ts = stream_ts_now(out, w->now_ms);
+	}
 	tx->last_seq++;
 	put_be16(p + 2, tx->last_seq);
-	put_be32(p + 4, tx->last_ts);
+	put_be32(p + 4, tx->event_out_ts);
 	put_be32(p + 8, tx->ssrc);
 }
 
-/* Decode one packet of in's into its transcoder, and send what that makes
- * of out's packet duration to out's far end. -1: the packet was not valid
- * for its format. */
-static int transcode(struct media_worker *w, px_rtp *in, px_rtp *out, const unsigned char *p,
-		     size_t offset, size_t plen, unsigned *nsend)
+/* ------------------------------------------------------------ jitter buffer
+ *
+ * A transcoded leg's packets go into its jitter buffer as they arrive; the
+ * worker's timer takes one frame out per frame duration, decodes it (or
+ * conceals it, with the next frame's FEC when the codec has it), and sends
+ * what that makes of the peer's packet duration at once. A leg whose buffer
+ * ran dry stops ticking until its next packet. Pure relays have no buffer:
+ * the far end's own buffer takes the jitter. */
+
+#define TICK_MIN_MS 10
+#define TICK_MAX_MS 120
+/* Turns caught up at most when the worker was late. */
+#define TICK_CATCH_UP 4
+
+/* A packet for in's transcoder: into its jitter buffer; -1 if too big. */
+static int jb_receive(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
+		      size_t plen)
 {
 	struct transcoder *xc = &in->xc;
-	const struct px_format *src = in->codec.format, *dst = out->codec.format;
-	uint16_t seq = get_be16(p + 2);
-	uint32_t ts = get_be32(p + 4);
-	unsigned ptime = out->codec.ptime ? out->codec.ptime : 20;
-	uint32_t ts_step = ptime * dst->rtp_clock / 1000;
 
-	if (xc->started) {
-		int gap = (int16_t)(uint16_t)(seq - xc->last_seq);
-		if (gap <= 0)
-			return 0; /* late or repeated: its time has passed */
-		uint32_t dts = ts - xc->last_ts;
-		if (gap == 1 && dts > 0 && dts <= src->rtp_clock / 8)
-			xc->samples = (unsigned)((unsigned long long)dts * src->sample_rate /
-						 src->rtp_clock);
-		else if (gap > 1 && gap <= MAX_CONCEAL)
-			px_trans_conceal(xc->trans, (unsigned)(gap - 1) * xc->samples);
-	}
-	if (px_trans_write(xc->trans, p + offset, plen) < 0)
+	if (px_jb_put(xc->jb, get_be16(p + 2), get_be32(p + 4), p + offset, plen, w->now_ms) < 0)
 		return -1;
-	xc->started = true;
-	xc->last_seq = seq;
-	xc->last_ts = ts;
-	for (;;) {
-		unsigned char *o;
-		int n;
+	if (!xc->ticking) {
+		xc->ticking = true;
+		xc->next_tick = w->now_ms;
+		worker_timer_at(w, w->now_ms);
+	}
+	return 0;
+}
 
-		if (*nsend == RECV_BATCH)
-			break; /* the rest goes with the next packet */
-		o = w->out_buffers[*nsend];
-		n = px_trans_read(xc->trans, ptime, o + RTP_HEADER_SIZE,
-				  PACKET_MAX - RTP_HEADER_SIZE);
+/* Encode what in's transcoder holds into out's packet duration and send it. */
+static void emit_transcoded(px_rtp *in, px_rtp *out, long long now)
+{
+	struct transcoder *xc = &in->xc;
+	unsigned ptime = out->codec.ptime ? out->codec.ptime : 20;
+	uint32_t ts_step = ptime * out->codec.format->rtp_clock / 1000;
+	unsigned char o[PACKET_MAX];
+
+	for (int k = 0; k < 8; k++) {
+		int n = px_trans_read(xc->trans, ptime, o + RTP_HEADER_SIZE,
+				      PACKET_MAX - RTP_HEADER_SIZE);
 		if (n <= 0)
 			break;
 		out->tx.last_seq++;
 		out->tx.last_ts += ts_step;
+		out->tx.sent_ms = now;
 		o[0] = RTP_VERSION << 6;
 		o[1] = (unsigned char)((xc->mark_next ? 0x80 : 0) | (out->codec.pt & 0x7f));
 		xc->mark_next = false;
 		put_be16(o + 2, out->tx.last_seq);
 		put_be32(o + 4, out->tx.last_ts);
 		put_be32(o + 8, out->tx.ssrc);
-		queue_send(w, out, (*nsend)++, o, RTP_HEADER_SIZE + (size_t)n);
+		if (!out->send || !out->remote_len || out->dtmf.tone_playing)
+			continue;
+		size_t len = RTP_HEADER_SIZE + (size_t)n;
+		if (sendto(out->fd, o, len, MSG_DONTWAIT, (struct sockaddr *)&out->remote,
+			   out->remote_len) == (ssize_t)len) {
+			counter_add(&out->stats.tx_packets, 1);
+			counter_add(&out->stats.tx_bytes, len);
+		}
 	}
-	return 0;
+}
+
+/* One turn of in's jitter buffer; false when it has run dry. */
+static bool jb_turn(px_rtp *in, long long now)
+{
+	struct transcoder *xc = &in->xc;
+	const struct px_format *src = in->codec.format;
+	const uint8_t *payload;
+	size_t len;
+	unsigned samples = (unsigned)((unsigned long long)px_jb_frame_ts(xc->jb) *
+				      src->sample_rate / src->rtp_clock);
+
+	switch (px_jb_get(xc->jb, &payload, &len)) {
+	case PX_JB_NOTHING: {
+		struct px_jb_stats st;
+		px_jb_get_stats(xc->jb, &st);
+		return st.depth > 0; /* filling up: go on ticking */
+	}
+	case PX_JB_FRAME:
+		if (px_trans_write(xc->trans, payload, len) < 0) {
+			counter_add(&in->stats.rx_bad, 1);
+			counter_add(&in->stats.rx_dropped, 1);
+			return true;
+		}
+		counter_add(&in->stats.transcoded, 1);
+		break;
+	case PX_JB_LOST:
+		px_trans_recover(xc->trans, payload, len, samples);
+		break;
+	}
+	emit_transcoded(in, in->peer, now);
+	return true;
+}
+
+static long long jb_timer(struct media_worker *w, px_rtp *r)
+{
+	struct transcoder *xc = &r->xc;
+	long long now = w->now_ms;
+	unsigned clock;
+	long long frame_ms;
+
+	if (!xc->ticking)
+		return 0;
+	/* A codec set to unknown since the bridge was made: nothing to do
+	 * until the bridge is made again. */
+	if (!xc->trans || !xc->jb || !r->peer || !r->codec.format || !r->peer->codec.format) {
+		xc->ticking = false;
+		return 0;
+	}
+	clock = r->codec.format->rtp_clock;
+	frame_ms = (long long)px_jb_frame_ts(xc->jb) * 1000 / clock;
+	if (frame_ms < TICK_MIN_MS)
+		frame_ms = TICK_MIN_MS;
+	if (frame_ms > TICK_MAX_MS)
+		frame_ms = TICK_MAX_MS;
+	for (int k = 0; k < TICK_CATCH_UP && now >= xc->next_tick; k++) {
+		if (!jb_turn(r, now)) {
+			xc->ticking = false;
+			return 0;
+		}
+		xc->next_tick += frame_ms;
+	}
+	if (now >= xc->next_tick)
+		xc->next_tick = now + frame_ms; /* too far behind: skip ahead */
+	return xc->next_tick;
 }
 
 /* Read what is waiting on in's socket (one batch; level-triggered epoll
@@ -1087,7 +1263,7 @@ static int transcode(struct media_worker *w, px_rtp *in, px_rtp *out, const unsi
 static void relay_batch(struct media_worker *w, px_rtp *in)
 {
 	px_rtp *out = in->peer;
-	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0, decoded = 0;
+	uint64_t rx_bytes = 0, tx_bytes = 0, dropped = 0, bad = 0, rtcp = 0;
 	unsigned nsend = 0, sent = 0;
 	int n;
 
@@ -1105,6 +1281,12 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		size_t offset, plen;
 
 		rx_bytes += len;
+		if (!(w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) && px_rtcp_is_rtcp(p, len) &&
+		    rtcp_received(w, in, p, len, NULL)) {
+			rtcp++; /* multiplexed (RFC 5761): not RTP, not bad */
+			rx_bytes -= len;
+			continue;
+		}
 		if ((w->recv_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
 		    !rtp_payload(p, len, &offset, &plen)) {
 			dropped++;
@@ -1122,10 +1304,13 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			continue;
 		}
 		note_received(in, get_be32(p + 8), get_be16(p + 2));
+		rtcp_note(w, in, p, audio);
 		if (event)
 			dtmf_received(w, in, p, offset, plen);
 		if (in->symmetric && !in->latched)
 			latch_remote(in, &w->recv_from[i]);
+		if (audio && in->dtmf.inband && in->dtmf.inband_fn)
+			inband_received(in, p + offset, plen);
 		if (in->term) {
 			/* An application owns this leg's media. */
 			if (audio)
@@ -1133,19 +1318,15 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			dropped += !audio;
 			continue;
 		}
-		if (!out || out->term || !out->send || !out->remote_len) {
+		if (!out || out->term || !out->send || !out->remote_len ||
+		    (audio && out->dtmf.tone_playing)) {
 			dropped++;
 			continue;
 		}
 		if (in->xc.trans && audio) {
-			if (nsend + 4 > RECV_BATCH)
-				flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
-			int rc = transcode(w, in, out, p, offset, plen, &nsend);
-			if (rc < 0) {
+			if (jb_receive(w, in, p, offset, plen) < 0) {
 				dropped++;
 				bad++;
-			} else {
-				decoded++;
 			}
 			continue;
 		}
@@ -1156,7 +1337,7 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		if (nsend == RECV_BATCH)
 			flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
 		if (in->xc.trans)
-			rewrite_event_for(out, p);
+			rewrite_event_for(w, out, p);
 		else
 			rewrite_for(out, p);
 		if (out->codec.format && in->codec.format)
@@ -1172,11 +1353,10 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 		counter_add(&out->stats.tx_packets, sent);
 		counter_add(&out->stats.tx_bytes, tx_bytes);
 	}
-	counter_add(&in->stats.rx_packets, (uint64_t)n);
+	counter_add(&in->stats.rx_packets, (uint64_t)n - rtcp);
 	counter_add(&in->stats.rx_bytes, rx_bytes);
 	counter_add(&in->stats.rx_dropped, dropped);
 	counter_add(&in->stats.rx_bad, bad);
-	counter_add(&in->stats.transcoded, decoded);
 }
 
 static void drain_wakeup(struct media_worker *w)
@@ -1234,7 +1414,9 @@ static void *worker_main(void *arg)
 				continue;
 			}
 			px_rtp *r = slot_lookup(w, events[i].data.u64);
-			if (r)
+			if (r && (events[i].data.u64 & RTCP_HANDLE_BIT))
+				rtcp_read(w, r);
+			else if (r)
 				relay_batch(w, r);
 		}
 		if (w->timer_ms && w->now_ms >= w->timer_ms)
@@ -1313,8 +1495,12 @@ static void worker_close(struct media_worker *w)
 
 		if (r) {
 			close(r->fd);
+			if (r->rtcp.fd >= 0)
+				close(r->rtcp.fd);
 			px_trans_free(r->xc.trans);
 			px_term_free(r->term);
+			px_jb_free(r->xc.jb);
+			px_inband_free(r->dtmf.inband);
 			free(r);
 			atomic_fetch_sub(&session_count, 1);
 		}
@@ -1367,6 +1553,7 @@ int px_media_init(const px_config *rtp_conf, px_err *err)
 
 	pthread_mutex_lock(&port_lock);
 	port_start = (unsigned)set.rtpstart;
+	rtcp_interval_ms = (unsigned)set.rtcpinterval;
 	port_end = (unsigned)set.rtpend;
 	/* An RTP port needs its RTCP port inside the range too. */
 	npairs = (port_end - port_start + 1) / 2;
@@ -1456,11 +1643,13 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	if (!r)
 		return px_err_set(err, "out of memory");
 	memcpy(&r->local, local, len);
-	r->fd = idle_take(&r->local, &r->port, &r->local);
+	r->fd = idle_take(&r->local, &r->port, &r->local, &r->rtcp.fd);
 	if (r->fd < 0 && open_rtp_socket(r, err) < 0) {
 		free(r);
 		return -1;
 	}
+	if (r->rtcp.fd < 0)
+		r->rtcp.fd = open_rtcp_socket(r);
 	r->send = true;
 	r->codec.pt = -1;
 	r->codec.dtmf_pt = -1;
@@ -1475,10 +1664,14 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	atomic_store(&r->worker, w);
 	int rc = worker_attach(w, r);
 	int why = errno;
+	if (rc == 0)
+		rtcp_start(w, r);
 	pthread_mutex_unlock(&w->lock);
 	if (rc < 0) {
 		px_err_set(err, "RTP port %u: cannot register with media/%u: %s", r->port, w->index,
 			   strerror(why));
+		if (r->rtcp.fd >= 0)
+			close(r->rtcp.fd);
 		close(r->fd);
 		release_port(r->port);
 		free(r);
@@ -1533,6 +1726,7 @@ void px_rtp_set_send(px_rtp *r, bool send)
 static void drop_transcoder(px_rtp *r)
 {
 	px_trans_free(r->xc.trans);
+	px_jb_free(r->xc.jb);
 	memset(&r->xc, 0, sizeof(r->xc));
 }
 
@@ -1577,11 +1771,19 @@ void px_rtp_set_codec(px_rtp *r, const struct px_rtp_codec *codec)
 {
 	struct media_worker *w = lock_session(r);
 	bool term = r->term != NULL;
+	px_inband *stale = NULL;
 
+	/* Inband DTMF works in the old format: off until set up again. */
+	if (r->dtmf.inband && codec->format != r->codec.format) {
+		stale = r->dtmf.inband;
+		r->dtmf.inband = NULL;
+		r->dtmf.tone_playing = false;
+	}
 	r->codec = *codec;
 	pthread_mutex_unlock(&w->lock);
 	if (term)
 		px_term_codec_changed(r);
+	px_inband_free(stale);
 }
 
 void px_rtp_get_codec(px_rtp *r, struct px_rtp_codec *out)
@@ -1606,6 +1808,7 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 	struct media_worker *wa, *wb;
 	struct px_rtp_codec ca, cb;
 	px_trans *ab = NULL, *ba = NULL;
+	px_jb *jba = NULL, *jbb = NULL;
 
 	if (a == b)
 		return px_err_set(err, "RTP port %u: cannot bridge a session with itself", a->port);
@@ -1620,6 +1823,17 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 			px_trans_free(ab);
 			return -1;
 		}
+		jba = px_jb_new(ca.format->rtp_clock,
+				(ca.ptime ? ca.ptime : 20) * ca.format->rtp_clock / 1000);
+		jbb = px_jb_new(cb.format->rtp_clock,
+				(cb.ptime ? cb.ptime : 20) * cb.format->rtp_clock / 1000);
+		if (!jba || !jbb) {
+			px_trans_free(ab);
+			px_trans_free(ba);
+			px_jb_free(jba);
+			px_jb_free(jbb);
+			return px_err_set(err, "out of memory");
+		}
 	}
 	lock_pair(a, b, &wa, &wb);
 	/* Both legs of a bridge on one worker: a packet is read and relayed
@@ -1628,6 +1842,8 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 		unlock_pair(wa, wb);
 		px_trans_free(ab);
 		px_trans_free(ba);
+		px_jb_free(jba);
+		px_jb_free(jbb);
 		return -1;
 	}
 	leave_bridge(a);
@@ -1635,8 +1851,10 @@ int px_rtp_bridge(px_rtp *a, px_rtp *b, px_err *err)
 	a->peer = b;
 	b->peer = a;
 	a->xc.trans = ab;
+	a->xc.jb = jba;
 	a->xc.mark_next = true;
 	b->xc.trans = ba;
+	b->xc.jb = jbb;
 	b->xc.mark_next = true;
 	unlock_pair(wa, wb);
 	px_debug(1, "RTP ports %u and %u bridged on media/%u%s%s%s%s", a->port, b->port, wa->index,
@@ -1667,6 +1885,14 @@ void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out)
 	out->transcoded = atomic_load_explicit(&s->transcoded, memory_order_relaxed);
 	out->rx_ssrc = atomic_load_explicit(&s->rx_ssrc, memory_order_relaxed);
 	out->tx_ssrc = atomic_load_explicit(&s->tx_ssrc, memory_order_relaxed);
+	out->rtcp_rx = atomic_load_explicit(&s->rtcp_rx, memory_order_relaxed);
+	out->rtcp_tx = atomic_load_explicit(&s->rtcp_tx, memory_order_relaxed);
+	out->jitter_ms = atomic_load_explicit(&s->jitter_ms, memory_order_relaxed);
+	out->remote_reported = atomic_load_explicit(&s->remote_reported, memory_order_relaxed);
+	out->remote_lost = atomic_load_explicit(&s->remote_lost, memory_order_relaxed);
+	out->remote_fraction_lost = atomic_load_explicit(&s->remote_fraction, memory_order_relaxed);
+	out->remote_jitter_ms = atomic_load_explicit(&s->remote_jitter_ms, memory_order_relaxed);
+	out->rtt_ms = atomic_load_explicit(&s->rtt_ms, memory_order_relaxed);
 }
 
 void px_rtp_destroy(px_rtp *r)
@@ -1687,11 +1913,14 @@ void px_rtp_destroy(px_rtp *r)
 	/* The worker holds no session pointer outside its lock, and its
 	 * pending events for r no longer resolve: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
-	if (!idle_put(r->fd, r->port, &r->local)) {
+	if (!idle_put(r->fd, r->rtcp.fd, r->port, &r->local)) {
 		close(r->fd);
+		if (r->rtcp.fd >= 0)
+			close(r->rtcp.fd);
 		release_port(r->port);
 	}
 	atomic_fetch_sub(&session_count, 1);
+	px_inband_free(r->dtmf.inband);
 	free(r);
 }
 
@@ -1785,7 +2014,7 @@ void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
 
 static bool session_timers_pending(const px_rtp *r)
 {
-	return r->dtmf.qlen || r->dtmf.rx_begun;
+	return r->dtmf.qlen || r->dtmf.rx_begun || r->xc.ticking || r->rtcp.next_ms;
 }
 
 static void dtmf_tell(px_rtp *r, char digit, bool begin, unsigned units)
@@ -1871,6 +2100,65 @@ static void dtmf_send_packet(px_rtp *r, bool begin, bool end, unsigned ms)
 	}
 }
 
+static void dtmf_pop(struct dtmf_state *d, long long now)
+{
+	d->sending = false;
+	d->qhead = (d->qhead + 1) % DTMF_QUEUE;
+	d->qlen--;
+	d->next_ms = now + DTMF_GAP_MS;
+}
+
+/* One packet of the inband tone at the head of r's queue, in place of the
+ * audio relayed to r's far end; when it is over the relay takes up the
+ * stream again where the tone left it. */
+static void tone_timer(px_rtp *r, long long now)
+{
+	struct dtmf_state *d = &r->dtmf;
+	unsigned ptime = r->codec.ptime ? r->codec.ptime : 20;
+	unsigned char p[PACKET_MAX];
+	int n;
+
+	if (!d->inband) {
+		dtmf_pop(d, now);
+		d->tone_playing = false;
+		return;
+	}
+	if (!d->sending) {
+		if (px_inband_tone_start(d->inband, d->queue[d->qhead].digit,
+					 d->queue[d->qhead].ms) < 0) {
+			dtmf_pop(d, now);
+			return;
+		}
+		d->sending = true;
+		d->tone_playing = true;
+		d->start_ms = now;
+		r->tx.last_ts = stream_ts_now(r, now);
+	}
+	n = px_inband_tone_read(d->inband, ptime, p + RTP_HEADER_SIZE, sizeof(p) - RTP_HEADER_SIZE);
+	if (n <= 0) {
+		d->tone_playing = false;
+		r->tx.have_source = false;
+		dtmf_pop(d, now);
+		return;
+	}
+	r->tx.last_seq++;
+	r->tx.last_ts += ptime * r->codec.format->rtp_clock / 1000;
+	r->tx.sent_ms = now;
+	p[0] = RTP_VERSION << 6;
+	p[1] = (unsigned char)((now == d->start_ms ? 0x80 : 0) | (r->codec.pt & 0x7f));
+	put_be16(p + 2, r->tx.last_seq);
+	put_be32(p + 4, r->tx.last_ts);
+	put_be32(p + 8, r->tx.ssrc);
+	if (r->send && r->remote_len &&
+	    sendto(r->fd, p, RTP_HEADER_SIZE + (size_t)n, MSG_DONTWAIT,
+		   (struct sockaddr *)&r->remote, r->remote_len) == RTP_HEADER_SIZE + n) {
+		counter_add(&r->stats.tx_packets, 1);
+		counter_add(&r->stats.tx_bytes, RTP_HEADER_SIZE + (uint64_t)n);
+	}
+	/* Paced from the start, so timer lateness does not add up. */
+	d->next_ms = d->start_ms + (long long)ptime * (long long)((now - d->start_ms) / ptime + 1);
+}
+
 static long long dtmf_timer(struct media_worker *w, px_rtp *r)
 {
 	struct dtmf_state *d = &r->dtmf;
@@ -1887,7 +2175,9 @@ static long long dtmf_timer(struct media_worker *w, px_rtp *r)
 			due = d->rx_last_ms + DTMF_RX_TIMEOUT_MS;
 		}
 	}
-	if (d->qlen && now >= d->next_ms) {
+	if (d->qlen && now >= d->next_ms && d->queue[d->qhead].tone) {
+		tone_timer(r, now);
+	} else if (d->qlen && now >= d->next_ms) {
 		unsigned total = d->queue[d->qhead].ms;
 
 		if (r->codec.dtmf_pt < 0) {
@@ -1904,12 +2194,8 @@ static long long dtmf_timer(struct media_worker *w, px_rtp *r)
 		} else if (d->ends_sent || now - d->start_ms >= total) {
 			dtmf_send_packet(r, false, true, total);
 			d->next_ms = now + DTMF_UPDATE_MS;
-			if (++d->ends_sent == DTMF_END_PACKETS) {
-				d->sending = false;
-				d->qhead = (d->qhead + 1) % DTMF_QUEUE;
-				d->qlen--;
-				d->next_ms = now + DTMF_GAP_MS;
-			}
+			if (++d->ends_sent == DTMF_END_PACKETS)
+				dtmf_pop(d, now);
 		} else {
 			long long end = d->start_ms + total;
 
@@ -1950,10 +2236,341 @@ int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms)
 
 		r->dtmf.queue[k].digit = digit;
 		r->dtmf.queue[k].ms = duration_ms;
+		r->dtmf.queue[k].tone = false;
 		worker_timer_at(w, monotonic_ms());
 		worker_kick(w);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&w->lock);
 	return rc;
+}
+
+bool px_rtp_carries_events(px_rtp *r)
+{
+	struct media_worker *w = lock_session(r);
+	bool carries = r->peer && r->codec.dtmf_pt >= 0 &&
+		       (!r->peer->codec.format || r->peer->codec.dtmf_pt >= 0);
+
+	pthread_mutex_unlock(&w->lock);
+	return carries;
+}
+
+bool px_rtp_bridged(px_rtp *r)
+{
+	struct media_worker *w = lock_session(r);
+	bool bridged = r->peer != NULL;
+
+	pthread_mutex_unlock(&w->lock);
+	return bridged;
+}
+
+/* ------------------------------------------------------------ inband DTMF */
+
+static void inband_received(px_rtp *in, const unsigned char *payload, size_t len)
+{
+	px_inband_receive(in->dtmf.inband, payload, len, in->dtmf.inband_fn, in->dtmf.inband_arg);
+}
+
+int px_rtp_set_inband(px_rtp *r, px_rtp_dtmf_fn fn, void *arg, px_err *err)
+{
+	struct px_rtp_codec codec;
+	px_inband *ib = NULL, *old;
+	struct media_worker *w;
+
+	if (fn) {
+		px_rtp_get_codec(r, &codec);
+		if (px_inband_new(codec.format, &ib, err) < 0)
+			return -1;
+	}
+	w = lock_session(r);
+	if (fn && r->codec.format != codec.format) {
+		/* The codec changed meanwhile: this one would not fit. */
+		pthread_mutex_unlock(&w->lock);
+		px_inband_free(ib);
+		return px_err_set(err, "RTP port %u: codec changed while setting up inband DTMF",
+				  r->port);
+	}
+	old = r->dtmf.inband;
+	r->dtmf.inband = ib;
+	r->dtmf.inband_fn = fn;
+	r->dtmf.inband_arg = arg;
+	r->dtmf.tone_playing = false;
+	pthread_mutex_unlock(&w->lock);
+	px_inband_free(old);
+	return 0;
+}
+
+int px_rtp_send_tone(px_rtp *r, char digit, unsigned duration_ms)
+{
+	struct media_worker *w;
+	int rc = -1;
+
+	if (!digit || !strchr("0123456789*#ABCD", digit))
+		return -1;
+	if (duration_ms < DTMF_MIN_MS)
+		duration_ms = DTMF_MIN_MS;
+	if (duration_ms > DTMF_MAX_MS)
+		duration_ms = DTMF_MAX_MS;
+	w = lock_session(r);
+	if (r->dtmf.inband && r->dtmf.qlen < DTMF_QUEUE) {
+		unsigned k = (r->dtmf.qhead + r->dtmf.qlen++) % DTMF_QUEUE;
+
+		r->dtmf.queue[k].digit = digit;
+		r->dtmf.queue[k].ms = duration_ms;
+		r->dtmf.queue[k].tone = true;
+		worker_timer_at(w, monotonic_ms());
+		worker_kick(w);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------ RTCP
+ *
+ * Each session terminates its own RTCP, relayed or not: it reports every
+ * rtcpinterval ms (randomised between half and one and a half times, RFC
+ * 3550 6.2) on port + 1, or on the RTP port with rtcp-mux, an SR when it
+ * has sent RTP since its last report, else an RR, with a block about the
+ * stream it receives; and it reads the far end's SR/RR for its loss,
+ * jitter and round trip. */
+
+/* Seconds from 1900 (NTP) to 1970 (Unix). */
+#define NTP_UNIX_OFFSET 2208988800ULL
+
+static uint64_t ntp_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return ((uint64_t)now.tv_sec + NTP_UNIX_OFFSET) << 32 |
+	       (uint64_t)(((uint64_t)now.tv_nsec << 32) / 1000000000ULL);
+}
+
+static unsigned rtcp_clock(const px_rtp *r)
+{
+	return r->codec.format ? r->codec.format->rtp_clock : 8000;
+}
+
+static long long rtcp_next(long long now)
+{
+	return now + rtcp_interval_ms / 2 + random_u32() % (rtcp_interval_ms + 1);
+}
+
+/* A socket on port + 1 of the session's address; -1 when it is taken
+ * (then RTCP goes only with rtcp-mux). */
+static int open_rtcp_socket(px_rtp *r)
+{
+	struct sockaddr_storage addr = r->local;
+	int one = 1;
+	int fd = socket(r->local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+
+	if (fd < 0)
+		return -1;
+	if (r->local.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	set_port(&addr, (uint16_t)(r->port + 1));
+	if (bind(fd, (struct sockaddr *)&addr, sockaddr_size(addr.ss_family)) < 0) {
+		px_debug(1, "RTP port %u: no RTCP port: %s", r->port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void rtcp_start(struct media_worker *w, px_rtp *r)
+{
+	long long before = w->timer_ms;
+
+	if (!rtcp_interval_ms)
+		return;
+	r->rtcp.next_ms = rtcp_next(monotonic_ms());
+	worker_timer_at(w, r->rtcp.next_ms);
+	/* A worker already due to wake up sooner needs no system call. */
+	if (w->timer_ms != before)
+		worker_kick(w);
+}
+
+/* RFC 3550 A.1 and A.8, for what r receives: extended sequence numbers and
+ * the interarrival jitter (audio only: events keep their timestamp). */
+static void rtcp_note(struct media_worker *w, px_rtp *r, const unsigned char *p, bool audio)
+{
+	struct rtcp_state *c = &r->rtcp;
+	uint32_t ssrc = get_be32(p + 8);
+	uint16_t seq = get_be16(p + 2);
+
+	if (!c->started || c->ssrc != ssrc) {
+		memset(&c->started, 0, sizeof(*c) - offsetof(struct rtcp_state, started));
+		c->started = true;
+		c->ssrc = ssrc;
+		c->base_seq = c->max_seq = seq;
+	} else {
+		int16_t delta = (int16_t)(uint16_t)(seq - c->max_seq);
+		if (delta > 0) {
+			if (seq < c->max_seq)
+				c->cycles += 65536;
+			c->max_seq = seq;
+		}
+	}
+	c->received++;
+	if (audio) {
+		unsigned clock = rtcp_clock(r);
+		int32_t transit =
+			(int32_t)((uint32_t)((uint64_t)w->now_ms * clock / 1000) - get_be32(p + 4));
+		if (c->have_transit) {
+			int32_t d = transit - c->last_transit;
+			uint32_t ad = (uint32_t)(d < 0 ? -(int64_t)d : d);
+			if (ad < clock) /* a jump of a second or more is a restart */
+				c->jitter16 += ad - ((c->jitter16 + 8) >> 4);
+		}
+		c->have_transit = true;
+		c->last_transit = transit;
+		atomic_store_explicit(&r->stats.jitter_ms,
+				      (uint32_t)((uint64_t)(c->jitter16 >> 4) * 1000 / clock),
+				      memory_order_relaxed);
+	}
+}
+
+static void rtcp_send(struct media_worker *w, px_rtp *r)
+{
+	struct rtcp_state *c = &r->rtcp;
+	uint64_t tx_packets = atomic_load_explicit(&r->stats.tx_packets, memory_order_relaxed);
+	struct px_rtcp_sender_info info;
+	struct px_rtcp_block block;
+	struct sockaddr_storage to;
+	socklen_t to_len;
+	unsigned char p[256];
+	char cname[32];
+	int fd, n;
+
+	if (c->mux) {
+		fd = r->fd;
+		to = r->remote;
+		to_len = r->remote_len;
+	} else if (c->latched) {
+		fd = c->fd;
+		to = c->remote;
+		to_len = c->remote_len;
+	} else {
+		fd = c->fd;
+		to = r->remote;
+		to_len = r->remote_len;
+		if (to_len)
+			set_port(&to, (uint16_t)(ntohs(((struct sockaddr_in *)&to)->sin_port) + 1));
+	}
+	if (fd < 0 || !to_len)
+		return;
+	bool sender = tx_packets != c->tx_at_last;
+	if (sender) {
+		info.ntp = ntp_now();
+		info.rtp_ts = stream_ts_now(r, w->now_ms);
+		info.packets = (uint32_t)tx_packets;
+		info.octets =
+			(uint32_t)atomic_load_explicit(&r->stats.tx_bytes, memory_order_relaxed);
+		c->tx_at_last = tx_packets;
+	}
+	if (c->started) {
+		uint32_t ext_max = c->cycles + c->max_seq;
+		uint32_t expected = ext_max - c->base_seq + 1;
+		int64_t lost = (int64_t)expected - c->received;
+		uint32_t exp_int = expected - c->expected_prior;
+		uint32_t rec_int = c->received - c->received_prior;
+		int64_t lost_int = (int64_t)exp_int - rec_int;
+
+		c->expected_prior = expected;
+		c->received_prior = c->received;
+		block = (struct px_rtcp_block){
+			.ssrc = c->ssrc,
+			.fraction_lost = (uint8_t)(exp_int == 0 || lost_int <= 0
+							   ? 0
+							   : (lost_int << 8) / exp_int),
+			.cumulative_lost = (int32_t)(lost > 0x7fffff ? 0x7fffff : lost),
+			.highest_seq = ext_max,
+			.jitter = c->jitter16 >> 4,
+			.lsr = c->lsr,
+			.dlsr = c->lsr ? (uint32_t)((w->now_ms - c->lsr_ms) * 65536 / 1000) : 0,
+		};
+	}
+	snprintf(cname, sizeof(cname), "plexus-%08x", (unsigned)r->tx.ssrc);
+	n = px_rtcp_build(p, sizeof(p), r->tx.ssrc, sender ? &info : NULL,
+			  c->started ? &block : NULL, cname);
+	if (n > 0 && sendto(fd, p, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&to, to_len) == n)
+		counter_add(&r->stats.rtcp_tx, 1);
+}
+
+static long long rtcp_timer(struct media_worker *w, px_rtp *r)
+{
+	if (!r->rtcp.next_ms)
+		return 0;
+	if (w->now_ms >= r->rtcp.next_ms) {
+		rtcp_send(w, r);
+		r->rtcp.next_ms = rtcp_next(w->now_ms);
+	}
+	return r->rtcp.next_ms;
+}
+
+/* An RTCP packet from r's far end (from: its source on the RTCP port, NULL
+ * when multiplexed). false when it is not valid RTCP. */
+static bool rtcp_received(struct media_worker *w, px_rtp *r, const unsigned char *p, size_t len,
+			  const struct sockaddr_storage *from)
+{
+	struct rtcp_state *c = &r->rtcp;
+	struct px_rtcp_report rep;
+
+	if (px_rtcp_parse(p, len, &rep) < 0)
+		return false;
+	counter_add(&r->stats.rtcp_rx, 1);
+	if (rep.sender) {
+		c->lsr = px_rtcp_ntp_mid(rep.info.ntp);
+		c->lsr_ms = w->now_ms;
+	}
+	for (unsigned i = 0; i < rep.nblocks; i++) {
+		const struct px_rtcp_block *b = &rep.blocks[i];
+
+		if (b->ssrc != r->tx.ssrc)
+			continue;
+		atomic_store(&r->stats.remote_fraction, b->fraction_lost);
+		atomic_store(&r->stats.remote_lost,
+			     (uint32_t)(b->cumulative_lost > 0 ? b->cumulative_lost : 0));
+		atomic_store(&r->stats.remote_jitter_ms,
+			     (uint32_t)((uint64_t)b->jitter * 1000 / rtcp_clock(r)));
+		if (b->lsr) {
+			/* RFC 3550 6.4.1: arrival - LSR - DLSR, in 1/65536 s. */
+			uint32_t rtt = px_rtcp_ntp_mid(ntp_now()) - b->lsr - b->dlsr;
+			if (rtt < 0x80000000u)
+				atomic_store(&r->stats.rtt_ms,
+					     (uint32_t)((uint64_t)rtt * 1000 >> 16));
+		}
+		atomic_store(&r->stats.remote_reported, true);
+	}
+	if (from && r->symmetric && !c->latched) {
+		c->latched = true;
+		c->remote = *from;
+		c->remote_len = sockaddr_size(from->ss_family);
+	}
+	return true;
+}
+
+/* What waits on r's RTCP socket; bad packets are counted with the RTP's. */
+static void rtcp_read(struct media_worker *w, px_rtp *r)
+{
+	for (int i = 0; i < 8; i++) {
+		struct sockaddr_storage from;
+		socklen_t from_len = sizeof(from);
+		ssize_t n = recvfrom(r->rtcp.fd, w->buffers[0], PACKET_MAX, MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &from_len);
+
+		if (n < 0)
+			break;
+		if (!rtcp_received(w, r, w->buffers[0], (size_t)n, &from))
+			counter_add(&r->stats.rx_bad, 1);
+	}
+}
+
+void px_rtp_set_rtcp_mux(px_rtp *r, bool mux)
+{
+	struct media_worker *w = lock_session(r);
+
+	r->rtcp.mux = mux;
+	pthread_mutex_unlock(&w->lock);
 }

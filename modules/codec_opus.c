@@ -4,7 +4,8 @@
  * the core's resamplers. The far end's fmtp sets the encoder: a
  * maxaveragebitrate caps the bitrate, useinbandfec=1 turns on in-band
  * forward error correction. The decoder conceals lost packets with
- * libopus' own loss concealment.
+ * libopus' own loss concealment, or from the in-band FEC of the packet
+ * after the lost one when the jitter buffer holds it.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -114,6 +115,25 @@ static int conceal(void *state, unsigned samples, uint8_t *out, size_t outsize)
 	return n < 0 ? -1 : n * 2;
 }
 
+/* In-band FEC: the frame after a lost one carries a coarser copy of it. */
+static int recover(void *state, const uint8_t *next, size_t nextlen, unsigned samples, uint8_t *out,
+		   size_t outsize)
+{
+	struct opus_state *s = state;
+	int n;
+
+	if (nextlen == 0 || nextlen > 1500)
+		return -1;
+	if (samples > outsize / 2)
+		samples = (unsigned)(outsize / 2);
+	samples -= samples % (RATE / 400);
+	if (!samples)
+		return 0;
+	n = opus_decode(s->dec, next, (opus_int32)nextlen, (opus_int16 *)(void *)out, (int)samples,
+			1);
+	return n < 0 ? -1 : n * 2;
+}
+
 static int encode(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize)
 {
 	struct opus_state *s = state;
@@ -129,7 +149,8 @@ static const struct px_format opus = {
 	.fmtp = "useinbandfec=1;maxaveragebitrate=32000;stereo=0"};
 static const struct px_translator to_lin = {
 	.name = "opustolin48", .src = "opus", .dst = "slin48", .state_size = sizeof(struct opus_state),
-	.open = open_decoder, .close = close_state, .run = decode, .conceal = conceal};
+	.open = open_decoder, .close = close_state, .run = decode, .conceal = conceal,
+	.recover = recover};
 static const struct px_translator from_lin = {
 	.name = "lin48toopus", .src = "slin48", .dst = "opus", .state_size = sizeof(struct opus_state),
 	.open = open_encoder, .close = close_state, .run = encode, .frame_samples = RATE / 400};

@@ -337,6 +337,8 @@ static bool choose_codec(const struct sip_call *c, const struct sip_media *m, bo
 
 /* Use p (from the far end's SDP m) from now on; true when that changed the
  * format or payload type in use. */
+static void set_inband(struct sip_call *c);
+
 static bool use_codec(struct sip_call *c, const struct sip_payload *p, const struct sip_media *m)
 {
 	struct px_rtp_codec nc = {.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
@@ -352,6 +354,8 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 	c->dtmf_pt = nc.dtmf_pt;
 	c->rtcp_mux = m->rtcp_mux;
 	px_rtp_set_codec(c->rtp, &nc);
+	px_rtp_set_rtcp_mux(c->rtp, m->rtcp_mux);
+	set_inband(c);
 	return changed;
 }
 
@@ -362,7 +366,103 @@ static void rtp_dtmf(void *arg, char digit, bool begin, unsigned duration_ms)
 {
 	struct sip_call *c = arg;
 
-	px_channel_queue_dtmf(c->chan, digit, begin, (int)duration_ms);
+	px_channel_queue_dtmf_from(c->chan, digit, begin, (int)duration_ms, PX_DTMF_RTP);
+}
+
+/* A digit heard as tones in the far end's audio, on the media worker
+ * (same lifetime rules as rtp_dtmf). */
+static void inband_dtmf(void *arg, char digit, bool begin, unsigned duration_ms)
+{
+	struct sip_call *c = arg;
+
+	px_channel_queue_dtmf_from(c->chan, digit, begin, (int)duration_ms, PX_DTMF_INBAND);
+}
+
+/* Listen for tones on legs in inband mode, or auto without events; set
+ * again whenever the codec changes. Only once the channel exists. */
+static void set_inband(struct sip_call *c)
+{
+	bool want = c->dtmf_mode == SIP_DTMF_INBAND ||
+		    (c->dtmf_mode == SIP_DTMF_AUTO && c->codec.dtmf_pt < 0);
+	px_err err = {""};
+
+	if (!c->chan || !c->rtp)
+		return;
+	if (!want || !c->codec.format) {
+		px_rtp_set_inband(c->rtp, NULL, NULL, NULL);
+		return;
+	}
+	if (px_rtp_set_inband(c->rtp, inband_dtmf, c, &err) < 0)
+		px_log_warning("chan_sip: %s: no inband DTMF: %s", px_channel_name(c->chan),
+			       err.msg);
+}
+
+/* How digits reach this leg's far end now: RFC 4733 when the leg's mode
+ * allows events and its SDP negotiated them, else INFO or inband tones. */
+static enum sip_dtmf_mode send_mode(struct sip_call *c)
+{
+	struct px_rtp_codec codec;
+
+	if (c->dtmf_mode == SIP_DTMF_INFO || c->dtmf_mode == SIP_DTMF_INBAND)
+		return c->dtmf_mode;
+	px_rtp_get_codec(c->rtp, &codec);
+	if (codec.dtmf_pt >= 0)
+		return SIP_DTMF_RFC4733;
+	/* rfc4733 without events on the far end: INFO is all that is left. */
+	return c->dtmf_mode == SIP_DTMF_AUTO ? SIP_DTMF_INBAND : SIP_DTMF_INFO;
+}
+
+struct info_req {
+	struct sip_call *call;
+	char digit;
+	unsigned duration_ms;
+};
+
+static void do_info(void *arg)
+{
+	struct info_req *req = arg;
+	struct sip_call *c = req->call;
+	struct sip_leg *l = c->outbound ? c->winner : c->legs;
+	char body[64];
+
+	if (l && l->nh && !l->terminated && !c->hangup_done) {
+		sip_dtmf_info_body(req->digit, req->duration_ms, body, sizeof(body));
+		nua_info(l->nh, SIPTAG_CONTENT_TYPE_STR("application/dtmf-relay"),
+			 SIPTAG_PAYLOAD_STR(body), TAG_END());
+	}
+	call_unref(c);
+	free(req);
+}
+
+static int tech_send_dtmf(px_channel *ch, char digit, unsigned duration_ms,
+			  enum px_dtmf_origin origin)
+{
+	struct sip_call *c = px_channel_pvt(ch);
+	struct info_req *req;
+
+	switch (send_mode(c)) {
+	case SIP_DTMF_RFC4733:
+		return px_rtp_send_dtmf(c->rtp, digit, duration_ms);
+	case SIP_DTMF_INBAND:
+		/* Tones heard on the other leg reach this one in the audio. */
+		if (origin == PX_DTMF_INBAND && px_rtp_bridged(c->rtp))
+			return 0;
+		return px_rtp_send_tone(c->rtp, digit, duration_ms);
+	default:
+		break;
+	}
+	req = malloc(sizeof(*req));
+	if (!req)
+		return -1;
+	req->call = call_ref(c);
+	req->digit = digit;
+	req->duration_ms = duration_ms;
+	if (sip_post(do_info, req) < 0) {
+		call_unref(c);
+		free(req);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- cause and status ---- */
@@ -611,8 +711,10 @@ static void tech_destroy(px_channel *ch)
 
 	/* The call may outlive its channel (a watch list reference): from
 	 * here on no digit may reach c->chan. */
-	if (c->rtp)
+	if (c->rtp) {
 		px_rtp_set_dtmf_handler(c->rtp, NULL, NULL);
+		px_rtp_set_inband(c->rtp, NULL, NULL, NULL);
+	}
 	call_unref(c);
 }
 
@@ -759,6 +861,7 @@ static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_ch
 	}
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
+	set_inband(c);
 	px_channel_set_rtp(ch, c->rtp);
 	l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -865,6 +968,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	}
 	c->chan = ch;
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
+	set_inband(c);
 	px_channel_set_rtp(ch, c->rtp);
 	if (ep->moh_suggest[0])
 		px_channel_var_set(ch, PX_MOH_SUGGEST_VAR, ep->moh_suggest);
@@ -992,6 +1096,7 @@ const struct px_channel_tech sip_tech = {
 	.hangup = tech_hangup,
 	.destroy = tech_destroy,
 	.hunt = tech_hunt,
+	.send_dtmf = tech_send_dtmf,
 };
 
 /* ---- inbound ---- */
@@ -1116,6 +1221,7 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
 	if (ep->moh_suggest[0])
 		px_channel_var_set(ch, PX_MOH_SUGGEST_VAR, ep->moh_suggest);
+	set_inband(c);
 	l = leg_new(c);
 	if (!l) {
 		px_channel_unref(ch);
@@ -1320,6 +1426,9 @@ void sip_call_event(int event, int status, const char *phrase, nua_handle_t *nh,
 		break;
 	case nua_i_bye:
 		px_channel_queue_hangup(c->chan, PX_CAUSE_NORMAL_CLEARING);
+		break;
+	case nua_i_info:
+		sip_dtmf_info_received(c->chan, nh, s);
 		break;
 	case nua_i_state: {
 		int state = -1;

@@ -20,6 +20,7 @@
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
  *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
+ *   dtmf.c      digits in SIP INFO, received and sent
  */
 #ifndef PLEXUS_CHAN_SIP_H
 #define PLEXUS_CHAN_SIP_H
@@ -373,5 +374,16 @@ void sip_redirecting_unregister(void);
 /* ---- console (commands.c) ---- */
 
 int sip_commands_register(px_module *self, px_err *err);
+
+/* ---- DTMF in SIP INFO (dtmf.c) ---- */
+
+/* The digit and duration of an INFO body of content type type
+ * (application/dtmf-relay or application/dtmf); -1 when it holds none. */
+int sip_dtmf_parse_info(const char *type, const char *body, size_t len, char *digit,
+			unsigned *duration_ms);
+/* An application/dtmf-relay body for digit. */
+int sip_dtmf_info_body(char digit, unsigned duration_ms, char *buf, size_t size);
+/* An INFO in ch's dialog (SIP thread): answered, and its digit queued on ch. */
+void sip_dtmf_info_received(px_channel *ch, struct nua_handle_s *nh, const void *sipmsg);
 
 #endif

@@ -229,11 +229,20 @@ static void nua_callback(nua_event_t event, int status, char const *phrase, nua_
 	case nua_i_publish:
 		/* Not offered (see Allow): refused whoever asks, in or out of a dialog. */
 		nua_respond(nh, 405, sip_405_Method_not_allowed,
-			    SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			    SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO"),
 			    NUTAG_WITH_THIS(sip.nua), TAG_END());
 		if (!hmagic)
 			nua_handle_destroy(nh);
 		return;
+	case nua_i_info:
+		if (!hmagic || hmagic == (nua_hmagic_t *)&sip_rejected_magic) {
+			nua_respond(nh, 481, sip_481_No_transaction, NUTAG_WITH_THIS(sip.nua),
+				    TAG_END());
+			if (!hmagic)
+				nua_handle_destroy(nh);
+			return;
+		}
+		break;
 	case nua_i_error:
 		px_log_warning("chan_sip: stack error %d %s", status, phrase ? phrase : "");
 		return;
@@ -354,7 +363,8 @@ static void *sip_main(void *arg)
 			NUTAG_APPL_METHOD("REGISTER"), NUTAG_APPL_METHOD("REFER"),
 			NUTAG_APPL_METHOD("MESSAGE"), NUTAG_APPL_METHOD("SUBSCRIBE"),
 			NUTAG_APPL_METHOD("NOTIFY"), NUTAG_APPL_METHOD("PUBLISH"),
-			SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+			NUTAG_APPL_METHOD("INFO"), /* answered by dtmf.c, by what it holds */
+			SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO"),
 			SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
 			NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
 			NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),

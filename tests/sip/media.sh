@@ -9,7 +9,8 @@
 # transcoding); a re-INVITE that switches the caller from PCMU to PCMA in
 # the middle of a call to an Opus phone keeps audio flowing; RFC 4733
 # events from one leg arrive as SIP INFO on an INFO leg and the other way
-# round, with their durations. Bad RTP sent to plexusd's port of a
+# round, with their durations; inband tones from an inband leg arrive as
+# RFC 4733 events, and events are played as tones to an inband leg. Bad RTP sent to plexusd's port of a
 # transcoded call (wrong version, truncated header, a CSRC count beyond the
 # packet, a wrong payload type, Opus garbage) is dropped and counted, and
 # the call goes on. "core show translation" and "core show codecs" show
@@ -33,6 +34,7 @@ cat >"$D/rtp.conf" <<EOF
 [general]
 rtpstart = $((BASE + 10))
 rtpend = $((BASE + 199))
+rtcpinterval = 1000
 EOF
 cat >"$D/sip.conf" <<EOF
 [general]
@@ -67,6 +69,10 @@ allow = ulaw,alaw
 [2007](phone)
 secret = s2007
 allow = ulaw
+[2008](phone)
+secret = s2008
+allow = ulaw
+dtmf_mode = inband
 EOF
 cat >"$D/extensions.lua" <<'EOF'
 extensions = {
@@ -118,4 +124,103 @@ call "PCMU to PCMU, relayed" \
 call "a re-INVITE from PCMU to PCMA keeps audio flowing to an Opus phone" \
 	$(phone caller 2006) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
 	--reinvite-codec alaw
+# The digits of the DTMF calls are told as DtmfBegin/DtmfEnd events too.
+"$PLEXUS" -s "$SOCK" -e >"$TMP/events.json" 2>"$TMP/events.err" &
+EVENTS_PID=$!
+track_pid "$EVENTS_PID"
+if ! wait_for_log "$TMP/events.err" 0 'streaming events' 5; then
+	fail "plexus -e subscribes" "expected 'streaming events'" "got: $(cat "$TMP/events.err")"
+fi
+# shellcheck disable=SC2046
+call "RFC 4733 digits from the caller arrive as SIP INFO on an INFO leg" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2005) --callee-codec ulaw \
+	--caller-dtmf rfc4733 --callee-dtmf info --dtmf-digits '159#'
+# shellcheck disable=SC2046
+call "SIP INFO digits from an INFO leg arrive as RFC 4733 events" \
+	$(phone caller 2005) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
+	--caller-dtmf info --callee-dtmf rfc4733 --dtmf-digits '2*0D'
+# shellcheck disable=SC2046
+call "RFC 4733 both ways across a transcoded bridge: relayed once, not sent twice" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
+	--dtmf-digits '73'
+# shellcheck disable=SC2046
+call "inband tones from an inband leg arrive as RFC 4733 events" \
+	$(phone caller 2008) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
+	--caller-dtmf inband --callee-dtmf rfc4733 --dtmf-digits '46*'
+# shellcheck disable=SC2046
+call "RFC 4733 events arrive as tones on an inband leg" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2008) --callee-codec ulaw \
+	--caller-dtmf rfc4733 --callee-dtmf inband --dtmf-digits '90B'
+
+# dtmf_events ORIGIN DIGITS: each digit was told begun then ended (250 ms,
+# as the phones send them) on a channel of the endpoint that sent it.
+kill -TERM "$EVENTS_PID" 2>/dev/null
+wait "$EVENTS_PID" 2>/dev/null
+untrack_pid "$EVENTS_PID"
+dtmf_events() {
+	"$PYTHON" - "$TMP/events.json" "$1" "$2" <<'PYEOF'
+import json, sys
+path, endpoint, digits = sys.argv[1:4]
+seen = []
+for line in open(path):
+    try:
+        ev = json.loads(line)
+    except ValueError:
+        continue
+    name = ev.get("event")
+    if name in ("DtmfBegin", "DtmfEnd") and ev.get("channel", "").startswith("SIP/%s-" % endpoint):
+        seen.append((name, ev.get("digit"), ev.get("duration_ms")))
+ends = [(d, ms) for n, d, ms in seen if n == "DtmfEnd"]
+begins = [d for n, d, ms in seen if n == "DtmfBegin"]
+ok = "".join(d for d, _ in ends) == digits and "".join(begins) == digits and \
+    all(ms is not None and 200 <= int(ms) <= 300 for _, ms in ends)
+print(seen)
+sys.exit(0 if ok else 1)
+PYEOF
+}
+# 2001 sent 159# (to an INFO leg), 73 (across transcoding) and 90B (to an
+# inband leg); 2005 sent INFO, 2008 tones.
+for spec in "2001 159#7390B" "2005 2*0D" "2008 46*"; do
+	read -r ep digits <<<"$spec"
+	if ! out=$(dtmf_events "$ep" "$digits"); then
+		fail "DtmfBegin/DtmfEnd events for $digits from SIP/$ep" \
+			"each digit begun and ended, ~250 ms" "got: $out"
+	fi
+	pass "DtmfBegin/DtmfEnd events for $digits from SIP/$ep, ~250 ms each"
+done
+
+# RTCP: the caller (rtcp-mux) and the callee (RTCP on port + 1) of a relayed
+# call each report 25 % loss and 10 ms of jitter on plexusd's stream; the
+# channels show it while the call is up, and each phone gets plexusd's SRs.
+timeout 60 "$PYTHON" "$PHONE" --sip-port "$SIP_PORT" $(phone caller 2001) --caller-codec ulaw \
+	$(phone callee 2007) --callee-codec ulaw --rtcp --hold 5 >"$TMP/rtcp.out" 2>&1 &
+RTCP_PID=$!
+track_pid $RTCP_PID
+shown=0
+for _ in $(seq 1 40); do
+	px "$SOCK" 'core show channels'
+	names=$(printf '%s\n' "$PX_OUT" | grep -oE '^SIP/200[17]-[0-9a-f]+' | sort -u)
+	shown=0
+	for name in $names; do
+		px "$SOCK" "core show channel $name"
+		if printf '%s\n' "$PX_OUT" | grep -qE 'Far end reports: lost 5 \(25% lately\)  jitter: 10 ms' &&
+			printf '%s\n' "$PX_OUT" | grep -qE 'RTCP sent: [1-9][0-9]*  received: [1-9]'; then
+			shown=$((shown + 1))
+		fi
+	done
+	[ $shown = 2 ] && break
+	sleep 0.2
+done
+if [ $shown != 2 ]; then
+	fail "both channels show the far end's RTCP report" "expected 2 channels with it" \
+		"got $shown: $PX_OUT"
+fi
+pass "both channels show the far end's RTCP report (loss, jitter, RTCP counts)"
+wait $RTCP_PID
+rc=$?
+untrack_pid $RTCP_PID
+if [ $rc != 0 ]; then
+	fail "the phones get plexusd's sender reports" "mediaphone.py exit 0" "$(cat "$TMP/rtcp.out")"
+fi
+pass "the phones get plexusd's sender reports: $(grep -c '^ok' "$TMP/rtcp.out") phone checks"
 finish

@@ -101,6 +101,43 @@ def tone(freq, rate, start, n):
                                     for i in range(n)))
 
 
+DTMF_LOW = (697, 770, 852, 941)
+DTMF_HIGH = (1209, 1336, 1477, 1633)
+DTMF_KEYS = ("123A", "456B", "789C", "*0#D")
+
+
+def dtmf_pcm(digit, rate, start, n):
+    """n samples of digit's two tones (about -10 dBm0 each) at rate."""
+    row = [i for i, keys in enumerate(DTMF_KEYS) if digit in keys][0]
+    lo, hi = DTMF_LOW[row], DTMF_HIGH[DTMF_KEYS[row].index(digit)]
+    return struct.pack("<%dh" % n, *(int(5000 * (math.sin(2 * math.pi * lo * (start + i) / rate) +
+                                                math.sin(2 * math.pi * hi * (start + i) / rate)))
+                                     for i in range(n)))
+
+
+def dtmf_heard(pcm, rate):
+    """The digits whose tones are in pcm (20 ms blocks, runs of 2 or more)."""
+    block = rate // 50
+    found, run, last = [], 0, None
+    for k in range(0, len(pcm) - block + 1, block):
+        x = pcm[k:k + block]
+        energy = sum(v * v for v in x) / block
+        lows = [goertzel(x, rate, f) for f in DTMF_LOW]
+        highs = [goertzel(x, rate, f) for f in DTMF_HIGH]
+        li, hi = lows.index(max(lows)), highs.index(max(highs))
+        d = None
+        if energy > 1e5 and sorted(lows)[-2] * 10 < lows[li] and sorted(highs)[-2] * 10 < highs[hi]:
+            d = DTMF_KEYS[li][hi]
+        if d and d == last:
+            run += 1
+            if run == 2:
+                found.append(d)
+        else:
+            run = 1 if d else 0
+        last = d
+    return "".join(found)
+
+
 def goertzel(samples, rate, freq):
     k = 2 * math.cos(2 * math.pi * freq / rate)
     s1 = s2 = 0.0
@@ -110,14 +147,26 @@ def goertzel(samples, rate, freq):
 
 
 class Phone:
-    def __init__(self, user, secret, codec, sip_port, dtmf):
+    def __init__(self, user, secret, codec, sip_port, dtmf, rtcp_mux=False):
         self.user, self.secret, self.sip_port = user, secret, sip_port
         self.codec_name = codec
         self.dtmf = dtmf
+        self.rtcp_mux = rtcp_mux
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sip.bind(("127.0.0.1", 0))
-        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rtp.bind(("127.0.0.1", 0))
+        # RTP on a port whose next one is free for RTCP.
+        for _ in range(50):
+            self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.rtp.bind(("127.0.0.1", 0))
+            self.rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self.rtcp.bind(("127.0.0.1", self.rtp.getsockname()[1] + 1))
+                break
+            except OSError:
+                self.rtp.close()
+                self.rtcp.close()
+        self.remote_ssrc = None
+        self.reports = []  # RTCP SR/RR from plexusd: (pt, ssrc, packets or None, via)
         self.port = self.sip.getsockname()[1]
         self.rtp_port = self.rtp.getsockname()[1]
         self.tag = "t%d" % random.randrange(1 << 30)
@@ -138,6 +187,8 @@ class Phone:
         self.got_bye = False
 
     def set_codec(self, name):
+        # Until the switch is agreed, packets of the old codec may still come.
+        self.old_pt = getattr(self, "pt", None)
         self.codec_name = name
         self.codec = Codec(name)
         self.pt = STATIC_PT.get(name, DYN_PT)
@@ -155,6 +206,8 @@ class Phone:
             lines.append("a=rtpmap:%d telephone-event/8000" % DTMF_PT)
             lines.append("a=fmtp:%d 0-16" % DTMF_PT)
         lines += ["a=ptime:20", "a=sendrecv"]
+        if self.rtcp_mux:
+            lines.append("a=rtcp-mux")
         return "\r\n".join(lines) + "\r\n"
 
     def send(self, text):
@@ -200,6 +253,13 @@ class Phone:
         hdr = struct.pack("!BBHII", 0x80, self.pt, self.seq, self.ts, self.ssrc)
         self.rtp.sendto(hdr + payload, self.remote_rtp)
 
+    def send_audio(self, pcm, ms):
+        payload = self.codec.encode(pcm)
+        self.seq = (self.seq + 1) & 0xffff
+        self.ts = (self.ts + CLOCK[self.codec_name] * ms // 1000) & 0xffffffff
+        hdr = struct.pack("!BBHII", 0x80, self.pt, self.seq, self.ts, self.ssrc)
+        self.rtp.sendto(hdr + payload, self.remote_rtp)
+
     def send_event(self, digit, duration, end, marker):
         code = "0123456789*#ABCD".index(digit)
         self.seq = (self.seq + 1) & 0xffff
@@ -216,10 +276,16 @@ class Phone:
                 return
             if len(data) < 12:
                 continue
+            if 192 <= data[1] <= 223:
+                self.take_rtcp(data, "rtp port")
+                continue
             pt = data[1] & 0x7f
+            self.remote_ssrc = struct.unpack("!I", data[8:12])[0]
             payload = data[12 + 4 * (data[0] & 0x0f):]
             if pt == self.pt:
                 self.heard += self.codec.decode(payload)
+            elif pt == self.old_pt:
+                pass
             elif self.dtmf == "rfc4733" and pt == DTMF_PT and len(payload) >= 4:
                 ts = struct.unpack("!I", data[4:8])[0]
                 code, flags, dur = struct.unpack("!BBH", payload[:4])
@@ -227,6 +293,29 @@ class Phone:
                                    bool(flags & 0x80))
             else:
                 self.bad_pt += 1
+
+    def take_rtcp(self, data, via):
+        if len(data) >= 8 and data[1] in (200, 201):
+            ssrc = struct.unpack("!I", data[4:8])[0]
+            packets = struct.unpack("!I", data[20:24])[0] if data[1] == 200 and len(data) >= 28 \
+                else None
+            self.reports.append((data[1], ssrc, packets, via))
+
+    def read_rtcp(self):
+        while True:
+            try:
+                data = self.rtcp.recv(4096, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            self.take_rtcp(data, "rtcp port")
+
+    def send_rr(self, fraction, lost, jitter):
+        """A receiver report about plexusd's stream, with an SDES CNAME."""
+        rr = struct.pack("!BBHI", 0x81, 201, 7, self.ssrc)
+        rr += struct.pack("!IIIIII", self.remote_ssrc, fraction << 24 | lost, 0, jitter, 0, 0)
+        sdes = struct.pack("!BBHIBB", 0x81, 202, 3, self.ssrc, 1, 2) + b"mp\0\0\0\0"
+        dest = self.remote_rtp if self.rtcp_mux else (self.remote_rtp[0], self.remote_rtp[1] + 1)
+        (self.rtp if self.rtcp_mux else self.rtcp).sendto(rr + sdes, dest)
 
     def hears(self, freq, other):
         pcm = struct.unpack("<%dh" % (len(self.heard) // 2), bytes(self.heard))
@@ -273,7 +362,7 @@ class Test:
         self.args = args
         self.failures = 0
         self.caller = Phone(args.caller, args.caller_secret, args.caller_codec, args.sip_port,
-                            args.caller_dtmf)
+                            args.caller_dtmf, rtcp_mux=args.rtcp)
         if args.bridge_ready:
             self.callee = Phone(args.caller, args.caller_secret, args.callee_codec,
                                 args.sip_port, args.callee_dtmf)
@@ -339,7 +428,8 @@ class Test:
         deadline = time.monotonic() + seconds
         next_tick = time.monotonic()
         socks = {self.caller.sip: self.caller, self.callee.sip: self.callee,
-                 self.caller.rtp: self.caller, self.callee.rtp: self.callee}
+                 self.caller.rtp: self.caller, self.callee.rtp: self.callee,
+                 self.caller.rtcp: self.caller, self.callee.rtcp: self.callee}
         while time.monotonic() < deadline:
             if until and until():
                 return True
@@ -353,6 +443,8 @@ class Test:
                 p = socks[s]
                 if s is p.sip:
                     self.handle(p, s.recv(65535))
+                elif s is p.rtcp:
+                    p.read_rtcp()
                 else:
                     p.read_rtp()
         return bool(until and until())
@@ -365,8 +457,16 @@ class Test:
         for _ in range(2):
             phone.responses = []
             phone.request(method, uri, call_id, phone.tag, to, phone.cseq, body, auth, ctype)
-            self.pump(5, lambda: any(r[0] >= 200 for r in phone.responses))
-            final = [r for r in phone.responses if r[0] >= 200]
+            # Only this request's answer: an earlier 401, which this phone
+            # never ACKs, is retransmitted for a while and must not be
+            # taken for it.
+            cseq = "%d %s" % (phone.cseq, method)
+
+            def finals():
+                return [r for r in phone.responses
+                        if r[0] >= 200 and r[1].get("cseq", [""])[0] == cseq]
+            self.pump(5, lambda: bool(finals()))
+            final = finals()
             phone.cseq += 1
             if not final:
                 return None, call_id
@@ -507,6 +607,9 @@ class Test:
         if a.dtmf_digits:
             self.send_dtmf(uri, call_id, to + ";tag=" + remote_tag)
 
+        if a.rtcp:
+            self.rtcp_check()
+
         if a.reinvite_codec:
             self.caller.set_codec(a.reinvite_codec)
             final, _ = self.transaction(self.caller, "INVITE", uri, to + ";tag=" + remote_tag,
@@ -521,6 +624,9 @@ class Test:
                            str(rtpmap))
                 self.caller.request("ACK", uri, call_id, self.caller.tag,
                                     to + ";tag=" + remote_tag, self.caller.cseq - 1)
+                # What plexusd sent before it took the answer has arrived by now.
+                self.pump(0.2)
+                self.caller.old_pt = None
                 self.audio_check("after the re-INVITE")
 
         final, _ = self.transaction(self.caller, "BYE", uri, to + ";tag=" + remote_tag,
@@ -531,8 +637,35 @@ class Test:
                    "no packet of an unexpected payload type reached a phone",
                    "caller %d, callee %d" % (self.caller.bad_pt, self.callee.bad_pt))
 
+    def rtcp_check(self):
+        """Each phone reports 25 % loss (5 packets) and 10 ms of jitter on
+        plexusd's stream (the caller with rtcp-mux on its RTP port, the
+        callee on port + 1), keeps its audio going while plexusd's console
+        is looked at (--hold), and must get plexusd's sender reports."""
+        for phone, via in ((self.caller, "rtp port"), (self.callee, "rtcp port")):
+            phone.reports = []
+            phone.send_rr(64, 5, CLOCK[phone.codec_name] // 100)
+        self.pump(self.args.hold, rtp=(1000, 600))
+        for phone, via in ((self.caller, "rtp port"), (self.callee, "rtcp port")):
+            srs = [r for r in phone.reports if r[0] == 200]
+            self.check(bool(srs) and all(r[1] == phone.remote_ssrc and r[2] and r[3] == via
+                                         for r in srs),
+                       "%s gets plexusd's sender reports on its %s" % (phone.user, via),
+                       str(phone.reports))
+
     def send_dtmf(self, uri, call_id, to):
         digits = self.args.dtmf_digits
+        self.callee.heard = bytearray()  # tones are looked for from here on
+        if self.caller.dtmf == "info":
+            # Bodies that hold no digit are refused and change nothing.
+            for ctype, body, want in (("application/dtmf-relay", "Signal=Z\r\n", 400),
+                                      ("application/dtmf-relay", "Duration=100\r\n", 400),
+                                      ("application/dtmf", "55", 400),
+                                      ("text/plain", "Signal=5\r\n", 415)):
+                final, _ = self.transaction(self.caller, "INFO", uri, to, body, ctype, call_id)
+                self.check(final is not None and final[0] == want,
+                           "INFO %s %r is answered %d" % (ctype, body, want),
+                           str(final and final[0]))
         for d in digits:
             if self.caller.dtmf == "info":
                 body = "Signal=%s\r\nDuration=250\r\n" % d
@@ -540,6 +673,15 @@ class Test:
                                             "application/dtmf-relay", call_id)
                 self.check(final is not None and final[0] == 200,
                            "INFO with digit %s is answered 200" % d, str(final and final[0]))
+            elif self.caller.dtmf == "inband":
+                # 250 ms of the digit's tones in the audio, then silence.
+                rate = self.caller.codec.rate
+                for k in range(13):
+                    self.caller.send_audio(dtmf_pcm(d, rate, k * rate // 50, rate // 50), 20)
+                    self.pump(0.02)
+                for k in range(5):
+                    self.caller.send_audio(b"\0\0" * (rate // 50), 20)
+                    self.pump(0.02)
             else:
                 # 250 ms of event: start (marked), updates, three end packets.
                 self.caller.ts = (self.caller.ts + 160) & 0xffffffff
@@ -551,7 +693,12 @@ class Test:
                 self.pump(0.1)
             self.pump(0.2)
         self.pump(1.0)
-        if self.callee.dtmf == "info":
+        if self.callee.dtmf == "inband":
+            pcm = struct.unpack("<%dh" % (len(self.callee.heard) // 2), bytes(self.callee.heard))
+            got = dtmf_heard(pcm, self.callee.codec.rate)
+            self.check(got == digits, "the callee hears the digits %s as tones" % digits,
+                       "got %r" % got)
+        elif self.callee.dtmf == "info":
             got = "".join(x[0] or "?" for x in self.callee.info_digits)
             durs = [x[1] for x in self.callee.info_digits]
             self.check(got == digits, "the callee gets the digits %s as SIP INFO" % digits,
@@ -578,11 +725,15 @@ def main():
     ap.add_argument("--bridge-exten")
     ap.add_argument("--bridge-ready")
     ap.add_argument("--callee-codec", required=True, choices=sorted(RATE))
-    ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info"])
-    ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info"])
+    ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info", "inband"])
+    ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info", "inband"])
     ap.add_argument("--dtmf-digits", default="")
     ap.add_argument("--reinvite-codec", choices=sorted(RATE))
     ap.add_argument("--seconds", type=float, default=1.5)
+    ap.add_argument("--rtcp", action="store_true",
+                    help="RTCP checks: the caller offers rtcp-mux; both report loss and jitter")
+    ap.add_argument("--hold", type=float, default=3.0,
+                    help="seconds the call stays up for the RTCP checks")
     args = ap.parse_args()
     t = Test(args)
     t.run()

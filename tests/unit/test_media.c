@@ -43,6 +43,7 @@
 #include "loader.h"
 #include "log_internal.h"
 #include "media_internal.h"
+#include "rtcp.h"
 
 /* Long enough for a loaded machine, short enough for a test that waits for
  * nothing to arrive. */
@@ -105,6 +106,8 @@ static struct sockaddr_storage loopback(int family, uint16_t port)
 
 /* Start the engine on rtpstart..rtpend with that many workers, stopping one
  * left running by a test that failed half-way. */
+static unsigned rtcp_interval = 5000;
+
 static int start_engine(unsigned start, unsigned end, unsigned nworkers)
 {
 	char text[256];
@@ -113,8 +116,9 @@ static int start_engine(unsigned start, unsigned end, unsigned nworkers)
 	int rc;
 
 	px_media_shutdown();
-	snprintf(text, sizeof(text), "[general]\nrtpstart = %u\nrtpend = %u\nworkers = %u\n", start,
-	         end, nworkers);
+	snprintf(text, sizeof(text),
+	         "[general]\nrtpstart = %u\nrtpend = %u\nworkers = %u\nrtcpinterval = %u\n", start,
+	         end, nworkers, rtcp_interval);
 	if (px_config_load_string("rtp.conf", text, &cfg, &err) < 0) {
 		fprintf(stderr, "rtp.conf: %s\n", err.msg);
 		return -1;
@@ -1676,6 +1680,231 @@ static void test_dtmf_send(void)
 	px_media_shutdown();
 }
 
+/* A transcoded leg (PCMU -> PCMA) puts what it receives in order through
+ * its jitter buffer: a reordered packet is decoded in its turn rather than
+ * dropped as late, and a lost one is concealed, so that one packet of the
+ * other format goes out per frame, in sequence. */
+static void test_jitter_buffer_transcoding(void)
+{
+	struct call c;
+	struct rtp_in in;
+	px_err err = {""};
+	unsigned char p[HEADER_SIZE + 160];
+	bool loaded;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		 px_loader_load("codec_ulaw", &err) == 0 && px_loader_load("codec_alaw", &err) == 0;
+	CU_ASSERT_FATAL(loaded);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	struct px_rtp_codec ulaw = {.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				    .dtmf_pt = -1};
+	struct px_rtp_codec alaw = {.format = px_format_find("alaw"), .pt = 8, .ptime = 20,
+				    .dtmf_pt = -1};
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &alaw);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, &err) == 0);
+	CU_ASSERT(px_rtp_transcoding(c.a));
+
+	/* 1 2 4 3 5 6, then 7 9 (8 lost), in one burst: they wait in the
+	 * buffer for their turns, one every 20 ms. */
+	static const uint16_t order[] = {1, 2, 4, 3, 5, 6, 7, 9};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		make_rtp(p, 0x3550, order[i], 160u * order[i], false);
+		memset(p + HEADER_SIZE, 0xff, 160);
+		send_raw(&c.pa, c.a, p, sizeof(p));
+	}
+	unsigned out = 0;
+	uint16_t seq = 0;
+	while (recv_packet(&c.pb, &in, SILENCE_MS)) {
+		CU_ASSERT_EQUAL(in.pt, 8);
+		CU_ASSERT_EQUAL(in.len, HEADER_SIZE + 160);
+		if (out)
+			CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq + 1));
+		seq = in.seq;
+		out++;
+	}
+	CU_ASSERT_EQUAL(out, 9); /* eight decoded, one concealed */
+	CU_ASSERT(wait_stat(c.a, STAT(transcoded), 8));
+	CU_ASSERT_EQUAL(stats_of(c.a).rx_lost, 1);
+	call_close(&c);
+	px_loader_shutdown();
+}
+
+/* Wait for an RTCP packet on ph (RTP that comes first is skipped). */
+static bool recv_rtcp(const struct phone *ph, struct px_rtcp_report *rep)
+{
+	struct rtp_in in;
+
+	for (int i = 0; i < 50; i++) {
+		if (!recv_packet(ph, &in, 3 * RECV_TIMEOUT_MS))
+			return false;
+		if (px_rtcp_is_rtcp(in.data, in.len))
+			return px_rtcp_parse(in.data, in.len, rep) == 0;
+	}
+	return false;
+}
+
+/* RTCP multiplexed on the RTP port, and on port + 1: the session's reports
+ * (RR while it sends nothing, SR once it relays) reach the far end and
+ * describe what it received; the far end's RR is read (not counted as bad
+ * RTP) into loss, jitter and round trip. */
+static void test_rtcp(void)
+{
+	struct call c;
+	struct px_rtcp_report rep;
+	unsigned char p[256];
+	int n;
+
+	rtcp_interval = 200;
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	rtcp_interval = 5000;
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_unbridge(c.a);
+	px_rtp_set_rtcp_mux(c.a, true);
+	uint32_t a_ssrc = stats_of(c.a).tx_ssrc;
+
+	/* Ten packets from PA, two of them lost (seq 1003 and 1006). */
+	for (uint16_t i = 0; i < 10; i++)
+		if (i != 3 && i != 6)
+			send_rtp(&c.pa, c.a, 0x7777, (uint16_t)(1000 + i), 160u * i, false);
+	CU_ASSERT(wait_stat(c.a, STAT(rx_packets), 8));
+	CU_ASSERT_FATAL(recv_rtcp(&c.pa, &rep));
+	CU_ASSERT(!rep.sender); /* A sent no RTP */
+	CU_ASSERT_EQUAL(rep.ssrc, a_ssrc);
+	CU_ASSERT_EQUAL_FATAL(rep.nblocks, 1);
+	CU_ASSERT_EQUAL(rep.blocks[0].ssrc, 0x7777);
+	CU_ASSERT_EQUAL(rep.blocks[0].highest_seq, 1009);
+	CU_ASSERT_EQUAL(rep.blocks[0].cumulative_lost, 2);
+	CU_ASSERT_EQUAL(rep.blocks[0].fraction_lost, 2 * 256 / 10);
+
+	/* PA's RR about A's stream, on A's RTP port. */
+	struct px_rtcp_block about_a = {.ssrc = a_ssrc, .fraction_lost = 64,
+					.cumulative_lost = 5, .jitter = 80};
+	n = px_rtcp_build(p, sizeof(p), 0x7777, NULL, &about_a, "pa");
+	CU_ASSERT_FATAL(n > 0);
+	send_raw(&c.pa, c.a, p, (size_t)n);
+	CU_ASSERT(wait_stat(c.a, STAT(rtcp_rx), 1));
+	struct px_rtp_stats st = stats_of(c.a);
+	CU_ASSERT(st.remote_reported);
+	CU_ASSERT_EQUAL(st.remote_lost, 5);
+	CU_ASSERT_EQUAL(st.remote_fraction_lost, 64);
+	CU_ASSERT_EQUAL(st.remote_jitter_ms, 10);
+	CU_ASSERT_EQUAL(st.rx_bad, 0);
+	CU_ASSERT_EQUAL(st.rx_packets, 8);
+
+	/* Bridged, A relays PB's audio to PA: its next report is an SR. */
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	for (uint16_t i = 0; i < 5; i++)
+		send_rtp(&c.pb, c.b, 0x8888, (uint16_t)(50 + i), 160u * i, false);
+	CU_ASSERT(wait_stat(c.a, STAT(tx_packets), 5));
+	for (int i = 0; i < 5 && (!recv_rtcp(&c.pa, &rep) || !rep.sender); i++)
+		;
+	CU_ASSERT_FATAL(rep.sender);
+	CU_ASSERT_EQUAL(rep.info.packets, 5);
+	CU_ASSERT_EQUAL(rep.info.octets, 5 * (HEADER_SIZE + PAYLOAD_SIZE));
+	/* Answered at once (DLSR 0): A measures the round trip. */
+	about_a.lsr = px_rtcp_ntp_mid(rep.info.ntp);
+	n = px_rtcp_build(p, sizeof(p), 0x7777, NULL, &about_a, "pa");
+	send_raw(&c.pa, c.a, p, (size_t)n);
+	CU_ASSERT(wait_stat(c.a, STAT(rtcp_rx), 2));
+	CU_ASSERT(stats_of(c.a).rtt_ms < 1000);
+
+	/* Not multiplexed: B's RTCP port is its RTP port + 1. */
+	struct sockaddr_storage b_rtcp;
+	session_addr(c.b, &b_rtcp);
+	((struct sockaddr_in *)&b_rtcp)->sin_port = htons((uint16_t)(px_rtp_local_port(c.b) + 1));
+	CU_ASSERT_EQUAL(sendto(c.pb.fd, p, (size_t)n, 0, (struct sockaddr *)&b_rtcp,
+	                       sizeof(struct sockaddr_in)),
+	                n);
+	CU_ASSERT(wait_stat(c.b, STAT(rtcp_rx), 1));
+	/* Garbage there is bad, not RTCP. */
+	CU_ASSERT_EQUAL(sendto(c.pb.fd, "\x80\xc9\x00\x09", 4, 0, (struct sockaddr *)&b_rtcp,
+	                       sizeof(struct sockaddr_in)),
+	                4);
+	CU_ASSERT(wait_stat(c.b, STAT(rx_bad), 1));
+	CU_ASSERT_EQUAL(stats_of(c.b).rtcp_rx, 1);
+	call_close(&c);
+	px_media_shutdown();
+}
+
+/* A digit played as tones by one session, its packets carried by the test
+ * to another session that listens for tones. */
+static void test_inband_dtmf(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct dtmf_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	px_err err = {""};
+	bool loaded;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	loaded = px_loader_init(PX_MODULES_BUILDDIR, &err) == 0 &&
+		 px_loader_load("codec_ulaw", &err) == 0;
+	CU_ASSERT_FATAL(loaded);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_unbridge(c.a);
+	/* No format known: nothing to decode. */
+	CU_ASSERT_EQUAL(px_rtp_set_inband(c.a, dtmf_logger, &log, &err), -1);
+	CU_ASSERT(strstr(err.msg, "format") != NULL);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, '5', 100), -1);
+
+	struct px_rtp_codec ulaw = {.format = px_format_find("ulaw"), .pt = 0, .ptime = 20,
+				    .dtmf_pt = -1};
+	px_rtp_set_codec(c.a, &ulaw);
+	px_rtp_set_codec(c.b, &ulaw);
+	CU_ASSERT_FATAL(px_rtp_set_inband(c.a, dtmf_logger, &log, &err) == 0);
+	CU_ASSERT_FATAL(px_rtp_set_inband(c.b, dtmf_logger, &log, &err) == 0);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, 'Z', 100), -1);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, '8', 200), 0);
+
+	/* A plays 200 ms of '8': ten PCMU packets, consecutive, the first
+	 * marked; each is sent on to B as it arrives, then some silence. */
+	unsigned packets = 0;
+	uint16_t seq = 0;
+	uint32_t ts = 0;
+	while (recv_packet(&c.pa, &in, SILENCE_MS)) {
+		CU_ASSERT_EQUAL(in.pt, 0);
+		CU_ASSERT_EQUAL(in.len, HEADER_SIZE + 160);
+		CU_ASSERT_EQUAL(in.marker, packets == 0);
+		if (packets) {
+			CU_ASSERT_EQUAL(in.seq, (uint16_t)(seq + 1));
+			CU_ASSERT_EQUAL(in.ts, ts + 160);
+		}
+		seq = in.seq;
+		ts = in.ts;
+		packets++;
+		send_raw(&c.pb, c.b, in.data, in.len);
+	}
+	if (packets != 10)
+		fprintf(stderr, "\n  inband: %u packets\n", packets);
+	CU_ASSERT_EQUAL(packets, 10);
+	unsigned char p[HEADER_SIZE + 160];
+	for (uint16_t i = 1; i <= 5; i++) {
+		make_rtp(p, 0x8888, (uint16_t)(seq + i), ts + 160u * i, false);
+		memset(p + HEADER_SIZE, 0xff, 160); /* PCMU silence */
+		send_raw(&c.pb, c.b, p, sizeof(p));
+	}
+	CU_ASSERT_FATAL(wait_dtmf(&log, 2, RECV_TIMEOUT_MS));
+	pthread_mutex_lock(&log.lock);
+	CU_ASSERT_EQUAL(log.n, 2);
+	CU_ASSERT_EQUAL(log.calls[0].digit, '8');
+	CU_ASSERT(log.calls[0].begin);
+	CU_ASSERT_EQUAL(log.calls[1].digit, '8');
+	CU_ASSERT(!log.calls[1].begin);
+	/* Detection takes a few tens of ms at each edge. */
+	CU_ASSERT(log.calls[1].ms >= 150 && log.calls[1].ms <= 240);
+	pthread_mutex_unlock(&log.lock);
+
+	/* A codec change turns it off. */
+	struct px_rtp_codec other = ulaw;
+	other.format = px_format_find("slin");
+	px_rtp_set_codec(c.a, &other);
+	CU_ASSERT_EQUAL(px_rtp_send_tone(c.a, '1', 100), -1);
+	call_close(&c);
+	px_loader_shutdown();
+}
+
 static int suite_cleanup(void)
 {
 	px_media_shutdown();
@@ -1710,6 +1939,9 @@ int main(void)
 	        {"destroy with a source and a sink", test_destroy_with_stream},
 		{"DTMF receive", test_dtmf_receive},
 		{"DTMF send", test_dtmf_send},
+		{"inband DTMF", test_inband_dtmf},
+		{"jitter buffer on a transcoded leg", test_jitter_buffer_transcoding},
+		{"RTCP", test_rtcp},
 	};
 	CU_pSuite suite;
 	unsigned failures;

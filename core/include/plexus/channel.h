@@ -62,11 +62,18 @@ enum px_event_type {
 	PX_EVENT_REDIRECT,
 };
 
+/* How a digit reached a channel: in its signalling (SIP INFO, or an
+ * application), as RFC 4733 events in its RTP stream, or as tones in its
+ * audio. A bridge leaves to the media relay what it carries already. */
+enum px_dtmf_origin { PX_DTMF_SIGNALLING, PX_DTMF_RTP, PX_DTMF_INBAND };
+
 struct px_channel_event {
 	enum px_event_type type;
 	enum px_control control;
-	int cause;  /* Q.850, for HANGUP */
-	char digit; /* for DTMF */
+	int cause;                  /* Q.850, for HANGUP */
+	char digit;                 /* for DTMF */
+	unsigned duration_ms;       /* for DTMF */
+	enum px_dtmf_origin origin; /* for DTMF */
 };
 
 /* Q.850 causes used across modules. */
@@ -111,6 +118,11 @@ struct px_channel_tech {
 	 * with the others (a carrier trunk)? Dial calls such targets one after
 	 * another, moving on only when a route fails (see app_dial). */
 	bool (*hunt)(const char *dest);
+	/* Optional: send a digit to the far end in the leg's own DTMF mode,
+	 * without waiting (origin: how it reached the other leg, see
+	 * px_dtmf_origin). -1 when it cannot be sent. */
+	int (*send_dtmf)(px_channel *ch, char digit, unsigned duration_ms,
+			 enum px_dtmf_origin origin);
 };
 
 int px_channel_tech_register(px_module *owner, const struct px_channel_tech *tech, px_err *err);
@@ -198,6 +210,9 @@ void px_channel_queue_hangup(px_channel *ch, int cause);
 /* A DTMF digit from the far end: begin tells it started (DtmfBegin event
  * only), the end (with its duration) is told and queued as PX_EVENT_DTMF. */
 void px_channel_queue_dtmf(px_channel *ch, char digit, bool begin, int duration_ms);
+/* The same, telling how the digit came (px_channel_queue_dtmf: signalling). */
+void px_channel_queue_dtmf_from(px_channel *ch, char digit, bool begin, int duration_ms,
+				enum px_dtmf_origin origin);
 
 /*
  * A waiter is what a session thread sleeps on. Every channel has one of its
@@ -225,6 +240,10 @@ bool px_channel_tech_hunts(const char *type, const char *dest);
 int px_channel_call(px_channel *ch, int timeout_ms);
 int px_channel_answer(px_channel *ch);
 int px_channel_indicate(px_channel *ch, enum px_control control);
+/* Send a digit to the far end, through the technology's send_dtmf; -1 when
+ * it has none, the channel is hung up, or the digit cannot be sent. */
+int px_channel_send_dtmf(px_channel *ch, char digit, unsigned duration_ms,
+			 enum px_dtmf_origin origin);
 /* Hang up with cause (once; later calls do nothing). Safe from any thread. */
 void px_channel_hangup(px_channel *ch, int cause);
 bool px_channel_is_hungup(const px_channel *ch);

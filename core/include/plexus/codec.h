@@ -54,6 +54,11 @@ struct px_translator {
 	 * concealment), bytes written or -1. May be NULL. */
 	int (*conceal)(void *state, unsigned samples, uint8_t *out, size_t outsize);
 	unsigned frame_samples; /* encoders: input granularity (GSM: 160); 0: any */
+	/* Decoders with forward error correction (Opus): rebuild the samples
+	 * of a lost frame from the redundancy carried by the frame after it,
+	 * next; bytes written or -1. May be NULL. */
+	int (*recover)(void *state, const uint8_t *next, size_t nextlen, unsigned samples,
+		       uint8_t *out, size_t outsize);
 };
 
 int px_format_register(px_module *owner, const struct px_format *f, px_err *err);
@@ -106,6 +111,9 @@ int px_trans_write(px_trans *t, const uint8_t *in, size_t len);
 /* Conceal samples (at src's sample rate) of lost audio: by the decoder's
  * concealment when it has one, else silence. */
 void px_trans_conceal(px_trans *t, unsigned samples);
+/* The same for a lost frame whose successor next is at hand: its forward
+ * error correction when the decoder has one, else px_trans_conceal. */
+void px_trans_recover(px_trans *t, const uint8_t *next, size_t len, unsigned samples);
 /* Take ms of dst audio as one frame when that much is buffered: bytes
  * written to out, 0 when there is not enough yet, -1 on an encoder error. */
 int px_trans_read(px_trans *t, unsigned ms, uint8_t *out, size_t size);

@@ -39,6 +39,14 @@ struct px_rtp_stats {
 	uint64_t rx_bad;               /* of those: not RTP, wrong payload type, undecodable */
 	uint64_t transcoded;           /* received packets decoded for a transcoded bridge */
 	uint32_t rx_ssrc, tx_ssrc;
+	/* RTCP, terminated by each session (see px_rtp_set_rtcp_mux). */
+	uint64_t rtcp_rx, rtcp_tx;     /* reports received and sent */
+	unsigned jitter_ms;            /* interarrival jitter of what we receive */
+	bool remote_reported;          /* the far end reported on our stream: */
+	uint32_t remote_lost;          /*   packets of ours it lost, in all */
+	unsigned remote_fraction_lost; /*   of 256, since its previous report */
+	unsigned remote_jitter_ms;     /*   the jitter it sees */
+	unsigned rtt_ms;               /*   round trip (0 until an SR of ours came back) */
 };
 
 /* A session on a free even port of local (an address; its port is ignored),
@@ -51,6 +59,9 @@ void px_rtp_local_addr(const px_rtp *r, struct sockaddr_storage *out);
 /* Where the far end receives. With symmetric (NAT) on, the first packet
  * that arrives from elsewhere moves the destination to its source. */
 void px_rtp_set_remote(px_rtp *r, const struct sockaddr *addr, bool symmetric);
+/* RTCP on the RTP port (rtcp-mux negotiated) instead of port + 1. RTCP
+ * arriving on the RTP port is taken as such either way (RFC 5761). */
+void px_rtp_set_rtcp_mux(px_rtp *r, bool mux);
 /* Stop or resume sending to the far end (hold: sendonly/inactive). */
 void px_rtp_set_send(px_rtp *r, bool send);
 
@@ -93,6 +104,24 @@ void px_rtp_set_dtmf_handler(px_rtp *r, px_rtp_dtmf_fn fn, void *arg);
  * clamped to 40-5000. -1: no dtmf_pt, a digit with no event code, or the
  * queue is full. */
 int px_rtp_send_dtmf(px_rtp *r, char digit, unsigned duration_ms);
+/* Inband DTMF, for far ends without RFC 4733: with fn set, the worker
+ * decodes the audio the session receives and tells fn (like the handler
+ * above, same rules) each digit heard as tones; the tones still reach the
+ * peer in the audio. It works in the session's current format: a codec
+ * change turns it off until it is set again. fn NULL: off. -1 when the
+ * format has no path to linear audio. Control threads only (it allocates). */
+int px_rtp_set_inband(px_rtp *r, px_rtp_dtmf_fn fn, void *arg, px_err *err);
+/* Have the worker play digit's tone to the far end for duration_ms (40 to
+ * 5000), in place of the audio relayed meanwhile; digits queue with the
+ * events of px_rtp_send_dtmf. -1 when inband is off, for a digit with no
+ * tone, or when the queue is full. */
+int px_rtp_send_tone(px_rtp *r, char digit, unsigned duration_ms);
+
+/* Whether r's bridge relays the events r receives to its peer (both legs
+ * negotiated telephone-events): a digit r received needs no sending on. */
+bool px_rtp_carries_events(px_rtp *r);
+/* Whether r is bridged to another session (its audio relayed or transcoded). */
+bool px_rtp_bridged(px_rtp *r);
 
 /* Close the session; unbridges first. The memory goes once its worker has
  * let go of it. */
