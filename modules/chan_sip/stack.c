@@ -309,6 +309,9 @@ static void *sip_main(void *arg)
 	bool tls_failed = false;
 
 	thread_self = pthread_self();
+	/* sofia's loop rounds its timer timeouts down to whole milliseconds and
+	 * would otherwise spin through the last one before every timer. */
+	px_thread_avoid_poll_spin();
 	if (su_init() != 0) {
 		start_done(-1, "su_init failed");
 		return NULL;

@@ -41,5 +41,12 @@ int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void 
 void px_thread_register_self(const char *name);
 /* Called by a thread just before it returns. */
 void px_thread_unregister_self(void);
+/*
+ * For a thread that runs a library's event loop which polls with a zero
+ * timeout while its next timer is less than a millisecond away (sofia-sip):
+ * after a few such polls in a row found nothing, the thread's next one
+ * waits up to a millisecond instead. Timers may fire up to 1 ms late.
+ */
+void px_thread_avoid_poll_spin(void);
 
 #endif
