@@ -8,6 +8,10 @@
 # the message log and the daemon's log.
 
 SIPP_BIN=${SIPP:-sipp}
+# The address plexusd listens on and SIPp phones use: 127.0.0.1 unless a
+# test sets SIP_HOST (ipv6.sh: ::1). SIP_HOSTPORT is it with the SIP port,
+# bracketed for IPv6.
+SIP_HOST=${SIP_HOST:-127.0.0.1}
 if ! command -v "$SIPP_BIN" >/dev/null 2>&1; then
 	echo "Bail out! sipp is not installed (scripts/install-deps installs sip-tester)"
 	exit 99
@@ -63,12 +67,17 @@ sip_ports() {
 	SLOT_END=$((PORT_BASE + 400))
 }
 
-# wait_udp_bound PORT SECONDS: until something listens on 127.0.0.1:PORT.
+# wait_udp_bound PORT SECONDS: until something listens on SIP_HOST:PORT
+# (127.0.0.1, or ::1).
 wait_udp_bound() {
-	local hex i
+	local hex i table=/proc/net/udp addr=0100007F
 	hex=$(printf '%04X' "$1")
+	if [ "$SIP_HOST" = ::1 ]; then
+		table=/proc/net/udp6
+		addr=00000000000000000000000001000000
+	fi
 	for ((i = 0; i < $2 * 20; i++)); do
-		grep -q "^ *[0-9]*: 0100007F:$hex " /proc/net/udp && return 0
+		grep -q "^ *[0-9]*: $addr:$hex " "$table" && return 0
 		sleep 0.05
 	done
 	return 1
@@ -92,8 +101,10 @@ sipp_start() {
 	SLOT_NEXT=$((SLOT_NEXT + 6))
 	[ "$port" = - ] && port=$slot
 	rm -f "$SIPP_DIR/$name".*
-	local cmd=("$SIPP_BIN" "127.0.0.1:$SIP_PORT" -sf "$SIP_SCENARIOS/$scen"
-		-i 127.0.0.1 -p "$port" -cp $((slot + 1)) -mp $((slot + 2))
+	local target=$SIP_HOST:$SIP_PORT
+	case $SIP_HOST in *:*) target="[$SIP_HOST]:$SIP_PORT" ;; esac
+	local cmd=("$SIPP_BIN" "$target" -sf "$SIP_SCENARIOS/$scen"
+		-i "$SIP_HOST" -p "$port" -cp $((slot + 1)) -mp $((slot + 2))
 		-m 1 -nd -nostdin -buff_size 4194304
 		-timeout 10s -timeout_error -recv_timeout 8s
 		-trace_msg -message_file "$SIPP_DIR/$name.msg"
