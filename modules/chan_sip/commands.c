@@ -62,7 +62,7 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	const struct sip_endpoint *ep;
 	struct px_binding b[16];
 	size_t n;
-	char codecs[64];
+	char codecs[64], transports[64];
 	time_t now = time(NULL);
 
 	if (argc != 4)
@@ -87,6 +87,8 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 		cli, " DTMF mode:     %s\n",
 		(const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
 	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
+	sip_transports_format(ep->transports, transports, sizeof(transports));
+	px_cli_printf(cli, " Transport:     %s\n", transports);
 	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
 	if (ep->qualify)
 		px_cli_printf(cli, " Qualify:       every %d s, timeout %d ms\n", ep->qualify,
@@ -99,6 +101,8 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 		char status[32] = "";
 		if (ep->qualify)
 			sip_qualify_status(ep->name, b[i].contact, status, sizeof(status));
+		if (!sip_binding_allowed(ep, &b[i]))
+			snprintf(status, sizeof(status), "not called (transport)");
 		px_cli_printf(cli, "   %s via %s, expires in %llds, %s%s%s\n", b[i].contact,
 			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent,
 			      status[0] ? ", " : "", status);

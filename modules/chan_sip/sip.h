@@ -17,6 +17,8 @@
  *   outreg.c    outbound registration of trunks, "sip show registry"
  *   nat.c       external addresses, local_net and the TLS transport
  *   tls.c       the TLS certificate check (OpenSSL)
+ *   transport.c the transports an endpoint may use; a request's and a
+ *               contact's transport
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
  *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
@@ -52,6 +54,10 @@ struct auth_mod_t;
  * offers telephone-event, else inband). */
 enum sip_dtmf_mode { SIP_DTMF_RFC4733, SIP_DTMF_INFO, SIP_DTMF_INBAND, SIP_DTMF_AUTO };
 
+enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
+#define SIP_TP_BIT(t) (1u << (t))
+#define SIP_TP_ALL    (SIP_TP_BIT(SIP_TP_UDP) | SIP_TP_BIT(SIP_TP_TCP) | SIP_TP_BIT(SIP_TP_TLS))
+
 struct sip_endpoint {
 	char name[64];     /* section name: the AOR and, by default, the auth user */
 	char username[64]; /* digest user name */
@@ -69,6 +75,7 @@ struct sip_endpoint {
 	int qualify;            /* s between OPTIONS to each contact; 0: off */
 	int qualify_timeout_ms; /* no answer within this: Unreachable */
 	char moh_suggest[64];   /* music class its held peers hear; "": default */
+	unsigned transports;    /* SIP_TP_BITs its REGISTERs, INVITEs and contacts may use */
 	const char *file;       /* where it was defined, for messages */
 	int line;
 };
@@ -81,8 +88,6 @@ struct sip_acl_entry {
 	int prefix;
 	bool deny; /* "!": an address it holds does not match */
 };
-
-enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
 
 /* A carrier trunk ("type = trunk"). Its calls use ep like an endpoint's
  * (context, codecs, NAT, RTP timeouts, name, where it was defined). */
@@ -246,6 +251,30 @@ int sip_tls_check(const char *dir, bool need_ca, px_err *err);
 /* Can a TCP socket be bound on bind_addr ("127.0.0.1:5061", "[::1]:5061",
  * "*:5061") now? -1 with err saying why (tls.c). */
 int sip_tls_bind_check(const char *bind_addr, px_err *err);
+
+/* ---- transports (transport.c) ---- */
+
+struct px_binding;
+/* "udp", "tcp", "tls" */
+const char *sip_transport_name(enum sip_transport t);
+int sip_transport_parse(const char *text, enum sip_transport *out);
+/* "tcp, tls", or "any (udp, tcp, tls)" for SIP_TP_ALL. */
+void sip_transports_format(unsigned mask, char *buf, size_t size);
+/* The transport the request being handled came on (the connection's, not
+ * what the peer claims); -1 when unknown. SIP thread. */
+int sip_request_transport(enum sip_transport *out);
+/* "udp:1.2.3.4:5060", "tls:[::1]:5061": the request's source ("" unknown). */
+void sip_request_source(char *buf, size_t size);
+/* The transport of a binding's received ("tls:1.2.3.4:5061"); -1: none. */
+int sip_received_transport(const char *received, enum sip_transport *out);
+/* May a call ring this binding (its transport is one ep allows)? */
+bool sip_binding_allowed(const struct sip_endpoint *ep, const struct px_binding *b);
+/* Keep the bindings ep allows (in place, in order); returns how many. */
+size_t sip_transport_filter(const struct sip_endpoint *ep, struct px_binding *b, size_t n);
+/* Where requests to binding b go (NUTAG_PROXY): the REGISTER's source for
+ * nat = yes or a restricted transport, else "" (the Contact itself). */
+void sip_binding_proxy(const struct sip_endpoint *ep, const struct px_binding *b, char *out,
+		       size_t size);
 
 /* ---- the stack (stack.c) ---- */
 
