@@ -135,11 +135,12 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 		return PX_CLI_FAILURE;
 	px_cli_printf(cli, " Bind:          %s (%s%s%s)\n", cfg->bind, cfg->udp ? "udp" : "",
 		      cfg->udp && cfg->tcp ? ", " : "", cfg->tcp ? "tcp" : "");
-	if (sip.tls_running)
+	if (sip.tls_running) {
 		px_cli_printf(cli, " TLS:           on, %s, certificates in %s, verify peer %s\n",
 			      cfg->tls_bind, cfg->tls_cert_dir,
 			      cfg->tls_verify_peer ? "yes" : "no");
-	else if (cfg->tls_problem[0])
+		px_cli_printf(cli, " TLS versions:  1.%d and later\n", sip.tls_min_version);
+	} else if (cfg->tls_problem[0])
 		px_cli_printf(cli, " TLS:           off: %s\n", cfg->tls_problem);
 	else if (cfg->tls)
 		px_cli_printf(cli, " TLS:           off: not listening on %s (see the log)\n",

@@ -60,6 +60,9 @@ static const struct px_config_option general_table[] = {
 	{"tls_verify_peer", PX_CFG_BOOL, "no", 0, 0, NULL,
 	 offsetof(struct general_opts, nat.tls_verify_peer),
 	 "verify the certificate of TLS peers against cafile.pem"},
+	{"tls_min_version", PX_CFG_STRING, "1.2", 0, 0, NULL,
+	 offsetof(struct general_opts, nat.tls_min_version),
+	 "oldest TLS version accepted and offered: 1.2 or 1.3"},
 };
 
 struct endpoint_opts {

@@ -136,6 +136,7 @@ struct sip_config {
 	char tls_bind[256];
 	char tls_cert_dir[512]; /* holds agent.pem and cafile.pem */
 	bool tls_verify_peer;
+	int tls_min_version;   /* 2: TLS 1.2, 3: TLS 1.3 */
 	char tls_problem[700]; /* why a configured TLS is off; "" when it is not */
 	px_config *source;     /* the parsed file, for messages */
 };
@@ -228,6 +229,7 @@ struct sip_nat_opts {
 	char *tls_bind;
 	char *tls_cert_dir;
 	bool tls_verify_peer;
+	char *tls_min_version;
 };
 /* Check them and copy them into c; general is the section, for messages. */
 int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *general,
@@ -248,6 +250,14 @@ void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockad
  * dir/cafile.pem (trusted CAs: required when need_ca, else checked only
  * when present)? -1 with err naming the file otherwise (tls.c). */
 int sip_tls_check(const char *dir, bool need_ca, px_err *err);
+/* "1.2" or "1.3" (or "TLSv1.2", "TLSv1.3") → 2 or 3; -1 otherwise (tls.c). */
+int sip_tls_version_parse(const char *text, int *minor);
+/* Every SSL_CTX the process makes from now on refuses TLS below 1.minor
+ * (OpenSSL's system_default: sofia-sip has no tag for it) until
+ * sip_tls_floor_restore(), which gives the system's setting back. Around
+ * nua_create(), which makes sofia's one TLS context (tls.c). */
+int sip_tls_floor_set(int minor, px_err *err);
+void sip_tls_floor_restore(void);
 /* Can a TCP socket be bound on bind_addr ("127.0.0.1:5061", "[::1]:5061",
  * "*:5061") now? -1 with err saying why (tls.c). */
 int sip_tls_bind_check(const char *bind_addr, px_err *err);
@@ -285,8 +295,9 @@ struct sip_stack {
 	struct sip_config *config; /* read by the SIP thread; swapped there on reload */
 	char contact_host[256];    /* host[:port] of our own URIs */
 	struct sockaddr_storage rtp_addr;
-	bool debug;       /* SIP messages to the log */
-	bool tls_running; /* the TLS listener is up */
+	bool debug;          /* SIP messages to the log */
+	bool tls_running;    /* the TLS listener is up */
+	int tls_min_version; /* its floor: TLS 1.N */
 };
 
 extern struct sip_stack sip;

@@ -15,7 +15,10 @@
 # A contact it registered over UDP while allowed (reload) is not rung once
 # TLS only is configured again. 1004 (tcp,tls) registers over TCP. The
 # transport of a binding is the connection's: a TCP peer whose Via says
-# TLS is never taken for TLS. Every check prints "ok N".
+# TLS is never taken for TLS. tls_min_version: with 1.2 clients capped at
+# 1.2 and clients of 1.3 are accepted; with 1.3 (after unload + load) a
+# client capped at 1.2 is refused and 1.3 accepted; a bad value is a
+# configuration error named by file:line. Every check prints "ok N".
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/sip/siplib.sh"
@@ -42,7 +45,7 @@ expect_event() {
 	pass "$what"
 }
 
-# write_sip_conf TLS_MIN: sip.conf from the test's template.
+# write_sip_conf: sip.conf from the test's template.
 write_sip_conf() {
 	sed -e "s|@SIP_PORT@|$SIP_PORT|" -e "s|@TLS_PORT@|$TLS_PORT|" \
 		-e "s|@TLS_DIR@|$D/tls|" "$TLS_DATA_ONLY/sip.conf" >"$D/sip.conf"
@@ -85,6 +88,55 @@ EOF2
 	start_daemon "$D"
 	start_events
 	check_cmd "sip show settings: TLS is on" 'sip show settings' 0 "^ TLS: +on, 127\.0\.0\.1:$TLS_PORT,"
+}
+
+# ---------------------------------------------------------------- tls_min_version
+
+# expect_probe DESCRIPTION MAXVER STATUS: a handshake capped at MAXVER
+# ends with STATUS (0 accepted, 1 refused).
+expect_probe() {
+	tls_probe "$2"
+	[ "$TLS_RC" = "$3" ] || fail "$1" "status $3" "got ($TLS_RC):" "$PROBE_OUT"
+	pass "$1 ($PROBE_OUT)"
+}
+
+test_min_version() {
+	local line mark
+	check_cmd "sip show settings: TLS 1.2 and later" 'sip show settings' 0 '^ TLS versions: +1\.2 and later$'
+	expect_probe "tls_min_version 1.2: a client capped at TLS 1.2 is accepted" 1.2 0
+	expect_probe "tls_min_version 1.2: a TLS 1.3 client is accepted" 1.3 0
+	expect_probe "tls_min_version 1.2: a client capped at TLS 1.1 is refused" 1.1 1
+
+	sed -i 's/^tls_min_version = .*/tls_min_version = 1.1/' "$D/sip.conf"
+	line=$(grep -n '^tls_min_version' "$D/sip.conf" | cut -d: -f1)
+	mark=$(log_mark "$D/plexus.log")
+	check_cmd "a reload with tls_min_version = 1.1 is refused" 'module reload chan_sip' 1 \
+		'reload failed; it keeps its running configuration'
+	wait_for_log "$D/plexus.log" "$mark" "sip\.conf:$line: tls_min_version: '1\.1' is not 1\.2 or 1\.3" 5 ||
+		fail "the bad tls_min_version is named by file:line" "sip.conf:$line: tls_min_version: '1.1' is not 1.2 or 1.3" \
+			"got:" "$(log_since "$D/plexus.log" "$mark")"
+	pass "the bad tls_min_version is named by file:line (sip.conf:$line)"
+
+	sed -i 's/^tls_min_version = .*/tls_min_version = 1.3/' "$D/sip.conf"
+	mark=$(log_mark "$D/plexus.log")
+	check_cmd "a reload with tls_min_version = 1.3 is taken" 'module reload chan_sip' 0
+	wait_for_log "$D/plexus.log" "$mark" "tls_\* changes take effect when chan_sip is loaded again" 5 ||
+		fail "the reload says the listener keeps its floor" "a warning" "got:" "$(log_since "$D/plexus.log" "$mark")"
+	pass "the reload says the running listener keeps its floor until chan_sip is loaded again"
+	expect_probe "until then a client capped at TLS 1.2 is still accepted" 1.2 0
+	check_cmd "module unload chan_sip" 'module unload chan_sip' 0 'Unloaded chan_sip'
+	check_cmd "module load chan_sip" 'module load chan_sip' 0 'Loaded chan_sip'
+	check_cmd "sip show settings: TLS 1.3 and later" 'sip show settings' 0 '^ TLS versions: +1\.3 and later$'
+	expect_probe "tls_min_version 1.3: a client capped at TLS 1.2 is refused" 1.2 1
+	expect_probe "tls_min_version 1.3: a TLS 1.3 client is accepted" 1.3 0
+	tls_start phone_13 phone 127.0.0.1 "$TLS_PORT" 1004 "$SECRET_1004" register 5
+	expect_tls_ok "1004 registers over TLS 1.3" 10 phone_13
+	expect_tls_line "the phone's connection is TLS 1.3" phone_13 '^--- connected from 127\.0\.0\.1:[0-9]+, TLSv1\.3$'
+
+	sed -i 's/^tls_min_version = .*/tls_min_version = 1.2/' "$D/sip.conf"
+	check_cmd "module unload chan_sip" 'module unload chan_sip' 0 'Unloaded chan_sip'
+	check_cmd "module load chan_sip (tls_min_version 1.2 again)" 'module load chan_sip' 0 'Loaded chan_sip'
+	expect_probe "tls_min_version 1.2 again: a client capped at TLS 1.2 is accepted" 1.2 0
 }
 
 # ---------------------------------------------------------------- the setting
@@ -282,6 +334,7 @@ test_lying_via() {
 }
 
 setup
+test_min_version
 test_setting
 test_tls_only
 test_stale_contact
