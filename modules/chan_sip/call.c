@@ -1351,6 +1351,8 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 			return;
 		}
 	}
+	if (!c->trunk)
+		sip_flow_failed(c->endpoint, l->proxy, status, s); /* did a flow die? */
 	l->status = status;
 	if (c->winner || c->hangup_done)
 		return;

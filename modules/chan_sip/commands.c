@@ -103,6 +103,8 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 			sip_qualify_status(ep->name, b[i].contact, status, sizeof(status));
 		if (!sip_binding_allowed(ep, &b[i]))
 			snprintf(status, sizeof(status), "not called (transport)");
+		else if (sip_flow_binding_gone(ep->name, &b[i]))
+			snprintf(status, sizeof(status), "not called (connection gone)");
 		px_cli_printf(cli, "   %s via %s, expires in %llds, %s%s%s\n", b[i].contact,
 			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent,
 			      status[0] ? ", " : "", status);

@@ -162,6 +162,7 @@ struct pending_register {
 	nua_handle_t *nh;
 	nua_saved_event_t saved[1];
 	char aor[PX_AOR_MAX];
+	char received[200]; /* the REGISTER's source: "tls:1.2.3.4:5061" */
 	int status;
 	int min_expires;
 	char phrase[64];
@@ -214,10 +215,11 @@ static void register_done(void *ctx, const struct px_register_result *res)
 						 (int)len, uri, (long long)(left > 0 ? left : 0));
 		}
 	}
-	if (res->status == 200)
+	if (res->status == 200) {
+		sip_flow_registered(p->aor, p->received); /* that flow is alive */
 		px_verbose(3, "chan_sip: registration of %s: %zu binding%s", p->aor, res->nbindings,
 			   res->nbindings == 1 ? "" : "s");
-	else
+	} else
 		px_verbose(3, "chan_sip: registration of %s refused: %d %s", p->aor, res->status,
 			   res->reason ? res->reason : "");
 	if (sip_post(register_respond, p) < 0) {
@@ -311,6 +313,7 @@ void sip_register_incoming(nua_handle_t *nh, const void *sipmsg)
 	}
 	p->nh = nh;
 	snprintf(p->aor, sizeof(p->aor), "%s", ep->name);
+	snprintf(p->received, sizeof(p->received), "%s", received);
 	nua_save_event(sip.nua, p->saved);
 	if (px_location_update(&req, register_done, p, &err) < 0) {
 		px_log_warning("chan_sip: REGISTER of %s: %s", ep->name, err.msg);

@@ -19,6 +19,7 @@
  *   tls.c       the TLS certificate check (OpenSSL)
  *   transport.c the transports an endpoint may use; a request's and a
  *               contact's transport
+ *   flow.c      TCP/TLS registrations whose connection is gone
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
  *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
@@ -279,12 +280,28 @@ void sip_request_source(char *buf, size_t size);
 int sip_received_transport(const char *received, enum sip_transport *out);
 /* May a call ring this binding (its transport is one ep allows)? */
 bool sip_binding_allowed(const struct sip_endpoint *ep, const struct px_binding *b);
-/* Keep the bindings ep allows (in place, in order); returns how many. */
+/* Keep the bindings ep allows, whose connection is not known to be gone
+ * (in place, in order); returns how many. */
 size_t sip_transport_filter(const struct sip_endpoint *ep, struct px_binding *b, size_t n);
 /* Where requests to binding b go (NUTAG_PROXY): the REGISTER's source for
  * nat = yes or a restricted transport, else "" (the Contact itself). */
 void sip_binding_proxy(const struct sip_endpoint *ep, const struct px_binding *b, char *out,
 		       size_t size);
+
+/* ---- connections of TCP/TLS registrations that are gone (flow.c) ---- */
+
+/* A call through proxy (a phone's source address over TCP or TLS) failed
+ * with status: when sofia made that response itself (503: could not send,
+ * 408: nothing came back), mark the flow gone, with a log line. Other
+ * proxies and responses are ignored. SIP thread. */
+void sip_flow_failed(const char *endpoint, const char *proxy, int status, const void *sipmsg);
+bool sip_flow_gone(const char *endpoint, const char *proxy);
+/* Is the connection binding b of endpoint came on marked gone? */
+bool sip_flow_binding_gone(const char *endpoint, const struct px_binding *b);
+/* The endpoint registered from received ("tls:1.2.3.4:5061"): that
+ * flow is alive. Any thread. */
+void sip_flow_registered(const char *endpoint, const char *received);
+void sip_flow_forget_all(void);
 
 /* ---- the stack (stack.c) ---- */
 

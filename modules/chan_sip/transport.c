@@ -144,6 +144,13 @@ size_t sip_transport_filter(const struct sip_endpoint *ep, struct px_binding *b,
 				   ep->name, b[i].contact, b[i].received);
 			continue;
 		}
+		if (sip_flow_binding_gone(ep->name, &b[i])) {
+			px_verbose(3,
+				   "chan_sip: %s's contact %s: its connection %s is gone; not "
+				   "calling it until it registers again",
+				   ep->name, b[i].contact, b[i].received);
+			continue;
+		}
 		if (kept != i)
 			b[kept] = b[i];
 		kept++;

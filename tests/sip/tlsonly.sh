@@ -18,7 +18,10 @@
 # TLS is never taken for TLS. tls_min_version: with 1.2 clients capped at
 # 1.2 and clients of 1.3 are accepted; with 1.3 (after unload + load) a
 # client capped at 1.2 is refused and 1.3 accepted; a bad value is a
-# configuration error named by file:line. Every check prints "ok N".
+# configuration error named by file:line. A TLS phone whose connection
+# closed stays registered; the first call to it marks the connection gone
+# (logged), later calls skip it at once until it registers again. Every
+# check prints "ok N".
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "$top_srcdir/tests/sip/siplib.sh"
@@ -333,6 +336,50 @@ test_lying_via() {
 	check_answers "plexusd still answers after the liars"
 }
 
+# A TLS phone whose connection closed stays registered. The first call
+# to it tries the old connection's address (refused at once on loopback)
+# and marks the flow gone, with a log line; the next call does not try at
+# all (CHANUNAVAIL at once); a new registration makes it callable again.
+test_gone_flow() {
+	local mark port
+	tls_start gone_1003 phone 127.0.0.1 "$TLS_PORT" 1003 "$SECRET_1003" register 5
+	expect_tls_ok "1003 registers over TLS and closes its connection" 10 gone_1003
+	port=$(liar_port gone_1003)
+	expect_contacts "1003 stays registered after its connection closed" 1003 1 \
+		"^   sip:1003@127\.0\.0\.1:$port;transport=tls via tls:127\.0\.0\.1:$port, expires in [0-9]+s, $"
+	mark=$(log_mark "$D/plexus.log")
+	dialstatus_mark
+	sipp_run call_gone - uac_fail.xml -s 1003 -key caller 1001 -au 1001 -ap "$SECRET_1001" \
+		-key pt 0 -key rtpmap "0 PCMU/8000"
+	expect_dialstatus "the first call to 1003 fails on the closed connection: CONGESTION" "1003 CONGESTION"
+	wait_for_log "$D/plexus.log" "$mark" \
+		"1003's connection sip:127\.0\.0\.1:$port;transport=tls is gone \(503, no answer from it\); it stays registered but is not called until it registers again" 5 ||
+		fail "the gone connection is logged" "a notice naming 1003 and sip:127.0.0.1:$port;transport=tls" \
+			"got:" "$(log_since "$D/plexus.log" "$mark")"
+	pass "the gone connection is logged once, naming the endpoint and the connection"
+	check_cmd "sip show endpoint 1003: the contact is not called (connection gone)" 'sip show endpoint 1003' 0 \
+		"via tls:127\.0\.0\.1:$port, .*not called \(connection gone\)$"
+	mark=$(log_mark "$D/plexus.log")
+	dialstatus_mark
+	sipp_run call_gone2 - uac_fail.xml -s 1003 -key caller 1001 -au 1001 -ap "$SECRET_1001" \
+		-key pt 0 -key rtpmap "0 PCMU/8000"
+	expect_dialstatus "the next call does not try it: CHANUNAVAIL" "1003 CHANUNAVAIL"
+	wait_for_log "$D/plexus.log" "$mark" "1003's contact .* its connection tls:127\.0\.0\.1:$port is gone; not calling it" 5 ||
+		fail "the skipped contact is logged" "a line naming tls:127.0.0.1:$port" "got:" "$(log_since "$D/plexus.log" "$mark")"
+	pass "the skipped contact is logged"
+	log_since "$D/plexus.log" "$mark" | grep -q "is gone (" &&
+		fail "the flow is marked once" "no second 'is gone (' notice" "got:" "$(log_since "$D/plexus.log" "$mark")"
+	pass "nothing was sent toward the gone connection (no second failure)"
+
+	tls_start back_1003 phone 127.0.0.1 "$TLS_PORT" 1003 "$SECRET_1003" answer
+	wait_tls_contact back_1003 1003 10 || tls_fail "1003 registers again over TLS" "a TLS contact" back_1003
+	pass "1003 registers again over a new connection"
+	sipp_start call_back - uac_call.xml -s 1003 -key caller 1001 -au 1001 -ap "$SECRET_1001" -d 500
+	expect_sipp_ok "1001 calls 1003 again: answered, BYE" call_back
+	expect_tls_ok "1003 answered on its new connection" 15 back_1003
+	expect_idle "after the call no channel is left"
+}
+
 setup
 test_min_version
 test_setting
@@ -340,6 +387,7 @@ test_tls_only
 test_stale_contact
 test_tcp
 test_lying_via
+test_gone_flow
 if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
 	fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
 fi
