@@ -206,12 +206,14 @@ static const struct px_cli_command commands[] = {
 	 cmd_show_endpoints, NULL, PX_ROLE_MONITOR},
 	{"sip show endpoint", "Show one SIP endpoint",
 	 "Usage: sip show endpoint <name>\n"
-	 "       Shows an endpoint's settings and its registered contacts.",
+	 "       Shows an endpoint's settings (the transports it may use among them)\n"
+	 "       and its registered contacts, marking those not called.",
 	 cmd_show_endpoint, complete_endpoint, PX_ROLE_MONITOR},
 	{"sip show settings", "Show chan_sip's listeners, TLS and NAT settings",
 	 "Usage: sip show settings\n"
-	 "       Shows where chan_sip listens, whether TLS is on (or why it is off), and\n"
-	 "       the external addresses and local networks of NAT handling.",
+	 "       Shows where chan_sip listens, whether TLS is on (or why it is off) and the\n"
+	 "       oldest TLS version it accepts, and the external addresses and local\n"
+	 "       networks of NAT handling.",
 	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"sip set debug", "Enable or disable SIP message logging",
 	 "Usage: sip set debug on|off\n"
