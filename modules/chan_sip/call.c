@@ -341,13 +341,14 @@ static void set_inband(struct sip_call *c);
 
 static bool use_codec(struct sip_call *c, const struct sip_payload *p, const struct sip_media *m)
 {
-	struct px_rtp_codec nc = {.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
+	struct px_rtp_codec nc = {
+		.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
 	bool changed;
 
 	snprintf(nc.fmtp, sizeof(nc.fmtp), "%s", p->fmtp);
 	/* Events only in the modes that use them. */
-	nc.dtmf_pt = c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO ? m->dtmf_pt
-										       : -1;
+	nc.dtmf_pt =
+		c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO ? m->dtmf_pt : -1;
 	changed = c->codec.format && (c->codec.format != nc.format || c->codec.pt != nc.pt ||
 				      c->codec.dtmf_pt != nc.dtmf_pt);
 	c->codec = nc;
@@ -937,7 +938,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	}
 	if (n > sizeof(bindings) / sizeof(bindings[0]))
 		n = sizeof(bindings) / sizeof(bindings[0]);
-	n = usable_contacts(ep, bindings, n);
+	n = usable_contacts(ep, bindings, sip_transport_filter(ep, bindings, n));
 	if (n == 0) {
 		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
 		sip_config_unref(cfg);
@@ -978,8 +979,7 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 			continue;
 		l->call = c;
 		snprintf(l->uri, sizeof(l->uri), "%s", bindings[i].contact);
-		if (ep->nat)
-			sip_proxy_from_received(bindings[i].received, l->proxy, sizeof(l->proxy));
+		sip_binding_proxy(ep, &bindings[i], l->proxy, sizeof(l->proxy));
 		l->next = c->legs;
 		c->legs = l;
 	}
@@ -1287,8 +1287,8 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 	}
 	px_channel_set_codec(c->chan, chosen.format->encoding);
 	if (changed) {
-		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)", px_channel_name(c->chan),
-			   chosen.format->name, chosen.pt);
+		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)",
+			   px_channel_name(c->chan), chosen.format->name, chosen.pt);
 		px_channel_queue_control(c->chan, PX_CONTROL_MEDIA_CHANGED);
 	}
 	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */
@@ -1351,6 +1351,8 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 			return;
 		}
 	}
+	if (!c->trunk)
+		sip_flow_failed(c->endpoint, l->proxy, status, s); /* did a flow die? */
 	l->status = status;
 	if (c->winner || c->hangup_done)
 		return;

@@ -68,6 +68,7 @@ static int sip_unload(px_module *self)
 	sip_commands_unregister();
 	px_channel_tech_unregister(&sip_tech);
 	sip_stack_stop();
+	sip_flow_forget_all();
 	return 0;
 }
 

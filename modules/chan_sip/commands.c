@@ -62,7 +62,7 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 	const struct sip_endpoint *ep;
 	struct px_binding b[16];
 	size_t n;
-	char codecs[64];
+	char codecs[64], transports[64];
 	time_t now = time(NULL);
 
 	if (argc != 4)
@@ -87,6 +87,8 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 		cli, " DTMF mode:     %s\n",
 		(const char *const[]){"rfc4733", "info", "inband", "auto"}[ep->dtmf_mode & 3]);
 	px_cli_printf(cli, " NAT:           %s\n", ep->nat ? "yes" : "no");
+	sip_transports_format(ep->transports, transports, sizeof(transports));
+	px_cli_printf(cli, " Transport:     %s\n", transports);
 	px_cli_printf(cli, " Max contacts:  %d\n", ep->max_contacts);
 	if (ep->qualify)
 		px_cli_printf(cli, " Qualify:       every %d s, timeout %d ms\n", ep->qualify,
@@ -99,6 +101,10 @@ static enum px_cli_status cmd_show_endpoint(px_cli *cli, int argc, char **argv)
 		char status[32] = "";
 		if (ep->qualify)
 			sip_qualify_status(ep->name, b[i].contact, status, sizeof(status));
+		if (!sip_binding_allowed(ep, &b[i]))
+			snprintf(status, sizeof(status), "not called (transport)");
+		else if (sip_flow_binding_gone(ep->name, &b[i]))
+			snprintf(status, sizeof(status), "not called (connection gone)");
 		px_cli_printf(cli, "   %s via %s, expires in %llds, %s%s%s\n", b[i].contact,
 			      b[i].received, (long long)(b[i].expires_at - now), b[i].user_agent,
 			      status[0] ? ", " : "", status);
@@ -131,11 +137,12 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 		return PX_CLI_FAILURE;
 	px_cli_printf(cli, " Bind:          %s (%s%s%s)\n", cfg->bind, cfg->udp ? "udp" : "",
 		      cfg->udp && cfg->tcp ? ", " : "", cfg->tcp ? "tcp" : "");
-	if (sip.tls_running)
+	if (sip.tls_running) {
 		px_cli_printf(cli, " TLS:           on, %s, certificates in %s, verify peer %s\n",
 			      cfg->tls_bind, cfg->tls_cert_dir,
 			      cfg->tls_verify_peer ? "yes" : "no");
-	else if (cfg->tls_problem[0])
+		px_cli_printf(cli, " TLS versions:  1.%d and later\n", sip.tls_min_version);
+	} else if (cfg->tls_problem[0])
 		px_cli_printf(cli, " TLS:           off: %s\n", cfg->tls_problem);
 	else if (cfg->tls)
 		px_cli_printf(cli, " TLS:           off: not listening on %s (see the log)\n",
@@ -199,12 +206,14 @@ static const struct px_cli_command commands[] = {
 	 cmd_show_endpoints, NULL, PX_ROLE_MONITOR},
 	{"sip show endpoint", "Show one SIP endpoint",
 	 "Usage: sip show endpoint <name>\n"
-	 "       Shows an endpoint's settings and its registered contacts.",
+	 "       Shows an endpoint's settings (the transports it may use among them)\n"
+	 "       and its registered contacts, marking those not called.",
 	 cmd_show_endpoint, complete_endpoint, PX_ROLE_MONITOR},
 	{"sip show settings", "Show chan_sip's listeners, TLS and NAT settings",
 	 "Usage: sip show settings\n"
-	 "       Shows where chan_sip listens, whether TLS is on (or why it is off), and\n"
-	 "       the external addresses and local networks of NAT handling.",
+	 "       Shows where chan_sip listens, whether TLS is on (or why it is off) and the\n"
+	 "       oldest TLS version it accepts, and the external addresses and local\n"
+	 "       networks of NAT handling.",
 	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"sip set debug", "Enable or disable SIP message logging",
 	 "Usage: sip set debug on|off\n"

@@ -60,6 +60,9 @@ static const struct px_config_option general_table[] = {
 	{"tls_verify_peer", PX_CFG_BOOL, "no", 0, 0, NULL,
 	 offsetof(struct general_opts, nat.tls_verify_peer),
 	 "verify the certificate of TLS peers against cafile.pem"},
+	{"tls_min_version", PX_CFG_STRING, "1.2", 0, 0, NULL,
+	 offsetof(struct general_opts, nat.tls_min_version),
+	 "oldest TLS version accepted and offered: 1.2 or 1.3"},
 };
 
 struct endpoint_opts {
@@ -78,6 +81,7 @@ struct endpoint_opts {
 	char *qualify;
 	int64_t qualify_timeout;
 	char *moh_suggest;
+	char **transport;
 };
 
 static const struct px_config_option endpoint_table[] = {
@@ -102,8 +106,10 @@ static const struct px_config_option endpoint_table[] = {
 	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
 	 offsetof(struct endpoint_opts, dtmf_mode),
 	 "rfc4733, info, inband or auto (RFC 4733 when offered, else inband)"},
-	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL, offsetof(struct endpoint_opts, rtp_timeout),
-	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: never"},
+	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL,
+	 offsetof(struct endpoint_opts, rtp_timeout),
+	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: "
+	 "never"},
 	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
 	 offsetof(struct endpoint_opts, rtp_timeout_hold),
 	 "the same while the call is on hold; 0: never"},
@@ -116,6 +122,9 @@ static const struct px_config_option endpoint_table[] = {
 	{"moh_suggest", PX_CFG_STRING, "default", 0, 0, NULL,
 	 offsetof(struct endpoint_opts, moh_suggest),
 	 "music-on-hold class the party this endpoint puts on hold hears"},
+	{"transport", PX_CFG_LIST, NULL, 0, 0, NULL, offsetof(struct endpoint_opts, transport),
+	 "transports the endpoint may register, call and be called on: udp, tcp, tls or a "
+	 "list (tcp,tls); others are refused with 403; default: any"},
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
@@ -168,10 +177,11 @@ static int endpoint_codecs(const px_config_section *s, struct sip_endpoint *ep, 
 			}
 			name = sip_codec_canonical(list[i]);
 			if (!name) {
-				px_err_set(err,
-					   "%s:%d: %s: unknown codec '%s' (known: ulaw, alaw, g722, "
-					   "gsm, opus)",
-					   v->file, v->line, v->name, list[i]);
+				px_err_set(
+					err,
+					"%s:%d: %s: unknown codec '%s' (known: ulaw, alaw, g722, "
+					"gsm, opus)",
+					v->file, v->line, v->name, list[i]);
 				px_config_list_free(list);
 				return -1;
 			}
@@ -246,6 +256,24 @@ static int parse_qualify(const px_config_section *s, const char *text, struct si
 			  var ? var->file : ep->file, var ? var->line : ep->line, text);
 }
 
+/* transport = udp | tcp | tls, or a list of them; none: any. */
+static int parse_transports(const px_config_section *s, char **list, struct sip_endpoint *ep,
+			    px_err *err)
+{
+	const px_config_var *v = px_config_var_find(s, "transport");
+	enum sip_transport tp;
+
+	ep->transports = list && list[0] ? 0 : SIP_TP_ALL;
+	for (size_t i = 0; list && list[i]; i++) {
+		if (sip_transport_parse(list[i], &tp) < 0)
+			return px_err_set(
+				err, "%s:%d: transport: unknown transport '%s' (udp, tcp, tls)",
+				v ? v->file : ep->file, v ? v->line : ep->line, list[i]);
+		ep->transports |= SIP_TP_BIT(tp);
+	}
+	return 0;
+}
+
 static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px_err *err)
 {
 	struct endpoint_opts o;
@@ -308,6 +336,8 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 	if (parse_qualify(s, o.qualify, ep, err) < 0)
 		goto out;
 	ep->qualify_timeout_ms = (int)o.qualify_timeout;
+	if (parse_transports(s, o.transport, ep, err) < 0)
+		goto out;
 	if (endpoint_codecs(s, ep, err) < 0)
 		goto out;
 	rc = 0;
@@ -427,6 +457,19 @@ int sip_config_load(struct sip_config **out, px_err *err)
 			goto fail;
 		}
 		c->nendpoints++;
+	}
+	for (size_t i = 0; i < c->nendpoints; i++) {
+		const struct sip_endpoint *ep = &c->endpoints[i];
+		unsigned avail = (c->udp ? SIP_TP_BIT(SIP_TP_UDP) : 0) |
+				 (c->tcp ? SIP_TP_BIT(SIP_TP_TCP) : 0) |
+				 (c->tls ? SIP_TP_BIT(SIP_TP_TLS) : 0);
+		char list[64];
+		if (ep->transports & avail)
+			continue;
+		sip_transports_format(ep->transports, list, sizeof(list));
+		px_log_warning("chan_sip: %s:%d: endpoint %s may only use %s, which chan_sip does "
+			       "not listen on: it can neither register nor call",
+			       ep->file, ep->line, ep->name, list);
 	}
 	*out = c;
 	return 0;

@@ -65,6 +65,9 @@ int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *g, str
 						 o->local_net[i]);
 		c->nlocal_net = n;
 	}
+	if (sip_tls_version_parse(o->tls_min_version, &c->tls_min_version) < 0)
+		return opt_error(g, "tls_min_version", err, "'%s' is not 1.2 or 1.3",
+				 o->tls_min_version);
 	if (o->tls_bind) {
 		px_err terr = {""};
 		if (!o->tls_cert_dir)

@@ -166,10 +166,7 @@ static void visit(const struct sip_endpoint *ep, const struct px_binding *b, lon
 		q->next_ms = 0;
 	}
 	q->timeout_ms = ep->qualify_timeout_ms;
-	if (ep->nat)
-		sip_proxy_from_received(b->received, q->proxy, sizeof(q->proxy));
-	else
-		q->proxy[0] = '\0';
+	sip_binding_proxy(ep, b, q->proxy, sizeof(q->proxy));
 	if (!q->nh && now >= q->next_ms) {
 		q->next_ms = now + (long long)ep->qualify * 1000;
 		send_options(q);
@@ -194,7 +191,8 @@ static void tick(su_root_magic_t *m, su_timer_t *t, su_timer_arg_t *arg)
 			continue;
 		n = px_location_lookup(ep->name, b, sizeof(b) / sizeof(b[0]));
 		for (size_t k = 0; k < n && k < sizeof(b) / sizeof(b[0]); k++)
-			visit(ep, &b[k], now);
+			if (sip_binding_allowed(ep, &b[k])) /* never rung: not asked */
+				visit(ep, &b[k], now);
 	}
 	/* Contacts gone (unregistered, expired) or no longer qualified. */
 	pthread_mutex_lock(&lock);

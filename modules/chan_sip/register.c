@@ -56,40 +56,6 @@ void sip_auth_load_users(const struct sip_config *cfg)
 	sip.auth = am;
 }
 
-/* "udp:1.2.3.4:5060" for the source of the request being handled. */
-static void request_source(char *buf, size_t size)
-{
-	msg_t *msg = nua_current_request(sip.nua);
-	su_addrinfo_t *ai = msg ? msg_addrinfo(msg) : NULL;
-	char host[64] = "?";
-	unsigned port = 0;
-
-	sip_t const *s = msg ? sip_object(msg) : NULL;
-	const char *proto = "udp";
-
-	buf[0] = '\0';
-	if (!ai || !ai->ai_addr)
-		return;
-	/* TLS and TCP are both IPPROTO_TCP; the Via the peer wrote tells them
-	 * apart (a TLS contact is reached again over TLS). */
-	if (ai->ai_protocol == IPPROTO_TCP)
-		proto = s && s->sip_via && s->sip_via->v_protocol &&
-					!strcasecmp(s->sip_via->v_protocol, "SIP/2.0/TLS")
-				? "tls"
-				: "tcp";
-	if (ai->ai_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ai->ai_addr;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(buf, size, "%s:[%s]:%u", proto, host, port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ai->ai_addr;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(buf, size, "%s:%s:%u", proto, host, port);
-	}
-}
-
 /* The user name a request's credentials claim ("" without credentials). */
 static void claimed_user(sip_t const *s, char *out, size_t size)
 {
@@ -146,13 +112,27 @@ const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg
 	px_debug(2, "chan_sip: %s authentication: %d %s (stale %d)", method, as->as_status,
 		 as->as_phrase ? as->as_phrase : "", as->as_stale);
 	if (as->as_status == 0) {
+		enum sip_transport tp;
 		ep = sip_config_endpoint_by_user(sip.config, as->as_user);
 		if (!ep) {
-			request_source(source, sizeof(source));
+			sip_request_source(source, sizeof(source));
 			sip_security_event("unknown endpoint", as->as_user ? as->as_user : "",
 					   method, source);
 			nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua),
 				    TAG_END());
+		} else if (sip_request_transport(&tp) < 0 || !(ep->transports & SIP_TP_BIT(tp))) {
+			/* Only after the digest: a stranger learns nothing, and
+			 * this 403 looks like a wrong password's. */
+			char allowed[64];
+			sip_request_source(source, sizeof(source));
+			sip_transports_format(ep->transports, allowed, sizeof(allowed));
+			px_log_notice("chan_sip: %s from %s (%s): transport not allowed (only %s)",
+				      method, source[0] ? source : "unknown source", ep->name,
+				      allowed);
+			sip_security_event("transport not allowed", ep->name, method, source);
+			nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua),
+				    TAG_END());
+			ep = NULL;
 		}
 	} else if (as->as_status == 401 && as->as_response) {
 		nua_respond(nh, 401, sip_401_Unauthorized,
@@ -161,7 +141,7 @@ const struct sip_endpoint *sip_authenticate(nua_handle_t *nh, const void *sipmsg
 	} else {
 		int status = as->as_status >= 400 ? as->as_status : 403;
 		char user[80];
-		request_source(source, sizeof(source));
+		sip_request_source(source, sizeof(source));
 		px_log_notice("chan_sip: %s from %s: authentication failed (%d)", method,
 			      source[0] ? source : "unknown source", status);
 		claimed_user(s, user, sizeof(user));
@@ -182,6 +162,7 @@ struct pending_register {
 	nua_handle_t *nh;
 	nua_saved_event_t saved[1];
 	char aor[PX_AOR_MAX];
+	char received[200]; /* the REGISTER's source: "tls:1.2.3.4:5061" */
 	int status;
 	int min_expires;
 	char phrase[64];
@@ -234,10 +215,11 @@ static void register_done(void *ctx, const struct px_register_result *res)
 						 (int)len, uri, (long long)(left > 0 ? left : 0));
 		}
 	}
-	if (res->status == 200)
+	if (res->status == 200) {
+		sip_flow_registered(p->aor, p->received); /* that flow is alive */
 		px_verbose(3, "chan_sip: registration of %s: %zu binding%s", p->aor, res->nbindings,
 			   res->nbindings == 1 ? "" : "s");
-	else
+	} else
 		px_verbose(3, "chan_sip: registration of %s refused: %d %s", p->aor, res->status,
 			   res->reason ? res->reason : "");
 	if (sip_post(register_respond, p) < 0) {
@@ -288,7 +270,7 @@ void sip_register_incoming(nua_handle_t *nh, const void *sipmsg)
 		char source[200];
 		px_log_notice("chan_sip: %s tried to register %s", ep->name,
 			      s->sip_to->a_url->url_user);
-		request_source(source, sizeof(source));
+		sip_request_source(source, sizeof(source));
 		sip_security_event("registering another endpoint", ep->name, "REGISTER", source);
 		nua_respond(nh, 403, sip_403_Forbidden, NUTAG_WITH_THIS(sip.nua), TAG_END());
 		nua_handle_destroy(nh);
@@ -307,7 +289,7 @@ void sip_register_incoming(nua_handle_t *nh, const void *sipmsg)
 		contacts[n].q = parse_q(m->m_q);
 		n++;
 	}
-	request_source(received, sizeof(received));
+	sip_request_source(received, sizeof(received));
 	req.aor = ep->name;
 	req.contacts = contacts;
 	req.ncontacts = n;
@@ -331,6 +313,7 @@ void sip_register_incoming(nua_handle_t *nh, const void *sipmsg)
 	}
 	p->nh = nh;
 	snprintf(p->aor, sizeof(p->aor), "%s", ep->name);
+	snprintf(p->received, sizeof(p->received), "%s", received);
 	nua_save_event(sip.nua, p->saved);
 	if (px_location_update(&req, register_done, p, &err) < 0) {
 		px_log_warning("chan_sip: REGISTER of %s: %s", ep->name, err.msg);

@@ -17,6 +17,9 @@
  *   outreg.c    outbound registration of trunks, "sip show registry"
  *   nat.c       external addresses, local_net and the TLS transport
  *   tls.c       the TLS certificate check (OpenSSL)
+ *   transport.c the transports an endpoint may use; a request's and a
+ *               contact's transport
+ *   flow.c      TCP/TLS registrations whose connection is gone
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
  *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
@@ -52,6 +55,10 @@ struct auth_mod_t;
  * offers telephone-event, else inband). */
 enum sip_dtmf_mode { SIP_DTMF_RFC4733, SIP_DTMF_INFO, SIP_DTMF_INBAND, SIP_DTMF_AUTO };
 
+enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
+#define SIP_TP_BIT(t) (1u << (t))
+#define SIP_TP_ALL    (SIP_TP_BIT(SIP_TP_UDP) | SIP_TP_BIT(SIP_TP_TCP) | SIP_TP_BIT(SIP_TP_TLS))
+
 struct sip_endpoint {
 	char name[64];     /* section name: the AOR and, by default, the auth user */
 	char username[64]; /* digest user name */
@@ -69,6 +76,7 @@ struct sip_endpoint {
 	int qualify;            /* s between OPTIONS to each contact; 0: off */
 	int qualify_timeout_ms; /* no answer within this: Unreachable */
 	char moh_suggest[64];   /* music class its held peers hear; "": default */
+	unsigned transports;    /* SIP_TP_BITs its REGISTERs, INVITEs and contacts may use */
 	const char *file;       /* where it was defined, for messages */
 	int line;
 };
@@ -81,8 +89,6 @@ struct sip_acl_entry {
 	int prefix;
 	bool deny; /* "!": an address it holds does not match */
 };
-
-enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
 
 /* A carrier trunk ("type = trunk"). Its calls use ep like an endpoint's
  * (context, codecs, NAT, RTP timeouts, name, where it was defined). */
@@ -131,6 +137,7 @@ struct sip_config {
 	char tls_bind[256];
 	char tls_cert_dir[512]; /* holds agent.pem and cafile.pem */
 	bool tls_verify_peer;
+	int tls_min_version;   /* 2: TLS 1.2, 3: TLS 1.3 */
 	char tls_problem[700]; /* why a configured TLS is off; "" when it is not */
 	px_config *source;     /* the parsed file, for messages */
 };
@@ -223,6 +230,7 @@ struct sip_nat_opts {
 	char *tls_bind;
 	char *tls_cert_dir;
 	bool tls_verify_peer;
+	char *tls_min_version;
 };
 /* Check them and copy them into c; general is the section, for messages. */
 int sip_nat_config(const struct sip_nat_opts *o, const px_config_section *general,
@@ -243,9 +251,57 @@ void sip_nat_media_addr(const struct sip_config *c, bool external, struct sockad
  * dir/cafile.pem (trusted CAs: required when need_ca, else checked only
  * when present)? -1 with err naming the file otherwise (tls.c). */
 int sip_tls_check(const char *dir, bool need_ca, px_err *err);
+/* "1.2" or "1.3" (or "TLSv1.2", "TLSv1.3") → 2 or 3; -1 otherwise (tls.c). */
+int sip_tls_version_parse(const char *text, int *minor);
+/* Every SSL_CTX the process makes from now on refuses TLS below 1.minor
+ * (OpenSSL's system_default: sofia-sip has no tag for it) until
+ * sip_tls_floor_restore(), which gives the system's setting back. Around
+ * nua_create(), which makes sofia's one TLS context (tls.c). */
+int sip_tls_floor_set(int minor, px_err *err);
+void sip_tls_floor_restore(void);
 /* Can a TCP socket be bound on bind_addr ("127.0.0.1:5061", "[::1]:5061",
  * "*:5061") now? -1 with err saying why (tls.c). */
 int sip_tls_bind_check(const char *bind_addr, px_err *err);
+
+/* ---- transports (transport.c) ---- */
+
+struct px_binding;
+/* "udp", "tcp", "tls" */
+const char *sip_transport_name(enum sip_transport t);
+int sip_transport_parse(const char *text, enum sip_transport *out);
+/* "tcp, tls", or "any (udp, tcp, tls)" for SIP_TP_ALL. */
+void sip_transports_format(unsigned mask, char *buf, size_t size);
+/* The transport the request being handled came on (the connection's, not
+ * what the peer claims); -1 when unknown. SIP thread. */
+int sip_request_transport(enum sip_transport *out);
+/* "udp:1.2.3.4:5060", "tls:[::1]:5061": the request's source ("" unknown). */
+void sip_request_source(char *buf, size_t size);
+/* The transport of a binding's received ("tls:1.2.3.4:5061"); -1: none. */
+int sip_received_transport(const char *received, enum sip_transport *out);
+/* May a call ring this binding (its transport is one ep allows)? */
+bool sip_binding_allowed(const struct sip_endpoint *ep, const struct px_binding *b);
+/* Keep the bindings ep allows, whose connection is not known to be gone
+ * (in place, in order); returns how many. */
+size_t sip_transport_filter(const struct sip_endpoint *ep, struct px_binding *b, size_t n);
+/* Where requests to binding b go (NUTAG_PROXY): the REGISTER's source for
+ * nat = yes or a restricted transport, else "" (the Contact itself). */
+void sip_binding_proxy(const struct sip_endpoint *ep, const struct px_binding *b, char *out,
+		       size_t size);
+
+/* ---- connections of TCP/TLS registrations that are gone (flow.c) ---- */
+
+/* A call through proxy (a phone's source address over TCP or TLS) failed
+ * with status: when sofia made that response itself (503: could not send,
+ * 408: nothing came back), mark the flow gone, with a log line. Other
+ * proxies and responses are ignored. SIP thread. */
+void sip_flow_failed(const char *endpoint, const char *proxy, int status, const void *sipmsg);
+bool sip_flow_gone(const char *endpoint, const char *proxy);
+/* Is the connection binding b of endpoint came on marked gone? */
+bool sip_flow_binding_gone(const char *endpoint, const struct px_binding *b);
+/* The endpoint registered from received ("tls:1.2.3.4:5061"): that
+ * flow is alive. Any thread. */
+void sip_flow_registered(const char *endpoint, const char *received);
+void sip_flow_forget_all(void);
 
 /* ---- the stack (stack.c) ---- */
 
@@ -256,8 +312,9 @@ struct sip_stack {
 	struct sip_config *config; /* read by the SIP thread; swapped there on reload */
 	char contact_host[256];    /* host[:port] of our own URIs */
 	struct sockaddr_storage rtp_addr;
-	bool debug;       /* SIP messages to the log */
-	bool tls_running; /* the TLS listener is up */
+	bool debug;          /* SIP messages to the log */
+	bool tls_running;    /* the TLS listener is up */
+	int tls_min_version; /* its floor: TLS 1.N */
 };
 
 extern struct sip_stack sip;

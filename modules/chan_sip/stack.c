@@ -351,6 +351,16 @@ static void *sip_main(void *arg)
 			sip.tls_running = false;
 		}
 	}
+	if (sip.tls_running) {
+		px_err terr = {""};
+		/* sofia makes its TLS context in nua_create (tls.c says why
+		 * the floor goes through OpenSSL's configuration). */
+		if (sip_tls_floor_set(cfg->tls_min_version, &terr) < 0) {
+			px_log_error("chan_sip: %s; TLS is off, UDP and TCP are not affected",
+				     terr.msg);
+			sip.tls_running = false;
+		}
+	}
 	for (;;) {
 		sip.nua = nua_create(
 			sip.root, nua_callback, NULL, NUTAG_URL(url),
@@ -374,10 +384,15 @@ static void *sip_main(void *arg)
 			NTATAG_SERVER_RPORT(2), TAG_END());
 		if (sip.nua || !sip.tls_running)
 			break;
+		sip_tls_floor_restore();
 		/* Try without TLS: if that starts, the TLS address was what
 		 * failed (the certificate passed tls.c's check). */
 		sip.tls_running = false;
 		tls_failed = true;
+	}
+	if (sip.tls_running) {
+		sip_tls_floor_restore();
+		sip.tls_min_version = cfg->tls_min_version;
 	}
 	if (sip.nua && tls_failed)
 		px_log_error(
@@ -549,7 +564,8 @@ static void do_reconfigure(void *arg)
 	if (strcmp(old->bind, cfg->bind) || old->udp != cfg->udp || old->tcp != cfg->tcp ||
 	    old->tls != cfg->tls || strcmp(old->tls_bind, cfg->tls_bind) ||
 	    strcmp(old->tls_cert_dir, cfg->tls_cert_dir) ||
-	    old->tls_verify_peer != cfg->tls_verify_peer)
+	    old->tls_verify_peer != cfg->tls_verify_peer ||
+	    old->tls_min_version != cfg->tls_min_version)
 		px_log_warning("chan_sip: bind, transports and tls_* changes take effect when "
 			       "chan_sip is loaded again (module unload, module load) or at a "
 			       "restart; the listeners stay as they are (TLS %s)",

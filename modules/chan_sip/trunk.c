@@ -214,6 +214,7 @@ int sip_trunk_load(const px_config_section *s, struct sip_trunk *t, px_err *err)
 	}
 	t->port = o.port ? (int)o.port : hport;
 	t->transport = (enum sip_transport)o.transport;
+	ep->transports = SIP_TP_ALL; /* a carrier is known by its address, on any transport */
 	if (o.secret && o.secret[0] && (!o.username || !o.username[0])) {
 		var_error(s, "secret", t, err, "%s", "a secret needs a username");
 		goto out;

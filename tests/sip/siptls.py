@@ -14,7 +14,14 @@ against the real plexusd, on loopback only; every wait is bounded.
       a phone on TLS to plexusd. ACTION "answer": REGISTER (answering the
       challenge), then answer the first INVITE (180, 200 with SDP), wait
       for ACK and for BYE (200). ACTION "call" ARG: INVITE ARG (answering
-      the challenge), ACK the 200, keep the call 1 s, BYE.
+      the challenge), ACK the 200, keep the call 1 s, BYE. ACTION
+      "register" [SECONDS]: REGISTER (answering the challenge) and exit
+      0 on 200, 1 on another final response, 2 when none came within
+      SECONDS (default 10).
+
+Options before the command, for the transport checks: "--tcp" makes the
+phone talk plain TCP instead of TLS; "--via PROTO" makes its Via and
+Contact claim PROTO (TCP, TLS) whatever it really uses.
 
 Every message sent or received is printed: ">>> " or "<<< " with its first
 line, then its header lines indented, so the shell test can grep them.
@@ -231,35 +238,42 @@ def registrar(ip, port, cert, user, password, realm, expires, count):
 # ---------------------------------------------------------------- phone
 
 class Phone:
-    def __init__(self, host, port, user, password):
+    def __init__(self, host, port, user, password, plain=False, via=None):
         self.host, self.port = host, int(port)
         self.user, self.password = user, password
-        self.c = Conn(connect(host, self.port))
+        if plain:
+            self.c = Conn(socket.create_connection((host, self.port), timeout=5))
+        else:
+            self.c = Conn(connect(host, self.port))
+        self.proto = via or ("TCP" if plain else "TLS")
         self.lhost, self.lport = self.c.sock.getsockname()[:2]
         self.tag = os.urandom(4).hex()
         self.cseq = 0
-        print("--- connected from %s:%d, %s" % (self.lhost, self.lport, self.c.sock.version()))
+        print("--- connected from %s:%d, %s" % (self.lhost, self.lport,
+                                                "plain TCP" if plain else self.c.sock.version()))
 
     def contact(self):
-        return "<sip:%s@%s:%d;transport=tls>" % (self.user, self.lhost, self.lport)
+        return "<sip:%s@%s:%d;transport=%s>" % (self.user, self.lhost, self.lport, self.proto.lower())
 
     def request(self, meth, uri, call_id, to, extra="", body="", cseq=None, branch=None):
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
         branch = branch or "z9hG4bK" + os.urandom(6).hex()
-        msg = ("%s %s SIP/2.0\r\nVia: SIP/2.0/TLS %s:%d;branch=%s;rport\r\nMax-Forwards: 70\r\n"
+        msg = ("%s %s SIP/2.0\r\nVia: SIP/2.0/%s %s:%d;branch=%s;rport\r\nMax-Forwards: 70\r\n"
                "From: <sip:%s@%s>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\n"
                "Contact: %s\r\n%sContent-Length: %d\r\n\r\n%s" % (
-                   meth, uri, self.lhost, self.lport, branch, self.user, self.host, self.tag, to,
+                   meth, uri, self.proto, self.lhost, self.lport, branch, self.user, self.host, self.tag, to,
                    call_id, cseq, meth, self.contact(), extra, len(body), body))
         self.c.send(msg)
         return branch
 
-    def response_to(self, meth, timeout=10):
+    timeout = 10
+
+    def response_to(self, meth, timeout=None):
         """The next final response (answers requests met on the way: none expected)."""
         while True:
-            msg = self.c.recv(timeout)
+            msg = self.c.recv(timeout or self.timeout)
             if msg is None:
                 fail("plexusd closed the connection")
             if status(msg) >= 200 and header(msg, "CSeq").endswith(meth):
@@ -290,7 +304,7 @@ class Phone:
                 "m=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n" % (40000 + os.getpid() % 20000))
 
     def register(self):
-        uri = "sip:%s:%d;transport=tls" % (self.host, self.port)
+        uri = "sip:%s:%d;transport=%s" % (self.host, self.port, self.proto.lower())
         r = self.with_auth("REGISTER", uri, "reg-%s" % self.tag, "<sip:%s@%s>" % (self.user, self.host))
         if status(r) != 200:
             fail("REGISTER got %d" % status(r))
@@ -333,7 +347,7 @@ class Phone:
         print("--- answered, ACK, BYE")
 
     def call(self, exten):
-        uri = "sip:%s@%s:%d;transport=tls" % (exten, self.host, self.port)
+        uri = "sip:%s@%s:%d;transport=%s" % (exten, self.host, self.port, self.proto.lower())
         call_id = "call-%s" % self.tag
         to = "<sip:%s@%s>" % (exten, self.host)
         r = self.with_auth("INVITE", uri, call_id, to, self.sdp())
@@ -352,6 +366,14 @@ class Phone:
 
 def main():
     a = sys.argv[1:]
+    plain, via = False, None
+    while a and a[0].startswith("--"):
+        if a[0] == "--tcp":
+            plain, a = True, a[1:]
+        elif a[0] == "--via" and len(a) > 1:
+            via, a = a[1], a[2:]
+        else:
+            sys.exit(__doc__)
     if not a:
         sys.exit(__doc__)
     for host in a[1:2]:
@@ -362,7 +384,11 @@ def main():
     if a[0] == "registrar" and len(a) == 9:
         return registrar(*a[1:])
     if a[0] == "phone" and len(a) >= 6:
-        p = Phone(*a[1:5])
+        p = Phone(*a[1:5], plain=plain, via=via)
+        if a[5] == "register" and len(a) <= 7:
+            p.timeout = float(a[6]) if len(a) == 7 else 10
+            p.register()
+            return 0
         if a[5] == "answer":
             p.answer()
         elif a[5] == "call" and len(a) == 7:
