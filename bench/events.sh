@@ -18,6 +18,8 @@
 # Environment (defaults in brackets):
 #   CALLS [3000]  RATE [200]  SUBS ["0 10"]  REPEAT [1] (runs of each N,
 #   interleaved: 0 10 0 10 ...)  BENCH_KEEP=1 keeps the work directory.
+#   PERF=DIR: record each run with perf (plexusd, and the first subscriber
+#   if any) into DIR/plexusd-N-RUN.data and DIR/client-N-RUN.data.
 
 set -u
 
@@ -26,6 +28,7 @@ EV_CALLS=${CALLS:-3000}
 EV_RATE=${RATE:-200}
 EV_SUBS=${SUBS:-"0 10"}
 EV_REPEAT=${REPEAT:-1}
+EV_PERF=${PERF:-}
 # run.sh's settings that matter here: no registration accounts.
 REG_USERS=0
 RTP_PORTS=${RTP_PORTS:-2000}
@@ -102,12 +105,28 @@ one_run() {
 	c0=$(cpu_ticks "$PD_PID")
 	m0=$(machine_busy)
 	t0=$(now_ms)
+	local perf_pids=()
+	if [ -n "$EV_PERF" ]; then
+		mkdir -p "$EV_PERF"
+		perf record -q -g -o "$EV_PERF/plexusd-$name.data" -p "$PD_PID" >/dev/null 2>&1 &
+		perf_pids+=("$!")
+		if [ "$nsub" -gt 0 ]; then
+			perf record -q -g -o "$EV_PERF/client-$name.data" -p "${SUB_PIDS[0]}" >/dev/null 2>&1 &
+			perf_pids+=("$!")
+		fi
+	fi
 	sipp_bg "$name-uac" "$SLOT_UAC" "127.0.0.1:$SIP_PORT" -sf "$SCEN/uac_call.xml" -s 1000 \
 		-key caller uac -au uac -ap "$SECRET_UAC" -r "$EV_RATE" -m "$n" \
 		-timeout $((n / EV_RATE + 30))s -recv_timeout 8s
 	sipp_wait "$SIPP_PID" $((n / EV_RATE + 40))
 	sipp_wait "$uas_pid" 10 >/dev/null || true
 	subs_settle "$name"
+	local p
+	for p in "${perf_pids[@]}"; do
+		kill -INT "$p" 2>/dev/null
+		wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	t1=$(now_ms)
 	m1=$(machine_busy)
 	c1=$(cpu_ticks "$PD_PID")

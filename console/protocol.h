@@ -12,8 +12,8 @@
 #include <sys/types.h>
 
 #define PX_PROTO_MAX_PAYLOAD (1024 * 1024)
-#define PX_PROTO_MAX_HEADER 64
-#define PX_PROTO_MAX_KIND 15
+#define PX_PROTO_MAX_HEADER  64
+#define PX_PROTO_MAX_KIND    15
 
 struct px_frame {
 	char kind[PX_PROTO_MAX_KIND + 1];
@@ -45,6 +45,11 @@ int px_frame_write(int fd, const char *kind, uint64_t id, const void *payload, s
 /* Write n bytes to a blocking fd the same way (frames built with
  * px_frame_append, several in one write). 0 or -1 (errno set). */
 int px_write_all(int fd, const char *p, size_t n);
+/* Write the iovcnt buffers of iov in order, the same way, in as few
+ * system calls as the kernel allows (frames kept elsewhere, e.g. the text
+ * every console shares for one event). iov is modified. 0 or -1. */
+struct iovec;
+int px_writev_all(int fd, struct iovec *iov, int iovcnt);
 /* Append a frame to a memory buffer (for queued, non-blocking output). */
 int px_frame_append(char **buf, size_t *len, size_t *cap, const char *kind, uint64_t id,
 		    const void *payload, size_t plen);
