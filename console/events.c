@@ -111,8 +111,10 @@ int px_events_run(const char *socket_path, int nwords, char **words, bool keep_t
 			fprintf(stderr, "plexus: %s: streaming events\n", c.banner);
 		while (!stop && !status) {
 			/* What has arrived is printed at once; the output is
-			 * flushed before waiting for more. */
-			int got = px_client_next(&c, &f, 0);
+			 * flushed before waiting for more. The daemon writes a
+			 * batch of events at once, so a drained buffer is
+			 * (nearly always) the end of a batch: no poll to ask. */
+			int got = px_client_buffered(&c, &f);
 			if (got == 0) {
 				fflush(stdout);
 				got = px_client_next(&c, &f, 500);
