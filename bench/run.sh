@@ -985,6 +985,12 @@ phase_plateau() {
 
 # ---------------------------------------------------------------- main
 
+# Sourced (bench/events.sh): the helpers above, configuration and ports
+# are set up; the caller runs its own measurement.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+	return 0
+fi
+
 START=$(date +%s)
 line "Plexus benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"
 line "plexusd: $PLEXUSD ($("$PLEXUSD" -V 2>/dev/null | head -n 1))"

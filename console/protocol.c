@@ -6,10 +6,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "protocol.h"
@@ -43,17 +45,28 @@ static int reserve(char **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+/* The byte the last frame's terminator replaced goes back. */
+static void put_back(struct px_frame_reader *r)
+{
+	if (r->holding) {
+		r->buf[r->consumed] = r->held;
+		r->holding = false;
+	}
+}
+
 ssize_t px_frame_reader_fill(struct px_frame_reader *r, int fd)
 {
 	ssize_t n;
 
+	put_back(r);
 	if (r->consumed) {
 		memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
 		r->len -= r->consumed;
 		r->consumed = 0;
 	}
-	/* Room for a full frame at most: header + payload + the NUL we add. */
-	if (reserve(&r->buf, &r->cap, r->len + 16384) < 0) {
+	/* The last byte of buf stays free for the NUL after a payload that
+	 * ends the data (see px_frame_next). */
+	if (reserve(&r->buf, &r->cap, r->len + PX_PROTO_READ_CHUNK) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
@@ -101,11 +114,12 @@ static int parse_header(const char *line, size_t n, struct px_frame *f)
 
 int px_frame_next(struct px_frame_reader *r, struct px_frame *f, const char **errmsg)
 {
-	char *start = r->buf + r->consumed;
-	size_t avail = r->len - r->consumed;
-	char *nl;
-	size_t hlen;
+	char *start, *nl;
+	size_t avail, hlen;
 
+	put_back(r);
+	start = r->buf + r->consumed;
+	avail = r->len - r->consumed;
 	if (!avail)
 		return 0;
 	nl = memchr(start, '\n', avail < PX_PROTO_MAX_HEADER + 1 ? avail : PX_PROTO_MAX_HEADER + 1);
@@ -130,21 +144,13 @@ int px_frame_next(struct px_frame_reader *r, struct px_frame *f, const char **er
 		return 0;
 	}
 	f->payload = start + hlen + 1;
-	/* The byte after the payload belongs to the next frame: shift the
-	 * remainder by one so we can NUL-terminate in place. */
-	{
-		size_t rest = avail - (hlen + 1 + f->len);
-		if (reserve(&r->buf, &r->cap, r->len + 1) < 0) {
-			*errmsg = "out of memory";
-			return -1;
-		}
-		start = r->buf + r->consumed;
-		f->payload = start + hlen + 1;
-		memmove(f->payload + f->len + 1, f->payload + f->len, rest);
-		f->payload[f->len] = '\0';
-		r->len += 1;
-		r->consumed += hlen + 1 + f->len + 1;
-	}
+	/* The byte after the payload belongs to the next frame (or is the
+	 * free byte after the data): it is kept aside and the payload
+	 * terminated in its place, until the next call puts it back. */
+	r->consumed += hlen + 1 + f->len;
+	r->held = f->payload[f->len];
+	r->holding = true;
+	f->payload[f->len] = '\0';
 	return 1;
 }
 
@@ -161,6 +167,33 @@ int px_write_all(int fd, const char *p, size_t n)
 		}
 		p += w;
 		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int px_writev_all(int fd, struct iovec *iov, int iovcnt)
+{
+	while (iovcnt > 0) {
+		struct msghdr m = {.msg_iov = iov,
+				   .msg_iovlen = (size_t)(iovcnt < IOV_MAX ? iovcnt : IOV_MAX)};
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (w < 0 && errno == ENOTSOCK)
+			w = writev(fd, iov, (int)m.msg_iovlen);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		/* Skip what went out; a buffer written in part is resumed. */
+		while (iovcnt > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
 }

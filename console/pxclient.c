@@ -97,28 +97,35 @@ int px_client_send_action(struct px_client *c, const char *json, uint64_t *id)
 	return px_frame_write(c->fd, "action", *id, json, strlen(json));
 }
 
+int px_client_buffered(struct px_client *c, struct px_frame *f)
+{
+	const char *msg = NULL;
+	int got;
+
+	if (c->fd < 0)
+		return -1;
+	got = px_frame_next(&c->reader, f, &msg);
+	if (got == 1 && !strcmp(f->kind, "bye")) {
+		snprintf(c->bye, sizeof(c->bye), "%.*s", (int)f->len, f->payload);
+		return -1;
+	}
+	return got;
+}
+
 int px_client_next(struct px_client *c, struct px_frame *f, int timeout_ms)
 {
 	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
-	const char *msg = NULL;
 
 	if (c->fd < 0)
 		return -1;
 	for (;;) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int got = px_frame_next(&c->reader, f, &msg);
+		int got = px_client_buffered(c, f);
 		long long left;
 		ssize_t r;
 
-		if (got < 0)
-			return -1;
-		if (got == 1) {
-			if (!strcmp(f->kind, "bye")) {
-				snprintf(c->bye, sizeof(c->bye), "%.*s", (int)f->len, f->payload);
-				return -1;
-			}
-			return 1;
-		}
+		if (got != 0)
+			return got;
 		left = deadline < 0 ? -1 : deadline - now_ms();
 		if (deadline >= 0 && left < 0)
 			left = 0;

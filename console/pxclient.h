@@ -47,6 +47,11 @@ int px_client_send_action(struct px_client *c, const char *json, uint64_t *id);
  * when none came, -1 when the connection is lost or broken (c->bye or
  * c->eof say which). */
 int px_client_next(struct px_client *c, struct px_frame *f, int timeout_ms);
+/* The next complete frame among the bytes already received, without a
+ * system call: 1 with f filled, 0 when none is complete, -1 as for
+ * px_client_next. A reader that drains a batch with it learns when the
+ * batch is done without asking the kernel. */
+int px_client_buffered(struct px_client *c, struct px_frame *f);
 /* Send an action and wait for its result (up to timeout_ms); every other
  * frame meanwhile goes to on_frame (may be NULL). Returns the result's JSON
  * text (caller frees), or NULL when the connection was lost or it timed out. */

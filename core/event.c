@@ -30,10 +30,10 @@ struct px_event {
 	const char *peer, *peer_uniqueid, *peer_linkedid, *peer_endpoint;
 	size_t nfields;
 	size_t cost; /* what it counts against a queue's memory budget */
-	/* Its JSON text, made by the first subscriber that needs it and shared
-	 * by the others: ten consoles streaming events must not encode each
-	 * event ten times. */
-	_Atomic(char *) json;
+	/* Its JSON text and console frame, made by the first subscriber that
+	 * needs it and shared by the others: ten consoles streaming events
+	 * must not encode, frame or copy each event ten times. */
+	_Atomic(struct px_event_text *) text;
 	/* Names and strings point into the text that follows the fields. */
 	struct px_event_field fields[];
 };
@@ -203,7 +203,7 @@ static px_event *event_build(enum px_event_kind kind, px_channel *ch, px_channel
 		return NULL;
 	ev->cost = event_cost(sizeof(*ev) + n * sizeof(ev->fields[0]) + text);
 	atomic_init(&ev->refs, 1);
-	atomic_init(&ev->json, NULL);
+	atomic_init(&ev->text, NULL);
 	ev->kind = kind;
 	ev->seq = 0;
 	ev->nfields = n;
@@ -230,26 +230,33 @@ void px_event_unref(px_event *ev)
 {
 	if (!ev || atomic_fetch_sub(&ev->refs, 1) != 1)
 		return;
-	free(atomic_load(&ev->json));
+	free(atomic_load(&ev->text));
 	free(ev);
 }
 
-const char *px_event_json(px_event *ev)
+const struct px_event_text *px_event_text(px_event *ev)
 {
-	char *text = atomic_load_explicit(&ev->json, memory_order_acquire);
-	char *expected = NULL;
+	struct px_event_text *text = atomic_load_explicit(&ev->text, memory_order_acquire);
+	struct px_event_text *expected = NULL;
 
 	if (text)
 		return text;
-	text = px_event_to_json(ev);
+	text = px_event_text_new(ev);
 	if (!text)
 		return NULL;
-	if (!atomic_compare_exchange_strong_explicit(&ev->json, &expected, text,
+	if (!atomic_compare_exchange_strong_explicit(&ev->text, &expected, text,
 						     memory_order_acq_rel, memory_order_acquire)) {
 		free(text); /* another subscriber's thread was first */
 		return expected;
 	}
 	return text;
+}
+
+const char *px_event_json(px_event *ev)
+{
+	const struct px_event_text *text = px_event_text(ev);
+
+	return text ? text->json : NULL;
 }
 
 /* ---- filters ---- */
@@ -537,6 +544,29 @@ px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 	if (lost_after)
 		*lost_after = lost;
 	return ev;
+}
+
+size_t px_event_sub_take_many(px_event_sub *s, px_event **evs, uint64_t *lost_after, size_t max)
+{
+	size_t n, cost = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (n = 0; n < max && s->len; n++) {
+		struct slot *sl = &s->ring[s->head];
+		evs[n] = sl->ev;
+		if (lost_after)
+			lost_after[n] = sl->lost_after;
+		sl->ev = NULL;
+		cost += evs[n]->cost;
+		s->head = s->head + 1 == s->cap ? 0 : s->head + 1;
+		s->len--;
+	}
+	/* budget_release for the lot: one atomic on the shared total. */
+	s->bytes -= cost;
+	if (cost)
+		atomic_fetch_sub_explicit(&queued_total, cost, memory_order_relaxed);
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 bool px_event_sub_arm(px_event_sub *s)

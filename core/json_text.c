@@ -56,8 +56,9 @@ json_t *px_json_text(const char *s)
 		bad += n == 0;
 		i += n ? n : 1;
 	}
+	/* Checked here as strictly as jansson would: it need not again. */
 	if (!bad)
-		return json_stringn((const char *)p, len);
+		return json_stringn_nocheck((const char *)p, len);
 	clean = malloc(len + 2 * bad + 1); /* each bad byte grows to three */
 	if (!clean)
 		return NULL;
@@ -74,7 +75,7 @@ json_t *px_json_text(const char *s)
 		}
 	}
 	clean[o] = '\0';
-	j = json_stringn(clean, o);
+	j = json_stringn_nocheck(clean, o);
 	free(clean);
 	return j;
 }

@@ -6,8 +6,9 @@
  * endpoint, the bounded queue that drops for one subscriber only and says
  * after which event and how many, sequence order seen by each subscriber
  * while several threads emit, unsubscribing while other threads emit,
- * fields kept as strings and integers, and channel events carrying the
- * channel's identity. The channels are those of a technology that does
+ * fields kept as strings and integers, channel events carrying the
+ * channel's identity, the frame text every console shares, and taking
+ * several events under one lock. The channels are those of a technology that does
  * nothing, made with px_channel_alloc.
  */
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <jansson.h>
@@ -30,6 +32,7 @@
 #include "../../core/event_json.h"
 #include "../../core/json_text.h"
 #include "../../core/log_internal.h"
+#include "../../console/protocol.h"
 
 #define ASSERT_STR(actual, expected)                                                               \
 	do {                                                                                       \
@@ -628,6 +631,108 @@ static void test_json_shared(void)
 	px_event_unsubscribe(b);
 }
 
+/* The frame text an event carries for the consoles: a valid "event"
+ * frame of the protocol whose payload is the event's JSON, made once and
+ * shared by every subscriber. */
+static void test_event_text(void)
+{
+	px_event_sub *a = px_event_subscribe(NULL, 4, NULL, NULL);
+	px_event_sub *b = px_event_subscribe(NULL, 4, NULL, NULL);
+	const struct px_event_text *ta, *tb;
+	struct px_frame_reader r;
+	struct px_frame f;
+	const char *msg = NULL;
+	char head[32], *fresh;
+	px_event *ea, *eb;
+	int fds[2], h;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "caf\xc3\xa9 \"quoted\""),
+		      PX_EVI("n", -7));
+	ea = px_event_sub_take(a, NULL);
+	eb = px_event_sub_take(b, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ea);
+	ta = px_event_text(ea);
+	tb = px_event_text(eb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ta);
+	CU_ASSERT_PTR_EQUAL(ta, tb);
+	CU_ASSERT_PTR_EQUAL(px_event_json(ea), ta->json);
+	fresh = px_event_to_json(ea);
+	ASSERT_STR(ta->json, fresh);
+	CU_ASSERT_EQUAL(ta->json_len, strlen(fresh));
+	free(fresh);
+	h = snprintf(head, sizeof(head), "event 0 %zu\n", ta->json_len);
+	CU_ASSERT_EQUAL(ta->frame_len, (size_t)h + ta->json_len);
+	CU_ASSERT_EQUAL(memcmp(ta->frame, head, (size_t)h), 0);
+	CU_ASSERT_PTR_EQUAL(ta->frame + h, ta->json);
+	/* What the console writes is read back as one event frame. */
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	CU_ASSERT_EQUAL(write(fds[1], ta->frame, ta->frame_len), (ssize_t)ta->frame_len);
+	close(fds[1]);
+	px_frame_reader_init(&r);
+	CU_ASSERT(px_frame_reader_fill(&r, fds[0]) > 0);
+	CU_ASSERT_EQUAL_FATAL(px_frame_next(&r, &f, &msg), 1);
+	ASSERT_STR(f.kind, "event");
+	CU_ASSERT_EQUAL(f.id, 0);
+	ASSERT_STR(f.payload, ta->json);
+	CU_ASSERT_EQUAL(px_frame_next(&r, &f, &msg), 0);
+	px_frame_reader_free(&r);
+	close(fds[0]);
+	px_event_unref(ea);
+	px_event_unref(eb);
+	px_event_unsubscribe(a);
+	px_event_unsubscribe(b);
+}
+
+/* Taking several events under one lock gives them in order with what was
+ * lost after each, around the ring's end, and gives their budget back. */
+static void test_take_many(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 4, NULL, NULL);
+	px_event *evs[8];
+	uint64_t lost[8], first;
+	size_t n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(px_event_sub_take_many(s, evs, lost, 8), 0);
+	first = px_event_last_seq() + 1;
+	for (int i = 0; i < 10; i++) /* 4 kept, 6 lost after the 4th */
+		PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", i));
+	CU_ASSERT(px_event_sub_bytes(s) > 0);
+	n = px_event_sub_take_many(s, evs, lost, 3);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	for (size_t k = 0; k < n; k++) {
+		CU_ASSERT_EQUAL(px_event_seq(evs[k]), first + k);
+		CU_ASSERT_EQUAL(lost[k], 0);
+		px_event_unref(evs[k]);
+	}
+	/* What is lost comes with the last one kept; no lost array: fine. */
+	n = px_event_sub_take_many(s, evs, lost, 8);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(px_event_seq(evs[0]), first + 3);
+	CU_ASSERT_EQUAL(lost[0], 6);
+	px_event_unref(evs[0]);
+	CU_ASSERT_EQUAL(px_event_sub_bytes(s), 0);
+	/* The ring's head goes round: three rounds of three. */
+	for (int round = 0; round < 3; round++) {
+		first = px_event_last_seq() + 1;
+		for (int i = 0; i < 3; i++)
+			PX_EVENT_EMIT(PX_EV_RELOAD, NULL, NULL, PX_EVI("i", round * 3 + i));
+		n = px_event_sub_take_many(s, evs, NULL, 8);
+		CU_ASSERT_EQUAL_FATAL(n, 3);
+		for (size_t k = 0; k < n; k++) {
+			CU_ASSERT_EQUAL(px_event_seq(evs[k]), first + k);
+			CU_ASSERT_EQUAL(px_event_field_get(evs[k], "i")->i, round * 3 + (int)k);
+			px_event_unref(evs[k]);
+		}
+	}
+	CU_ASSERT_EQUAL(px_event_sub_bytes(s), 0);
+	CU_ASSERT_EQUAL(px_event_budget_used(), 0);
+	/* Drained: the subscriber may arm. */
+	CU_ASSERT_TRUE(px_event_sub_arm(s));
+	px_event_unsubscribe(s);
+}
+
 /* ---- threads ---- */
 
 #define EMITTERS    4
@@ -848,6 +953,8 @@ int main(void)
 	    !CU_add_test(suite, "ConnectedLine on an answered channel", test_connected_line) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
+	    !CU_add_test(suite, "frame text shared by consoles", test_event_text) ||
+	    !CU_add_test(suite, "take many under one lock", test_take_many) ||
 	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
 	    !CU_add_test(suite, "unsubscribe while emitting", test_unsubscribe_while_emitting) ||

@@ -162,6 +162,12 @@ int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter
  * when the queue is empty. *lost_after: events dropped right after this
  * one because the queue was full (0 normally). */
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after);
+/* Take up to max of the oldest queued events at once, in order, under one
+ * lock: evs[i] (the caller owns the references) and lost_after[i] (as for
+ * px_event_sub_take; may be NULL). Returns how many (0: the queue is
+ * empty). A subscriber that drains its queue in batches pays one lock per
+ * batch instead of one per event. */
+size_t px_event_sub_take_many(px_event_sub *s, px_event **evs, uint64_t *lost_after, size_t max);
 /* Before the subscriber sleeps: arm notify for the next event. False (not
  * armed) when events or a loss are waiting: take them first. */
 bool px_event_sub_arm(px_event_sub *s);
