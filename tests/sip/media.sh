@@ -88,6 +88,16 @@ start_daemon "$D"
 check_cmd "the codec modules are loaded" 'core show codecs' 0 '^opus +opus +48000 +48000 +dynamic +codec_opus'
 check_cmd "core show translation prints the matrix" 'core show translation' 0 \
 	'^ +ulaw( +[0-9]+){7} +-$'
+# Opus meets G.711 and G.722 at their own rate: no resampler on the way.
+check_cmd "PCMU to Opus is straight: ulaw -> slin -> opus at 8 kHz" \
+	'core show translation paths ulaw' 0 \
+	'^ +ulaw -> opus +[0-9]+ ulawtolin \(ulaw@8000 -> slin@8000\), lintoopus \(slin@8000 -> opus@48000\)$'
+check_cmd "Opus to PCMU is straight: opus -> slin at 8 kHz -> ulaw" \
+	'core show translation paths opus' 0 \
+	'^ +opus -> ulaw +[0-9]+ opustolin \(opus@48000 -> slin@8000\), lintoulaw'
+check_cmd "Opus to G.722 goes through slin16 only" 'core show translation paths opus' 0 \
+	'^ +opus -> g722 +[0-9]+ opustolin16 \(opus@48000 -> slin16@16000\), lin16tog722'
+check_cmd "an unknown format is refused" 'core show translation paths nosuch' 1 "No format 'nosuch'"
 
 # call NAME ARGS...: one call by mediaphone.py; its lines are kept in $TMP/NAME.out.
 call() {
