@@ -59,7 +59,8 @@ struct sip_call {
 	px_rtp *rtp;
 	struct sip_payload payloads[SIP_MAX_CODECS]; /* our offer, or the one codec answered */
 	int npayloads;
-	int dtmf_pt;
+	struct sip_event events[SIP_MAX_EVENTS]; /* our offer's, or the one answered */
+	int nevents;
 	char allowed[SIP_MAX_CODECS][SIP_CODEC_NAME]; /* the endpoint's codecs, preferred first */
 	int nallowed;
 	enum sip_dtmf_mode dtmf_mode;
@@ -139,7 +140,6 @@ static struct sip_call *call_new(bool outbound, const struct sip_endpoint *ep)
 	c->nat = ep->nat;
 	c->rtp_timeout = ep->rtp_timeout;
 	c->rtp_timeout_hold = ep->rtp_timeout_hold;
-	c->dtmf_pt = -1;
 	memcpy(c->allowed, ep->codecs, sizeof(c->allowed));
 	c->nallowed = ep->ncodecs;
 	c->dtmf_mode = ep->dtmf_mode;
@@ -305,7 +305,7 @@ static int build_sdp(struct sip_call *c, char *buf, size_t size, int direction)
 {
 	c->our_direction = direction;
 	return sip_sdp_build(buf, size, &c->sdp_addr, px_rtp_local_port(c->rtp), c->payloads,
-			     c->npayloads, c->dtmf_pt, direction, c->rtcp_mux, c->sdp_id,
+			     c->npayloads, c->events, c->nevents, direction, c->rtcp_mux, c->sdp_id,
 			     c->sdp_version++);
 }
 
@@ -343,15 +343,20 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 {
 	struct px_rtp_codec nc = {.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
 	bool changed;
+	unsigned clock = 0;
 
 	snprintf(nc.fmtp, sizeof(nc.fmtp), "%s", p->fmtp);
-	/* Events only in the modes that use them. */
-	nc.dtmf_pt = c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO ? m->dtmf_pt
-										       : -1;
+	/* Events only in the modes that use them, at the audio's clock. */
+	nc.dtmf_pt = c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO
+			     ? sip_sdp_event_for(m, p->format->rtp_clock, &clock)
+			     : -1;
+	nc.dtmf_clock = nc.dtmf_pt >= 0 ? clock : 0;
 	changed = c->codec.format && (c->codec.format != nc.format || c->codec.pt != nc.pt ||
-				      c->codec.dtmf_pt != nc.dtmf_pt);
+				      c->codec.dtmf_pt != nc.dtmf_pt ||
+				      c->codec.dtmf_clock != nc.dtmf_clock);
 	c->codec = nc;
-	c->dtmf_pt = nc.dtmf_pt;
+	c->nevents = nc.dtmf_pt >= 0;
+	c->events[0] = (struct sip_event){.pt = nc.dtmf_pt, .clock = nc.dtmf_clock};
 	c->rtcp_mux = m->rtcp_mux;
 	px_rtp_set_codec(c->rtp, &nc);
 	px_rtp_set_rtcp_mux(c->rtp, m->rtcp_mux);
@@ -752,7 +757,8 @@ static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_ch
 	for (int i = 0; i < ep->ncodecs; i++)
 		offer_add(c, px_format_find(ep->codecs[i]));
 	if (ep->dtmf_mode == SIP_DTMF_RFC4733 || ep->dtmf_mode == SIP_DTMF_AUTO)
-		c->dtmf_pt = 101;
+		c->nevents = sip_sdp_offer_events(c->payloads, c->npayloads, c->events,
+						  SIP_MAX_EVENTS);
 	return c->npayloads;
 }
 

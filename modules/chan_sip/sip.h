@@ -328,11 +328,19 @@ struct sip_payload {
 	char fmtp[128];
 };
 
+/* A telephone-event payload type and its clock (RFC 4733: the audio's). */
+#define SIP_MAX_EVENTS 4
+struct sip_event {
+	int pt;
+	unsigned clock;
+};
+
 struct sip_media {
 	struct sockaddr_storage addr;                /* where the far end receives RTP */
 	struct sip_payload payloads[SIP_MAX_CODECS]; /* known formats, in the sender's order */
 	int npayloads;
-	int dtmf_pt;    /* telephone-event payload type, -1 if none */
+	struct sip_event events[SIP_MAX_EVENTS]; /* telephone-events, one per clock */
+	int nevents;
 	unsigned ptime; /* a=ptime, 0 if absent */
 	enum { SIP_SENDRECV, SIP_SENDONLY, SIP_RECVONLY, SIP_INACTIVE } direction;
 	bool has_audio;
@@ -348,10 +356,20 @@ int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *e
 /* The payload type we offer for format f when it is the index-th codec
  * of our offer (static ones keep theirs). */
 int sip_sdp_offer_pt(const struct px_format *f, int index);
+/* The telephone-event of m to use beside audio of RTP clock `clock`: the
+ * one at that clock, else the one at 8000 (far ends that offer only that,
+ * whatever the codec); its payload type and (in *event_clock) clock, or
+ * -1 when m has neither. */
+int sip_sdp_event_for(const struct sip_media *m, unsigned clock, unsigned *event_clock);
+/* The telephone-events we offer beside payloads: one per RTP clock among
+ * them, 101 for 8000, 127, 126... for the others; their count. */
+int sip_sdp_offer_events(const struct sip_payload *payloads, int npayloads,
+			 struct sip_event *events, int max);
 /* Write our SDP (offer or answer) into buf. */
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
-		  bool rtcp_mux, uint64_t session_id, unsigned version);
+		  const struct sip_payload *payloads, int npayloads, const struct sip_event *events,
+		  int nevents, int direction, bool rtcp_mux, uint64_t session_id,
+		  unsigned version);
 
 /* ---- qualify of endpoints' contacts (qualify.c) ---- */
 

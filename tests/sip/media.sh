@@ -9,7 +9,11 @@
 # transcoding); a re-INVITE that switches the caller from PCMU to PCMA in
 # the middle of a call to an Opus phone keeps audio flowing; RFC 4733
 # events from one leg arrive as SIP INFO on an INFO leg and the other way
-# round, with their durations; inband tones from an inband leg arrive as
+# round, with their durations; RFC 4733 events cross between PCMU and
+# Opus legs in each leg's own event clock (telephone-event/8000 and
+# /48000, durations and timestamps rescaled), to a G.722 leg at 8000 (its
+# RTP clock), and to an Opus phone that only knows /8000 at 8000; inband
+# tones from an inband leg arrive as
 # RFC 4733 events, and events are played as tones to an inband leg. Bad RTP sent to plexusd's port of a
 # transcoded call (wrong version, truncated header, a CSRC count beyond the
 # packet, a wrong payload type, Opus garbage) is dropped and counted, and
@@ -150,9 +154,21 @@ call "SIP INFO digits from an INFO leg arrive as RFC 4733 events" \
 	$(phone caller 2005) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
 	--caller-dtmf info --callee-dtmf rfc4733 --dtmf-digits '2*0D'
 # shellcheck disable=SC2046
-call "RFC 4733 both ways across a transcoded bridge: relayed once, not sent twice" \
+call "RFC 4733 from PCMU reaches Opus at 48 kHz event clock, relayed once, not sent twice" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
 	--dtmf-digits '73'
+# shellcheck disable=SC2046
+call "RFC 4733 from an Opus leg (48 kHz events) reaches a PCMU leg in 8 kHz units" \
+	$(phone caller 2004) --caller-codec opus $(phone callee 2001) --callee-codec ulaw \
+	--dtmf-digits '0#'
+# shellcheck disable=SC2046
+call "an Opus phone that only knows 8 kHz events still gets them at 8 kHz" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
+	--callee-event-clock 8000 --dtmf-digits '46'
+# shellcheck disable=SC2046
+call "RFC 4733 from a PCMU leg reaches a G.722 leg at 8 kHz events (its RTP clock)" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2003) --callee-codec g722 \
+	--dtmf-digits '8*'
 # shellcheck disable=SC2046
 call "inband tones from an inband leg arrive as RFC 4733 events" \
 	$(phone caller 2008) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
@@ -188,9 +204,10 @@ print(seen)
 sys.exit(0 if ok else 1)
 PYEOF
 }
-# 2001 sent 159# (to an INFO leg), 73 (across transcoding) and 90B (to an
-# inband leg); 2005 sent INFO, 2008 tones.
-for spec in "2001 159#7390B" "2005 2*0D" "2008 46*"; do
+# 2001 sent 159# (to an INFO leg), 73, 46 (across transcoding to Opus), 8*
+# (to G.722) and 90B (to an inband leg); 2004 sent 0# at 48 kHz; 2005 sent
+# INFO, 2008 tones.
+for spec in "2001 159#73468*90B" "2004 0#" "2005 2*0D" "2008 46*"; do
 	read -r ep digits <<<"$spec"
 	if ! out=$(dtmf_events "$ep" "$digits"); then
 		fail "DtmfBegin/DtmfEnd events for $digits from SIP/$ep" \

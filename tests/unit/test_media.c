@@ -1112,8 +1112,8 @@ static void test_transcoding_and_bad_rtp(void)
 	CU_ASSERT(px_rtp_transcoding(c.a));
 	CU_ASSERT(px_rtp_transcoding(c.b));
 
-	/* 20 ms of PCMU silence in, Opus packets of 20 ms out (the first
-	 * one once the resampler to 48 kHz has filled up: after 40 ms). */
+	/* 20 ms of PCMU silence in, an Opus packet of 20 ms out for each
+	 * (encoded at 8 kHz: no resampler holds samples back). */
 	for (uint16_t seq = 1; seq <= 2; seq++) {
 		make_rtp(p, 0x1111, seq, 160u * seq, false);
 		memset(p + HEADER_SIZE, 0xff, 160);
@@ -1124,6 +1124,11 @@ static void test_transcoding_and_bad_rtp(void)
 	CU_ASSERT(in.marker);
 	CU_ASSERT(in.len > HEADER_SIZE && in.len < HEADER_SIZE + 160);
 	uint32_t first_ts = in.ts;
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.pt, 111);
+	CU_ASSERT(!in.marker);
+	CU_ASSERT_EQUAL(in.ts - first_ts, 960); /* the RTP clock stays 48 kHz */
+	first_ts = in.ts;
 
 	unsigned char bad[64];
 	memcpy(bad, p, sizeof(bad));
