@@ -341,7 +341,8 @@ static void set_inband(struct sip_call *c);
 
 static bool use_codec(struct sip_call *c, const struct sip_payload *p, const struct sip_media *m)
 {
-	struct px_rtp_codec nc = {.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
+	struct px_rtp_codec nc = {
+		.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
 	bool changed;
 	unsigned clock = 0;
 
@@ -351,9 +352,9 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 			     ? sip_sdp_event_for(m, p->format->rtp_clock, &clock)
 			     : -1;
 	nc.dtmf_clock = nc.dtmf_pt >= 0 ? clock : 0;
-	changed = c->codec.format && (c->codec.format != nc.format || c->codec.pt != nc.pt ||
-				      c->codec.dtmf_pt != nc.dtmf_pt ||
-				      c->codec.dtmf_clock != nc.dtmf_clock);
+	changed = c->codec.format &&
+		  (c->codec.format != nc.format || c->codec.pt != nc.pt ||
+		   c->codec.dtmf_pt != nc.dtmf_pt || c->codec.dtmf_clock != nc.dtmf_clock);
 	c->codec = nc;
 	c->nevents = nc.dtmf_pt >= 0;
 	c->events[0] = (struct sip_event){.pt = nc.dtmf_pt, .clock = nc.dtmf_clock};
@@ -489,6 +490,7 @@ static int status_for_cause(int cause)
 	case PX_CAUSE_CONGESTION:
 		return 503;
 	case PX_CAUSE_INCOMPATIBLE_DESTINATION:
+	case PX_CAUSE_BEARER_CAPABILITY_NOT_AVAILABLE:
 		return 488;
 	case PX_CAUSE_NORMAL_CLEARING:
 		return 480;
@@ -757,8 +759,8 @@ static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_ch
 	for (int i = 0; i < ep->ncodecs; i++)
 		offer_add(c, px_format_find(ep->codecs[i]));
 	if (ep->dtmf_mode == SIP_DTMF_RFC4733 || ep->dtmf_mode == SIP_DTMF_AUTO)
-		c->nevents = sip_sdp_offer_events(c->payloads, c->npayloads, c->events,
-						  SIP_MAX_EVENTS);
+		c->nevents =
+			sip_sdp_offer_events(c->payloads, c->npayloads, c->events, SIP_MAX_EVENTS);
 	return c->npayloads;
 }
 
@@ -1293,8 +1295,8 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 	}
 	px_channel_set_codec(c->chan, chosen.format->encoding);
 	if (changed) {
-		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)", px_channel_name(c->chan),
-			   chosen.format->name, chosen.pt);
+		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)",
+			   px_channel_name(c->chan), chosen.format->name, chosen.pt);
 		px_channel_queue_control(c->chan, PX_CONTROL_MEDIA_CHANGED);
 	}
 	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */
@@ -1310,6 +1312,34 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 		}
 	}
 	return media.direction;
+}
+
+/* The far end answered our offer with no codec we offered (or none we
+ * know, or no SDP at all): the call cannot carry audio. As Asterisk does
+ * with an answer its SDP negotiation refuses, the dialog is ended (nua has
+ * ACKed the 200; we send BYE) and the attempt fails with cause 58, bearer
+ * capability not available (Asterisk's cause for 488/606; Dial's
+ * DIALSTATUS is then CHANUNAVAIL), instead of a call Up with no media. */
+static void answer_unusable(struct sip_call *c, struct sip_leg *l, sip_t const *s)
+{
+	char offered[128] = "", answered[160] = "";
+	size_t used = 0;
+
+	for (int i = 0; i < c->npayloads && used < sizeof(offered); i++)
+		used += (size_t)snprintf(offered + used, sizeof(offered) - used, "%s%s/%u",
+					 i ? ", " : "", c->payloads[i].format->encoding,
+					 c->payloads[i].format->rtp_clock);
+	if (s && s->sip_payload && s->sip_payload->pl_data)
+		sip_sdp_describe(s->sip_payload->pl_data, s->sip_payload->pl_len, answered,
+				 sizeof(answered));
+	px_log_warning("chan_sip: %s: endpoint %s answered with %s, which is none of the codecs "
+		       "offered (%s): hanging up",
+		       px_channel_name(c->chan), c->endpoint, answered[0] ? answered : "no SDP",
+		       offered);
+	c->hangup_done = true;
+	if (l->nh && !l->terminated)
+		nua_bye(l->nh, TAG_END());
+	px_channel_queue_hangup(c->chan, PX_CAUSE_BEARER_CAPABILITY_NOT_AVAILABLE);
 }
 
 static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
@@ -1338,10 +1368,13 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 		if (c->winner) /* 200 to a re-INVITE */
 			return;
 		c->winner = l;
-		apply_remote_sdp(c, s, false, true);
 		for (struct sip_leg *o = c->legs; o; o = o->next)
 			if (o != l && !o->terminated && o->nh)
 				nua_cancel(o->nh, TAG_END());
+		if (apply_remote_sdp(c, s, false, true) < 0) {
+			answer_unusable(c, l, s);
+			return;
+		}
 		px_channel_set_state(c->chan, PX_STATE_UP);
 		px_channel_queue_control(c->chan, PX_CONTROL_ANSWER);
 		watch_add(c);

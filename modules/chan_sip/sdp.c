@@ -190,6 +190,32 @@ out:
 	return rc;
 }
 
+void sip_sdp_describe(const char *body, size_t len, char *buf, size_t size)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	sdp_parser_t *parser = sdp_parse(home, body, (issize_t)len, sdp_f_insane);
+	sdp_session_t *sess = sdp_session(parser);
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (sdp_media_t *m = sess ? sess->sdp_media : NULL; m; m = m->m_next) {
+		if (m->m_type != sdp_media_audio)
+			continue;
+		for (sdp_rtpmap_t *rm = m->m_rtpmaps; rm && used < size; rm = rm->rm_next) {
+			int n = snprintf(buf + used, size - used, "%s%s/%lu (%u)", used ? ", " : "",
+					 rm->rm_encoding ? rm->rm_encoding : "?", rm->rm_rate,
+					 rm->rm_pt);
+			if (n < 0)
+				break;
+			used += (size_t)n;
+		}
+	}
+	if (used >= size && size > 4)
+		strcpy(buf + size - 4, "...");
+	sdp_parser_free(parser);
+	su_home_deinit(home);
+}
+
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
 		  const struct sip_payload *payloads, int npayloads, const struct sip_event *events,
 		  int nevents, int direction, bool rtcp_mux, uint64_t session_id, unsigned version)

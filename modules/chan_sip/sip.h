@@ -353,6 +353,9 @@ const char *sip_codec_canonical(const char *name);
 /* Parse an SDP body: its audio stream, with the payloads whose format is
  * registered. -1 with err when the body is not SDP or has no audio stream. */
 int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *err);
+/* The audio codecs an SDP names, for messages ("G722/8000 (9), AMR-WB/16000
+ * (98)"); "" when it is not SDP. */
+void sip_sdp_describe(const char *body, size_t len, char *buf, size_t size);
 /* The payload type we offer for format f when it is the index-th codec
  * of our offer (static ones keep theirs). */
 int sip_sdp_offer_pt(const struct px_format *f, int index);
