@@ -51,6 +51,9 @@ struct auth_mod_t;
  * INFO requests, tones in the audio, or auto (RFC 4733 when the far end
  * offers telephone-event, else inband). */
 enum sip_dtmf_mode { SIP_DTMF_RFC4733, SIP_DTMF_INFO, SIP_DTMF_INBAND, SIP_DTMF_AUTO };
+/* A dtmf_mode of sip.conf (rfc4733 or rfc2833, info, inband, auto), for
+ * endpoints and trunks alike; -1 for anything else. */
+int sip_dtmf_mode_parse(const char *text, enum sip_dtmf_mode *out);
 
 struct sip_endpoint {
 	char name[64];     /* section name: the AOR and, by default, the auth user */
@@ -371,8 +374,7 @@ int sip_sdp_offer_events(const struct sip_payload *payloads, int npayloads,
 /* Write our SDP (offer or answer) into buf. */
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
 		  const struct sip_payload *payloads, int npayloads, const struct sip_event *events,
-		  int nevents, int direction, bool rtcp_mux, uint64_t session_id,
-		  unsigned version);
+		  int nevents, int direction, bool rtcp_mux, uint64_t session_id, unsigned version);
 
 /* ---- qualify of endpoints' contacts (qualify.c) ---- */
 

@@ -8,7 +8,8 @@
 # G.722 -> PCMU, PCMU -> Opus, Opus -> G.722, PCMU -> PCMU (relayed, no
 # transcoding); a re-INVITE that switches the caller from PCMU to PCMA in
 # the middle of a call to an Opus phone keeps audio flowing; RFC 4733
-# events from one leg arrive as SIP INFO on an INFO leg and the other way
+# events from one leg arrive as SIP INFO on an INFO leg (an endpoint, and a
+# trunk in dtmf_mode info) and the other way
 # round, with their durations; RFC 4733 events cross between PCMU and
 # Opus legs in each leg's own event clock (telephone-event/8000 and
 # /48000, durations and timestamps rescaled), to a G.722 leg at 8000 (its
@@ -30,6 +31,7 @@ BASE=$(free_port_block 200) || {
 	exit 99
 }
 SIP_PORT=$BASE
+TRUNK_PORT=$((BASE + 2))
 make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw \
 	codec_g722 codec_gsm codec_opus
 write_plexus_conf "$D" "$TMP/modules" 3
@@ -77,12 +79,23 @@ allow = ulaw
 secret = s2008
 allow = ulaw
 dtmf_mode = inband
+
+[carrier]
+type = trunk
+host = 127.0.0.2:$TRUNK_PORT
+context = default
+disallow = all
+allow = ulaw
+dtmf_mode = info
 EOF
 cat >"$D/extensions.lua" <<'EOF'
 extensions = {
 	default = {
 		["_20XX"] = function(context, exten)
 			app.dial("SIP/" .. exten, 10)
+		end,
+		["_30XX"] = function(context, exten)
+			app.dial("SIP/carrier/" .. exten, 10)
 		end,
 	},
 }
@@ -149,6 +162,11 @@ fi
 call "RFC 4733 digits from the caller arrive as SIP INFO on an INFO leg" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2005) --callee-codec ulaw \
 	--caller-dtmf rfc4733 --callee-dtmf info --dtmf-digits '159#'
+check_cmd "a trunk takes dtmf_mode = info" 'sip show trunk carrier' 0 '^ DTMF mode: +info$'
+# shellcheck disable=SC2046
+call "RFC 4733 digits from a phone arrive as SIP INFO on a trunk in info mode" \
+	$(phone caller 2001) --caller-codec ulaw --callee 3001 --callee-port "$TRUNK_PORT" \
+	--callee-codec ulaw --caller-dtmf rfc4733 --callee-dtmf info --dtmf-digits '31*'
 # shellcheck disable=SC2046
 call "SIP INFO digits from an INFO leg arrive as RFC 4733 events" \
 	$(phone caller 2005) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
@@ -204,10 +222,11 @@ print(seen)
 sys.exit(0 if ok else 1)
 PYEOF
 }
-# 2001 sent 159# (to an INFO leg), 73, 46 (across transcoding to Opus), 8*
+# 2001 sent 159# (to an INFO leg), 31* (to a trunk in info mode), 73, 46
+# (across transcoding to Opus), 8*
 # (to G.722) and 90B (to an inband leg); 2004 sent 0# at 48 kHz; 2005 sent
 # INFO, 2008 tones.
-for spec in "2001 159#73468*90B" "2004 0#" "2005 2*0D" "2008 46*"; do
+for spec in "2001 159#31*73468*90B" "2004 0#" "2005 2*0D" "2008 46*"; do
 	read -r ep digits <<<"$spec"
 	if ! out=$(dtmf_events "$ep" "$digits"); then
 		fail "DtmfBegin/DtmfEnd events for $digits from SIP/$ep" \

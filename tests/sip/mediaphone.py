@@ -15,7 +15,8 @@ use its audio's clock (telephone-event/48000 beside Opus, RFC 4733) unless
 --caller-event-clock/--callee-event-clock say otherwise: plexusd must offer
 and answer that clock, and the events a phone gets must have their
 durations in it and their timestamps in its audio's clock, where the audio
-stream is. Only 127.0.0.1 is used.
+stream is. Only 127.0.0.1 is used, and 127.0.0.2 for the SIP of a callee
+that plays a carrier (--callee-port: plexusd knows a trunk by its address).
 Prints one line per check; exit status 0 when every check passed.
 
 With --bridge-ready FILE the two phones are both callers (user --caller):
@@ -152,14 +153,17 @@ def goertzel(samples, rate, freq):
 
 
 class Phone:
-    def __init__(self, user, secret, codec, sip_port, dtmf, rtcp_mux=False, event_clock=None):
+    def __init__(self, user, secret, codec, sip_port, dtmf, rtcp_mux=False, event_clock=None,
+                 port=0):
         self.user, self.secret, self.sip_port = user, secret, sip_port
         self.codec_name = codec
         self.dtmf = dtmf
         self.fixed_event_clock = event_clock
         self.rtcp_mux = rtcp_mux
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sip.bind(("127.0.0.1", 0))
+        # A carrier is told from the phones by its address.
+        self.host = "127.0.0.2" if port else "127.0.0.1"
+        self.sip.bind((self.host, port))
         # RTP on a port whose next one is free for RTCP.
         for _ in range(50):
             self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -223,12 +227,12 @@ class Phone:
     def request(self, method, uri, call_id, from_tag, to, cseq, body=None, extra=(),
                 ctype="application/sdp"):
         h = ["%s %s SIP/2.0" % (method, uri),
-             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport" % (
-                 self.port, random.randrange(1 << 40)),
+             "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport" % (
+                 self.host, self.port, random.randrange(1 << 40)),
              "Max-Forwards: 70",
              "From: <sip:%s@127.0.0.1>;tag=%s" % (self.user, from_tag),
              "To: %s" % to, "Call-ID: %s" % call_id, "CSeq: %d %s" % (cseq, method),
-             "Contact: <sip:%s@127.0.0.1:%d>" % (self.user, self.port),
+             "Contact: <sip:%s@%s:%d>" % (self.user, self.host, self.port),
              "User-Agent: mediaphone"] + list(extra)
         body = body or ""
         if body:
@@ -378,7 +382,7 @@ class Test:
         else:
             self.callee = Phone(args.callee, args.callee_secret, args.callee_codec,
                                 args.sip_port, args.callee_dtmf,
-                                event_clock=args.callee_event_clock)
+                                event_clock=args.callee_event_clock, port=args.callee_port)
 
     def check(self, ok, what, detail=""):
         print("%s - %s%s" % ("ok" if ok else "FAIL", what, (": " + detail) if detail else ""))
@@ -406,10 +410,10 @@ class Test:
             phone.invite_offer = rtpmap
             sdp = phone.sdp()
             resp = ("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n"
-                    "Contact: <sip:%s@127.0.0.1:%d>\r\nContent-Type: application/sdp\r\n"
+                    "Contact: <sip:%s@%s:%d>\r\nContent-Type: application/sdp\r\n"
                     "Content-Length: %d\r\n\r\n%s" % (
                         via, h["from"][0], to, h["call-id"][0], h["cseq"][0], phone.user,
-                        phone.port, len(sdp), sdp))
+                        phone.host, phone.port, len(sdp), sdp))
             phone.send(resp)
             return
         if method == "BYE":
@@ -585,12 +589,13 @@ class Test:
         if a.bridge_ready:
             self.run_operator_bridge()
             return
-        reg_uri = "sip:127.0.0.1:%d" % a.sip_port
-        final, _ = self.transaction(self.callee, "REGISTER", reg_uri,
-                                    "<sip:%s@127.0.0.1>" % a.callee)
-        if not self.check(final is not None and final[0] == 200, "the callee registers",
-                          str(final and final[0])):
-            return
+        if not a.callee_port:
+            reg_uri = "sip:127.0.0.1:%d" % a.sip_port
+            final, _ = self.transaction(self.callee, "REGISTER", reg_uri,
+                                        "<sip:%s@127.0.0.1>" % a.callee)
+            if not self.check(final is not None and final[0] == 200, "the callee registers",
+                              str(final and final[0])):
+                return
         uri = "sip:%s@127.0.0.1:%d" % (a.callee, a.sip_port)
         to = "<%s>" % uri
         final, call_id = self.transaction(self.caller, "INVITE", uri, to, self.caller.sdp())
@@ -755,6 +760,9 @@ def main():
     ap.add_argument("--caller-codec", required=True, choices=sorted(RATE))
     ap.add_argument("--callee", required=True)
     ap.add_argument("--callee-secret", default="")
+    ap.add_argument("--callee-port", type=int, default=0,
+                    help="the callee is a carrier on this port (a trunk's host): it does not "
+                    "register, --callee is the number dialled")
     ap.add_argument("--bridge-exten")
     ap.add_argument("--bridge-ready")
     ap.add_argument("--callee-codec", required=True, choices=sorted(RATE))
