@@ -1295,8 +1295,8 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 	}
 	px_channel_set_codec(c->chan, chosen.format->encoding);
 	if (changed) {
-		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)",
-			   px_channel_name(c->chan), chosen.format->name, chosen.pt);
+		px_verbose(3, "chan_sip: %s now uses %s (payload type %d)", px_channel_name(c->chan),
+			   chosen.format->name, chosen.pt);
 		px_channel_queue_control(c->chan, PX_CONTROL_MEDIA_CHANGED);
 	}
 	/* c=0.0.0.0 (old-style hold) keeps the old address; only the direction changes. */

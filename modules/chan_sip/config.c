@@ -102,10 +102,8 @@ static const struct px_config_option endpoint_table[] = {
 	{"dtmf_mode", PX_CFG_STRING, "rfc4733", 0, 0, NULL,
 	 offsetof(struct endpoint_opts, dtmf_mode),
 	 "rfc4733, info, inband or auto (RFC 4733 when offered, else inband)"},
-	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL,
-	 offsetof(struct endpoint_opts, rtp_timeout),
-	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: "
-	 "never"},
+	{"rtp_timeout", PX_CFG_INT, "0", 0, 86400, NULL, offsetof(struct endpoint_opts, rtp_timeout),
+	 "hang up an answered call after this many seconds without RTP from the endpoint; 0: never"},
 	{"rtp_timeout_hold", PX_CFG_INT, "0", 0, 86400, NULL,
 	 offsetof(struct endpoint_opts, rtp_timeout_hold),
 	 "the same while the call is on hold; 0: never"},
@@ -189,11 +187,10 @@ static int endpoint_codecs(const px_config_section *s, struct sip_endpoint *ep, 
 			}
 			name = sip_codec_canonical(list[i]);
 			if (!name) {
-				px_err_set(
-					err,
-					"%s:%d: %s: unknown codec '%s' (known: ulaw, alaw, g722, "
-					"gsm, opus)",
-					v->file, v->line, v->name, list[i]);
+				px_err_set(err,
+					   "%s:%d: %s: unknown codec '%s' (known: ulaw, alaw, g722, "
+					   "gsm, opus)",
+					   v->file, v->line, v->name, list[i]);
 				px_config_list_free(list);
 				return -1;
 			}
