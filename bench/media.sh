@@ -12,8 +12,8 @@
 #
 # Modes (MODES, default "relay transcode"):
 #   relay      the UAS endpoint allows PCMU: plexusd relays G.711 packets
-#   transcode  the UAS endpoint allows only Opus: plexusd decodes PCMU,
-#              resamples and encodes Opus one way, and back the other
+#   transcode  the UAS endpoint allows only Opus: plexusd decodes PCMU and
+#              encodes Opus at 8 kHz one way, and back the other
 #
 # Environment (defaults in brackets):
 #   CALLS ["100 200 500"]  HOLD_SECS [30]  RATE [50]  MODES  SIPP [sipp]

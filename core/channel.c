@@ -135,6 +135,8 @@ const char *px_cause_text(int cause)
 		return "Switching equipment congestion";
 	case PX_CAUSE_CONGESTION:
 		return "Circuit/channel congestion";
+	case PX_CAUSE_BEARER_CAPABILITY_NOT_AVAILABLE:
+		return "Bearer capability not available";
 	case PX_CAUSE_INCOMPATIBLE_DESTINATION:
 		return "Incompatible destination";
 	case PX_CAUSE_INTERWORKING:

@@ -425,10 +425,11 @@ static const struct px_cli_command core_commands[] = {
 	 "       Lists the threads of plexusd with their kernel thread ids.",
 	 cmd_show_threads, NULL, PX_ROLE_MONITOR},
 	{"core show translation", "Display translation matrix",
-	 "Usage: core show translation\n"
+	 "Usage: core show translation [paths FORMAT]\n"
 	 "       Displays the cost, in microseconds for one second of audio, of the\n"
-	 "       cheapest translation path between every two formats (rows: source,\n"
-	 "       columns: destination), as measured when the translators loaded.",
+	 "       translation path between every two formats (rows: source, columns:\n"
+	 "       destination), as measured when the translators loaded. With paths,\n"
+	 "       the steps of the path from FORMAT to every other format.",
 	 px_codec_cmd_show_translation, NULL, PX_ROLE_MONITOR},
 	{"core show codecs", "Displays a list of registered codecs",
 	 "Usage: core show codecs\n"

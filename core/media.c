@@ -126,6 +126,8 @@ struct sent_stream {
 	 * the current one, and the one it was given. */
 	bool event_mapped;
 	uint32_t event_src_ts, event_out_ts;
+	uint32_t event_src_base; /* source units of the event's earlier segments */
+	uint16_t event_src_dur;  /* the source's latest duration in its current segment */
 };
 
 /* Decoding what this leg receives for a transcoded bridge. */
@@ -147,7 +149,7 @@ struct dtmf_state {
 	void *arg;
 	struct px_rfc4733_rx rx;
 	bool rx_begun;        /* the handler was told the current digit began */
-	uint16_t rx_duration; /* the latest duration seen for it */
+	uint32_t rx_duration; /* the latest duration seen for it, all segments counted */
 	long long rx_last_ms; /* when its last packet came */
 	struct {
 		char digit;
@@ -1114,19 +1116,48 @@ static void flush_sends(struct media_worker *w, px_rtp *out, unsigned *nsend, un
  * duration field counts from there). The packets of one event share it. */
 static uint32_t stream_ts_now(const px_rtp *r, long long now);
 
-static void rewrite_event_for(struct media_worker *w, px_rtp *out, unsigned char *p)
+static unsigned event_clock(const px_rtp *r)
+{
+	return r->codec.dtmf_clock ? r->codec.dtmf_clock : 8000;
+}
+
+/* The duration is carried over into out's event clock (8000 -> 48000
+ * between a PCMU and an Opus leg), a long event in out's own segments
+ * (RFC 4733 2.5.1.3); the source's segments are followed by their
+ * timestamps. */
+static void rewrite_event_for(struct media_worker *w, px_rtp *in, px_rtp *out, unsigned char *p,
+			      size_t offset, size_t plen)
 {
 	struct sent_stream *tx = &out->tx;
-	uint32_t ts = get_be32(p + 4);
+	uint32_t ts = get_be32(p + 4), off;
+	uint16_t dur = plen >= 4 ? get_be16(p + offset + 2) : 0;
 
-	if (!tx->event_mapped || tx->event_src_ts != ts) {
+	if (tx->event_mapped && ts == tx->event_src_ts + PX_RFC4733_SEGMENT &&
+	    tx->event_src_dur > PX_RFC4733_SEGMENT / 2) {
+		/* The source's next segment of the same event. */
+		tx->event_src_base += PX_RFC4733_SEGMENT;
+		tx->event_src_ts = ts;
+	} else if (!tx->event_mapped || tx->event_src_ts != ts) {
 		tx->event_mapped = true;
 		tx->event_src_ts = ts;
+		tx->event_src_base = 0;
 		tx->event_out_ts = stream_ts_now(out, w->now_ms);
+		/* The stream is there now (what the next event is placed from,
+		 * while no audio goes out); its packets do not move it on. */
+		tx->last_ts = tx->event_out_ts;
+		tx->sent_ms = w->now_ms;
+	}
+	tx->event_src_dur = dur;
+	off = 0;
+	if (plen >= 4) {
+		uint64_t units = (uint64_t)(tx->event_src_base + dur) * event_clock(out) /
+				 event_clock(in);
+		px_rfc4733_segment(units > UINT32_MAX ? UINT32_MAX : (uint32_t)units, &off, &dur);
+		put_be16(p + offset + 2, dur);
 	}
 	tx->last_seq++;
 	put_be16(p + 2, tx->last_seq);
-	put_be32(p + 4, tx->event_out_ts);
+	put_be32(p + 4, tx->event_out_ts + off);
 	put_be32(p + 8, tx->ssrc);
 }
 
@@ -1330,14 +1361,19 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 			}
 			continue;
 		}
-		if (event && out->codec.format && out->codec.dtmf_pt < 0) {
-			dropped++; /* the other leg did not negotiate events */
+		if (event && out->codec.format &&
+		    (out->codec.dtmf_pt < 0 ||
+		     (!in->xc.trans && in->codec.format && event_clock(in) != event_clock(out)))) {
+			/* The other leg did not negotiate events, or counts them
+			 * in another clock on a relayed stream: the bridge sends
+			 * the digit on (px_rtp_carries_events). */
+			dropped++;
 			continue;
 		}
 		if (nsend == RECV_BATCH)
 			flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
 		if (in->xc.trans)
-			rewrite_event_for(w, out, p);
+			rewrite_event_for(w, in, out, p, offset, plen);
 		else
 			rewrite_for(out, p);
 		if (out->codec.format && in->codec.format)
@@ -1347,7 +1383,10 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 	}
 	if (nsend)
 		flush_sends(w, out, &nsend, &sent, &tx_bytes, &dropped);
-	if (out && sent)
+	/* Relayed audio: last_ts went out now. Events into a transcoded
+	 * stream keep their start's timestamp, which is not where the stream
+	 * is now (rewrite_event_for keeps the clock). */
+	if (out && sent && !in->xc.trans)
 		out->tx.sent_ms = w->now_ms;
 	if (out) {
 		counter_add(&out->stats.tx_packets, sent);
@@ -2000,9 +2039,10 @@ void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
  *
  * RFC 4733 events. Received ones are told to the session's handler as they
  * are seen in relay_batch; the ones we send are paced by the worker's
- * timers. The event clock is 8 kHz (telephone-event/8000 is what the SDP
- * negotiates); the timestamp of an event we send is in the audio clock, where
- * the outgoing stream has got to. */
+ * timers. Durations are in the event clock the SDP negotiated
+ * (telephone-event/8000, /16000, /48000: the audio's), an event longer than
+ * 16 bits of it in segments; the timestamp of an event we send is in the
+ * audio clock, where the outgoing stream has got to. */
 
 #define DTMF_UPDATE_MS     50
 #define DTMF_GAP_MS        50
@@ -2010,17 +2050,17 @@ void px_rtp_skip_own(px_rtp *r, uint32_t ts_step)
 #define DTMF_RX_TIMEOUT_MS 1000
 #define DTMF_MIN_MS        40
 #define DTMF_MAX_MS        5000
-#define EVENT_CLOCK        8000
 
 static bool session_timers_pending(const px_rtp *r)
 {
 	return r->dtmf.qlen || r->dtmf.rx_begun || r->xc.ticking || r->rtcp.next_ms;
 }
 
-static void dtmf_tell(px_rtp *r, char digit, bool begin, unsigned units)
+static void dtmf_tell(px_rtp *r, char digit, bool begin, uint32_t units)
 {
 	if (r->dtmf.fn)
-		r->dtmf.fn(r->dtmf.arg, digit, begin, units * 1000u / EVENT_CLOCK);
+		r->dtmf.fn(r->dtmf.arg, digit, begin,
+			   (unsigned)((uint64_t)units * 1000u / event_clock(r)));
 }
 
 static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned char *p, size_t offset,
@@ -2029,11 +2069,12 @@ static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned cha
 	struct dtmf_state *d = &in->dtmf;
 	struct px_rfc4733_event ev;
 	uint32_t ts = get_be32(p + 4);
-	uint16_t duration = 0;
+	uint32_t duration = 0;
 
 	if (px_rfc4733_parse(p + offset, plen, &ev) < 0)
 		return; /* not a digit: relayed all the same, for the far end to judge */
-	if (d->rx_begun && d->rx.active && d->rx.ts != ts) {
+	if (d->rx_begun && d->rx.active && d->rx.ts != ts &&
+	    !px_rfc4733_continues(&d->rx, ts, &ev)) {
 		/* A new event while one had not ended: its end was lost. */
 		dtmf_tell(in, d->rx.digit, false, d->rx_duration);
 		d->rx_begun = false;
@@ -2052,8 +2093,8 @@ static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned cha
 		dtmf_tell(in, d->rx.digit, false, duration);
 		break;
 	case PX_RFC4733_NOTHING:
-		if (d->rx_begun && ev.duration > d->rx_duration)
-			d->rx_duration = ev.duration;
+		if (d->rx_begun && d->rx.base + ev.duration > d->rx_duration)
+			d->rx_duration = d->rx.base + ev.duration;
 		break;
 	}
 	d->rx_last_ms = w->now_ms;
@@ -2062,7 +2103,7 @@ static void dtmf_received(struct media_worker *w, px_rtp *in, const unsigned cha
 /* Where r's outgoing stream is now, in its audio clock. */
 static uint32_t stream_ts_now(const px_rtp *r, long long now)
 {
-	unsigned clock = r->codec.format ? r->codec.format->rtp_clock : EVENT_CLOCK;
+	unsigned clock = r->codec.format ? r->codec.format->rtp_clock : 8000;
 
 	if (!r->tx.sent_ms)
 		return r->tx.last_ts;
@@ -2076,10 +2117,11 @@ static void dtmf_send_packet(px_rtp *r, bool begin, bool end, unsigned ms)
 		.digit = r->dtmf.queue[r->dtmf.qhead].digit,
 		.end = end,
 		.volume = 10,
-		.duration = (uint16_t)(ms * EVENT_CLOCK / 1000),
 	};
 	unsigned char p[RTP_HEADER_SIZE + 4];
+	uint32_t off;
 
+	px_rfc4733_segment((uint32_t)((uint64_t)ms * event_clock(r) / 1000), &off, &ev.duration);
 	if (px_rfc4733_build(&ev, p + RTP_HEADER_SIZE) < 0)
 		return;
 	r->tx.last_seq++;
@@ -2089,7 +2131,7 @@ static void dtmf_send_packet(px_rtp *r, bool begin, bool end, unsigned ms)
 	p[0] = RTP_VERSION << 6;
 	p[1] = (unsigned char)((begin ? 0x80 : 0) | (r->codec.dtmf_pt & 0x7f));
 	put_be16(p + 2, r->tx.last_seq);
-	put_be32(p + 4, r->dtmf.ts);
+	put_be32(p + 4, r->dtmf.ts + off);
 	put_be32(p + 8, r->tx.ssrc);
 	if (!r->send || !r->remote_len)
 		return;
@@ -2249,7 +2291,10 @@ bool px_rtp_carries_events(px_rtp *r)
 {
 	struct media_worker *w = lock_session(r);
 	bool carries = r->peer && r->codec.dtmf_pt >= 0 &&
-		       (!r->peer->codec.format || r->peer->codec.dtmf_pt >= 0);
+		       (!r->peer->codec.format ||
+			(r->peer->codec.dtmf_pt >= 0 &&
+			 (r->xc.trans || !r->codec.format ||
+			  event_clock(r) == event_clock(r->peer))));
 
 	pthread_mutex_unlock(&w->lock);
 	return carries;

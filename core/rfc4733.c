@@ -1,8 +1,10 @@
 /*
  * RFC 4733 telephone-event payloads (plexus/rfc4733.h): parsing and
- * building the four bytes, and the receive state that reports one begin
- * and one end per event whatever the packets' redundancy.
+ * building the four bytes, the segments of a long event, and the receive
+ * state that reports one begin and one end per event whatever the packets'
+ * redundancy and however many segments it took.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <plexus/rfc4733.h>
@@ -33,19 +35,45 @@ int px_rfc4733_build(const struct px_rfc4733_event *ev, uint8_t out[4])
 	return 0;
 }
 
+void px_rfc4733_segment(uint32_t units, uint32_t *ts_offset, uint16_t *duration)
+{
+	uint32_t seg = units / PX_RFC4733_SEGMENT, rest = units % PX_RFC4733_SEGMENT;
+
+	/* A segment's last packet says the whole segment, not 0 of the next. */
+	if (seg && !rest) {
+		seg--;
+		rest = PX_RFC4733_SEGMENT;
+	}
+	*ts_offset = seg * PX_RFC4733_SEGMENT;
+	*duration = (uint16_t)rest;
+}
+
+bool px_rfc4733_continues(const struct px_rfc4733_rx *rx, uint32_t ts,
+			  const struct px_rfc4733_event *ev)
+{
+	return rx->active && !rx->ended && ev->digit == rx->digit &&
+	       ts == rx->ts + PX_RFC4733_SEGMENT;
+}
+
 enum px_rfc4733_what px_rfc4733_receive(struct px_rfc4733_rx *rx, uint32_t ts,
-					const struct px_rfc4733_event *ev, uint16_t *duration)
+					const struct px_rfc4733_event *ev, uint32_t *duration)
 {
 	bool same = (rx->active || rx->ended) && rx->ts == ts;
 
 	if (same && rx->ended)
 		return PX_RFC4733_NOTHING; /* a redundant end, or a late update */
+	if (!same && px_rfc4733_continues(rx, ts, ev)) {
+		rx->base += PX_RFC4733_SEGMENT;
+		rx->ts = ts;
+		same = true;
+	}
 	if (!same) {
 		/* A new event; one still active whose end was lost ends here. */
 		rx->ts = ts;
 		rx->digit = ev->digit;
 		rx->ended = false;
 		rx->active = true;
+		rx->base = 0;
 		if (!ev->end)
 			return PX_RFC4733_BEGIN;
 	}
@@ -53,7 +81,7 @@ enum px_rfc4733_what px_rfc4733_receive(struct px_rfc4733_rx *rx, uint32_t ts,
 		rx->active = false;
 		rx->ended = true;
 		if (duration)
-			*duration = ev->duration;
+			*duration = rx->base + ev->duration;
 		return PX_RFC4733_END;
 	}
 	return PX_RFC4733_NOTHING;

@@ -59,7 +59,8 @@ struct sip_call {
 	px_rtp *rtp;
 	struct sip_payload payloads[SIP_MAX_CODECS]; /* our offer, or the one codec answered */
 	int npayloads;
-	int dtmf_pt;
+	struct sip_event events[SIP_MAX_EVENTS]; /* our offer's, or the one answered */
+	int nevents;
 	char allowed[SIP_MAX_CODECS][SIP_CODEC_NAME]; /* the endpoint's codecs, preferred first */
 	int nallowed;
 	enum sip_dtmf_mode dtmf_mode;
@@ -139,7 +140,6 @@ static struct sip_call *call_new(bool outbound, const struct sip_endpoint *ep)
 	c->nat = ep->nat;
 	c->rtp_timeout = ep->rtp_timeout;
 	c->rtp_timeout_hold = ep->rtp_timeout_hold;
-	c->dtmf_pt = -1;
 	memcpy(c->allowed, ep->codecs, sizeof(c->allowed));
 	c->nallowed = ep->ncodecs;
 	c->dtmf_mode = ep->dtmf_mode;
@@ -305,7 +305,7 @@ static int build_sdp(struct sip_call *c, char *buf, size_t size, int direction)
 {
 	c->our_direction = direction;
 	return sip_sdp_build(buf, size, &c->sdp_addr, px_rtp_local_port(c->rtp), c->payloads,
-			     c->npayloads, c->dtmf_pt, direction, c->rtcp_mux, c->sdp_id,
+			     c->npayloads, c->events, c->nevents, direction, c->rtcp_mux, c->sdp_id,
 			     c->sdp_version++);
 }
 
@@ -344,15 +344,20 @@ static bool use_codec(struct sip_call *c, const struct sip_payload *p, const str
 	struct px_rtp_codec nc = {
 		.format = p->format, .pt = p->pt, .ptime = m->ptime ? m->ptime : 20};
 	bool changed;
+	unsigned clock = 0;
 
 	snprintf(nc.fmtp, sizeof(nc.fmtp), "%s", p->fmtp);
-	/* Events only in the modes that use them. */
-	nc.dtmf_pt =
-		c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO ? m->dtmf_pt : -1;
-	changed = c->codec.format && (c->codec.format != nc.format || c->codec.pt != nc.pt ||
-				      c->codec.dtmf_pt != nc.dtmf_pt);
+	/* Events only in the modes that use them, at the audio's clock. */
+	nc.dtmf_pt = c->dtmf_mode == SIP_DTMF_RFC4733 || c->dtmf_mode == SIP_DTMF_AUTO
+			     ? sip_sdp_event_for(m, p->format->rtp_clock, &clock)
+			     : -1;
+	nc.dtmf_clock = nc.dtmf_pt >= 0 ? clock : 0;
+	changed = c->codec.format &&
+		  (c->codec.format != nc.format || c->codec.pt != nc.pt ||
+		   c->codec.dtmf_pt != nc.dtmf_pt || c->codec.dtmf_clock != nc.dtmf_clock);
 	c->codec = nc;
-	c->dtmf_pt = nc.dtmf_pt;
+	c->nevents = nc.dtmf_pt >= 0;
+	c->events[0] = (struct sip_event){.pt = nc.dtmf_pt, .clock = nc.dtmf_clock};
 	c->rtcp_mux = m->rtcp_mux;
 	px_rtp_set_codec(c->rtp, &nc);
 	px_rtp_set_rtcp_mux(c->rtp, m->rtcp_mux);
@@ -485,6 +490,7 @@ static int status_for_cause(int cause)
 	case PX_CAUSE_CONGESTION:
 		return 503;
 	case PX_CAUSE_INCOMPATIBLE_DESTINATION:
+	case PX_CAUSE_BEARER_CAPABILITY_NOT_AVAILABLE:
 		return 488;
 	case PX_CAUSE_NORMAL_CLEARING:
 		return 480;
@@ -753,7 +759,8 @@ static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_ch
 	for (int i = 0; i < ep->ncodecs; i++)
 		offer_add(c, px_format_find(ep->codecs[i]));
 	if (ep->dtmf_mode == SIP_DTMF_RFC4733 || ep->dtmf_mode == SIP_DTMF_AUTO)
-		c->dtmf_pt = 101;
+		c->nevents =
+			sip_sdp_offer_events(c->payloads, c->npayloads, c->events, SIP_MAX_EVENTS);
 	return c->npayloads;
 }
 
@@ -1306,6 +1313,34 @@ static int apply_remote_sdp(struct sip_call *c, sip_t const *s, bool signal_hold
 	return media.direction;
 }
 
+/* The far end answered our offer with no codec we offered (or none we
+ * know, or no SDP at all): the call cannot carry audio. As Asterisk does
+ * with an answer its SDP negotiation refuses, the dialog is ended (nua has
+ * ACKed the 200; we send BYE) and the attempt fails with cause 58, bearer
+ * capability not available (Asterisk's cause for 488/606; Dial's
+ * DIALSTATUS is then CHANUNAVAIL), instead of a call Up with no media. */
+static void answer_unusable(struct sip_call *c, struct sip_leg *l, sip_t const *s)
+{
+	char offered[128] = "", answered[160] = "";
+	size_t used = 0;
+
+	for (int i = 0; i < c->npayloads && used < sizeof(offered); i++)
+		used += (size_t)snprintf(offered + used, sizeof(offered) - used, "%s%s/%u",
+					 i ? ", " : "", c->payloads[i].format->encoding,
+					 c->payloads[i].format->rtp_clock);
+	if (s && s->sip_payload && s->sip_payload->pl_data)
+		sip_sdp_describe(s->sip_payload->pl_data, s->sip_payload->pl_len, answered,
+				 sizeof(answered));
+	px_log_warning("chan_sip: %s: endpoint %s answered with %s, which is none of the codecs "
+		       "offered (%s): hanging up",
+		       px_channel_name(c->chan), c->endpoint, answered[0] ? answered : "no SDP",
+		       offered);
+	c->hangup_done = true;
+	if (l->nh && !l->terminated)
+		nua_bye(l->nh, TAG_END());
+	px_channel_queue_hangup(c->chan, PX_CAUSE_BEARER_CAPABILITY_NOT_AVAILABLE);
+}
+
 static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 {
 	struct sip_call *c = l->call;
@@ -1332,10 +1367,13 @@ static void outbound_response(struct sip_leg *l, int status, sip_t const *s)
 		if (c->winner) /* 200 to a re-INVITE */
 			return;
 		c->winner = l;
-		apply_remote_sdp(c, s, false, true);
 		for (struct sip_leg *o = c->legs; o; o = o->next)
 			if (o != l && !o->terminated && o->nh)
 				nua_cancel(o->nh, TAG_END());
+		if (apply_remote_sdp(c, s, false, true) < 0) {
+			answer_unusable(c, l, s);
+			return;
+		}
 		px_channel_set_state(c->chan, PX_STATE_UP);
 		px_channel_queue_control(c->chan, PX_CONTROL_ANSWER);
 		watch_add(c);

@@ -150,6 +150,25 @@ static void codec_add(struct sip_endpoint *ep, const char *name)
 		snprintf(ep->codecs[ep->ncodecs++], SIP_CODEC_NAME, "%s", name);
 }
 
+int sip_dtmf_mode_parse(const char *text, enum sip_dtmf_mode *out)
+{
+	static const struct {
+		const char *name;
+		enum sip_dtmf_mode mode;
+	} modes[] = {{"rfc4733", SIP_DTMF_RFC4733},
+		     {"rfc2833", SIP_DTMF_RFC4733},
+		     {"info", SIP_DTMF_INFO},
+		     {"inband", SIP_DTMF_INBAND},
+		     {"auto", SIP_DTMF_AUTO}};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (text && !strcasecmp(text, modes[i].name)) {
+			*out = modes[i].mode;
+			return 0;
+		}
+	return -1;
+}
+
 /* allow/disallow lines apply in file order, templates first, as in Asterisk. */
 static int endpoint_codecs(const px_config_section *s, struct sip_endpoint *ep, px_err *err)
 {
@@ -300,15 +319,7 @@ static int load_endpoint(const px_config_section *s, struct sip_endpoint *ep, px
 		px_err_set(err, "%s:%d: endpoint %s has no secret", ep->file, ep->line, ep->name);
 		goto out;
 	}
-	if (!strcasecmp(o.dtmf_mode, "rfc4733") || !strcasecmp(o.dtmf_mode, "rfc2833")) {
-		ep->dtmf_mode = SIP_DTMF_RFC4733;
-	} else if (!strcasecmp(o.dtmf_mode, "info")) {
-		ep->dtmf_mode = SIP_DTMF_INFO;
-	} else if (!strcasecmp(o.dtmf_mode, "inband")) {
-		ep->dtmf_mode = SIP_DTMF_INBAND;
-	} else if (!strcasecmp(o.dtmf_mode, "auto")) {
-		ep->dtmf_mode = SIP_DTMF_AUTO;
-	} else {
+	if (sip_dtmf_mode_parse(o.dtmf_mode, &ep->dtmf_mode) < 0) {
 		const px_config_var *v = px_config_var_find(s, "dtmf_mode");
 		px_err_set(err, "%s:%d: dtmf_mode: '%s' is not one of rfc4733, info, inband, auto",
 			   v ? v->file : ep->file, v ? v->line : ep->line, o.dtmf_mode);

@@ -1,9 +1,11 @@
 /*
  * SDP for chan_sip: reading an offer or answer with sofia-sip's parser
  * (audio stream, connection address, every payload type whose format the
- * codec registry knows with its fmtp, telephone-event, ptime, direction,
- * rtcp-mux) and writing our own offer or answer: rtpmap and fmtp lines
- * from the formats' own descriptions, dynamic payload types from 96 up.
+ * codec registry knows with its fmtp, telephone-event at each clock,
+ * ptime, direction, rtcp-mux) and writing our own offer or answer: rtpmap
+ * and fmtp lines from the formats' own descriptions, dynamic payload types
+ * from 96 up, telephone-event at the clock of each codec offered (RFC 4733:
+ * the event clock is the audio's, telephone-event/48000 beside Opus).
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -19,14 +21,16 @@
 
 #include "sip.h"
 
-/* Telephone-event's payload type in our offers. */
-#define DTMF_PT 101
+/* Telephone-event's payload type in our offers at 8000; the other clocks
+ * get the top of the dynamic range, clear of the codecs' 96 upwards. */
+#define DTMF_PT      101
+#define DTMF_PT_HIGH 127
 
 static const struct {
 	const char *alias, *name;
 } codec_names[] = {
-	{"ulaw", "ulaw"}, {"pcmu", "ulaw"}, {"g711u", "ulaw"}, {"alaw", "alaw"}, {"pcma", "alaw"},
-	{"g711a", "alaw"}, {"g722", "g722"}, {"gsm", "gsm"},  {"opus", "opus"},
+	{"ulaw", "ulaw"},  {"pcmu", "ulaw"}, {"g711u", "ulaw"}, {"alaw", "alaw"}, {"pcma", "alaw"},
+	{"g711a", "alaw"}, {"g722", "g722"}, {"gsm", "gsm"},    {"opus", "opus"},
 };
 
 const char *sip_codec_canonical(const char *name)
@@ -35,6 +39,43 @@ const char *sip_codec_canonical(const char *name)
 		if (!strcasecmp(codec_names[i].alias, name))
 			return codec_names[i].name;
 	return NULL;
+}
+
+int sip_sdp_event_for(const struct sip_media *m, unsigned clock, unsigned *event_clock)
+{
+	int fallback = -1;
+
+	for (int i = 0; i < m->nevents; i++) {
+		if (m->events[i].clock == clock) {
+			*event_clock = clock;
+			return m->events[i].pt;
+		}
+		if (m->events[i].clock == 8000)
+			fallback = i;
+	}
+	if (fallback < 0)
+		return -1;
+	*event_clock = 8000;
+	return m->events[fallback].pt;
+}
+
+int sip_sdp_offer_events(const struct sip_payload *payloads, int npayloads,
+			 struct sip_event *events, int max)
+{
+	int n = 0, high = DTMF_PT_HIGH;
+
+	for (int i = 0; i < npayloads && n < max; i++) {
+		unsigned clock = payloads[i].format->rtp_clock;
+		bool seen = false;
+		for (int k = 0; k < n; k++)
+			seen = seen || events[k].clock == clock;
+		if (seen)
+			continue;
+		events[n].clock = clock;
+		events[n].pt = clock == 8000 ? DTMF_PT : high--;
+		n++;
+	}
+	return n;
 }
 
 int sip_sdp_offer_pt(const struct px_format *f, int index)
@@ -65,7 +106,6 @@ int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *e
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	out->dtmf_pt = -1;
 	parser = sdp_parse(home, body, (issize_t)len, sdp_f_insane);
 	sess = sdp_session(parser);
 	if (!sess) {
@@ -97,8 +137,15 @@ int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *e
 		if (!rm->rm_encoding)
 			continue;
 		if (!strcasecmp(rm->rm_encoding, "telephone-event")) {
-			if (out->dtmf_pt < 0 && rm->rm_rate == 8000)
-				out->dtmf_pt = (int)rm->rm_pt;
+			/* The first at each clock. */
+			bool seen = rm->rm_rate == 0 || out->nevents == SIP_MAX_EVENTS;
+			for (int k = 0; k < out->nevents && !seen; k++)
+				seen = out->events[k].clock == rm->rm_rate;
+			if (!seen) {
+				out->events[out->nevents].pt = (int)rm->rm_pt;
+				out->events[out->nevents].clock = (unsigned)rm->rm_rate;
+				out->nevents++;
+			}
 			continue;
 		}
 		f = px_format_by_encoding(rm->rm_encoding, (unsigned)rm->rm_rate);
@@ -143,9 +190,35 @@ out:
 	return rc;
 }
 
+void sip_sdp_describe(const char *body, size_t len, char *buf, size_t size)
+{
+	su_home_t home[1] = {SU_HOME_INIT(home)};
+	sdp_parser_t *parser = sdp_parse(home, body, (issize_t)len, sdp_f_insane);
+	sdp_session_t *sess = sdp_session(parser);
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (sdp_media_t *m = sess ? sess->sdp_media : NULL; m; m = m->m_next) {
+		if (m->m_type != sdp_media_audio)
+			continue;
+		for (sdp_rtpmap_t *rm = m->m_rtpmaps; rm && used < size; rm = rm->rm_next) {
+			int n = snprintf(buf + used, size - used, "%s%s/%lu (%u)", used ? ", " : "",
+					 rm->rm_encoding ? rm->rm_encoding : "?", rm->rm_rate,
+					 rm->rm_pt);
+			if (n < 0)
+				break;
+			used += (size_t)n;
+		}
+	}
+	if (used >= size && size > 4)
+		strcpy(buf + size - 4, "...");
+	sdp_parser_free(parser);
+	su_home_deinit(home);
+}
+
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
-		  bool rtcp_mux, uint64_t session_id, unsigned version)
+		  const struct sip_payload *payloads, int npayloads, const struct sip_event *events,
+		  int nevents, int direction, bool rtcp_mux, uint64_t session_id, unsigned version)
 {
 	static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
 	char host[64];
@@ -171,21 +244,22 @@ int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_add
 	APPEND("m=audio %u RTP/AVP", (unsigned)port);
 	for (int i = 0; i < npayloads; i++)
 		APPEND(" %d", payloads[i].pt);
-	if (dtmf_pt >= 0)
-		APPEND(" %d", dtmf_pt);
+	for (int i = 0; i < nevents; i++)
+		APPEND(" %d", events[i].pt);
 	APPEND("\r\n");
 	for (int i = 0; i < npayloads; i++) {
 		const struct px_format *f = payloads[i].format;
 		if (f->rtp_channels)
-			APPEND("a=rtpmap:%d %s/%u/%u\r\n", payloads[i].pt, f->encoding, f->rtp_clock,
-			       f->rtp_channels);
+			APPEND("a=rtpmap:%d %s/%u/%u\r\n", payloads[i].pt, f->encoding,
+			       f->rtp_clock, f->rtp_channels);
 		else
 			APPEND("a=rtpmap:%d %s/%u\r\n", payloads[i].pt, f->encoding, f->rtp_clock);
 		if (f->fmtp)
 			APPEND("a=fmtp:%d %s\r\n", payloads[i].pt, f->fmtp);
 	}
-	if (dtmf_pt >= 0)
-		APPEND("a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", dtmf_pt, dtmf_pt);
+	for (int i = 0; i < nevents; i++)
+		APPEND("a=rtpmap:%d telephone-event/%u\r\na=fmtp:%d 0-16\r\n", events[i].pt,
+		       events[i].clock, events[i].pt);
 	APPEND("a=ptime:20\r\n");
 	if (rtcp_mux)
 		APPEND("a=rtcp-mux\r\n");

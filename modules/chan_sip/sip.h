@@ -54,6 +54,9 @@ struct auth_mod_t;
  * INFO requests, tones in the audio, or auto (RFC 4733 when the far end
  * offers telephone-event, else inband). */
 enum sip_dtmf_mode { SIP_DTMF_RFC4733, SIP_DTMF_INFO, SIP_DTMF_INBAND, SIP_DTMF_AUTO };
+/* A dtmf_mode of sip.conf (rfc4733 or rfc2833, info, inband, auto), for
+ * endpoints and trunks alike; -1 for anything else. */
+int sip_dtmf_mode_parse(const char *text, enum sip_dtmf_mode *out);
 
 enum sip_transport { SIP_TP_UDP, SIP_TP_TCP, SIP_TP_TLS };
 #define SIP_TP_BIT(t) (1u << (t))
@@ -385,11 +388,19 @@ struct sip_payload {
 	char fmtp[128];
 };
 
+/* A telephone-event payload type and its clock (RFC 4733: the audio's). */
+#define SIP_MAX_EVENTS 4
+struct sip_event {
+	int pt;
+	unsigned clock;
+};
+
 struct sip_media {
 	struct sockaddr_storage addr;                /* where the far end receives RTP */
 	struct sip_payload payloads[SIP_MAX_CODECS]; /* known formats, in the sender's order */
 	int npayloads;
-	int dtmf_pt;    /* telephone-event payload type, -1 if none */
+	struct sip_event events[SIP_MAX_EVENTS]; /* telephone-events, one per clock */
+	int nevents;
 	unsigned ptime; /* a=ptime, 0 if absent */
 	enum { SIP_SENDRECV, SIP_SENDONLY, SIP_RECVONLY, SIP_INACTIVE } direction;
 	bool has_audio;
@@ -402,13 +413,25 @@ const char *sip_codec_canonical(const char *name);
 /* Parse an SDP body: its audio stream, with the payloads whose format is
  * registered. -1 with err when the body is not SDP or has no audio stream. */
 int sip_sdp_parse(const char *body, size_t len, struct sip_media *out, px_err *err);
+/* The audio codecs an SDP names, for messages ("G722/8000 (9), AMR-WB/16000
+ * (98)"); "" when it is not SDP. */
+void sip_sdp_describe(const char *body, size_t len, char *buf, size_t size);
 /* The payload type we offer for format f when it is the index-th codec
  * of our offer (static ones keep theirs). */
 int sip_sdp_offer_pt(const struct px_format *f, int index);
+/* The telephone-event of m to use beside audio of RTP clock `clock`: the
+ * one at that clock, else the one at 8000 (far ends that offer only that,
+ * whatever the codec); its payload type and (in *event_clock) clock, or
+ * -1 when m has neither. */
+int sip_sdp_event_for(const struct sip_media *m, unsigned clock, unsigned *event_clock);
+/* The telephone-events we offer beside payloads: one per RTP clock among
+ * them, 101 for 8000, 127, 126... for the others; their count. */
+int sip_sdp_offer_events(const struct sip_payload *payloads, int npayloads,
+			 struct sip_event *events, int max);
 /* Write our SDP (offer or answer) into buf. */
 int sip_sdp_build(char *buf, size_t size, const struct sockaddr_storage *rtp_addr, uint16_t port,
-		  const struct sip_payload *payloads, int npayloads, int dtmf_pt, int direction,
-		  bool rtcp_mux, uint64_t session_id, unsigned version);
+		  const struct sip_payload *payloads, int npayloads, const struct sip_event *events,
+		  int nevents, int direction, bool rtcp_mux, uint64_t session_id, unsigned version);
 
 /* ---- qualify of endpoints' contacts (qualify.c) ---- */
 

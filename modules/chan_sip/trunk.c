@@ -224,8 +224,9 @@ int sip_trunk_load(const px_config_section *s, struct sip_trunk *t, px_err *err)
 			  "registering needs a username or a contact_user");
 		goto out;
 	}
-	if (strcasecmp(o.dtmf_mode, "rfc4733")) {
-		var_error(s, "dtmf_mode", t, err, "'%s' is not supported (rfc4733)", o.dtmf_mode);
+	if (sip_dtmf_mode_parse(o.dtmf_mode, &ep->dtmf_mode) < 0) {
+		var_error(s, "dtmf_mode", t, err, "'%s' is not one of rfc4733, info, inband, auto",
+			  o.dtmf_mode);
 		goto out;
 	}
 	if (o.max_retry_interval < o.retry_interval) {
@@ -710,6 +711,9 @@ static enum px_cli_status cmd_show_trunk(px_cli *cli, int argc, char **argv)
 		      t->trust_id_outbound ? "yes" : "no", t->trust_id_inbound ? "yes" : "no");
 	px_cli_printf(cli, " Context:       %s (DID from %s)\n", t->ep.context,
 		      t->did_from_to ? "To" : "Request-URI");
+	px_cli_printf(
+		cli, " DTMF mode:     %s\n",
+		(const char *const[]){"rfc4733", "info", "inband", "auto"}[t->ep.dtmf_mode & 3]);
 	px_cli_printf(cli, " Match:        ");
 	for (size_t i = 0; i < t->nmatch; i++) {
 		sip_acl_format(&t->match[i], entry, sizeof(entry));

@@ -8,8 +8,13 @@
 # G.722 -> PCMU, PCMU -> Opus, Opus -> G.722, PCMU -> PCMU (relayed, no
 # transcoding); a re-INVITE that switches the caller from PCMU to PCMA in
 # the middle of a call to an Opus phone keeps audio flowing; RFC 4733
-# events from one leg arrive as SIP INFO on an INFO leg and the other way
-# round, with their durations; inband tones from an inband leg arrive as
+# events from one leg arrive as SIP INFO on an INFO leg (an endpoint, and a
+# trunk in dtmf_mode info) and the other way
+# round, with their durations; RFC 4733 events cross between PCMU and
+# Opus legs in each leg's own event clock (telephone-event/8000 and
+# /48000, durations and timestamps rescaled), to a G.722 leg at 8000 (its
+# RTP clock), and to an Opus phone that only knows /8000 at 8000; inband
+# tones from an inband leg arrive as
 # RFC 4733 events, and events are played as tones to an inband leg. Bad RTP sent to plexusd's port of a
 # transcoded call (wrong version, truncated header, a CSRC count beyond the
 # packet, a wrong payload type, Opus garbage) is dropped and counted, and
@@ -26,6 +31,7 @@ BASE=$(free_port_block 200) || {
 	exit 99
 }
 SIP_PORT=$BASE
+TRUNK_PORT=$((BASE + 2))
 make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw \
 	codec_g722 codec_gsm codec_opus
 write_plexus_conf "$D" "$TMP/modules" 3
@@ -73,12 +79,23 @@ allow = ulaw
 secret = s2008
 allow = ulaw
 dtmf_mode = inband
+
+[carrier]
+type = trunk
+host = 127.0.0.2:$TRUNK_PORT
+context = default
+disallow = all
+allow = ulaw
+dtmf_mode = info
 EOF
 cat >"$D/extensions.lua" <<'EOF'
 extensions = {
 	default = {
 		["_20XX"] = function(context, exten)
 			app.dial("SIP/" .. exten, 10)
+		end,
+		["_30XX"] = function(context, exten)
+			app.dial("SIP/carrier/" .. exten, 10)
 		end,
 	},
 }
@@ -88,6 +105,16 @@ start_daemon "$D"
 check_cmd "the codec modules are loaded" 'core show codecs' 0 '^opus +opus +48000 +48000 +dynamic +codec_opus'
 check_cmd "core show translation prints the matrix" 'core show translation' 0 \
 	'^ +ulaw( +[0-9]+){7} +-$'
+# Opus meets G.711 and G.722 at their own rate: no resampler on the way.
+check_cmd "PCMU to Opus is straight: ulaw -> slin -> opus at 8 kHz" \
+	'core show translation paths ulaw' 0 \
+	'^ +ulaw -> opus +[0-9]+ ulawtolin \(ulaw@8000 -> slin@8000\), lintoopus \(slin@8000 -> opus@48000\)$'
+check_cmd "Opus to PCMU is straight: opus -> slin at 8 kHz -> ulaw" \
+	'core show translation paths opus' 0 \
+	'^ +opus -> ulaw +[0-9]+ opustolin \(opus@48000 -> slin@8000\), lintoulaw'
+check_cmd "Opus to G.722 goes through slin16 only" 'core show translation paths opus' 0 \
+	'^ +opus -> g722 +[0-9]+ opustolin16 \(opus@48000 -> slin16@16000\), lin16tog722'
+check_cmd "an unknown format is refused" 'core show translation paths nosuch' 1 "No format 'nosuch'"
 
 # call NAME ARGS...: one call by mediaphone.py; its lines are kept in $TMP/NAME.out.
 call() {
@@ -135,14 +162,31 @@ fi
 call "RFC 4733 digits from the caller arrive as SIP INFO on an INFO leg" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2005) --callee-codec ulaw \
 	--caller-dtmf rfc4733 --callee-dtmf info --dtmf-digits '159#'
+check_cmd "a trunk takes dtmf_mode = info" 'sip show trunk carrier' 0 '^ DTMF mode: +info$'
+# shellcheck disable=SC2046
+call "RFC 4733 digits from a phone arrive as SIP INFO on a trunk in info mode" \
+	$(phone caller 2001) --caller-codec ulaw --callee 3001 --callee-port "$TRUNK_PORT" \
+	--callee-codec ulaw --caller-dtmf rfc4733 --callee-dtmf info --dtmf-digits '31*'
 # shellcheck disable=SC2046
 call "SIP INFO digits from an INFO leg arrive as RFC 4733 events" \
 	$(phone caller 2005) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
 	--caller-dtmf info --callee-dtmf rfc4733 --dtmf-digits '2*0D'
 # shellcheck disable=SC2046
-call "RFC 4733 both ways across a transcoded bridge: relayed once, not sent twice" \
+call "RFC 4733 from PCMU reaches Opus at 48 kHz event clock, relayed once, not sent twice" \
 	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
 	--dtmf-digits '73'
+# shellcheck disable=SC2046
+call "RFC 4733 from an Opus leg (48 kHz events) reaches a PCMU leg in 8 kHz units" \
+	$(phone caller 2004) --caller-codec opus $(phone callee 2001) --callee-codec ulaw \
+	--dtmf-digits '0#'
+# shellcheck disable=SC2046
+call "an Opus phone that only knows 8 kHz events still gets them at 8 kHz" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2004) --callee-codec opus \
+	--callee-event-clock 8000 --dtmf-digits '46'
+# shellcheck disable=SC2046
+call "RFC 4733 from a PCMU leg reaches a G.722 leg at 8 kHz events (its RTP clock)" \
+	$(phone caller 2001) --caller-codec ulaw $(phone callee 2003) --callee-codec g722 \
+	--dtmf-digits '8*'
 # shellcheck disable=SC2046
 call "inband tones from an inband leg arrive as RFC 4733 events" \
 	$(phone caller 2008) --caller-codec ulaw $(phone callee 2001) --callee-codec ulaw \
@@ -178,9 +222,11 @@ print(seen)
 sys.exit(0 if ok else 1)
 PYEOF
 }
-# 2001 sent 159# (to an INFO leg), 73 (across transcoding) and 90B (to an
-# inband leg); 2005 sent INFO, 2008 tones.
-for spec in "2001 159#7390B" "2005 2*0D" "2008 46*"; do
+# 2001 sent 159# (to an INFO leg), 31* (to a trunk in info mode), 73, 46
+# (across transcoding to Opus), 8*
+# (to G.722) and 90B (to an inband leg); 2004 sent 0# at 48 kHz; 2005 sent
+# INFO, 2008 tones.
+for spec in "2001 159#31*73468*90B" "2004 0#" "2005 2*0D" "2008 46*"; do
 	read -r ep digits <<<"$spec"
 	if ! out=$(dtmf_events "$ep" "$digits"); then
 		fail "DtmfBegin/DtmfEnd events for $digits from SIP/$ep" \

@@ -10,7 +10,13 @@ that the other's tone is there (its power well above the own tone's and
 above silence). Options: a re-INVITE from the caller that switches its
 codec mid-call (audio checked again after it); DTMF digits sent by the
 caller as RFC 4733 events or SIP INFO, which the callee must receive in its
-own mode (events or INFO) with their durations. Only 127.0.0.1 is used.
+own mode (events or INFO) with their durations. A phone's RFC 4733 events
+use its audio's clock (telephone-event/48000 beside Opus, RFC 4733) unless
+--caller-event-clock/--callee-event-clock say otherwise: plexusd must offer
+and answer that clock, and the events a phone gets must have their
+durations in it and their timestamps in its audio's clock, where the audio
+stream is. Only 127.0.0.1 is used, and 127.0.0.2 for the SIP of a callee
+that plays a carrier (--callee-port: plexusd knows a trunk by its address).
 Prints one line per check; exit status 0 when every check passed.
 
 With --bridge-ready FILE the two phones are both callers (user --caller):
@@ -147,13 +153,17 @@ def goertzel(samples, rate, freq):
 
 
 class Phone:
-    def __init__(self, user, secret, codec, sip_port, dtmf, rtcp_mux=False):
+    def __init__(self, user, secret, codec, sip_port, dtmf, rtcp_mux=False, event_clock=None,
+                 port=0):
         self.user, self.secret, self.sip_port = user, secret, sip_port
         self.codec_name = codec
         self.dtmf = dtmf
+        self.fixed_event_clock = event_clock
         self.rtcp_mux = rtcp_mux
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sip.bind(("127.0.0.1", 0))
+        # A carrier is told from the phones by its address.
+        self.host = "127.0.0.2" if port else "127.0.0.1"
+        self.sip.bind((self.host, port))
         # RTP on a port whose next one is free for RTCP.
         for _ in range(50):
             self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -182,7 +192,7 @@ class Phone:
         self.sent_samples = 0
         self.heard = bytearray()
         self.info_digits = []
-        self.events = {}  # timestamp -> (digit, duration, ended)
+        self.events = {}  # timestamp -> (digit, duration, ended, arrival of its first packet)
         self.bad_pt = 0
         self.got_bye = False
 
@@ -192,6 +202,7 @@ class Phone:
         self.codec_name = name
         self.codec = Codec(name)
         self.pt = STATIC_PT.get(name, DYN_PT)
+        self.event_clock = self.fixed_event_clock or CLOCK[name]
         self.heard = bytearray()
 
     def sdp(self):
@@ -203,7 +214,7 @@ class Phone:
         if self.codec_name == "opus":
             lines.append("a=fmtp:%d useinbandfec=1;maxaveragebitrate=24000;stereo=0" % self.pt)
         if self.dtmf == "rfc4733":
-            lines.append("a=rtpmap:%d telephone-event/8000" % DTMF_PT)
+            lines.append("a=rtpmap:%d telephone-event/%d" % (DTMF_PT, self.event_clock))
             lines.append("a=fmtp:%d 0-16" % DTMF_PT)
         lines += ["a=ptime:20", "a=sendrecv"]
         if self.rtcp_mux:
@@ -216,12 +227,12 @@ class Phone:
     def request(self, method, uri, call_id, from_tag, to, cseq, body=None, extra=(),
                 ctype="application/sdp"):
         h = ["%s %s SIP/2.0" % (method, uri),
-             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%d;rport" % (
-                 self.port, random.randrange(1 << 40)),
+             "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%d;rport" % (
+                 self.host, self.port, random.randrange(1 << 40)),
              "Max-Forwards: 70",
              "From: <sip:%s@127.0.0.1>;tag=%s" % (self.user, from_tag),
              "To: %s" % to, "Call-ID: %s" % call_id, "CSeq: %d %s" % (cseq, method),
-             "Contact: <sip:%s@127.0.0.1:%d>" % (self.user, self.port),
+             "Contact: <sip:%s@%s:%d>" % (self.user, self.host, self.port),
              "User-Agent: mediaphone"] + list(extra)
         body = body or ""
         if body:
@@ -289,8 +300,9 @@ class Phone:
             elif self.dtmf == "rfc4733" and pt == DTMF_PT and len(payload) >= 4:
                 ts = struct.unpack("!I", data[4:8])[0]
                 code, flags, dur = struct.unpack("!BBH", payload[:4])
+                self.events.setdefault(ts, (None, 0, False, time.monotonic()))
                 self.events[ts] = ("0123456789*#ABCD"[code] if code < 16 else "?", dur,
-                                   bool(flags & 0x80))
+                                   bool(flags & 0x80), self.events[ts][3])
             else:
                 self.bad_pt += 1
 
@@ -362,13 +374,15 @@ class Test:
         self.args = args
         self.failures = 0
         self.caller = Phone(args.caller, args.caller_secret, args.caller_codec, args.sip_port,
-                            args.caller_dtmf, rtcp_mux=args.rtcp)
+                            args.caller_dtmf, rtcp_mux=args.rtcp,
+                            event_clock=args.caller_event_clock)
         if args.bridge_ready:
             self.callee = Phone(args.caller, args.caller_secret, args.callee_codec,
                                 args.sip_port, args.callee_dtmf)
         else:
             self.callee = Phone(args.callee, args.callee_secret, args.callee_codec,
-                                args.sip_port, args.callee_dtmf)
+                                args.sip_port, args.callee_dtmf,
+                                event_clock=args.callee_event_clock, port=args.callee_port)
 
     def check(self, ok, what, detail=""):
         print("%s - %s%s" % ("ok" if ok else "FAIL", what, (": " + detail) if detail else ""))
@@ -396,10 +410,10 @@ class Test:
             phone.invite_offer = rtpmap
             sdp = phone.sdp()
             resp = ("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n"
-                    "Contact: <sip:%s@127.0.0.1:%d>\r\nContent-Type: application/sdp\r\n"
+                    "Contact: <sip:%s@%s:%d>\r\nContent-Type: application/sdp\r\n"
                     "Content-Length: %d\r\n\r\n%s" % (
                         via, h["from"][0], to, h["call-id"][0], h["cseq"][0], phone.user,
-                        phone.port, len(sdp), sdp))
+                        phone.host, phone.port, len(sdp), sdp))
             phone.send(resp)
             return
         if method == "BYE":
@@ -575,12 +589,13 @@ class Test:
         if a.bridge_ready:
             self.run_operator_bridge()
             return
-        reg_uri = "sip:127.0.0.1:%d" % a.sip_port
-        final, _ = self.transaction(self.callee, "REGISTER", reg_uri,
-                                    "<sip:%s@127.0.0.1>" % a.callee)
-        if not self.check(final is not None and final[0] == 200, "the callee registers",
-                          str(final and final[0])):
-            return
+        if not a.callee_port:
+            reg_uri = "sip:127.0.0.1:%d" % a.sip_port
+            final, _ = self.transaction(self.callee, "REGISTER", reg_uri,
+                                        "<sip:%s@127.0.0.1>" % a.callee)
+            if not self.check(final is not None and final[0] == 200, "the callee registers",
+                              str(final and final[0])):
+                return
         uri = "sip:%s@127.0.0.1:%d" % (a.callee, a.sip_port)
         to = "<%s>" % uri
         final, call_id = self.transaction(self.caller, "INVITE", uri, to, self.caller.sdp())
@@ -594,6 +609,10 @@ class Test:
         self.check(rtpmap.get(pts[0], "").lower() == RTPMAP[a.caller_codec].lower(),
                    "plexusd answers the caller with %s" % RTPMAP[a.caller_codec],
                    "m=audio payloads %s, rtpmap %s" % (pts, rtpmap))
+        if self.caller.dtmf == "rfc4733":
+            want = "telephone-event/%d" % self.caller.event_clock
+            self.check([v for v in rtpmap.values() if v.startswith("telephone-event")] == [want],
+                       "plexusd answers the caller with %s" % want, str(rtpmap))
         remote_tag = h["to"][0].split("tag=")[1]
         self.caller.request("ACK", uri, call_id, self.caller.tag, to + ";tag=" + remote_tag,
                             self.caller.cseq - 1)
@@ -602,6 +621,9 @@ class Test:
         offer = getattr(self.callee, "invite_offer", {})
         self.check(any(v.lower() == RTPMAP[a.callee_codec].lower() for v in offer.values()),
                    "plexusd offers the callee %s" % RTPMAP[a.callee_codec], str(offer))
+        if self.callee.dtmf == "rfc4733" and self.callee.fixed_event_clock is None:
+            want = "telephone-event/%d" % self.callee.event_clock
+            self.check(want in offer.values(), "plexusd offers the callee %s" % want, str(offer))
         self.audio_check("after answer")
 
         if a.dtmf_digits:
@@ -683,13 +705,15 @@ class Test:
                     self.caller.send_audio(b"\0\0" * (rate // 50), 20)
                     self.pump(0.02)
             else:
-                # 250 ms of event: start (marked), updates, three end packets.
-                self.caller.ts = (self.caller.ts + 160) & 0xffffffff
+                # 250 ms of event: start (marked), updates, three end
+                # packets, in the caller's event clock.
+                clock = self.caller.event_clock
+                self.caller.ts = (self.caller.ts + CLOCK[self.caller.codec_name] // 50) & 0xffffffff
                 for k in range(1, 7):
-                    self.caller.send_event(d, k * 400, False, k == 1)
+                    self.caller.send_event(d, k * clock // 20, False, k == 1)
                     self.pump(0.02)
                 for _ in range(3):
-                    self.caller.send_event(d, 2000, True, False)
+                    self.caller.send_event(d, clock // 4, True, False)
                 self.pump(0.1)
             self.pump(0.2)
         self.pump(1.0)
@@ -706,12 +730,26 @@ class Test:
             self.check(all(x and 150 <= x <= 400 for x in durs),
                        "with durations near 250 ms", str(durs))
         else:
-            ends = sorted((ts, v) for ts, v in self.callee.events.items() if v[2])
+            ends = sorted(((ts, v) for ts, v in self.callee.events.items() if v[2]),
+                          key=lambda e: e[1][3])
             got = "".join(v[0] for _, v in ends)
             self.check(got == digits, "the callee gets the digits %s as RFC 4733 events" % digits,
                        "got %r" % got)
-            self.check(all(1200 <= v[1] <= 3200 for _, v in ends),
-                       "with durations near 250 ms (2000 at 8 kHz)", str(ends))
+            clock = self.callee.event_clock
+            self.check(all(clock * 15 // 100 <= v[1] <= clock * 4 // 10 for _, v in ends),
+                       "with durations near 250 ms (%d at %d Hz)" % (clock // 4, clock), str(ends))
+            # Timestamps in the audio's clock (48 kHz for Opus, not 8 kHz
+            # units): on a stream plexusd makes (no audio meanwhile, so
+            # the stream keeps the wall clock) they move between two
+            # digits as far as the time between their arrivals says,
+            # within 100 ms.
+            audio = CLOCK[self.callee.codec_name]
+            steps = [((b[0] - a[0]) % (1 << 32), (b[1][3] - a[1][3]) * audio)
+                     for a, b in zip(ends, ends[1:])]
+            if audio != 8000:
+                self.check(all(abs(dts - dt) <= audio / 10 for dts, dt in steps),
+                           "timestamped in the %d Hz audio clock" % audio,
+                           "timestamp steps against arrival steps: %s" % steps)
 
 
 def main():
@@ -722,12 +760,19 @@ def main():
     ap.add_argument("--caller-codec", required=True, choices=sorted(RATE))
     ap.add_argument("--callee", required=True)
     ap.add_argument("--callee-secret", default="")
+    ap.add_argument("--callee-port", type=int, default=0,
+                    help="the callee is a carrier on this port (a trunk's host): it does not "
+                    "register, --callee is the number dialled")
     ap.add_argument("--bridge-exten")
     ap.add_argument("--bridge-ready")
     ap.add_argument("--callee-codec", required=True, choices=sorted(RATE))
     ap.add_argument("--caller-dtmf", default="rfc4733", choices=["rfc4733", "info", "inband"])
     ap.add_argument("--callee-dtmf", default="rfc4733", choices=["rfc4733", "info", "inband"])
     ap.add_argument("--dtmf-digits", default="")
+    ap.add_argument("--caller-event-clock", type=int,
+                    help="telephone-event clock of the caller (default: its audio's)")
+    ap.add_argument("--callee-event-clock", type=int,
+                    help="telephone-event clock of the callee (default: its audio's)")
     ap.add_argument("--reinvite-codec", choices=sorted(RATE))
     ap.add_argument("--seconds", type=float, default=1.5)
     ap.add_argument("--rtcp", action="store_true",

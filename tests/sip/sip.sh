@@ -267,6 +267,36 @@ test_call_busy() {
 	expect_dialstatus "Dial ended with DIALSTATUS BUSY" "1002 BUSY"
 }
 
+# A callee that answers with a codec it was not offered (G.722, which
+# plexusd knows; AMR-WB, which it does not) gets BYE after its 200 is
+# ACKed, a warning names the endpoint and the codecs, and Dial fails with
+# cause 58 (bearer capability not available): DIALSTATUS CHANUNAVAIL, and
+# the caller gets 488.
+test_call_answer_codec() {
+	local spec pt rtpmap mark
+	for spec in "9|9 G722/8000|G722/8000 \\(9\\)" "98|98 AMR-WB/16000|AMR-WB/16000 \\(98\\)"; do
+		IFS='|' read -r pt rtpmap want <<<"$spec"
+		dialstatus_mark
+		mark=$(log_mark "$DAEMON_DIR/plexus.log")
+		start_phone uas_codec "$PORT_1002" uas_answer_codec.xml -s 1002 -key pt "$pt" \
+			-key rtpmap "$rtpmap"
+		call_args 1002
+		sipp_start call_codec - uac_fail.xml "${CALL_ARGS[@]}" -key pt 0 -key rtpmap "0 PCMU/8000"
+		expect_sipp_ok "1002 answers ${rtpmap#* }, not offered: its 200 is ACKed and it gets BYE" \
+			call_codec uas_codec
+		expect_final "1002 answered ${rtpmap#* }: the caller gets 488" call_codec 488
+		pass "1002 answered ${rtpmap#* }, not offered: ACK and BYE to 1002, 488 to the caller"
+		if ! wait_for_log "$DAEMON_DIR/plexus.log" "$mark" \
+			"WARNING.*SIP/1002-[0-9a-f]+: endpoint 1002 answered with $want, which is none of the codecs offered \\(PCMU/8000, PCMA/8000\\): hanging up" 5; then
+			fail "a warning names the endpoint and the codecs" "that warning" \
+				"got: $(log_since "$DAEMON_DIR/plexus.log" "$mark")"
+		fi
+		pass "a warning names endpoint 1002, its answer ${rtpmap#* } and the codecs offered"
+		expect_dialstatus "Dial ended with DIALSTATUS CHANUNAVAIL" "1002 CHANUNAVAIL"
+		expect_idle "after the unusable answer no channel is left"
+	done
+}
+
 test_call_no_answer() {
 	dialstatus_mark
 	start_phone uas_noanswer "$PORT_1002" uas_ring_cancel.xml -s 1002
@@ -558,6 +588,7 @@ test_call_caller_hangs_up
 test_call_callee_hangs_up
 test_call_cancel
 test_call_busy
+test_call_answer_codec
 test_call_no_answer
 test_call_not_registered
 test_call_unknown_number

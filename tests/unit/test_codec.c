@@ -168,6 +168,48 @@ static void test_opus_round_trip(void)
 	CU_ASSERT(round_trip("opus", "slin48", false) > 2);
 }
 
+/* The encoders and decoders at 8 and 16 kHz (straight, no resampler: see
+ * "multi-step paths") keep the voice as well as the 48 kHz ones. */
+static void test_opus_native_rates(void)
+{
+	CU_ASSERT(round_trip("opus", "slin", true) > 10);
+	CU_ASSERT(round_trip("opus", "slin", false) > 2);
+	CU_ASSERT(round_trip("opus", "slin16", true) > 10);
+	CU_ASSERT(round_trip("opus", "slin16", false) > 2);
+}
+
+/* Lost packets at 8 kHz: concealment and FEC are asked for in 48 kHz
+ * samples (the format's rate) and give the same duration at 8 kHz. */
+static void test_opus_narrowband_loss(void)
+{
+	const struct px_format *opus = px_format_find("opus"), *slin = px_format_find("slin");
+	px_trans *enc = NULL, *dec = NULL;
+	px_err err = {""};
+	int16_t pcm[160];
+	uint8_t packet[2][1500], out[4096];
+	int len[2] = {0, 0};
+
+	CU_ASSERT_EQUAL_FATAL(px_trans_new(slin, opus, "useinbandfec=1", &enc, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(px_trans_new(opus, slin, NULL, &dec, &err), 0);
+	for (int k = 0; k < 2; k++) {
+		px_codec_test_signal(pcm, 160, 8000, (unsigned)k * 160);
+		CU_ASSERT_EQUAL(px_trans_write(enc, (const uint8_t *)pcm, sizeof(pcm)), 0);
+		len[k] = px_trans_read(enc, 20, packet[k], sizeof(packet[k]));
+		CU_ASSERT(len[k] > 0);
+	}
+	/* The first is lost: rebuilt from the second's FEC, then the second. */
+	px_trans_recover(dec, packet[1], (size_t)len[1], 960);
+	CU_ASSERT_EQUAL(px_trans_buffered(dec), 160);
+	CU_ASSERT_EQUAL(px_trans_write(dec, packet[1], (size_t)len[1]), 0);
+	CU_ASSERT_EQUAL(px_trans_buffered(dec), 320);
+	/* Then two lost with nothing after them: concealed, 40 ms. */
+	px_trans_conceal(dec, 1920);
+	CU_ASSERT_EQUAL(px_trans_buffered(dec), 640);
+	CU_ASSERT_EQUAL(px_trans_read(dec, 20, out, sizeof(out)), 320);
+	px_trans_free(enc);
+	px_trans_free(dec);
+}
+
 static void test_resampler_round_trips(void)
 {
 	static const char *const pairs[][2] = {
@@ -228,12 +270,37 @@ static void expect_path(const char *src, const char *dst, const char *const *wan
 static void test_multi_step_paths(void)
 {
 	expect_path("gsm", "g722", (const char *[]){"gsmtolin", "slintoslin16", "lin16tog722"}, 3);
-	expect_path("ulaw", "opus", (const char *[]){"ulawtolin", "slintoslin48", "lin48toopus"},
-		    3);
-	expect_path("opus", "alaw", (const char *[]){"opustolin48", "slin48toslin", "lintoalaw"},
-		    3);
+	/* Opus at the rate of the other side: no resampler. */
+	expect_path("ulaw", "opus", (const char *[]){"ulawtolin", "lintoopus"}, 2);
+	expect_path("opus", "alaw", (const char *[]){"opustolin", "lintoalaw"}, 2);
+	expect_path("g722", "opus", (const char *[]){"g722tolin16", "lin16toopus"}, 2);
+	expect_path("opus", "g722", (const char *[]){"opustolin16", "lin16tog722"}, 2);
+	expect_path("gsm", "opus", (const char *[]){"gsmtolin", "lintoopus"}, 2);
+	expect_path("slin48", "opus", (const char *[]){"lin48toopus"}, 1);
+	expect_path("opus", "slin48", (const char *[]){"opustolin48"}, 1);
+	/* Wideband is not narrowed on the way, whatever the costs measured. */
+	expect_path("slin16", "opus", (const char *[]){"lin16toopus"}, 1);
+	expect_path("g722", "slin48", (const char *[]){"g722tolin16", "slin16toslin48"}, 2);
 	expect_path("ulaw", "alaw", (const char *[]){"ulawtolin", "lintoalaw"}, 2);
 	expect_path("g722", "slin16", (const char *[]){"g722tolin16"}, 1);
+}
+
+/* Every decoder's cost is measured (on its own encoder's output), not the
+ * placeholder of a translator that could not be timed. */
+static void test_decoders_measured(void)
+{
+	static const char *const pairs[][2] = {
+		{"ulaw", "slin"},   {"alaw", "slin"},   {"g722", "slin16"}, {"gsm", "slin"},
+		{"opus", "slin48"}, {"opus", "slin16"}, {"opus", "slin"}};
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		int steps = 0;
+		int cost = px_translator_cost(px_format_find(pairs[i][0]),
+					      px_format_find(pairs[i][1]), &steps);
+		printf("\n    %s -> %s: %d us per second of audio", pairs[i][0], pairs[i][1], cost);
+		CU_ASSERT_EQUAL(steps, 1);
+		CU_ASSERT(cost > 0 && cost < 100000);
+	}
 }
 
 static void test_unload_and_load_rebuild(void)
@@ -290,9 +357,8 @@ static void test_invalid_frames(void)
 	CU_ASSERT_EQUAL(px_trans_write(t, bad_gsm, 33), -1);
 	px_trans_free(t);
 	CU_ASSERT_PTR_NULL(px_format_find("nosuch"));
-	CU_ASSERT_EQUAL(px_trans_new(px_format_find("ulaw"), px_format_find("ulaw"), NULL, &t,
-				     &err),
-			-1);
+	CU_ASSERT_EQUAL(
+		px_trans_new(px_format_find("ulaw"), px_format_find("ulaw"), NULL, &t, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "needs no translation"));
 }
 
@@ -336,14 +402,16 @@ static void test_formats(void)
 	CU_ASSERT_PTR_NULL(px_format_by_encoding("opus", 8000));
 	CU_ASSERT_PTR_EQUAL(px_format_by_encoding("pcmu", 8000), px_format_find("ulaw"));
 	/* A second registration of a name is refused. */
-	static const struct px_format dup = {.name = "ulaw", .sample_rate = 8000,
-					     .rtp_clock = 8000, .static_pt = -1};
+	static const struct px_format dup = {
+		.name = "ulaw", .sample_rate = 8000, .rtp_clock = 8000, .static_pt = -1};
 	px_err err = {""};
 	CU_ASSERT_EQUAL(px_format_register(NULL, &dup, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "already registered"));
-	static const struct px_translator orphan = {.name = "xtoy", .src = "x", .dst = "slin",
-						    .run = (int (*)(void *, const uint8_t *, size_t,
-								    uint8_t *, size_t))1};
+	static const struct px_translator orphan = {
+		.name = "xtoy",
+		.src = "x",
+		.dst = "slin",
+		.run = (int (*)(void *, const uint8_t *, size_t, uint8_t *, size_t))1};
 	CU_ASSERT_EQUAL(px_translator_register(NULL, &orphan, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not registered"));
 }
@@ -359,6 +427,9 @@ int main(void)
 		{"G.722 round trip", test_g722_round_trip},
 		{"GSM round trip", test_gsm_round_trip},
 		{"Opus round trip", test_opus_round_trip},
+		{"Opus at 8 and 16 kHz", test_opus_native_rates},
+		{"Opus at 8 kHz conceals in 48 kHz samples", test_opus_narrowband_loss},
+		{"decoders are measured", test_decoders_measured},
 		{"resampler round trips", test_resampler_round_trips},
 		{"every pair has a path", test_every_pair_has_a_path},
 		{"multi-step paths", test_multi_step_paths},

@@ -1112,8 +1112,8 @@ static void test_transcoding_and_bad_rtp(void)
 	CU_ASSERT(px_rtp_transcoding(c.a));
 	CU_ASSERT(px_rtp_transcoding(c.b));
 
-	/* 20 ms of PCMU silence in, Opus packets of 20 ms out (the first
-	 * one once the resampler to 48 kHz has filled up: after 40 ms). */
+	/* 20 ms of PCMU silence in, an Opus packet of 20 ms out for each
+	 * (encoded at 8 kHz: no resampler holds samples back). */
 	for (uint16_t seq = 1; seq <= 2; seq++) {
 		make_rtp(p, 0x1111, seq, 160u * seq, false);
 		memset(p + HEADER_SIZE, 0xff, 160);
@@ -1124,6 +1124,11 @@ static void test_transcoding_and_bad_rtp(void)
 	CU_ASSERT(in.marker);
 	CU_ASSERT(in.len > HEADER_SIZE && in.len < HEADER_SIZE + 160);
 	uint32_t first_ts = in.ts;
+	CU_ASSERT_FATAL(recv_packet(&c.pb, &in, RECV_TIMEOUT_MS));
+	CU_ASSERT_EQUAL(in.pt, 111);
+	CU_ASSERT(!in.marker);
+	CU_ASSERT_EQUAL(in.ts - first_ts, 960); /* the RTP clock stays 48 kHz */
+	first_ts = in.ts;
 
 	unsigned char bad[64];
 	memcpy(bad, p, sizeof(bad));
@@ -1680,6 +1685,57 @@ static void test_dtmf_send(void)
 	px_media_shutdown();
 }
 
+/* A digit on a leg whose events count at 48 kHz (telephone-event/48000
+ * beside Opus): durations in 48 kHz units, and one longer than 16 bits of
+ * them (1.5 s) goes on in a second segment, 0xFFFF on in timestamp. */
+static void test_dtmf_send_48k(void)
+{
+	struct call c;
+	struct rtp_in in;
+	struct px_rtp_codec ev48 = {.pt = 0, .ptime = 20, .dtmf_pt = 101, .dtmf_clock = 48000};
+	uint32_t event_ts = 0;
+	unsigned first_segment = 0, second_segment = 0, ends = 0, last_end = 0;
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 15, 1) == 0);
+	CU_ASSERT_FATAL(call_open(&c, AF_INET));
+	px_rtp_set_codec(c.a, &ev48);
+	px_rtp_set_codec(c.b, &ev48);
+	CU_ASSERT_FATAL(px_rtp_bridge(c.a, c.b, NULL) == 0);
+	CU_ASSERT_EQUAL(px_rtp_send_dtmf(c.a, '5', 1500), 0);
+	for (int i = 0; i < 60 && ends < 3; i++) {
+		CU_ASSERT_FATAL(recv_packet(&c.pa, &in, RECV_TIMEOUT_MS));
+		CU_ASSERT_FATAL(in.len == HEADER_SIZE + 4);
+		CU_ASSERT_EQUAL(in.data[HEADER_SIZE], 5);
+		bool end = in.data[HEADER_SIZE + 1] & 0x80;
+		unsigned duration =
+			(unsigned)(in.data[HEADER_SIZE + 2] << 8 | in.data[HEADER_SIZE + 3]);
+		if (i == 0) {
+			CU_ASSERT(in.marker);
+			event_ts = in.ts;
+			continue;
+		}
+		if (in.ts == event_ts) {
+			CU_ASSERT(!end);
+			CU_ASSERT(duration > 0 && duration <= 0xFFFF);
+			first_segment++;
+		} else {
+			CU_ASSERT_EQUAL(in.ts - event_ts, 0xFFFFu);
+			CU_ASSERT(duration <= 1500 * 48 - 0xFFFF);
+			second_segment++;
+			if (end) {
+				ends++;
+				last_end = duration;
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(ends, 3);
+	CU_ASSERT_EQUAL(last_end, 1500 * 48 - 0xFFFF); /* 72000 units in all */
+	CU_ASSERT(first_segment >= 20); /* an update every 50 ms for 1.36 s */
+	CU_ASSERT(second_segment >= 3);
+	call_close(&c);
+	px_media_shutdown();
+}
+
 /* A transcoded leg (PCMU -> PCMA) puts what it receives in order through
  * its jitter buffer: a reordered packet is decoded in its turn rather than
  * dropped as late, and a lost one is concealed, so that one packet of the
@@ -1939,6 +1995,7 @@ int main(void)
 	        {"destroy with a source and a sink", test_destroy_with_stream},
 		{"DTMF receive", test_dtmf_receive},
 		{"DTMF send", test_dtmf_send},
+		{"DTMF send at 48 kHz, in segments", test_dtmf_send_48k},
 		{"inband DTMF", test_inband_dtmf},
 		{"jitter buffer on a transcoded leg", test_jitter_buffer_transcoding},
 		{"RTCP", test_rtcp},

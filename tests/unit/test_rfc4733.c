@@ -4,7 +4,8 @@
  * receive state over a real event's packet sequence: a marked start, its
  * retransmissions and updates, three redundant end packets (one BEGIN, one
  * END with the final duration), a second digit, an event whose start was
- * lost, and an end packet arriving twice after the next event began.
+ * lost, and an end packet arriving twice after the next event began; an
+ * event longer than 16 bits of its clock sent and received in segments.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,8 +21,8 @@ static void test_parse_build(void)
 	struct px_rfc4733_event ev, back;
 
 	for (const char *d = all; *d; d++) {
-		ev = (struct px_rfc4733_event){.digit = *d, .end = (*d & 1), .volume = 10,
-					       .duration = 1234};
+		ev = (struct px_rfc4733_event){
+			.digit = *d, .end = (*d & 1), .volume = 10, .duration = 1234};
 		CU_ASSERT_EQUAL(px_rfc4733_build(&ev, buf), 0);
 		CU_ASSERT_EQUAL(buf[0], (uint8_t)(d - all));
 		CU_ASSERT_EQUAL(px_rfc4733_parse(buf, 4, &back), 0);
@@ -49,7 +50,7 @@ static void test_parse_build(void)
 }
 
 static enum px_rfc4733_what feed(struct px_rfc4733_rx *rx, uint32_t ts, char digit, bool end,
-				 uint16_t dur, uint16_t *got)
+				 uint16_t dur, uint32_t *got)
 {
 	struct px_rfc4733_event ev = {.digit = digit, .end = end, .duration = dur};
 
@@ -59,7 +60,7 @@ static enum px_rfc4733_what feed(struct px_rfc4733_rx *rx, uint32_t ts, char dig
 static void test_receive_redundancy(void)
 {
 	struct px_rfc4733_rx rx = {0};
-	uint16_t d = 0;
+	uint32_t d = 0;
 
 	/* '5' at ts 1000: start sent three times (RFC 4733 2.5.1.2), updates. */
 	CU_ASSERT_EQUAL(feed(&rx, 1000, '5', false, 0, &d), PX_RFC4733_BEGIN);
@@ -86,6 +87,47 @@ static void test_receive_redundancy(void)
 	CU_ASSERT_EQUAL(rx.digit, '9');
 }
 
+/* At 48 kHz (telephone-event/48000 beside Opus) 16 bits hold 1.36 s: a
+ * longer event is sent in segments and received as one digit. */
+static void test_long_event_segments(void)
+{
+	struct px_rfc4733_rx rx = {0};
+	uint32_t off = 1, d = 0;
+	uint16_t dur = 1;
+
+	px_rfc4733_segment(0, &off, &dur);
+	CU_ASSERT(off == 0 && dur == 0);
+	px_rfc4733_segment(12000, &off, &dur); /* 250 ms at 48 kHz */
+	CU_ASSERT(off == 0 && dur == 12000);
+	px_rfc4733_segment(0xFFFF, &off, &dur);
+	CU_ASSERT(off == 0 && dur == 0xFFFF);
+	px_rfc4733_segment(0x10000, &off, &dur);
+	CU_ASSERT(off == 0xFFFF && dur == 1);
+	px_rfc4733_segment(144000, &off, &dur); /* 3 s */
+	CU_ASSERT(off == 2 * 0xFFFFu && dur == 144000 - 2 * 0xFFFF);
+
+	/* '7' for 3 s from ts 0xFFFFF000 (the segments wrap the timestamp). */
+	uint32_t ts = 0xFFFFF000u;
+	CU_ASSERT_EQUAL(feed(&rx, ts, '7', false, 0, &d), PX_RFC4733_BEGIN);
+	CU_ASSERT_EQUAL(feed(&rx, ts, '7', false, 0xFFFF, &d), PX_RFC4733_NOTHING);
+	CU_ASSERT_EQUAL(feed(&rx, ts + 0xFFFF, '7', false, 2400, &d), PX_RFC4733_NOTHING);
+	CU_ASSERT_EQUAL(feed(&rx, ts + 2 * 0xFFFF, '7', false, 2400, &d), PX_RFC4733_NOTHING);
+	CU_ASSERT_EQUAL(feed(&rx, ts + 2 * 0xFFFF, '7', true, 144000 - 2 * 0xFFFF, &d),
+			PX_RFC4733_END);
+	CU_ASSERT_EQUAL(d, 144000);
+	CU_ASSERT_EQUAL(feed(&rx, ts + 2 * 0xFFFF, '7', true, 144000 - 2 * 0xFFFF, &d),
+			PX_RFC4733_NOTHING);
+	/* Another digit one segment on is a new event, not a continuation. */
+	CU_ASSERT_EQUAL(feed(&rx, ts + 3 * 0xFFFF, '8', false, 0, &d), PX_RFC4733_BEGIN);
+	struct px_rfc4733_event ev = {.digit = '8'};
+	CU_ASSERT(px_rfc4733_continues(&rx, ts + 4 * 0xFFFF, &ev));
+	CU_ASSERT(!px_rfc4733_continues(&rx, ts + 4 * 0xFFFF + 1, &ev));
+	ev.digit = '9';
+	CU_ASSERT(!px_rfc4733_continues(&rx, ts + 4 * 0xFFFF, &ev));
+	CU_ASSERT_EQUAL(feed(&rx, ts + 3 * 0xFFFF, '8', true, 4800, &d), PX_RFC4733_END);
+	CU_ASSERT_EQUAL(d, 4800);
+}
+
 int main(void)
 {
 	CU_pSuite suite;
@@ -95,7 +137,8 @@ int main(void)
 		return 1;
 	suite = CU_add_suite("rfc4733", NULL, NULL);
 	if (!suite || !CU_add_test(suite, "parse and build", test_parse_build) ||
-	    !CU_add_test(suite, "receive with redundancy", test_receive_redundancy))
+	    !CU_add_test(suite, "receive with redundancy", test_receive_redundancy) ||
+	    !CU_add_test(suite, "long events in segments", test_long_event_segments))
 		return 1;
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

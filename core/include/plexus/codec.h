@@ -38,9 +38,9 @@ struct px_format {
 };
 
 struct px_translator {
-	const char *name;       /* "ulawtolin" */
-	const char *src, *dst;  /* format names */
-	size_t state_size;      /* bytes of state per open path step (zeroed) */
+	const char *name;      /* "ulawtolin" */
+	const char *src, *dst; /* format names */
+	size_t state_size;     /* bytes of state per open path step (zeroed) */
 	/* Prepare state; fmtp is what the far end asked for (encoders), or
 	 * NULL. 0, or -1 when the codec library refuses. May be NULL. */
 	int (*open)(void *state, const char *fmtp);
@@ -51,7 +51,9 @@ struct px_translator {
 	 * of frame_samples samples. */
 	int (*run)(void *state, const uint8_t *in, size_t inlen, uint8_t *out, size_t outsize);
 	/* Decoders that can: audio for samples lost samples (packet loss
-	 * concealment), bytes written or -1. May be NULL. */
+	 * concealment), bytes written or -1. May be NULL. samples are counted
+	 * at the source format's sample_rate; a decoder that outputs another
+	 * rate (Opus to slin) converts. */
 	int (*conceal)(void *state, unsigned samples, uint8_t *out, size_t outsize);
 	unsigned frame_samples; /* encoders: input granularity (GSM: 160); 0: any */
 	/* Decoders with forward error correction (Opus): rebuild the samples
@@ -76,18 +78,22 @@ const struct px_format *px_format_by_static_pt(int pt);
 int px_translator_register(px_module *owner, const struct px_translator *t, px_err *err);
 void px_translator_unregister(const struct px_translator *t);
 
-/* A codec module's whole registration: its format, then its decoder (the
- * format to linear) and encoder (linear to the format). On failure the
- * loader releases what was registered; px_codec_unregister undoes it all in
- * reverse order, for the module's unload. */
+/* A codec module's whole registration: its format, then its encoder (linear
+ * to the format) and its decoder (the format to linear; registered after
+ * the encoder because its cost is measured on the encoder's output). On
+ * failure the loader releases what was registered; px_codec_unregister
+ * undoes it all in reverse order, for the module's unload. */
 int px_codec_register(px_module *owner, const struct px_format *f,
 		      const struct px_translator *decoder, const struct px_translator *encoder,
 		      px_err *err);
 void px_codec_unregister(const struct px_format *f, const struct px_translator *decoder,
 			 const struct px_translator *encoder);
 
-/* Cost of the cheapest path from src to dst in µs per second of audio, and
- * its number of steps; -1 when there is none. */
+/* Cost of the path from src to dst in µs per second of audio, and its
+ * number of steps; -1 when there is none. The path is the cheapest among
+ * those that lower the sample rate the fewest times (quality first: a
+ * wideband source is not narrowed to save time), each step counting a
+ * little besides its measured cost. */
 int px_translator_cost(const struct px_format *src, const struct px_format *dst, int *steps);
 /* The names of the path's steps into names[] (at most max): the count, or -1. */
 int px_translator_path_names(const struct px_format *src, const struct px_format *dst,
