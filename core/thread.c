@@ -1,10 +1,13 @@
 /*
  * Named threads. Every thread plexusd starts is recorded here with its name
  * and kernel thread id, so "core show threads" can list what is running and
- * a stuck thread can be found with gdb or top by its id.
+ * a stuck thread can be found with gdb or top by its id. Also the threads'
+ * scratch buffers, allocated at first use instead of as static TLS (see
+ * thread_internal.h).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +116,48 @@ size_t px_thread_list(struct px_thread_info *out, size_t max)
 	return n;
 }
 
+/* ---------------------------------------------------------------- scratch */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+/* Small on purpose: this is all the static TLS a thread pays for. */
+static _Thread_local void *scratch[PX_SCRATCH_COUNT];
+
+static void scratch_release(void *p)
+{
+	void **slots = p;
+
+	for (int i = 0; i < PX_SCRATCH_COUNT; i++) {
+		free(slots[i]);
+		slots[i] = NULL;
+	}
+}
+
+static void scratch_key_make(void)
+{
+	scratch_key_ok = pthread_key_create(&scratch_key, scratch_release) == 0;
+}
+
+void *px_thread_scratch(enum px_scratch which, size_t size)
+{
+	void *p = scratch[which];
+
+	if (p)
+		return p;
+	pthread_once(&scratch_once, scratch_key_make);
+	/* Without the key the buffer could not be freed at the thread's end. */
+	if (!scratch_key_ok || !(p = calloc(1, size)))
+		return NULL;
+	scratch[which] = p;
+	pthread_setspecific(scratch_key, scratch);
+	return p;
+}
+
 void px_thread_registry_shutdown(void)
 {
+	/* Key destructors do not run for the main thread, which calls this. */
+	scratch_release(scratch);
 	pthread_mutex_lock(&threads_lock);
 	while (threads) {
 		struct px_thread_entry *t = threads;
