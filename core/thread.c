@@ -84,9 +84,11 @@ static void *thread_main(void *p)
 	return ret;
 }
 
-int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void *arg)
+int px_thread_start_sized(pthread_t *out, const char *name, void *(*fn)(void *), void *arg,
+			  size_t stack_size)
 {
 	struct thread_start *start = malloc(sizeof(*start));
+	pthread_attr_t attr;
 	int rc;
 
 	if (!start)
@@ -94,10 +96,23 @@ int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void 
 	snprintf(start->name, sizeof(start->name), "%s", name);
 	start->fn = fn;
 	start->arg = arg;
-	rc = pthread_create(out, NULL, thread_main, start);
+	if ((rc = pthread_attr_init(&attr)) != 0) {
+		free(start);
+		return rc;
+	}
+	if (stack_size)
+		rc = pthread_attr_setstacksize(&attr, stack_size);
+	if (rc == 0)
+		rc = pthread_create(out, &attr, thread_main, start);
+	pthread_attr_destroy(&attr);
 	if (rc)
 		free(start);
 	return rc;
+}
+
+int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void *arg)
+{
+	return px_thread_start_sized(out, name, fn, arg, 0);
 }
 
 size_t px_thread_list(struct px_thread_info *out, size_t max)

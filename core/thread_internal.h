@@ -6,6 +6,7 @@
 #ifndef PLEXUS_THREAD_INTERNAL_H
 #define PLEXUS_THREAD_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
@@ -15,6 +16,11 @@ struct px_thread_info {
 	pid_t tid;
 	time_t started;
 };
+
+/* px_thread_start with a stack of stack_size bytes (0: the default, glibc's
+ * RLIMIT_STACK, usually 8 MiB), for threads whose deepest path is known. */
+int px_thread_start_sized(pthread_t *out, const char *name, void *(*fn)(void *), void *arg,
+			  size_t stack_size);
 
 /* Fill up to max entries; returns the number of registered threads. */
 size_t px_thread_list(struct px_thread_info *out, size_t max);
