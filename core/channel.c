@@ -1169,10 +1169,10 @@ int px_channel_hangup_cause(const px_channel *ch)
  * back an 8 MiB stack with. The deepest path is Lua calling C calling Lua,
  * which Lua itself limits to 200 C levels (LUAI_MAXCCALLS): measured with
  * Debian's liblua5.4, 190 nested string.gsub callbacks take 400 KiB, 195
- * nested pcalls 150 KiB; an application on top (Dial) adds about 40 KiB.
- * 1 MiB leaves more than twice that (tests/sip/lua.sh "5000" runs it with
- * a Dial at the bottom). Sanitizers' redzones make frames several times
- * larger, so their builds keep 4 MiB. */
+ * nested pcalls 150 KiB, while an ordinary call parked in Dial reaches
+ * 36 KiB in all. 1 MiB leaves more than twice the worst (tests/sip/lua.sh
+ * "5000" dials from the bottom of such a recursion). Sanitizers' redzones
+ * make frames several times larger, so their builds get 4 MiB. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SESSION_STACK_SIZE (4u << 20)
 #else
