@@ -19,6 +19,7 @@
 #include <plexus/log.h>
 
 #include "codec_internal.h"
+#include "thread_internal.h"
 #include "loader.h"
 
 #define MAX_FORMATS     32
@@ -487,8 +488,14 @@ struct px_trans {
 };
 
 /* Between steps. A path runs on one thread at a time and never keeps audio
- * here between calls, so the scratch is the thread's, not each path's. */
-static _Thread_local uint8_t scratch[2][SCRATCH_BYTES];
+ * here between calls, so the scratch is the thread's, not each path's:
+ * two buffers of SCRATCH_BYTES, allocated at the thread's first use. */
+typedef uint8_t scratch_t[2][SCRATCH_BYTES];
+
+static scratch_t *thread_scratch(void)
+{
+	return px_thread_scratch(PX_SCRATCH_CODEC, sizeof(scratch_t));
+}
 
 void px_trans_free(px_trans *t)
 {
@@ -580,13 +587,16 @@ static int run_pre(px_trans *t, int from, const uint8_t *in, size_t len)
 {
 	const uint8_t *cur = in;
 	int which = 0;
+	scratch_t *scratch = from < t->npre ? thread_scratch() : NULL;
 
+	if (from < t->npre && !scratch)
+		return -1;
 	for (int i = from; i < t->npre; i++) {
-		int rc = t->steps[i].t->run(t->steps[i].state, cur, len, scratch[which],
+		int rc = t->steps[i].t->run(t->steps[i].state, cur, len, (*scratch)[which],
 					    SCRATCH_BYTES);
 		if (rc < 0)
 			return -1;
-		cur = scratch[which];
+		cur = (*scratch)[which];
 		len = (size_t)rc;
 		which ^= 1;
 	}
@@ -603,10 +613,13 @@ int px_trans_write(px_trans *t, const uint8_t *in, size_t len)
 
 void px_trans_conceal(px_trans *t, unsigned samples)
 {
-	if (t->npre > 0 && !t->src->linear && t->steps[0].t->conceal) {
-		int rc = t->steps[0].t->conceal(t->steps[0].state, samples, scratch[1],
+	scratch_t *scratch;
+
+	if (t->npre > 0 && !t->src->linear && t->steps[0].t->conceal &&
+	    (scratch = thread_scratch())) {
+		int rc = t->steps[0].t->conceal(t->steps[0].state, samples, (*scratch)[1],
 						SCRATCH_BYTES);
-		if (rc >= 0 && run_pre(t, 1, scratch[1], (size_t)rc) == 0)
+		if (rc >= 0 && run_pre(t, 1, (*scratch)[1], (size_t)rc) == 0)
 			return;
 	}
 	/* Silence, at the buffer's rate. */
@@ -621,10 +634,13 @@ void px_trans_conceal(px_trans *t, unsigned samples)
 
 void px_trans_recover(px_trans *t, const uint8_t *next, size_t len, unsigned samples)
 {
-	if (next && t->npre > 0 && !t->src->linear && t->steps[0].t->recover) {
-		int rc = t->steps[0].t->recover(t->steps[0].state, next, len, samples, scratch[1],
-						SCRATCH_BYTES);
-		if (rc > 0 && run_pre(t, 1, scratch[1], (size_t)rc) == 0)
+	scratch_t *scratch;
+
+	if (next && t->npre > 0 && !t->src->linear && t->steps[0].t->recover &&
+	    (scratch = thread_scratch())) {
+		int rc = t->steps[0].t->recover(t->steps[0].state, next, len, samples,
+						 (*scratch)[1], SCRATCH_BYTES);
+		if (rc > 0 && run_pre(t, 1, (*scratch)[1], (size_t)rc) == 0)
 			return;
 	}
 	px_trans_conceal(t, samples);

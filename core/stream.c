@@ -22,6 +22,7 @@
 #include <plexus/stream.h>
 
 #include "media_internal.h"
+#include "thread_internal.h"
 
 #define RTP_HEADER 12
 /* Packet durations outside this are clamped: the scratch is sized for
@@ -88,9 +89,17 @@ struct px_term {
 	unsigned rx_samples; /* in one packet, at the codec's sample rate */
 };
 
-/* The worker's scratch: one packet at a time, never kept between calls. */
-static _Thread_local uint8_t scratch_pcm[SCRATCH_BYTES];
-static _Thread_local uint8_t scratch_pkt[RTP_HEADER + SCRATCH_BYTES];
+/* The worker's scratch: one packet at a time, never kept between calls;
+ * the thread's own, allocated at its first use (thread_internal.h). */
+struct scratch {
+	uint8_t pcm[SCRATCH_BYTES];
+	uint8_t pkt[RTP_HEADER + SCRATCH_BYTES];
+};
+
+static struct scratch *thread_scratch(void)
+{
+	return px_thread_scratch(PX_SCRATCH_STREAM, sizeof(struct scratch));
+}
 
 /* ---------------------------------------------------------------- formats */
 
@@ -659,8 +668,18 @@ static bool send_one(px_rtp *r, struct px_term *t, const struct px_rtp_codec *co
 	size_t bytes = (size_t)samples * s->bps;
 	uint32_t ts_step = ptime * codec->format->rtp_clock / 1000;
 	bool ended = false;
+	struct scratch *sc = thread_scratch();
+	uint8_t *scratch_pcm, *scratch_pkt;
 	int got;
 
+	if (!sc) {
+		/* No memory for the scratch: a gap, as when the source is late. */
+		px_rtp_skip_own(r, ts_step);
+		t->mark = true;
+		return true;
+	}
+	scratch_pcm = sc->pcm;
+	scratch_pkt = sc->pkt;
 	if (s->buffered) {
 		bool finished = atomic_load(&s->finished);
 		got = (int)(ring_get(&s->ring, scratch_pcm, bytes, s->bps) / s->bps);
@@ -694,7 +713,7 @@ static bool send_one(px_rtp *r, struct px_term *t, const struct px_rtp_codec *co
 		int n = -1;
 		if (px_trans_write(t->src_trans, scratch_pcm, bytes) == 0)
 			n = px_trans_read(t->src_trans, ptime, scratch_pkt + RTP_HEADER,
-					  sizeof(scratch_pkt) - RTP_HEADER);
+					  sizeof(sc->pkt) - RTP_HEADER);
 		if (n > 0) {
 			if (px_rtp_send_own(r, scratch_pkt, (size_t)n, ts_step, t->mark))
 				t->mark = false;
@@ -709,7 +728,7 @@ static bool send_one(px_rtp *r, struct px_term *t, const struct px_rtp_codec *co
 			memset(scratch_pcm, silence_byte(s->fmt), bytes);
 			if (px_trans_write(t->src_trans, scratch_pcm, bytes) == 0 &&
 			    (n = px_trans_read(t->src_trans, ptime, scratch_pkt + RTP_HEADER,
-					       sizeof(scratch_pkt) - RTP_HEADER)) > 0)
+					       sizeof(sc->pkt) - RTP_HEADER)) > 0)
 				px_rtp_send_own(r, scratch_pkt, (size_t)n, ts_step, t->mark);
 		}
 	}
@@ -765,11 +784,14 @@ static void sink_deliver(px_sink *k, const uint8_t *data, unsigned samples)
 static void sink_drain(px_sink *k, px_trans *trans)
 {
 	static const unsigned chunks[] = {20, 10, 5, 2, 1};
+	struct scratch *sc = thread_scratch();
 
+	if (!sc)
+		return;
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
 		int n;
-		while ((n = px_trans_read(trans, chunks[i], scratch_pcm, sizeof(scratch_pcm))) > 0)
-			sink_deliver(k, scratch_pcm, (unsigned)n / k->bps);
+		while ((n = px_trans_read(trans, chunks[i], sc->pcm, sizeof(sc->pcm))) > 0)
+			sink_deliver(k, sc->pcm, (unsigned)n / k->bps);
 	}
 }
 
@@ -777,16 +799,19 @@ static void sink_drain(px_sink *k, px_trans *trans)
 static void sink_conceal(struct px_term *t, unsigned samples)
 {
 	px_sink *k = t->sink;
+	struct scratch *sc;
 
 	if (t->sink_trans) {
 		px_trans_conceal(t->sink_trans, samples);
 		sink_drain(k, t->sink_trans);
 		return;
 	}
+	if (!(sc = thread_scratch()))
+		return;
 	while (samples > 0) {
 		unsigned n = samples > SCRATCH_BYTES / k->bps ? SCRATCH_BYTES / k->bps : samples;
-		memset(scratch_pcm, silence_byte(k->fmt), (size_t)n * k->bps);
-		sink_deliver(k, scratch_pcm, n);
+		memset(sc->pcm, silence_byte(k->fmt), (size_t)n * k->bps);
+		sink_deliver(k, sc->pcm, n);
 		samples -= n;
 	}
 }

@@ -1,10 +1,13 @@
 /*
  * Named threads. Every thread plexusd starts is recorded here with its name
  * and kernel thread id, so "core show threads" can list what is running and
- * a stuck thread can be found with gdb or top by its id.
+ * a stuck thread can be found with gdb or top by its id. Also the threads'
+ * scratch buffers, allocated at first use instead of as static TLS (see
+ * thread_internal.h).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,9 +84,11 @@ static void *thread_main(void *p)
 	return ret;
 }
 
-int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void *arg)
+int px_thread_start_sized(pthread_t *out, const char *name, void *(*fn)(void *), void *arg,
+			  size_t stack_size)
 {
 	struct thread_start *start = malloc(sizeof(*start));
+	pthread_attr_t attr;
 	int rc;
 
 	if (!start)
@@ -91,10 +96,23 @@ int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void 
 	snprintf(start->name, sizeof(start->name), "%s", name);
 	start->fn = fn;
 	start->arg = arg;
-	rc = pthread_create(out, NULL, thread_main, start);
+	if ((rc = pthread_attr_init(&attr)) != 0) {
+		free(start);
+		return rc;
+	}
+	if (stack_size)
+		rc = pthread_attr_setstacksize(&attr, stack_size);
+	if (rc == 0)
+		rc = pthread_create(out, &attr, thread_main, start);
+	pthread_attr_destroy(&attr);
 	if (rc)
 		free(start);
 	return rc;
+}
+
+int px_thread_start(pthread_t *out, const char *name, void *(*fn)(void *), void *arg)
+{
+	return px_thread_start_sized(out, name, fn, arg, 0);
 }
 
 size_t px_thread_list(struct px_thread_info *out, size_t max)
@@ -113,8 +131,48 @@ size_t px_thread_list(struct px_thread_info *out, size_t max)
 	return n;
 }
 
+/* ---------------------------------------------------------------- scratch */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+/* Small on purpose: this is all the static TLS a thread pays for. */
+static _Thread_local void *scratch[PX_SCRATCH_COUNT];
+
+static void scratch_release(void *p)
+{
+	void **slots = p;
+
+	for (int i = 0; i < PX_SCRATCH_COUNT; i++) {
+		free(slots[i]);
+		slots[i] = NULL;
+	}
+}
+
+static void scratch_key_make(void)
+{
+	scratch_key_ok = pthread_key_create(&scratch_key, scratch_release) == 0;
+}
+
+void *px_thread_scratch(enum px_scratch which, size_t size)
+{
+	void *p = scratch[which];
+
+	if (p)
+		return p;
+	pthread_once(&scratch_once, scratch_key_make);
+	/* Without the key the buffer could not be freed at the thread's end. */
+	if (!scratch_key_ok || !(p = calloc(1, size)))
+		return NULL;
+	scratch[which] = p;
+	pthread_setspecific(scratch_key, scratch);
+	return p;
+}
+
 void px_thread_registry_shutdown(void)
 {
+	/* Key destructors do not run for the main thread, which calls this. */
+	scratch_release(scratch);
 	pthread_mutex_lock(&threads_lock);
 	while (threads) {
 		struct px_thread_entry *t = threads;

@@ -8,7 +8,8 @@
 # through channel.CALLERID("name"), 'h' recording HANGUPCAUSE and DIALSTATUS
 # with DB() after an answered call and after a busy one, a runaway loop cut
 # off by the instruction budget (the caller gets a final error, no channel
-# is left, the log names file:line), a runtime error. With plexus.dial and
+# is left, the log names file:line), a runtime error, a Dial from the
+# deepest stack Lua allows (session threads have a bounded stack). With plexus.dial and
 # plexus.db (ours.lua). Hot reload: 20 calls in progress on one generation
 # while "dialplan reload" installs another: none is dropped, and a new call
 # uses the new plan; a syntax error on reload keeps the running plan. Bad
@@ -164,6 +165,18 @@ test_runaway() {
 	expect_idle "no channel left after the runtime error"
 }
 
+test_deep_stack() {
+	start_phone uas_d "$PORT_1002" uas_answer.xml -s 1002 -d 200
+	call_args 5000
+	sipp_start call_d - uac_call.xml "${CALL_ARGS[@]}" -d 500
+	sipp_ok "5000: a Dial from 170 nested gsub callbacks (the deepest stack of a session thread) is answered" \
+		call_d uas_d
+	expect_db "the bottom was reached and its backtracking match ran" test deep "170 300"
+	expect_idle "no channel left after the deep call"
+	expect_db "'h' after the deep call saw the answer" test h "default 16 ANSWER"
+	check_answers "plexusd still answers after the deep call"
+}
+
 test_ours() {
 	cp "$LUA_DATA/ours.lua" "$D/extensions.lua"
 	check_cmd "dialplan reload installs ours.lua" 'dialplan reload' 0 'Dialplan reloaded'
@@ -277,6 +290,7 @@ test_goto
 test_invalid_and_busy
 test_db_forward
 test_runaway
+test_deep_stack
 test_ours
 test_reload_live
 test_reload_broken

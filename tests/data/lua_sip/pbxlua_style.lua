@@ -53,6 +53,23 @@ extensions = {
 			local t = nil
 			return t.field
 		end,
+		-- The deepest stack a dialplan reaches (session threads have a
+		-- bounded stack, core/channel.c): Lua calling C calling Lua, 170
+		-- string.gsub callbacks deep (Lua allows about 190), a
+		-- backtracking pattern match and then a Dial from the bottom.
+		["5000"] = function()
+			local function down(n)
+				if n > 0 then
+					string.gsub("x", "x", function() down(n - 1) end)
+					return
+				end
+				local m = string.rep("a", 300):match(string.rep("a?", 150) ..
+					string.rep("a", 150))
+				channel["DB(test/deep)"] = "170 " .. #m
+				app.Dial("SIP/1002", 5)
+			end
+			down(170)
+		end,
 		h = record_end,
 	},
 }
