@@ -117,22 +117,9 @@ test_call() {
 	expect_idle "after the caller's BYE no channel is left"
 }
 
-test_stop() {
-	if ! stop_daemon "$DAEMON_PID" 20 || [ "$EXIT_STATUS" != 0 ]; then
-		fail "plexusd stops on SIGTERM with status 0 at the end" \
-			"got: status ${EXIT_STATUS:-none (still running)}"
-	fi
-	pass "plexusd stops on SIGTERM with status 0 at the end"
-	local bad
-	bad=$(grep -E '^\[[^]]*\] ERROR\[' "$D/plexus.log"; grep -E 'Sanitizer|runtime error:' "$D/stderr")
-	if [ -n "$bad" ]; then
-		fail "plexusd logged no error and no sanitizer report" "got:" "$bad"
-	fi
-	pass "plexusd logged no error and no sanitizer report"
-}
 
 setup
 test_register
 test_call
-test_stop
+expect_clean_stop
 finish

@@ -407,3 +407,21 @@ expect_carrier_ok() {
 	[ "$SIPP_RC" = 0 ] || sipp_fail "$1" "the carrier's scenario completes (status 0)" "$2"
 	pass "$1"
 }
+
+# expect_clean_stop: plexusd stops on SIGTERM with status 0, and its log
+# and stderr (in $D, the test's configuration directory) hold no error and
+# no sanitizer report (the last checks of a test).
+expect_clean_stop() {
+	if ! stop_daemon "$DAEMON_PID" 20 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "plexusd stops on SIGTERM with status 0 at the end" \
+			"got: status ${EXIT_STATUS:-none (still running)}"
+	fi
+	pass "plexusd stops on SIGTERM with status 0 at the end"
+	local bad
+	bad=$(grep -E '^\[[^]]*\] ERROR\[' "$D/plexus.log"; grep -E 'Sanitizer|runtime error:' "$D/stderr")
+	if [ -n "$bad" ]; then
+		fail "plexusd logged no error and no sanitizer report" "got:" "$bad"
+	fi
+	pass "plexusd logged no error and no sanitizer report"
+}
+
