@@ -576,32 +576,32 @@ static int app_index(lua_State *L)
  * function runs without the state lock, into C memory. */
 static void push_function(lua_State *L, px_channel *ch, const char *name)
 {
-	char *expr = dup_arg(L, name);
+	char *expr = dup_arg(L, name), *buf = NULL;
+	px_err err = {""};
+	size_t len = 0;
+	int rc = -1;
 
 	for (size_t size = 1024;; size *= 4) {
-		char *buf = malloc(size);
-		px_err err = {""};
-		size_t len;
-		int rc;
-
+		free(buf);
+		buf = malloc(size);
 		if (!buf) {
-			free(expr);
-			luaL_error(L, "out of memory");
+			px_err_set(&err, "out of memory");
+			rc = -1;
+			break;
 		}
 		buf[0] = '\0';
 		rc = func_read_unlocked(L, ch, expr, buf, size, &err);
 		len = strlen(buf);
-		if (rc < 0 || len + 1 < size || size >= VALUE_MAX) {
-			free(expr);
-			if (rc < 0) {
-				free(buf);
-				luaL_error(L, "channel[\"%s\"]: %s", name, err.msg);
-			}
-			push_freed(L, buf, len);
-			return;
-		}
-		free(buf);
+		if (rc < 0 || len + 1 < size || size >= VALUE_MAX)
+			break;
 	}
+	free(expr);
+	if (rc < 0) {
+		free(buf);
+		luaL_error(L, "channel[\"%s\"]: %s", name, err.msg);
+		return;
+	}
+	push_freed(L, buf, len);
 }
 
 /* Push a variable (the channel's, else a global one) or nil. The core

@@ -10,8 +10,12 @@
  * patterns and includes; precedence; the arguments of an extension
  * function; app.* and channel.* from Lua; errors (unknown application,
  * runtime error with its file:line, bad files at load and reload); reload
- * while a call is in progress; one run of the file per Lua state; and
- * load, unload, load. With PBX_LUA_BENCH set, a measurement is printed too.
+ * while a call is in progress; one run of the file per Lua state; calls
+ * sharing a state while one is parked in an application (each with its
+ * own globals, an error, the budget or the memory ceiling ending one call
+ * only, Goto and 'h' beside it, a second state past 64 calls that closes
+ * when idle, and the Lua memory a parked call costs); and load, unload,
+ * load. With PBX_LUA_BENCH set, a measurement is printed too.
  */
 #include <ftw.h>
 #include <limits.h>
