@@ -715,8 +715,9 @@ static enum px_cli_status cmd_show(px_cli *cli, int argc, char **argv)
 		calls += st->ncalls;
 		bytes += mem;
 		if (nlines < sizeof(lines) / sizeof(lines[0]))
-			lines[nlines++] =
-				(struct state_line){st->serial, st->ncalls, mem, st->mem_loaded};
+			lines[nlines++] = (struct state_line){
+				st->serial, st->ncalls, mem,
+				__atomic_load_n(&st->mem_loaded, __ATOMIC_RELAXED)};
 	}
 	pthread_mutex_unlock(&gen_lock);
 	localtime_r(&g->loaded, &tm);

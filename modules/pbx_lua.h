@@ -132,7 +132,7 @@ struct pxlua_state {
 						    * per-call tables, and where globals
 						    * set by no call go */
 	size_t mem_used;   /* bytes allocated by the state (atomic, relaxed) */
-	size_t mem_loaded; /* mem_used once the file ran */
+	size_t mem_loaded; /* mem_used once the file ran (atomic, relaxed) */
 	/* Under the generation lock: */
 	unsigned serial;          /* its number in the generation, from 1 */
 	size_t ncalls;            /* calls on it, and calls waiting for it to be made */

@@ -174,7 +174,8 @@ static int state_freeze(struct pxlua_state *st, px_err *err)
 		return -1;
 	}
 	lua_gc(st->L, LUA_GCCOLLECT);
-	st->mem_loaded = __atomic_load_n(&st->mem_used, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->mem_loaded, __atomic_load_n(&st->mem_used, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
 	st->running = NULL;
 	return 0;
 }
