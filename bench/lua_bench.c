@@ -6,7 +6,7 @@
  * the cost is flat in the size of the file) and runs the dialplan on
  * channels of a do-nothing technology, with a Dial that returns at once.
  * Prints, per dialplan: µs of CPU per call (exec of the extension), and the
- * KiB a pooled Lua state holds (what one concurrent call costs). Usage:
+ * KiB the Lua state holds (shared by up to 64 concurrent calls). Usage:
  * bench/lua_bench [calls] (default 200000), from the build directory.
  */
 #include <ftw.h>
@@ -194,7 +194,7 @@ static void measure(const char *what, const char *text, int big, int n)
 	b = cpu_us();
 	px_channel_hangup(ch, 16);
 	px_channel_unref(ch);
-	printf("%-34s %8.2f us/call   %6ld KiB per pooled state (%ld extensions in the file)\n",
+	printf("%-34s %8.2f us/call   %6ld KiB per Lua state (%ld extensions in the file)\n",
 	       what, (b - a) / n, show_number("KiB"), extensions_count());
 }
 

@@ -8,7 +8,8 @@
 # HOLD_SECS, with RTP both ways: the UAC plays a PCMU tone on every call
 # (SIPp rtp_stream, 50 packets/s), the UAS (SIPp) echoes every packet it
 # gets back to plexusd (-rtp_echo). While all N are up it samples
-# plexusd's CPU time and RSS.
+# plexusd's CPU time and RSS, and the memory of pbx_lua's Lua states
+# ("dialplan show": every caller's extension function is parked in Dial).
 #
 # Modes (MODES, default "relay transcode"):
 #   relay      the UAS endpoint allows PCMU: plexusd relays G.711 packets
@@ -261,7 +262,7 @@ channels_up() {
 # run MODE N: one measurement; prints one line of figures.
 run() {
 	local mode=$1 n=$2 name="$1-$2" account number ramp hold measure
-	local t0 t1 rss0 rss1 up ok sample
+	local t0 t1 rss0 rss1 up ok sample lua
 	if [ "$mode" = relay ]; then
 		account=uas number=relay
 	else
@@ -300,6 +301,7 @@ run() {
 	sleep "$measure"
 	t1=$(cpu_ticks "$PD_PID")
 	rss1=$(rss_kb "$PD_PID")
+	lua=$(px 'dialplan show' | grep -m1 -oE '[0-9]+ open .* KiB' | sed 's/ open (.*) using/ state(s) open,/')
 	sample=$(px 'core show channels concise' | grep -m1 -oE '^SIP/uac-[0-9a-f]+')
 	[ -n "$sample" ] && sample=$(px "core show channel $sample" | grep -E 'RX packets|TX packets' |
 		tr -s ' ' | tr '\n' ' ')
@@ -312,6 +314,7 @@ run() {
 	printf '%-9s N=%-4s up %4s/%-4s  CPU %5.1f %% of a core  RSS %6s kB (%+d kB idle->load, %s kB/call)  calls ok %s\n' \
 		"$mode" "$n" "$((up / 2))" "$n" "$(echo "scale=1; ($t1 - $t0) * 100 / ($HZ * $measure)" | bc)" \
 		"$rss1" "$((rss1 - rss0))" "$(((rss1 - rss0) / n))" "${ok:-?}"
+	echo "          Lua: ${lua:-?} for $n parked calls"
 	echo "          sample leg: ${sample:-none}"
 }
 

@@ -3,7 +3,9 @@
  * Asterisk's pbx_lua. This file owns the module: lua.conf (the sandbox
  * settings), the current generation and its reload (atomic: a file that
  * fails keeps the running one, calls in progress finish on theirs), the
- * pool of Lua states of each generation, the engine operations the core
+ * Lua states each generation shares among its calls (which state a call
+ * runs on, when a state is made and when it is closed), the engine
+ * operations the core
  * calls (exists, canmatch, matchmore, exec) and the console commands
  * "dialplan show", "dialplan locate" and "dialplan reload". exec follows a
  * call as Asterisk's PBX loop does with pbx_lua: it runs the extension's
@@ -34,11 +36,20 @@
 
 #define DIALPLAN_FILE "extensions.lua"
 #define SETTINGS_FILE "lua.conf"
-#define POOL_MAX      64 /* idle states kept per generation */
-/* A state that grew this much during a call is closed rather than pooled. */
-#define POOL_GROWTH_MAX (1024 * 1024)
+/* Calls sharing one Lua state. Each call costs a state about 2 KiB (its
+ * coroutine and globals table) against some 25 KiB for a state; the state
+ * lock is held only while Lua code runs (microseconds per call), so even
+ * 64 calls on one state rarely wait for each other, and a daemon with
+ * hundreds of calls has a handful of states. */
+#define CALLS_PER_STATE 64
+/* States with no call kept open per generation, ready for the next call;
+ * more than this are closed as their last call ends. */
+#define IDLE_STATES_MAX 1
+/* A state with no call left that has grown this much past its size after
+ * loading (after a full collection) is closed rather than kept. */
+#define STATE_GROWTH_MAX (1024 * 1024)
 
-__thread struct pxlua_state *pxlua_running;
+__thread struct pxlua_call *pxlua_running;
 
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pxlua_gen *current;  /* under gen_lock */
@@ -134,8 +145,48 @@ static void gen_put(struct pxlua_gen *g)
 		pxlua_gen_free(g);
 }
 
+static size_t state_mem(struct pxlua_state *st)
+{
+	return __atomic_load_n(&st->mem_used, __ATOMIC_RELAXED);
+}
+
+/* Take st out of g's list. Under gen_lock. */
+static void state_unlist(struct pxlua_gen *g, struct pxlua_state *st)
+{
+	for (struct pxlua_state **p = &g->states; *p; p = &(*p)->next) {
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+	}
+	st->next = NULL;
+	st->listed = false;
+}
+
+/* g's states with no call beyond the first IDLE_STATES_MAX (all of them
+ * when g is no longer current), taken out of the list. Under gen_lock. */
+static struct pxlua_state *states_take_idle(struct pxlua_gen *g, size_t keep)
+{
+	struct pxlua_state *out = NULL, **p = &g->states;
+
+	while (*p) {
+		struct pxlua_state *st = *p;
+		if (st->ncalls == 0 && keep == 0) {
+			*p = st->next;
+			st->listed = false;
+			st->next = out;
+			out = st;
+			continue;
+		}
+		if (st->ncalls == 0)
+			keep--;
+		p = &st->next;
+	}
+	return out;
+}
+
 /* Make g current (NULL: none). The old generation's idle states are closed
- * now; states of calls still running on it are closed when they finish. */
+ * now; states with calls still running on it are closed when they end. */
 static void gen_install(struct pxlua_gen *g)
 {
 	struct pxlua_gen *old;
@@ -148,55 +199,92 @@ static void gen_install(struct pxlua_gen *g)
 	}
 	old = current;
 	current = g;
-	if (old) {
-		idle = old->idle;
-		old->idle = NULL;
-		old->nidle = 0;
-	}
+	if (old)
+		idle = states_take_idle(old, 0);
 	pthread_mutex_unlock(&gen_lock);
 	pxlua_states_close(idle);
 	gen_put(old);
 }
 
-static struct pxlua_state *pool_take(struct pxlua_gen *g, px_err *err)
+/* A state of g for one more call: the fullest that has room (packing calls
+ * lets the states a peak made fall idle and close), or a new one, made
+ * here. Calls that pick a state being made wait for its lock. */
+static struct pxlua_state *state_enter(struct pxlua_gen *g, px_err *err)
 {
-	struct pxlua_state *st;
+	struct pxlua_state *st, *best = NULL;
+	int rc;
 
 	pthread_mutex_lock(&gen_lock);
-	st = g->idle;
-	if (st) {
-		g->idle = st->next;
-		g->nidle--;
-		st->next = NULL;
+	for (st = g->states; st; st = st->next)
+		if (st->ncalls < CALLS_PER_STATE && (!best || st->ncalls > best->ncalls))
+			best = st;
+	if (best) {
+		best->ncalls++;
+		pthread_mutex_unlock(&gen_lock);
+		return best;
 	}
+	st = pxlua_state_alloc(g);
+	if (!st) {
+		pthread_mutex_unlock(&gen_lock);
+		px_err_set(err, "out of memory");
+		return NULL;
+	}
+	/* A fresh lock: this never waits. Held until the state is made. */
+	pthread_mutex_lock(&st->lock);
+	st->serial = (unsigned)++g->created;
+	st->ncalls = 1;
+	st->listed = true;
+	st->next = g->states;
+	g->states = st;
 	pthread_mutex_unlock(&gen_lock);
-	if (st)
-		return st;
-	st = pxlua_state_new(g, err);
-	if (st) {
+	rc = pxlua_state_make(st, err);
+	if (rc < 0) {
 		pthread_mutex_lock(&gen_lock);
-		g->created++;
+		state_unlist(g, st); /* no new call picks it; those waiting see L == NULL */
 		pthread_mutex_unlock(&gen_lock);
 	}
+	pthread_mutex_unlock(&st->lock);
 	return st;
 }
 
-/* Give st back to g's pool (keep: it is in a known state), or close it. */
-static void pool_give(struct pxlua_gen *g, struct pxlua_state *st, bool keep)
+/* A call leaves st. The last call out closes it when it failed to be
+ * made, when g is no longer current, when g keeps enough idle states, or
+ * when it stays too big after a full collection. */
+static void state_leave(struct pxlua_gen *g, struct pxlua_state *st)
 {
-	if (keep && st->mem_used > st->mem_loaded + POOL_GROWTH_MAX) {
-		lua_gc(st->L, LUA_GCCOLLECT);
-		keep = st->mem_used <= st->mem_loaded + POOL_GROWTH_MAX;
-	}
+	bool close = false, trim = false;
+
 	pthread_mutex_lock(&gen_lock);
-	if (keep && g == current && g->nidle < POOL_MAX) {
-		st->next = g->idle;
-		g->idle = st;
-		g->nidle++;
-		st = NULL;
+	if (--st->ncalls == 0) {
+		size_t idle = 0;
+		for (struct pxlua_state *s = g->states; s; s = s->next)
+			idle += s->ncalls == 0;
+		if (!st->listed || !st->L || g != current || idle > IDLE_STATES_MAX)
+			close = true;
+		else if (state_mem(st) > st->mem_loaded + STATE_GROWTH_MAX)
+			trim = true;
+		if (st->listed && (close || trim))
+			state_unlist(g, st);
 	}
 	pthread_mutex_unlock(&gen_lock);
-	pxlua_state_close(st);
+	if (trim) {
+		/* Out of the list with no call: nobody else reaches it. */
+		pthread_mutex_lock(&st->lock);
+		lua_gc(st->L, LUA_GCCOLLECT);
+		pthread_mutex_unlock(&st->lock);
+		close = state_mem(st) > st->mem_loaded + STATE_GROWTH_MAX;
+		pthread_mutex_lock(&gen_lock);
+		if (!close && g == current) {
+			st->listed = true;
+			st->next = g->states;
+			g->states = st;
+		} else {
+			close = true;
+		}
+		pthread_mutex_unlock(&gen_lock);
+	}
+	if (close)
+		pxlua_state_close(st);
 }
 
 /* ---------------------------------------------------------------- the engine */
@@ -270,28 +358,37 @@ static int call_extension(lua_State *L)
 	return 0;
 }
 
-static enum outcome run_function(struct pxlua_state *st, const struct pxlua_context *where,
+/* Run one extension function on the call's coroutine, holding the state
+ * lock for as long as Lua code runs (the API gives it back around anything
+ * that blocks). */
+static enum outcome run_function(struct pxlua_call *c, const struct pxlua_context *where,
 				 const struct pxlua_ext *e, const char *context, const char *exten)
 {
-	px_channel *ch = st->ch;
+	px_channel *ch = c->ch;
+	lua_State *co = c->co;
 	struct call call = {
 		.ext = e, .ext_context = where->name, .context = context, .exten = exten};
-	const struct pxlua_settings *set = &st->gen->set;
+	const struct pxlua_settings *set = &c->st->gen->set;
 	enum outcome out = RETURNED;
 	int rc;
 
-	snprintf(st->context, sizeof(st->context), "%s", context);
-	snprintf(st->exten, sizeof(st->exten), "%s", exten);
-	px_debug(1, "pbx_lua: %s: running extensions.%s[\"%s\"] for %s@%s (generation %u)",
-		 px_channel_name(ch), where->name, e->key, exten, context, st->gen->id);
-	st->jumped = false;
-	lua_pushcfunction(st->L, pxlua_msgh);
-	lua_pushcfunction(st->L, call_extension);
-	lua_pushlightuserdata(st->L, &call);
-	rc = lua_pcall(st->L, 1, 0, 1);
+	snprintf(c->context, sizeof(c->context), "%s", context);
+	snprintf(c->exten, sizeof(c->exten), "%s", exten);
+	px_debug(1,
+		 "pbx_lua: %s: running extensions.%s[\"%s\"] for %s@%s (generation %u, state %u)",
+		 px_channel_name(ch), where->name, e->key, exten, context, c->st->gen->id,
+		 c->st->serial);
+	c->jumped = false;
+	pxlua_lock(c);
+	lua_pushcfunction(co, pxlua_msgh);
+	lua_pushcfunction(co, call_extension);
+	lua_pushlightuserdata(co, &call);
+	rc = lua_pcall(co, 1, 0, 1);
+	if (rc == LUA_ERRMEM && c->stop == PXLUA_STOP_NONE && c->refused && c->mem_limited)
+		c->stop = PXLUA_STOP_MEMORY;
 	if (rc != LUA_OK) {
 		char line[PX_ERR_MAX], tb[1024];
-		switch (st->stop) {
+		switch (c->stop) {
 		case PXLUA_STOP_HANGUP:
 			out = HANGUP;
 			break;
@@ -302,19 +399,19 @@ static enum outcome run_function(struct pxlua_state *st, const struct pxlua_cont
 			px_log_error("pbx_lua: %s: %s: extension %s@%s ran more than %lld Lua "
 				     "instructions (instruction_limit in lua.conf); the call is "
 				     "ended",
-				     px_channel_name(ch), st->where[0] ? st->where : e->defined,
+				     px_channel_name(ch), c->where[0] ? c->where : e->defined,
 				     exten, context, set->instruction_limit);
 			out = FAILED;
 			break;
 		case PXLUA_STOP_MEMORY:
 			px_log_error("pbx_lua: %s: %s: extension %s@%s grew its Lua state by more "
 				     "than %lld KiB (memory_limit in lua.conf); the call is ended",
-				     px_channel_name(ch), st->where[0] ? st->where : e->defined,
+				     px_channel_name(ch), c->where[0] ? c->where : e->defined,
 				     exten, context, set->memory_limit_kib);
 			out = FAILED;
 			break;
 		case PXLUA_STOP_NONE:
-			pxlua_error_line(st->L, rc, line, sizeof(line), tb, sizeof(tb));
+			pxlua_error_line(co, rc, line, sizeof(line), tb, sizeof(tb));
 			px_log_error("pbx_lua: %s: %s%s%s", px_channel_name(ch), line,
 				     tb[0] ? " (traceback: " : "", tb[0] ? tb : "");
 			if (tb[0])
@@ -323,8 +420,9 @@ static enum outcome run_function(struct pxlua_state *st, const struct pxlua_cont
 			break;
 		}
 	}
-	lua_settop(st->L, 0);
-	st->stop = PXLUA_STOP_NONE;
+	lua_settop(co, 0);
+	pxlua_unlock(c);
+	c->stop = PXLUA_STOP_NONE;
 	return out;
 }
 
@@ -346,28 +444,29 @@ static int fallthrough_cause(px_channel *ch)
 }
 
 /* Run 'h' of context (if it has one) on the hung-up channel. */
-static void run_h(struct pxlua_state *st, const char *context)
+static void run_h(struct pxlua_call *c, const char *context)
 {
 	const struct pxlua_context *where;
-	const struct pxlua_ext *e = pxlua_find(st->gen, context, "h", &where);
+	const struct pxlua_ext *e = pxlua_find(c->st->gen, context, "h", &where);
 
 	if (!e)
 		return;
-	px_verbose(3, "%s: running the h extension of context '%s'", px_channel_name(st->ch),
+	px_verbose(3, "%s: running the h extension of context '%s'", px_channel_name(c->ch),
 		   context);
-	px_channel_set_dialplan(st->ch, context, "h");
-	st->in_h = true;
-	pxlua_limits_start(st);
-	run_function(st, where, e, context, "h");
-	pxlua_limits_stop(st);
-	st->in_h = false;
+	px_channel_set_dialplan(c->ch, context, "h");
+	c->in_h = true;
+	pxlua_limits_start(c);
+	run_function(c, where, e, context, "h");
+	pxlua_limits_stop(c);
+	c->in_h = false;
 }
 
-/* Follow the call from context/exten until it ends or leaves the dialplan. */
-static int follow(struct pxlua_state *st, const char *context, const char *exten)
+/* Follow the call from context/exten until it ends or leaves the dialplan.
+ * Runs without the state lock, but for the Lua functions. */
+static int follow(struct pxlua_call *c, const char *context, const char *exten)
 {
-	struct pxlua_gen *g = st->gen;
-	px_channel *ch = st->ch;
+	struct pxlua_gen *g = c->st->gen;
+	px_channel *ch = c->ch;
 	char ctx[PXLUA_POS_MAX], ext[PXLUA_POS_MAX];
 	long long jumps = 0;
 	int ret = 0;
@@ -375,7 +474,7 @@ static int follow(struct pxlua_state *st, const char *context, const char *exten
 
 	snprintf(ctx, sizeof(ctx), "%s", context);
 	snprintf(ext, sizeof(ext), "%s", exten);
-	pxlua_limits_start(st);
+	pxlua_limits_start(c);
 	for (;;) {
 		const struct pxlua_context *where;
 		const struct pxlua_ext *e = pxlua_find(g, ctx, ext, &where);
@@ -405,7 +504,7 @@ static int follow(struct pxlua_state *st, const char *context, const char *exten
 		}
 		if (e) {
 			px_channel_set_dialplan(ch, ctx, ext);
-			out = run_function(st, where, e, ctx, ext);
+			out = run_function(c, where, e, ctx, ext);
 		} else {
 			out = JUMP; /* to 'i' */
 		}
@@ -439,15 +538,20 @@ static int follow(struct pxlua_state *st, const char *context, const char *exten
 		if (e) /* a jump: the channel says where to */
 			px_channel_get_dialplan(ch, ctx, sizeof(ctx), ext, sizeof(ext));
 	}
-	pxlua_limits_stop(st);
+	pxlua_limits_stop(c);
 	if (go_h && px_channel_is_hungup(ch))
-		run_h(st, ctx);
+		run_h(c, ctx);
 	return ret;
 }
 
+/* A call runs as a coroutine of a state it shares with other calls, with
+ * globals of its own; the coroutine and the globals are dropped at the
+ * end, whatever the end was (an error ends the call, not the state). */
 static int pbx_lua_exec(px_channel *ch, const char *context, const char *exten)
 {
-	struct pxlua_state *st, *outer = pxlua_running;
+	struct pxlua_call call = {.co_ref = LUA_NOREF, .env_ref = LUA_NOREF, .ticks_left = -1};
+	struct pxlua_call *outer = pxlua_running;
+	struct pxlua_state *st;
 	struct pxlua_gen *g;
 	px_err err = {""};
 	int ret = -1;
@@ -458,21 +562,36 @@ static int pbx_lua_exec(px_channel *ch, const char *context, const char *exten)
 		px_log_error("pbx_lua: %s: no dialplan is loaded", px_channel_name(ch));
 		goto out;
 	}
-	st = pool_take(g, &err);
+	st = state_enter(g, &err);
 	if (!st) {
 		px_log_error("pbx_lua: %s: cannot prepare a Lua state: %s", px_channel_name(ch),
 			     err.msg);
 		goto release;
 	}
-	st->ch = ch;
-	st->autoservice = false;
-	pxlua_running = st;
-	pxlua_call_begin(st->L);
-	ret = follow(st, context, exten);
-	pxlua_call_end(st->L);
+	call.st = st;
+	call.ch = ch;
+	pxlua_lock(&call);
+	if (!st->L) {
+		pxlua_unlock(&call);
+		px_log_error("pbx_lua: %s: cannot prepare a Lua state%s%s", px_channel_name(ch),
+			     err.msg[0] ? ": " : " (making it failed for another call)", err.msg);
+		goto leave;
+	}
+	if (pxlua_call_begin(&call) < 0) {
+		pxlua_unlock(&call);
+		px_log_error("pbx_lua: %s: cannot start the call in Lua: out of memory",
+			     px_channel_name(ch));
+		goto leave;
+	}
+	pxlua_unlock(&call);
+	pxlua_running = &call;
+	ret = follow(&call, context, exten);
 	pxlua_running = outer;
-	st->ch = NULL;
-	pool_give(g, st, ret == 0);
+	pxlua_lock(&call);
+	pxlua_call_end(&call);
+	pxlua_unlock(&call);
+leave:
+	state_leave(g, st);
 release:
 	gen_put(g);
 out:
@@ -558,7 +677,11 @@ static enum px_cli_status cmd_show(px_cli *cli, int argc, char **argv)
 	struct pxlua_gen *g;
 	size_t shown = 0, exts = 0;
 	unsigned long created;
-	size_t idle, idle_bytes = 0;
+	size_t open = 0, idle = 0, calls = 0, bytes = 0, nlines = 0;
+	struct state_line {
+		unsigned serial;
+		size_t calls, bytes, loaded;
+	} lines[16];
 	char when[64];
 	struct tm tm;
 
@@ -581,20 +704,38 @@ static enum px_cli_status cmd_show(px_cli *cli, int argc, char **argv)
 		gen_put(g);
 		return PX_CLI_FAILURE;
 	}
-	/* Idle states belong to nobody while gen_lock is held. */
+	/* The list is stable under gen_lock; a state's size is read as it is
+	 * while its calls run. */
 	pthread_mutex_lock(&gen_lock);
 	created = g->created;
-	idle = g->nidle;
-	for (struct pxlua_state *st = g->idle; st; st = st->next)
-		idle_bytes += st->mem_used;
+	for (struct pxlua_state *st = g->states; st; st = st->next) {
+		size_t mem = state_mem(st);
+		open++;
+		idle += st->ncalls == 0;
+		calls += st->ncalls;
+		bytes += mem;
+		if (nlines < sizeof(lines) / sizeof(lines[0]))
+			lines[nlines++] = (struct state_line){
+				st->serial, st->ncalls, mem,
+				__atomic_load_n(&st->mem_loaded, __ATOMIC_RELAXED)};
+	}
 	pthread_mutex_unlock(&gen_lock);
 	localtime_r(&g->loaded, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	px_cli_printf(cli, "-= %zu extension%s (%zu context%s) =-\n", exts, exts == 1 ? "" : "s",
 		      shown, shown == 1 ? "" : "s");
 	px_cli_printf(cli, "-= %s, generation %u, loaded %s =-\n", g->path, g->id, when);
-	px_cli_printf(cli, "-= %lu Lua state%s created, %zu idle using %zu KiB =-\n", created,
-		      created == 1 ? "" : "s", idle, (idle_bytes + 1023) / 1024);
+	px_cli_printf(cli,
+		      "-= %lu Lua state%s created; %zu open (%zu idle) using %zu KiB, %zu call%s "
+		      "on them (up to %d each) =-\n",
+		      created, created == 1 ? "" : "s", open, idle, (bytes + 1023) / 1024, calls,
+		      calls == 1 ? "" : "s", CALLS_PER_STATE);
+	for (size_t i = 0; i < nlines; i++)
+		px_cli_printf(cli, "   state %u: %zu call%s, %zu KiB (%zu KiB after loading)\n",
+			      lines[i].serial, lines[i].calls, lines[i].calls == 1 ? "" : "s",
+			      (lines[i].bytes + 1023) / 1024, (lines[i].loaded + 1023) / 1024);
+	if (open > nlines)
+		px_cli_printf(cli, "   ... and %zu more\n", open - nlines);
 	px_cli_printf(cli,
 		      "-= limits: %lld instructions, %lld KiB per call; io %s, os %s, "
 		      "loadfile %s, C modules %s =-\n",
@@ -682,7 +823,8 @@ static const struct px_cli_command pbx_lua_commands[] = {
 	 "       Shows the contexts of extensions.lua with their hints, their\n"
 	 "       extensions in the order they are tried (with the file:line of each\n"
 	 "       function) and their includes; or one context only; then the\n"
-	 "       generation, the pool of Lua states and the sandbox limits.",
+	 "       generation, its Lua states (calls on each and memory) and the\n"
+	 "       sandbox limits.",
 	 cmd_show, complete_contexts, PX_ROLE_MONITOR},
 	{"dialplan locate", "Shows which entry an extension reaches, and why",
 	 "Usage: dialplan locate <exten>@<context>\n"

@@ -7,8 +7,11 @@
  * around both: the libraries lua.conf allows, text-only chunk loading,
  * pcall and xpcall that cannot swallow the unwinds pbx_lua raises, the
  * instruction budget (a count hook) and the memory ceiling (the state's
- * allocator), and the per-call globals.
+ * allocator, charging the call that runs), the per-call globals, and the
+ * state lock: taking it for a call (which points the state's globals at
+ * the call's) and giving it back around everything that may block.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +29,6 @@
 
 #define VAR_MT    "plexus.channel.var" /* metatable of channel.NAME objects */
 #define VALUE_MAX (1024 * 1024)        /* longest variable value read back */
-#define REG_BASE  "plexus.globals"     /* registry: the globals the file defined */
-#define REG_GMT   "plexus.gmt"         /* registry: the metatable of _G */
-#define REG_PCMT  "plexus.pcmt"        /* registry: metatable of per-call tables */
 
 /* The error value of every control unwind; the state says why. */
 static char control_mark;
@@ -38,57 +38,237 @@ struct pxlua_state *pxlua_state_of(lua_State *L)
 	return *(struct pxlua_state **)lua_getextraspace(L);
 }
 
-int pxlua_unwind(lua_State *L, enum pxlua_stop why)
+struct pxlua_call *pxlua_call_of(lua_State *L)
 {
 	struct pxlua_state *st = pxlua_state_of(L);
 
-	if (st && st->stop == PXLUA_STOP_NONE)
-		st->stop = why;
+	return st ? st->running : NULL;
+}
+
+int pxlua_unwind(lua_State *L, enum pxlua_stop why)
+{
+	struct pxlua_call *c = pxlua_call_of(L);
+
+	if (c && c->stop == PXLUA_STOP_NONE)
+		c->stop = why;
 	lua_pushlightuserdata(L, &control_mark);
 	return lua_error(L);
 }
 
 static bool stopping(lua_State *L)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 
-	return st && st->stop != PXLUA_STOP_NONE;
+	return c && c->stop != PXLUA_STOP_NONE;
+}
+
+/* ---------------------------------------------------------------- the state lock */
+
+/* Point the state's globals (_G's metatable) at the table env_ref; at the
+ * file's globals when that is base_ref (no call: what code then sets goes
+ * to a table nobody reads). Raises nothing: the keys are metamethod names,
+ * interned for the state's life, and both always hold a table, so setting
+ * them allocates nothing. */
+static void globals_point(struct pxlua_state *st, int env_ref, unsigned serial)
+{
+	lua_State *L = st->L;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, st->gmt_ref);
+	lua_pushliteral(L, "__index");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, env_ref);
+	lua_rawset(L, -3);
+	lua_pushliteral(L, "__newindex");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, env_ref == st->base_ref ? st->sink_ref : env_ref);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	st->globals_of = serial;
+}
+
+/* _G itself (1) to the call's globals (2): what rawset(_G, ...) put there. */
+static int move_raw_globals(lua_State *L)
+{
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, 2);
+		lua_pushvalue(L, -1);
+		lua_pushnil(L);
+		lua_rawset(L, 1);
+	}
+	return 0;
+}
+
+/* What rawset put in _G itself would be seen by the next call to take the
+ * lock: move it to c's globals (drop: throw it away). Usually _G is empty
+ * and this is one lua_next. */
+static void globals_sweep(struct pxlua_call *c, bool drop)
+{
+	lua_State *L = c->st->L;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+	lua_pushnil(L);
+	if (!lua_next(L, -2)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_pop(L, 2);
+	if (!drop) {
+		lua_pushcfunction(L, move_raw_globals);
+		lua_pushvalue(L, -2);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->env_ref);
+		if (lua_pcall(L, 2, 0, 0) == LUA_OK) {
+			lua_pop(L, 1);
+			return;
+		}
+		lua_pop(L, 1); /* out of memory: what is left goes */
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, -1);
+		lua_pushnil(L);
+		lua_rawset(L, -4);
+	}
+	lua_pop(L, 1);
+}
+
+static void state_lock(struct pxlua_call *c)
+{
+	struct pxlua_state *st = c->st;
+
+	pthread_mutex_lock(&st->lock);
+	st->running = c;
+	if (c->env_ref != LUA_NOREF && st->globals_of != c->serial)
+		globals_point(st, c->env_ref, c->serial);
+}
+
+static void state_unlock(struct pxlua_call *c)
+{
+	if (c->env_ref != LUA_NOREF)
+		globals_sweep(c, false);
+	c->st->running = NULL;
+	pthread_mutex_unlock(&c->st->lock);
+}
+
+/* The run of the file keeps the lock: calls waiting for the state must not
+ * see it half made. No call at all: a finalizer run by lua_close. */
+void pxlua_lock(struct pxlua_call *c)
+{
+	if (c && !c->loading)
+		state_lock(c);
+}
+
+void pxlua_unlock(struct pxlua_call *c)
+{
+	if (c && !c->loading)
+		state_unlock(c);
+}
+
+/* Make the coroutine and the globals table of c (light userdata at 1). */
+static int call_begin(lua_State *L)
+{
+	struct pxlua_call *c = lua_touserdata(L, 1);
+	struct pxlua_state *st = c->st;
+	lua_State *co = lua_newthread(L);
+
+	c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	c->co = co;
+	lua_newtable(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, st->pcmt_ref);
+	lua_setmetatable(L, -2);
+	c->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+int pxlua_call_begin(struct pxlua_call *c)
+{
+	struct pxlua_state *st = c->st;
+	lua_State *L = st->L;
+	int rc;
+
+	c->co_ref = c->env_ref = LUA_NOREF;
+	c->co = NULL;
+	if (++st->call_serial == 0)
+		++st->call_serial; /* 0 is the file's own globals */
+	c->serial = st->call_serial;
+	lua_pushcfunction(L, call_begin);
+	lua_pushlightuserdata(L, c);
+	rc = lua_pcall(L, 1, 0, 0);
+	if (rc != LUA_OK) {
+		lua_pop(L, 1);
+		pxlua_call_end(c);
+		return -1;
+	}
+	globals_point(st, c->env_ref, c->serial);
+	return 0;
+}
+
+void pxlua_call_end(struct pxlua_call *c)
+{
+	struct pxlua_state *st = c->st;
+
+	if (c->env_ref != LUA_NOREF) {
+		globals_sweep(c, true);
+		globals_point(st, st->base_ref, 0); /* lets the table go */
+		luaL_unref(st->L, LUA_REGISTRYINDEX, c->env_ref);
+	}
+	luaL_unref(st->L, LUA_REGISTRYINDEX, c->co_ref);
+	c->env_ref = c->co_ref = LUA_NOREF;
+	c->co = NULL;
 }
 
 /* ---------------------------------------------------------------- limits */
 
+/* Only the holder of the state lock allocates, so the bytes are charged to
+ * the call that runs. Its charge counts what it allocated minus what was
+ * freed while it ran: garbage a call leaves when it blocks may be freed in
+ * another call's turn and credited to that one; the ceiling is a guard
+ * against runaways, not an exact account. A call over its ceiling is
+ * refused once, which makes Lua collect all garbage of the state (credited
+ * to it) and try again; refused a second time, it is stopped. */
 void *pxlua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct pxlua_state *st = ud;
+	struct pxlua_call *c = st->running;
 	size_t old = ptr ? osize : 0;
+	size_t used = __atomic_load_n(&st->mem_used, __ATOMIC_RELAXED);
 	void *n;
 
 	if (nsize == 0) {
 		free(ptr);
-		st->mem_used -= old;
+		__atomic_store_n(&st->mem_used, used - old, __ATOMIC_RELAXED);
+		if (c)
+			c->mem_charge -= (long long)old;
 		return NULL;
 	}
-	if (nsize > old && st->mem_limit && st->mem_used + (nsize - old) > st->mem_limit) {
-		if (st->stop == PXLUA_STOP_NONE)
-			st->stop = PXLUA_STOP_MEMORY;
+	if (c && c->mem_limited && nsize > old &&
+	    c->mem_charge + (long long)(nsize - old) > c->mem_limit) {
+		if (c->refused && c->stop == PXLUA_STOP_NONE)
+			c->stop = PXLUA_STOP_MEMORY;
+		c->refused = true;
 		return NULL;
 	}
 	n = realloc(ptr, nsize);
-	if (n)
-		st->mem_used = st->mem_used - old + nsize;
+	if (n) {
+		__atomic_store_n(&st->mem_used, used - old + nsize, __ATOMIC_RELAXED);
+		if (c) {
+			c->mem_charge += (long long)nsize - (long long)old;
+			c->refused = false;
+		}
+	}
 	return n;
 }
 
 /* Where the running Lua code is, as "file:line", into st->where. */
-static void note_where(lua_State *L, struct pxlua_state *st)
+static void note_where(lua_State *L, struct pxlua_call *c)
 {
 	lua_Debug ar;
 
-	st->where[0] = '\0';
+	c->where[0] = '\0';
 	for (int level = 0; lua_getstack(L, level, &ar); level++) {
 		if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-			snprintf(st->where, sizeof(st->where), "%s:%d", ar.short_src,
-				 ar.currentline);
+			snprintf(c->where, sizeof(c->where), "%s:%d", ar.short_src, ar.currentline);
 			return;
 		}
 	}
@@ -96,43 +276,46 @@ static void note_where(lua_State *L, struct pxlua_state *st)
 
 /* Every PXLUA_HOOK_TICK instructions: spend the budget, and raise again an
  * unwind that Lua code caught (coroutine.resume does). */
-static void count_hook(lua_State *L, lua_Debug *ar)
+void pxlua_count_hook(lua_State *L, lua_Debug *ar)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 
 	(void)ar;
-	if (!st)
+	if (!c)
 		return;
-	if (st->stop == PXLUA_STOP_NONE && st->ticks_left >= 0 && --st->ticks_left < 0) {
-		note_where(L, st);
-		st->stop = PXLUA_STOP_BUDGET;
+	if (c->stop == PXLUA_STOP_NONE && c->ticks_left >= 0 && --c->ticks_left < 0) {
+		note_where(L, c);
+		c->stop = PXLUA_STOP_BUDGET;
 	}
-	if (st->stop == PXLUA_STOP_MEMORY && !st->where[0])
-		note_where(L, st);
-	if (st->stop != PXLUA_STOP_NONE) {
+	if (c->stop == PXLUA_STOP_MEMORY && !c->where[0])
+		note_where(L, c);
+	if (c->stop != PXLUA_STOP_NONE) {
 		lua_pushlightuserdata(L, &control_mark);
 		lua_error(L);
 	}
 }
 
-void pxlua_limits_start(struct pxlua_state *st)
+/* The budget and the ceiling belong to the call (the hook, set once on
+ * the state's main thread and inherited by every coroutine, finds the call
+ * through the state). */
+void pxlua_limits_start(struct pxlua_call *c)
 {
-	const struct pxlua_settings *set = &st->gen->set;
+	const struct pxlua_settings *set = &c->st->gen->set;
 
-	st->stop = PXLUA_STOP_NONE;
-	st->where[0] = '\0';
-	st->ticks_left = set->instruction_limit > 0
-				 ? (set->instruction_limit + PXLUA_HOOK_TICK - 1) / PXLUA_HOOK_TICK
-				 : -1;
-	st->mem_limit =
-		set->memory_limit_kib > 0 ? st->mem_used + (size_t)set->memory_limit_kib * 1024 : 0;
-	lua_sethook(st->L, count_hook, LUA_MASKCOUNT, PXLUA_HOOK_TICK);
+	c->stop = PXLUA_STOP_NONE;
+	c->where[0] = '\0';
+	c->refused = false;
+	c->ticks_left = set->instruction_limit > 0
+				? (set->instruction_limit + PXLUA_HOOK_TICK - 1) / PXLUA_HOOK_TICK
+				: -1;
+	c->mem_limited = set->memory_limit_kib > 0;
+	c->mem_limit = c->mem_charge + set->memory_limit_kib * 1024;
 }
 
-void pxlua_limits_stop(struct pxlua_state *st)
+void pxlua_limits_stop(struct pxlua_call *c)
 {
-	st->mem_limit = 0;
-	st->ticks_left = -1;
+	c->mem_limited = false;
+	c->ticks_left = -1;
 }
 
 /* ---------------------------------------------------------------- errors */
@@ -204,12 +387,69 @@ void pxlua_error_line(lua_State *L, int status, char *out, size_t size, char *tb
 
 static px_channel *need_channel(lua_State *L, const char *what, const char *name)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 
-	if (!st || !st->ch)
+	if (!c || !c->ch)
 		luaL_error(L, "%s%s: only inside an extension function running on a channel", what,
 			   name);
-	return st->ch;
+	return c->ch;
+}
+
+/* A copy in C memory of a string argument, for use without the state
+ * lock; raises when memory runs out. Free it before raising anything. */
+static char *dup_arg(lua_State *L, const char *s)
+{
+	char *copy = strdup(s ? s : "");
+
+	if (!copy)
+		luaL_error(L, "out of memory");
+	return copy;
+}
+
+static int push_string(lua_State *L)
+{
+	lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+	return 1;
+}
+
+/* Push buf[0..len) and free buf, also when pushing raises. */
+static void push_freed(lua_State *L, char *buf, size_t len)
+{
+	int rc;
+
+	lua_pushcfunction(L, push_string);
+	lua_pushlightuserdata(L, buf);
+	lua_pushinteger(L, (lua_Integer)len);
+	rc = lua_pcall(L, 2, 1, 0);
+	free(buf);
+	if (rc != LUA_OK)
+		lua_error(L);
+}
+
+/* px_func_read and px_func_write without the state lock (a dialplan
+ * function may read a database, or wait); expr and value in C memory. */
+static int func_read_unlocked(lua_State *L, px_channel *ch, const char *expr, char *buf,
+			      size_t size, px_err *err)
+{
+	struct pxlua_call *c = pxlua_call_of(L);
+	int rc;
+
+	pxlua_unlock(c);
+	rc = px_func_read(ch, expr, buf, size, err);
+	pxlua_lock(c);
+	return rc;
+}
+
+static int func_write_unlocked(lua_State *L, px_channel *ch, const char *expr, const char *value,
+			       px_err *err)
+{
+	struct pxlua_call *c = pxlua_call_of(L);
+	int rc;
+
+	pxlua_unlock(c);
+	rc = px_func_write(ch, expr, value, err);
+	pxlua_lock(c);
+	return rc;
 }
 
 /* Append the value at index i as application data: strings and numbers as
@@ -257,18 +497,34 @@ static const char *push_joined(lua_State *L, int first, int last, const char *wh
  * channel's dialplan position (Goto) unwinds it to jump there. */
 static void run_app(lua_State *L, const char *name, const char *data)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 	px_channel *ch = need_channel(L, "app.", name);
 	char ctx[PXLUA_POS_MAX], ext[PXLUA_POS_MAX];
+	char *app, *args;
 	px_err err = {""};
+	bool exists = true;
 	int rc;
 
-	if (!st->in_h && px_channel_is_hungup(ch))
+	if (!c->in_h && px_channel_is_hungup(ch))
 		pxlua_unwind(L, PXLUA_STOP_HANGUP);
-	st->jumped = false;
-	rc = px_app_exec(ch, name, data, &err);
+	c->jumped = false;
+	app = dup_arg(L, name);
+	args = strdup(data);
+	if (!args) {
+		free(app);
+		luaL_error(L, "out of memory");
+	}
+	/* An application may run for the whole call (Dial): other calls of
+	 * the state run meanwhile. */
+	pxlua_unlock(c);
+	rc = px_app_exec(ch, app, args, &err);
+	if (rc < 0 && err.msg[0])
+		exists = px_app_exists(app);
+	pxlua_lock(c);
+	free(app);
+	free(args);
 	if (rc < 0 && err.msg[0]) {
-		if (!px_app_exists(name))
+		if (!exists)
 			luaL_error(L, "no such application '%s'", name);
 		luaL_error(L, "app.%s: %s", name, err.msg);
 	}
@@ -277,10 +533,10 @@ static void run_app(lua_State *L, const char *name, const char *data)
 			 px_channel_name(ch), name);
 		pxlua_unwind(L, PXLUA_STOP_HANGUP);
 	}
-	if (st->in_h)
+	if (c->in_h)
 		return;
 	px_channel_get_dialplan(ch, ctx, sizeof(ctx), ext, sizeof(ext));
-	if (st->jumped || strcmp(ctx, st->context) || strcmp(ext, st->exten))
+	if (c->jumped || strcmp(ctx, c->context) || strcmp(ext, c->exten))
 		pxlua_unwind(L, PXLUA_STOP_GOTO);
 }
 
@@ -316,27 +572,36 @@ static int app_index(lua_State *L)
 
 /* ---------------------------------------------------------------- channel */
 
-/* Push a function's value (name is "NAME(args)"), or raise its error. */
+/* Push a function's value (name is "NAME(args)"), or raise its error. The
+ * function runs without the state lock, into C memory. */
 static void push_function(lua_State *L, px_channel *ch, const char *name)
 {
-	for (size_t size = 1024;; size *= 4) {
-		luaL_Buffer b;
-		char *buf = luaL_buffinitsize(L, &b, size);
-		px_err err = {""};
-		size_t len;
+	char *expr = dup_arg(L, name), *buf = NULL;
+	px_err err = {""};
+	size_t len = 0;
+	int rc = -1;
 
-		if (px_func_read(ch, name, buf, size, &err) < 0) {
-			luaL_pushresultsize(&b, 0);
-			luaL_error(L, "channel[\"%s\"]: %s", name, err.msg);
+	for (size_t size = 1024;; size *= 4) {
+		free(buf);
+		buf = malloc(size);
+		if (!buf) {
+			px_err_set(&err, "out of memory");
+			rc = -1;
+			break;
 		}
+		buf[0] = '\0';
+		rc = func_read_unlocked(L, ch, expr, buf, size, &err);
 		len = strlen(buf);
-		if (len + 1 < size || size >= VALUE_MAX) {
-			luaL_pushresultsize(&b, len);
-			return;
-		}
-		luaL_pushresultsize(&b, 0);
-		lua_pop(L, 1);
+		if (rc < 0 || len + 1 < size || size >= VALUE_MAX)
+			break;
 	}
+	free(expr);
+	if (rc < 0) {
+		free(buf);
+		luaL_error(L, "channel[\"%s\"]: %s", name, err.msg);
+		return;
+	}
+	push_freed(L, buf, len);
 }
 
 /* Push a variable (the channel's, else a global one) or nil. The core
@@ -391,7 +656,16 @@ static void write_value(lua_State *L, const char *name, int vi)
 	}
 	if (strchr(name, '(')) {
 		px_err err = {""};
-		if (px_func_write(ch, name, value ? value : "", &err) < 0)
+		char *expr = dup_arg(L, name), *copy = strdup(value ? value : "");
+		int rc = -1;
+
+		if (copy)
+			rc = func_write_unlocked(L, ch, expr, copy, &err);
+		else
+			px_err_set(&err, "out of memory");
+		free(expr);
+		free(copy);
+		if (rc < 0)
 			luaL_error(L, "channel[\"%s\"]: %s", name, err.msg);
 		return;
 	}
@@ -505,9 +779,9 @@ static int chan_newindex(lua_State *L)
 
 static int l_check_hangup(lua_State *L)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 
-	lua_pushboolean(L, st && st->ch && px_channel_is_hungup(st->ch));
+	lua_pushboolean(L, c && c->ch && px_channel_is_hungup(c->ch));
 	return 1;
 }
 
@@ -515,27 +789,23 @@ static int l_check_hangup(lua_State *L)
  * own), so autoservice has nothing to do; the calls keep their meaning. */
 static int l_autoservice_start(lua_State *L)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
-
 	need_channel(L, "autoservice_start", "");
-	st->autoservice = true;
+	pxlua_call_of(L)->autoservice = true;
 	return 0;
 }
 
 static int l_autoservice_stop(lua_State *L)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
-
 	need_channel(L, "autoservice_stop", "");
-	st->autoservice = false;
+	pxlua_call_of(L)->autoservice = false;
 	return 0;
 }
 
 static int l_autoservice_status(lua_State *L)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 
-	lua_pushboolean(L, st && st->autoservice);
+	lua_pushboolean(L, c && c->autoservice);
 	return 1;
 }
 
@@ -599,7 +869,11 @@ static int l_dial(lua_State *L)
 	data = lua_tostring(L, -1);
 	if (lua_getfield(L, 1, "caller_id") != LUA_TNIL) {
 		px_err err = {""};
-		if (px_func_write(ch, "CALLERID(all)", luaL_checkstring(L, -1), &err) < 0)
+		char *cid = dup_arg(L, luaL_checkstring(L, -1));
+		int rc = func_write_unlocked(L, ch, "CALLERID(all)", cid, &err);
+
+		free(cid);
+		if (rc < 0)
 			return luaL_error(L, "plexus.dial: caller_id: %s", err.msg);
 	}
 	lua_pop(L, 1);
@@ -780,8 +1054,13 @@ static int ch_state(lua_State *L)
 static int ch_answer(lua_State *L)
 {
 	px_channel *ch = need_channel(L, "plexus.channel.", "answer");
+	struct pxlua_call *c = pxlua_call_of(L);
+	int rc;
 
-	if (px_channel_answer(ch) != 0)
+	pxlua_unlock(c); /* the technology may wait for the answer to go out */
+	rc = px_channel_answer(ch);
+	pxlua_lock(c);
+	if (rc != 0)
 		pxlua_unwind(L, PXLUA_STOP_HANGUP);
 	return 0;
 }
@@ -794,8 +1073,12 @@ static int ch_hangup(lua_State *L)
 	if (cause < 1 || cause > 127)
 		return luaL_error(L, "plexus.channel.hangup: cause %d is not a Q.850 cause (1-127)",
 				  (int)cause);
+	struct pxlua_call *c = pxlua_call_of(L);
+
+	pxlua_unlock(c); /* the technology's hangup may wait */
 	px_channel_hangup(ch, (int)cause);
-	if (!pxlua_state_of(L)->in_h)
+	pxlua_lock(c);
+	if (!c->in_h)
 		pxlua_unwind(L, PXLUA_STOP_HANGUP);
 	return 0;
 }
@@ -862,12 +1145,12 @@ static const char *db_key(lua_State *L, const char *what)
 
 static void db_read(lua_State *L, const char *fn, const char *fk, char *buf, size_t size)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 	char expr[2048];
 	px_err err = {""};
 
 	snprintf(expr, sizeof(expr), "%s(%s)", fn, fk);
-	if (px_func_read(st ? st->ch : NULL, expr, buf, size, &err) < 0)
+	if (func_read_unlocked(L, c ? c->ch : NULL, expr, buf, size, &err) < 0)
 		luaL_error(L, "plexus.db: %s%s", err.msg,
 			   px_func_exists(fn) ? "" : " (is res_db loaded?)");
 }
@@ -898,14 +1181,17 @@ static int db_exists(lua_State *L)
 
 static int db_put(lua_State *L)
 {
-	struct pxlua_state *st = pxlua_state_of(L);
+	struct pxlua_call *c = pxlua_call_of(L);
 	const char *fk = db_key(L, "put");
-	const char *value = luaL_checkstring(L, 3);
+	char *value = dup_arg(L, luaL_checkstring(L, 3));
 	char expr[2048];
 	px_err err = {""};
+	int rc;
 
 	snprintf(expr, sizeof(expr), "DB(%s)", fk);
-	if (px_func_write(st ? st->ch : NULL, expr, value, &err) < 0)
+	rc = func_write_unlocked(L, c ? c->ch : NULL, expr, value, &err);
+	free(value);
+	if (rc < 0)
 		return luaL_error(L, "plexus.db: %s%s", err.msg,
 				  px_func_exists("DB") ? "" : " (is res_db loaded?)");
 	lua_pushboolean(L, 1);
@@ -1107,6 +1393,24 @@ static int sb_collectgarbage(lua_State *L)
 	return luaL_error(L, "collectgarbage('%s') is not available in the dialplan", opt);
 }
 
+/* os.execute (allow_os) without the state lock: a command may take long. */
+static int sb_execute(lua_State *L)
+{
+	const char *cmd = luaL_optstring(L, 1, NULL);
+	struct pxlua_call *c = pxlua_call_of(L);
+	char *copy = cmd ? dup_arg(L, cmd) : NULL;
+	int stat;
+
+	pxlua_unlock(c);
+	stat = system(copy);
+	pxlua_lock(c);
+	free(copy);
+	if (cmd)
+		return luaL_execresult(L, stat);
+	lua_pushboolean(L, stat);
+	return 1;
+}
+
 /* print goes to the log (verbose 1) with the caller's place. */
 static int sb_print(lua_State *L)
 {
@@ -1141,8 +1445,15 @@ static void sandbox(lua_State *L, const struct pxlua_settings *set, const char *
 	lua_pop(L, 2);
 
 	remove_fields(L, "os", os_exit);
-	if (!set->allow_os)
+	if (!set->allow_os) {
 		remove_fields(L, "os", os_unsafe);
+	} else if (lua_getglobal(L, "os") == LUA_TTABLE) {
+		lua_pushcfunction(L, sb_execute);
+		lua_setfield(L, -2, "execute");
+		lua_pop(L, 1);
+	} else {
+		lua_pop(L, 1);
+	}
 	if (!set->allow_io) {
 		lua_pushnil(L);
 		lua_setglobal(L, "io");
@@ -1195,8 +1506,17 @@ static void sandbox(lua_State *L, const struct pxlua_settings *set, const char *
 
 /* ---------------------------------------------------------------- per-call globals */
 
+/* The file's globals move to a table of their own (base); _G stays empty
+ * with a metatable that the state lock points at the running call's
+ * globals (a table whose metatable's __index is base): a global a call
+ * sets lands in its table, one it reads comes from its table or base.
+ * Doing it on _G rather than on the file's _ENV upvalue keeps it true for
+ * everything that reaches the globals: chunks of require and load, C code
+ * (lua_getglobal), _G.x. */
 int pxlua_freeze_globals(lua_State *L)
 {
+	struct pxlua_state *st = pxlua_state_of(L);
+
 	lua_pushglobaltable(L);
 	int g = lua_gettop(L);
 
@@ -1213,53 +1533,26 @@ int pxlua_freeze_globals(lua_State *L)
 		lua_rawset(L, g);
 	}
 	lua_pushvalue(L, base);
-	lua_setfield(L, LUA_REGISTRYINDEX, REG_BASE);
+	st->base_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
 	lua_createtable(L, 0, 1); /* metatable of per-call tables */
 	lua_pushvalue(L, base);
 	lua_setfield(L, -2, "__index");
-	lua_setfield(L, LUA_REGISTRYINDEX, REG_PCMT);
+	st->pcmt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
-	lua_createtable(L, 0, 2); /* metatable of _G */
+	lua_createtable(L, 0, 2); /* metatable of _G: both keys exist from now on */
 	lua_pushvalue(L, base);
 	lua_setfield(L, -2, "__index");
+	lua_newtable(L);
 	lua_pushvalue(L, -1);
-	lua_setfield(L, LUA_REGISTRYINDEX, REG_GMT);
+	st->sink_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushvalue(L, -1);
+	st->gmt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_setmetatable(L, g);
 	lua_settop(L, 0);
+	globals_point(st, st->base_ref, 0);
 	return 0;
-}
-
-void pxlua_call_begin(lua_State *L)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, REG_GMT);
-	lua_newtable(L);
-	lua_getfield(L, LUA_REGISTRYINDEX, REG_PCMT);
-	lua_setmetatable(L, -2);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, "__index");
-	lua_setfield(L, -2, "__newindex");
-	lua_pop(L, 1);
-}
-
-void pxlua_call_end(lua_State *L)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, REG_GMT);
-	lua_getfield(L, LUA_REGISTRYINDEX, REG_BASE);
-	lua_setfield(L, -2, "__index");
-	lua_pushnil(L);
-	lua_setfield(L, -2, "__newindex");
-	lua_pop(L, 1);
-	/* What rawset put in _G itself goes too. */
-	lua_pushglobaltable(L);
-	lua_pushnil(L);
-	while (lua_next(L, -2)) {
-		lua_pop(L, 1);
-		lua_pushvalue(L, -1);
-		lua_pushnil(L);
-		lua_rawset(L, -4);
-	}
-	lua_pop(L, 1);
 }
 
 /* ---------------------------------------------------------------- set-up */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,9 @@ void pxlua_state_close(struct pxlua_state *st)
 {
 	if (!st)
 		return;
-	lua_close(st->L);
+	if (st->L)
+		lua_close(st->L);
+	pthread_mutex_destroy(&st->lock);
 	free(st);
 }
 
@@ -58,68 +61,96 @@ void pxlua_states_close(struct pxlua_state *list)
 	}
 }
 
-/* A fresh Lua state with the API installed, not yet running the file. */
-static struct pxlua_state *state_alloc(struct pxlua_gen *g, px_err *err)
+struct pxlua_state *pxlua_state_alloc(struct pxlua_gen *g)
 {
 	struct pxlua_state *st = calloc(1, sizeof(*st));
-	int rc;
 
-	if (!st) {
-		px_err_set(err, "out of memory");
+	if (!st)
+		return NULL;
+	if (pthread_mutex_init(&st->lock, NULL) != 0) {
+		free(st);
 		return NULL;
 	}
 	st->gen = g;
-	st->ticks_left = -1;
+	st->gmt_ref = st->base_ref = st->pcmt_ref = st->sink_ref = LUA_NOREF;
+	return st;
+}
+
+/* A fresh Lua state in st with the API installed, not yet running the file;
+ * load is the call the making is charged to. */
+static int state_open(struct pxlua_state *st, struct pxlua_call *load, px_err *err)
+{
+	int rc;
+
+	*load = (struct pxlua_call){.st = st,
+				    .co_ref = LUA_NOREF,
+				    .env_ref = LUA_NOREF,
+				    .ticks_left = -1,
+				    .loading = true};
+	st->running = load;
 	st->L = lua_newstate(pxlua_alloc, st);
 	if (!st->L) {
-		free(st);
-		px_err_set(err, "out of memory");
-		return NULL;
+		st->running = NULL;
+		return px_err_set(err, "out of memory");
 	}
 	*(struct pxlua_state **)lua_getextraspace(st->L) = st;
+	/* Set once on the main thread: every coroutine inherits it. */
+	lua_sethook(st->L, pxlua_count_hook, LUA_MASKCOUNT, PXLUA_HOOK_TICK);
 	lua_pushcfunction(st->L, pxlua_setup_state);
 	rc = lua_pcall(st->L, 0, 0, 0);
 	if (rc != LUA_OK) {
 		char line[PX_ERR_MAX];
 		pxlua_error_line(st->L, rc, line, sizeof(line), NULL, 0);
 		px_err_set(err, "cannot set up a Lua state: %s", line);
-		pxlua_state_close(st);
-		return NULL;
+		lua_close(st->L);
+		st->L = NULL;
+		st->running = NULL;
+		return -1;
 	}
-	return st;
+	return 0;
 }
 
-/* Run the chunk on top of the stack (the file) in st, under the limits;
- * err gets "file:line: message" on failure. */
-static int state_run_chunk(struct pxlua_state *st, px_err *err)
+/* Close what state_open made, after a failure. */
+static void state_unopen(struct pxlua_state *st)
+{
+	if (st->L)
+		lua_close(st->L);
+	st->L = NULL;
+	st->running = NULL;
+}
+
+/* Run the chunk on top of the stack (the file) in st, under the limits of
+ * the call load; err gets "file:line: message" on failure. */
+static int state_run_chunk(struct pxlua_state *st, struct pxlua_call *load, px_err *err)
 {
 	lua_State *L = st->L;
 	int rc;
 
 	lua_pushcfunction(L, pxlua_msgh);
 	lua_insert(L, -2);
-	pxlua_limits_start(st);
+	pxlua_limits_start(load);
 	rc = lua_pcall(L, 0, 0, -2);
-	pxlua_limits_stop(st);
+	pxlua_limits_stop(load);
 	if (rc != LUA_OK) {
 		char line[PX_ERR_MAX];
-		if (st->stop == PXLUA_STOP_BUDGET)
+		if (load->stop == PXLUA_STOP_BUDGET)
 			px_err_set(err,
 				   "%s: running the file took more than %lld instructions "
 				   "(instruction_limit in lua.conf)",
-				   st->where[0] ? st->where : st->gen->path,
+				   load->where[0] ? load->where : st->gen->path,
 				   st->gen->set.instruction_limit);
-		else if (st->stop == PXLUA_STOP_MEMORY)
+		else if (load->stop == PXLUA_STOP_MEMORY ||
+			 (rc == LUA_ERRMEM && load->refused && load->mem_limited))
 			px_err_set(err,
 				   "%s: running the file took more than %lld KiB "
 				   "(memory_limit in lua.conf)",
-				   st->where[0] ? st->where : st->gen->path,
+				   load->where[0] ? load->where : st->gen->path,
 				   st->gen->set.memory_limit_kib);
 		else {
 			pxlua_error_line(L, rc, line, sizeof(line), NULL, 0);
 			px_err_set(err, "%s", line);
 		}
-		st->stop = PXLUA_STOP_NONE;
+		load->stop = PXLUA_STOP_NONE;
 	}
 	lua_settop(L, 0);
 	return rc == LUA_OK ? 0 : -1;
@@ -143,30 +174,33 @@ static int state_freeze(struct pxlua_state *st, px_err *err)
 		return -1;
 	}
 	lua_gc(st->L, LUA_GCCOLLECT);
-	st->mem_loaded = st->mem_used;
+	__atomic_store_n(&st->mem_loaded, __atomic_load_n(&st->mem_used, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	st->running = NULL;
 	return 0;
 }
 
-struct pxlua_state *pxlua_state_new(struct pxlua_gen *g, px_err *err)
+int pxlua_state_make(struct pxlua_state *st, px_err *err)
 {
-	struct pxlua_state *st = state_alloc(g, err);
+	struct pxlua_call load;
+	struct pxlua_gen *g = st->gen;
 	char name[4200];
 	int rc;
 
-	if (!st)
-		return NULL;
+	if (state_open(st, &load, err) < 0)
+		return -1;
 	chunk_name(g, name, sizeof(name));
 	rc = luaL_loadbufferx(st->L, g->chunk, g->chunk_len, name, "b");
 	if (rc != LUA_OK) {
 		pxlua_error_line(st->L, rc, err->msg, sizeof(err->msg), NULL, 0);
-		pxlua_state_close(st);
-		return NULL;
+		state_unopen(st);
+		return -1;
 	}
-	if (state_run_chunk(st, err) < 0 || state_freeze(st, err) < 0) {
-		pxlua_state_close(st);
-		return NULL;
+	if (state_run_chunk(st, &load, err) < 0 || state_freeze(st, err) < 0) {
+		state_unopen(st);
+		return -1;
 	}
-	return st;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- building */
@@ -189,7 +223,7 @@ void pxlua_gen_free(struct pxlua_gen *g)
 {
 	if (!g)
 		return;
-	pxlua_states_close(g->idle);
+	pxlua_states_close(g->states);
 	for (size_t i = 0; i < g->nctxs; i++)
 		context_free(&g->ctxs[i]);
 	free(g->ctxs);
@@ -492,6 +526,7 @@ int pxlua_gen_build(const char *path, const struct pxlua_settings *set, struct p
 {
 	struct pxlua_gen *g;
 	struct pxlua_state *st = NULL;
+	struct pxlua_call load;
 	char name[4200], *copy;
 	char *text;
 	size_t len;
@@ -508,8 +543,15 @@ int pxlua_gen_build(const char *path, const struct pxlua_settings *set, struct p
 		goto fail;
 	}
 	g->refs = 1;
-	st = state_alloc(g, err);
-	if (!st)
+	st = pxlua_state_alloc(g);
+	if (!st) {
+		px_err_set(err, "%s: out of memory", path);
+		goto fail;
+	}
+	/* Nobody else can reach st yet; the lock is taken for the Lua API,
+	 * which expects the running call to hold it. */
+	pthread_mutex_lock(&st->lock);
+	if (state_open(st, &load, err) < 0)
 		goto fail;
 	chunk_name(g, name, sizeof(name));
 	/* Text only: a precompiled chunk can crash the interpreter. */
@@ -527,7 +569,7 @@ int pxlua_gen_build(const char *path, const struct pxlua_settings *set, struct p
 		px_err_set(err, "%s: out of memory", path);
 		goto fail;
 	}
-	if (state_run_chunk(st, err) < 0)
+	if (state_run_chunk(st, &load, err) < 0)
 		goto fail;
 	lua_pushcfunction(st->L, extract_index);
 	lua_pushlightuserdata(st->L, g);
@@ -547,15 +589,20 @@ int pxlua_gen_build(const char *path, const struct pxlua_settings *set, struct p
 					"%s: context '%s' includes '%s', which is not defined",
 					path, c->name, c->includes[j]);
 	}
-	g->idle = st;
-	g->nidle = 1;
+	pthread_mutex_unlock(&st->lock);
+	st->serial = 1;
+	st->listed = true;
+	g->states = st;
 	g->created = 1;
 	free(text);
 	free(copy);
 	*out = g;
 	return 0;
 fail:
-	pxlua_state_close(st);
+	if (st) {
+		pthread_mutex_unlock(&st->lock);
+		pxlua_state_close(st);
+	}
 	pxlua_gen_free(g);
 	free(text);
 	free(copy);

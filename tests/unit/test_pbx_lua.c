@@ -10,8 +10,12 @@
  * patterns and includes; precedence; the arguments of an extension
  * function; app.* and channel.* from Lua; errors (unknown application,
  * runtime error with its file:line, bad files at load and reload); reload
- * while a call is in progress; one run of the file per Lua state; and
- * load, unload, load. With PBX_LUA_BENCH set, a measurement is printed too.
+ * while a call is in progress; one run of the file per Lua state; calls
+ * sharing a state while one is parked in an application (each with its
+ * own globals, an error, the budget or the memory ceiling ending one call
+ * only, Goto and 'h' beside it, a second state past 64 calls that closes
+ * when idle, and the Lua memory a parked call costs); and load, unload,
+ * load. With PBX_LUA_BENCH set, a measurement is printed too.
  */
 #include <ftw.h>
 #include <limits.h>
@@ -172,7 +176,8 @@ static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t app_cond = PTHREAD_COND_INITIALIZER;
 static char *records[4096];
 static size_t nrecords;
-static bool app_blocked, app_released;
+static int app_blocked; /* calls waiting in TestApp("block") */
+static bool app_released;
 
 /* Records its data. "hangup": returns -1. "hangup17": hangs the channel up
  * (cause 17) and returns -1. "block": waits for app_release(). */
@@ -189,10 +194,11 @@ static int testapp_exec(px_channel *ch, const char *data)
 	if (nrecords < sizeof(records) / sizeof(records[0]))
 		records[nrecords++] = strdup(data);
 	if (!strcmp(data, "block")) {
-		app_blocked = true;
+		app_blocked++;
 		pthread_cond_broadcast(&app_cond);
 		while (!app_released)
 			pthread_cond_wait(&app_cond, &app_lock);
+		app_blocked--;
 	}
 	pthread_mutex_unlock(&app_lock);
 	return strcmp(data, "hangup") ? 0 : -1;
@@ -212,7 +218,8 @@ static void records_clear(void)
 	for (size_t i = 0; i < nrecords; i++)
 		free(records[i]);
 	nrecords = 0;
-	app_blocked = app_released = false;
+	app_blocked = 0;
+	app_released = false;
 	pthread_mutex_unlock(&app_lock);
 }
 
@@ -248,18 +255,26 @@ static bool records_have(const char *data)
 	return found;
 }
 
-static bool wait_blocked(void)
+/* Whether n calls are waiting in TestApp("block") within 10 s. */
+static bool wait_blocked_n(int n)
 {
 	struct timespec until;
+	bool reached;
 	int rc = 0;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;
 	pthread_mutex_lock(&app_lock);
-	while (!app_blocked && rc == 0)
+	while (app_blocked < n && rc == 0)
 		rc = pthread_cond_timedwait(&app_cond, &app_lock, &until);
+	reached = app_blocked >= n;
 	pthread_mutex_unlock(&app_lock);
-	return app_blocked;
+	return reached;
+}
+
+static bool wait_blocked(void)
+{
+	return wait_blocked_n(1);
 }
 
 static void app_release(void)
@@ -776,12 +791,11 @@ static void test_runtime_error(void)
 	log_clear();
 	CU_ASSERT_EQUAL(run("api", "crash"), -1);
 	CU_ASSERT_TRUE(log_has_line(where, "attempt to call a nil value", "Test/1001-", NULL));
-	/* The state that failed is not reused; the next call works on a new one. */
+	/* The call's coroutine is dropped; the state serves the next calls. */
 	before = show_number("Lua state");
 	CU_ASSERT_STRING_EQUAL(run_record("api", "args"), "a,1");
-	CU_ASSERT_EQUAL(show_number("Lua state"), before + 1);
 	CU_ASSERT_STRING_EQUAL(run_record("api", "args"), "a,1");
-	CU_ASSERT_EQUAL(show_number("Lua state"), before + 1);
+	CU_ASSERT_EQUAL(show_number("Lua state"), before);
 }
 
 static void test_hangup(void)
@@ -967,6 +981,147 @@ static void test_reload_in_progress(void)
 
 	use_dialplan("basic.lua");
 	CU_ASSERT_EQUAL(reload(), 0);
+}
+
+/* ---------------------------------------------------------------- calls sharing a state */
+
+/* The calls on the states of the current generation ("dialplan show"). */
+static long show_calls(void)
+{
+	char *out = NULL, *p;
+	long n = -1;
+
+	if (px_cli_run_capture("dialplan show", &out) == PX_CLI_SUCCESS &&
+	    (p = strstr(out, " KiB, ")))
+		n = strtol(p + 6, NULL, 10);
+	free(out);
+	return n;
+}
+
+static void start_call(struct caller *c, const char *context, const char *exten)
+{
+	*c = (struct caller){.context = context, .exten = exten, .calls = 1};
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&c->thread, NULL, caller_main, c), 0);
+}
+
+static void join_call(struct caller *c)
+{
+	pthread_join(c->thread, NULL);
+	CU_ASSERT_EQUAL(c->failures, 0);
+}
+
+/* Start shared/park and wait until it is parked in TestApp("block"). */
+static void park(struct caller *c)
+{
+	start_call(c, "shared", "park");
+	CU_ASSERT_TRUE_FATAL(wait_blocked());
+}
+
+/* Call 1 sets globals (one through _G's metatable, one with rawset into _G)
+ * and parks; the calls that run meanwhile on the same state do not see
+ * them, see their own, and one of them fails with a Lua error without
+ * harming the parked one; Goto and an application's -1 unwind as alone;
+ * 'h' sees each call's own globals. */
+static void test_shared_globals_and_errors(void)
+{
+	struct caller parked;
+	char where[64];
+	long created;
+
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	created = show_number("Lua state");
+	records_clear();
+	park(&parked);
+	CU_ASSERT_EQUAL(show_calls(), 1);
+
+	CU_ASSERT_EQUAL(run("shared", "peek"), 0);
+	CU_ASSERT_TRUE(records_have("peek sees nil,nil"));
+	CU_ASSERT_TRUE(records_have("peek set peek,peek"));
+	CU_ASSERT_TRUE(records_have("h peek"));
+
+	snprintf(where, sizeof(where),
+		 "extensions.lua:%d:", line_of("basic.lua", "crash while another call is parked"));
+	log_clear();
+	CU_ASSERT_EQUAL(run("shared", "crash"), -1);
+	CU_ASSERT_TRUE(log_has_line(where, "attempt to call a nil value", NULL));
+	CU_ASSERT_TRUE(records_have("h crash"));
+
+	CU_ASSERT_EQUAL(run("shared", "jump"), 0);
+	CU_ASSERT_TRUE(records_have("target sees jump"));
+	CU_ASSERT_TRUE(records_have("h jump"));
+	CU_ASSERT_EQUAL(run("shared", "quit"), 0);
+	CU_ASSERT_FALSE(records_have("not reached"));
+
+	/* All of them ran beside the parked call, on its state. */
+	CU_ASSERT_EQUAL(show_calls(), 1);
+	CU_ASSERT_EQUAL(show_number("Lua state"), created);
+	app_release();
+	join_call(&parked);
+	CU_ASSERT_TRUE(records_have("park sees park,park"));
+	CU_ASSERT_TRUE(records_have("h park"));
+	CU_ASSERT_EQUAL(show_calls(), 0);
+}
+
+/* The instruction budget and the memory ceiling are per call: a runaway
+ * loop and a memory hog on the state of a parked call are cut off with
+ * the usual errors, and the parked call then goes on and ends normally. */
+static void test_shared_limits(void)
+{
+	struct caller parked;
+
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	records_clear();
+	park(&parked);
+	log_clear();
+	CU_ASSERT_EQUAL(run("shared", "runaway"), -1);
+	CU_ASSERT_TRUE(log_has_line("extensions.lua:", "instruction_limit", "ended", NULL));
+	CU_ASSERT_TRUE(records_have("h runaway"));
+	log_clear();
+	CU_ASSERT_EQUAL(run("shared", "hog"), -1);
+	CU_ASSERT_TRUE(log_has_line("memory_limit", "ended", NULL));
+	CU_ASSERT_TRUE(records_have("h hog"));
+	/* Another call on the same state still has its whole budget. */
+	CU_ASSERT_EQUAL(run("shared", "peek"), 0);
+	CU_ASSERT_TRUE(records_have("peek set peek,peek"));
+	CU_ASSERT_EQUAL(show_number("Lua state"), 1);
+	app_release();
+	join_call(&parked);
+	CU_ASSERT_TRUE(records_have("park sees park,park"));
+	CU_ASSERT_TRUE(records_have("h park"));
+}
+
+#define MANY_CALLS 65 /* one more than a state takes */
+
+/* More parked calls than one state takes: a second state is made; each
+ * call costs its state a few KiB, not a state; when they are over the
+ * spare state is closed and one stays open for the next calls. */
+static void test_shared_many_calls(void)
+{
+	static struct caller callers[MANY_CALLS];
+	long loaded, total;
+
+	CU_ASSERT_EQUAL_FATAL(reload(), 0);
+	CU_ASSERT_EQUAL(show_number("Lua state"), 1);
+	loaded = show_number("KiB after loading");
+	records_clear();
+	for (int i = 0; i < MANY_CALLS; i++)
+		start_call(&callers[i], "api", "block");
+	CU_ASSERT_TRUE(wait_blocked_n(MANY_CALLS));
+	CU_ASSERT_EQUAL(show_calls(), MANY_CALLS);
+	CU_ASSERT_EQUAL(show_number("Lua state"), 2);
+	CU_ASSERT_EQUAL(show_number("open"), 2);
+	total = show_number("KiB");
+	printf("\n    %d parked calls: %ld KiB in 2 states of %ld KiB after loading\n", MANY_CALLS,
+	       total, loaded);
+	CU_ASSERT_TRUE(loaded > 0 && total < 2 * loaded + MANY_CALLS * 4);
+	app_release();
+	for (int i = 0; i < MANY_CALLS; i++)
+		join_call(&callers[i]);
+	CU_ASSERT_EQUAL(records_count(), 2 * MANY_CALLS);
+	CU_ASSERT_EQUAL(show_calls(), 0);
+	CU_ASSERT_EQUAL(show_number("open"), 1);
+	CU_ASSERT_STRING_EQUAL(run_record("default", "1000"), "1000,default,1000");
+	CU_ASSERT_EQUAL(show_number("Lua state"), 2);
 }
 
 /* Files that must not load: each is refused with its place in one line. */
@@ -1228,16 +1383,17 @@ static void test_plexus_api(void)
 	/* plexus.e164: "+", international and national prefixes, separators,
 	 * and what is refused (no country for a national number, letters, a
 	 * misplaced '+', nothing, too long, options that are not a table). */
-	CU_ASSERT_STRING_EQUAL(run_all("feat", "pe164", NULL),
-			       "+15551234567 nil|+442079460000 nil|+15551234567 nil|"
-			       "+15551234567 nil|+33612345678 nil|+33612345678 nil|"
-			       "+33612345678 nil|"
-			       "nil '5551234' is national; give country = \"NN\"|"
-			       "nil '5551234' is national; give country = \"NN\"|"
-			       "nil '12ab' is not a phone number|nil '' is not a phone number|"
-			       "nil '+' is not a phone number|nil '1+2' is not a phone number|"
-			       "nil '9999999999999999999999999999999999999999999999999999999999999999999999'"
-			       " is not a phone number|false");
+	CU_ASSERT_STRING_EQUAL(
+		run_all("feat", "pe164", NULL),
+		"+15551234567 nil|+442079460000 nil|+15551234567 nil|"
+		"+15551234567 nil|+33612345678 nil|+33612345678 nil|"
+		"+33612345678 nil|"
+		"nil '5551234' is national; give country = \"NN\"|"
+		"nil '5551234' is national; give country = \"NN\"|"
+		"nil '12ab' is not a phone number|nil '' is not a phone number|"
+		"nil '+' is not a phone number|nil '1+2' is not a phone number|"
+		"nil '9999999999999999999999999999999999999999999999999999999999999999999999'"
+		" is not a phone number|false");
 
 	CU_ASSERT_EQUAL_FATAL(px_app_register(NULL, &fake_dial, &err), 0);
 	snprintf(expect, sizeof(expect), "Dial(Test/1&Test/2,7,)|NOANSWER,%d,Carol",
@@ -1356,6 +1512,11 @@ int main(void)
 	CU_add_test(s, "reload with a broken file keeps the old dialplan", test_reload_broken);
 	CU_add_test(s, "reload with a changed file", test_reload_changed);
 	CU_add_test(s, "a call in progress finishes on its generation", test_reload_in_progress);
+	CU_add_test(s, "shared state: per-call globals, an error ends one call only",
+		    test_shared_globals_and_errors);
+	CU_add_test(s, "shared state: budget and memory ceiling per call", test_shared_limits);
+	CU_add_test(s, "shared state: a second state past 64 calls, closed when idle",
+		    test_shared_many_calls);
 	CU_add_test(s, "bad files are refused at load with file:line", test_bad_files);
 	CU_add_test(s, "the sample dialplan/extensions.lua", test_sample);
 	CU_add_test(s, "pbx_lua API: channel variables and functions", test_compat_channel);

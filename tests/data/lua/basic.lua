@@ -101,6 +101,54 @@ extensions = {
 			app.TestApp("basic after block")
 		end,
 	},
+
+	-- calls that share a Lua state: one parks in TestApp("block") while
+	-- others run; each reports the globals it sees (mine through the
+	-- metatable of _G, raw set into _G itself)
+	shared = {
+		park = function()
+			mine = "park"
+			rawset(_G, "raw", "park")
+			app.TestApp("block")
+			app.TestApp("park sees " .. tostring(mine) .. "," .. tostring(raw))
+		end,
+		peek = function()
+			app.TestApp("peek sees " .. tostring(mine) .. "," .. tostring(raw))
+			mine = "peek"
+			rawset(_G, "raw", "peek")
+			app.TestApp("peek set " .. tostring(mine) .. "," .. tostring(raw))
+		end,
+		crash = function()
+			mine = "crash"
+			local missing = nil
+			missing() -- crash while another call is parked
+		end,
+		jump = function()
+			mine = "jump"
+			app.Goto("shared", "target", 1)
+			app.TestApp("not reached")
+		end,
+		target = function()
+			app.TestApp("target sees " .. tostring(mine))
+		end,
+		quit = function()
+			mine = "quit"
+			app.TestApp("hangup")
+			app.TestApp("not reached")
+		end,
+		runaway = function()
+			mine = "runaway"
+			while true do end
+		end,
+		hog = function()
+			mine = "hog"
+			local t = {}
+			for i = 1, 1e8 do t[i] = string.rep("x", 1000) .. i end
+		end,
+		h = function()
+			app.TestApp("h " .. tostring(mine))
+		end,
+	},
 }
 
 hints = {
