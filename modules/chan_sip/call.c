@@ -35,6 +35,9 @@
 
 px_module *sip_module;
 
+/* Contacts of one endpoint rung at once by an outbound call. */
+#define MAX_CONTACTS 16
+
 struct sip_call;
 
 /* One SIP dialog of a call: the inbound INVITE, or one fork of an outbound
@@ -769,35 +772,41 @@ static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_ch
  * through one, a Diversion naming the number that was called. */
 static void forward_headers(struct sip_call *c, const struct sip_config *cfg, px_channel *req)
 {
-	char div[1024] = "", hi[1024] = "", did[80] = "", trunk[64] = "", text[2200];
+	/* On the heap: this runs on the caller's session thread, whose stack
+	 * pages stay resident for the whole call once touched. */
+	struct {
+		char div[1024], hi[1024], did[80], trunk[64], text[2200];
+	} * b;
 	const struct sip_trunk *in;
 	size_t used = 0;
 
-	if (!req)
+	if (!req || !(b = calloc(1, sizeof(*b))))
 		return;
-	px_channel_var_get(req, "SIP_DIVERSION", div, sizeof(div));
-	px_channel_var_get(req, "SIP_HISTORY_INFO", hi, sizeof(hi));
-	if (px_channel_var_get(req, "SIP_DID", did, sizeof(did)) == 0 && did[0] &&
-	    px_channel_var_get(req, "SIP_TRUNK", trunk, sizeof(trunk)) == 0 &&
-	    (in = sip_config_trunk(cfg, trunk)) != NULL)
-		used += (size_t)snprintf(text + used, sizeof(text) - used,
-					 "Diversion: <sip:%s@%s>;reason=unconditional%s%s\r\n", did,
-					 in->from_domain, div[0] ? ", " : "", div);
-	else if (div[0])
-		used += (size_t)snprintf(text + used, sizeof(text) - used, "Diversion: %s\r\n",
-					 div);
-	if (hi[0] && used < sizeof(text))
-		used += (size_t)snprintf(text + used, sizeof(text) - used, "History-Info: %s\r\n",
-					 hi);
-	if (used && used < sizeof(text)) {
-		text[used - 2] = '\0'; /* the tag adds the last line end */
-		c->forward_headers = strdup(text);
+	px_channel_var_get(req, "SIP_DIVERSION", b->div, sizeof(b->div));
+	px_channel_var_get(req, "SIP_HISTORY_INFO", b->hi, sizeof(b->hi));
+	if (px_channel_var_get(req, "SIP_DID", b->did, sizeof(b->did)) == 0 && b->did[0] &&
+	    px_channel_var_get(req, "SIP_TRUNK", b->trunk, sizeof(b->trunk)) == 0 &&
+	    (in = sip_config_trunk(cfg, b->trunk)) != NULL)
+		used += (size_t)snprintf(b->text + used, sizeof(b->text) - used,
+					 "Diversion: <sip:%s@%s>;reason=unconditional%s%s\r\n",
+					 b->did, in->from_domain, b->div[0] ? ", " : "", b->div);
+	else if (b->div[0])
+		used += (size_t)snprintf(b->text + used, sizeof(b->text) - used,
+					 "Diversion: %s\r\n", b->div);
+	if (b->hi[0] && used < sizeof(b->text))
+		used += (size_t)snprintf(b->text + used, sizeof(b->text) - used,
+					 "History-Info: %s\r\n", b->hi);
+	if (used && used < sizeof(b->text)) {
+		b->text[used - 2] = '\0'; /* the tag adds the last line end */
+		c->forward_headers = strdup(b->text);
 	}
+	free(b);
 }
 
-/* "trunk/number": one INVITE to the carrier. */
-static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_channel *requestor,
-				 int *cause)
+/* Not inlined into tech_request: its kilobyte of locals would deepen the
+ * stack of every call to an endpoint too. */
+__attribute__((noinline)) static px_channel *trunk_request(struct sip_config *cfg, const char *dest,
+							   px_channel *requestor, int *cause)
 {
 	char name[80], trunk[64], number[80], hp[300], pres[32] = "";
 	const char *slash = strchr(dest, '/');
@@ -913,9 +922,9 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 {
 	struct sip_config *cfg = sip_stack_config();
 	const struct sip_endpoint *ep;
-	struct px_binding bindings[16];
+	struct px_binding *bindings;
 	struct sip_call *c;
-	size_t n;
+	size_t n, max;
 	px_err err = {""};
 	char name[80];
 	px_channel *ch;
@@ -936,24 +945,40 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		sip_config_unref(cfg);
 		return NULL;
 	}
-	n = px_location_lookup(ep->name, bindings, sizeof(bindings) / sizeof(bindings[0]));
-	if (n == 0) {
+	/* The bindings on the heap, as many as there are (1.3 KiB each): this
+	 * runs on the caller's session thread, and every stack page it
+	 * touches stays resident for the whole call (a 16-binding array was a
+	 * 20 KiB frame, three more resident pages per call). Counted first,
+	 * then copied; one that registers in between waits for the next call. */
+	max = px_location_lookup(ep->name, NULL, 0);
+	if (max == 0) {
 		px_verbose(3, "chan_sip: %s has no registered contact", ep->name);
 		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
 		sip_config_unref(cfg);
 		return NULL;
 	}
-	if (n > sizeof(bindings) / sizeof(bindings[0]))
-		n = sizeof(bindings) / sizeof(bindings[0]);
+	if (max > MAX_CONTACTS)
+		max = MAX_CONTACTS;
+	if (!(bindings = malloc(max * sizeof(*bindings)))) {
+		px_log_warning("chan_sip: calling %s: out of memory", ep->name);
+		*cause = PX_CAUSE_CONGESTION;
+		sip_config_unref(cfg);
+		return NULL;
+	}
+	n = px_location_lookup(ep->name, bindings, max);
+	if (n > max)
+		n = max;
 	n = usable_contacts(ep, bindings, sip_transport_filter(ep, bindings, n));
 	if (n == 0) {
 		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
+		free(bindings);
 		sip_config_unref(cfg);
 		return NULL;
 	}
 	c = call_new(true, ep);
 	if (!c) {
 		*cause = PX_CAUSE_CONGESTION;
+		free(bindings);
 		sip_config_unref(cfg);
 		return NULL;
 	}
@@ -995,9 +1020,11 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		px_channel_get_caller(requestor, c->from_num, sizeof(c->from_num), c->from_name,
 				      sizeof(c->from_name));
 	px_channel_set_connected(ch, ep->callerid_num, ep->callerid_name);
+	free(bindings);
 	sip_config_unref(cfg);
 	return ch;
 fail:
+	free(bindings);
 	sip_config_unref(cfg);
 	call_unref(c);
 	return NULL;
