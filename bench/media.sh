@@ -24,7 +24,9 @@
 #   BENCH_KEEP=1 keeps the work directory (plexusd logs, SIPp statistics);
 #   BENCH_TRACE=1 has the SIPps log every message there too;
 #   BENCH_STACKS=1 prints the resident pages of plexusd's thread stacks
-#   (bench/stacks.py) with the calls up and again once they have ended.
+#   (bench/stacks.py) with the calls up and again once they have ended;
+#   BENCH_MALLOC=1 (needs gdb) also prints what malloc has handed out and
+#   not had back, idle, young and steady (glibc's malloc_stats()).
 #
 # Every run is bounded: SIPp gets -m, -timeout and -recv_timeout, the
 # script waits with deadlines, everything is on 127.0.0.1, and every
@@ -98,6 +100,17 @@ cpu_ticks() { # utime + stime of a process
 
 rss_kb() {
 	sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+# heap_kb PID OUT: kB that malloc has handed out and not had back (all
+# arenas and mmapped chunks), from glibc's malloc_stats() called in the
+# process by gdb (it stops the process for a moment) and written to its
+# stderr, OUT. Empty unless BENCH_MALLOC=1.
+heap_kb() {
+	[ "${BENCH_MALLOC:-}" = 1 ] || return 0
+	timeout 30 gdb -p "$1" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1
+	awk '/^Total \(incl. mmap\):/ { t = 1 } t && /in use bytes/ { v = $NF; t = 0 }
+		END { if (v != "") print int(v / 1024) }' "$2"
 }
 
 # ---------------------------------------------------------------- ports
@@ -268,7 +281,7 @@ channels_up() {
 # run MODE N: one measurement; prints the figures of one run.
 run() {
 	local mode=$1 n=$2 name="$1-$2" account number ramp hold measure
-	local t0 t1 rss0 rss1 rss2 up up2 ok sample started
+	local t0 t1 rss0 rss1 rss2 up up2 ok sample started heap0 heap1 heap2
 	if [ "$mode" = relay ]; then
 		account=uas number=relay
 	else
@@ -276,6 +289,7 @@ run() {
 	fi
 	start_plexusd "$name"
 	rss0=$(rss_kb "$PD_PID")
+	heap0=$(heap_kb "$PD_PID" "$WORK/plexusd-$name.out")
 
 	sipp_bg "reg-$name" "$SLOT_UAS" "127.0.0.1:$SIP_PORT" -sf "$SCEN/register.xml" \
 		-s "$account" -au "$account" -ap "$SECRET_UAS" -m 1 -timeout 10s -timeout_error \
@@ -314,6 +328,7 @@ run() {
 	sleep "$measure"
 	t1=$(cpu_ticks "$PD_PID")
 	rss1=$(rss_kb "$PD_PID")
+	heap1=$(heap_kb "$PD_PID" "$WORK/plexusd-$name.out")
 	sample=$(px 'core show channels concise' | grep -m1 -oE '^SIP/uac-[0-9a-f]+')
 	[ -n "$sample" ] && sample=$(px "core show channel $sample" | grep -E 'RX packets|TX packets' |
 		tr -s ' ' | tr '\n' ' ')
@@ -324,6 +339,7 @@ run() {
 		[ "$wait_s" -gt 0 ] && sleep "$wait_s"
 		up2=$(channels_up)
 		rss2=$(rss_kb "$PD_PID")
+		heap2=$(heap_kb "$PD_PID" "$WORK/plexusd-$name.out")
 	fi
 	[ "${BENCH_STACKS:-}" = 1 ] && stacks "thread stacks, calls up"
 
@@ -346,6 +362,10 @@ run() {
 	[ "$STEADY_SECS" -gt 0 ] &&
 		printf '          steady (%ss after the last set-up): up %4s/%-4s  RSS %6s kB (%+d kB idle->load, %s kB/call)\n' \
 			"$STEADY_SECS" "$((up2 / 2))" "$n" "$rss2" "$((rss2 - rss0))" "$(((rss2 - rss0) / n))"
+	[ -n "$heap0" ] && [ -n "$heap1" ] &&
+		printf '          malloc in use: idle %s kB, young %s kB (%s kB/call)%s\n' "$heap0" "$heap1" \
+			"$(((heap1 - heap0) / n))" \
+			"${heap2:+, steady $heap2 kB ($(((heap2 - heap0) / n)) kB/call)}"
 	echo "          sample leg: ${sample:-none}"
 }
 
