@@ -1196,14 +1196,14 @@ int px_channel_hangup_cause(const px_channel *ch)
 #define SESSION_IDLE_SECS 30
 /* A session thread's stack: 1 MiB instead of glibc's 8 MiB (RLIMIT_STACK).
  * Only pages a thread touches count in RSS (a relayed call parked in Dial
- * touches 28 KiB), so this does not lower RSS here; it bounds the address
+ * has 16 KiB of it resident), so this does not lower RSS here; it bounds the address
  * space of hundreds of threads and keeps stacks below the 2 MiB of a
  * transparent huge page, which a system with THP "always" may otherwise
  * back an 8 MiB stack with. The deepest path is Lua calling C calling Lua,
  * which Lua itself limits to 200 C levels (LUAI_MAXCCALLS): measured with
  * Debian's liblua5.4, 190 nested string.gsub callbacks take 400 KiB, 195
  * nested pcalls 150 KiB, while an ordinary call parked in Dial reaches
- * 36 KiB in all. 1 MiB leaves more than twice the worst (tests/sip/lua.sh
+ * 16 KiB in all. 1 MiB leaves more than twice the worst (tests/sip/lua.sh
  * "5000" dials from the bottom of such a recursion). Sanitizers' redzones
  * make frames several times larger, so their builds get 4 MiB. */
 #if defined(__SANITIZE_ADDRESS__)
