@@ -8,8 +8,12 @@
 # HOLD_SECS, with RTP both ways: the UAC plays a PCMU tone on every call
 # (SIPp rtp_stream, 50 packets/s), the UAS (SIPp) echoes every packet it
 # gets back to plexusd (-rtp_echo). While all N are up it samples
-# plexusd's CPU time and RSS, and the memory of pbx_lua's Lua states
-# ("dialplan show": every caller's extension function is parked in Dial).
+# plexusd's CPU time and RSS ("young" calls, their set-up transactions
+# still kept by sofia-sip), and RSS again STEADY_SECS after the last call
+# was set up, once those transactions have ended: the steady state of a
+# call that lasts minutes.
+# It also prints the memory of pbx_lua's Lua states ("dialplan show":
+# every caller's extension function is parked in Dial).
 #
 # Modes (MODES, default "relay transcode"):
 #   relay      the UAS endpoint allows PCMU: plexusd relays G.711 packets
@@ -17,9 +21,14 @@
 #              encodes Opus at 8 kHz one way, and back the other
 #
 # Environment (defaults in brackets):
-#   CALLS ["100 200 500"]  HOLD_SECS [30]  RATE [50]  MODES  SIPP [sipp]
+#   CALLS ["100 200 500"]  HOLD_SECS [30]  STEADY_SECS [45; 0: no steady
+#   sample]  RATE [50]  MODES  SIPP [sipp]
 #   BENCH_KEEP=1 keeps the work directory (plexusd logs, SIPp statistics);
-#   BENCH_TRACE=1 has the SIPps log every message there too.
+#   BENCH_TRACE=1 has the SIPps log every message there too;
+#   BENCH_STACKS=1 prints the resident pages of plexusd's thread stacks
+#   (bench/stacks.py) with the calls up and again once they have ended;
+#   BENCH_MALLOC=1 (needs gdb) also prints what malloc has handed out and
+#   not had back, idle, young and steady (glibc's malloc_stats()).
 #
 # Every run is bounded: SIPp gets -m, -timeout and -recv_timeout, the
 # script waits with deadlines, everything is on 127.0.0.1, and every
@@ -41,6 +50,7 @@ SIPP=${SIPP:-sipp}
 PYTHON=/usr/bin/python3
 CALLS=${CALLS:-"100 200 500"}
 HOLD_SECS=${HOLD_SECS:-30}
+STEADY_SECS=${STEADY_SECS:-45}
 RATE=${RATE:-50}
 MODES=${MODES:-"relay transcode"}
 SECRET_UAC=bench-uac-secret
@@ -92,6 +102,17 @@ cpu_ticks() { # utime + stime of a process
 
 rss_kb() {
 	sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+# heap_kb PID OUT: kB that malloc has handed out and not had back (all
+# arenas and mmapped chunks), from glibc's malloc_stats() called in the
+# process by gdb (it stops the process for a moment) and written to its
+# stderr, OUT. Empty unless BENCH_MALLOC=1.
+heap_kb() {
+	[ "${BENCH_MALLOC:-}" = 1 ] || return 0
+	timeout 30 gdb -p "$1" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1
+	awk '/^Total \(incl. mmap\):/ { t = 1 } t && /in use bytes/ { v = $NF; t = 0 }
+		END { if (v != "") print int(v / 1024) }' "$2"
 }
 
 # ---------------------------------------------------------------- ports
@@ -259,10 +280,10 @@ channels_up() {
 	px 'core show channels concise' | grep -c '!Up!'
 }
 
-# run MODE N: one measurement; prints one line of figures.
+# run MODE N: one measurement; prints the figures of one run.
 run() {
 	local mode=$1 n=$2 name="$1-$2" account number ramp hold measure
-	local t0 t1 rss0 rss1 up ok sample lua
+	local t0 t1 rss0 rss1 rss2 up up2 ok sample started heap0 heap1 heap2 lua
 	if [ "$mode" = relay ]; then
 		account=uas number=relay
 	else
@@ -270,6 +291,7 @@ run() {
 	fi
 	start_plexusd "$name"
 	rss0=$(rss_kb "$PD_PID")
+	heap0=$(heap_kb "$PD_PID" "$WORK/plexusd-$name.out")
 
 	sipp_bg "reg-$name" "$SLOT_UAS" "127.0.0.1:$SIP_PORT" -sf "$SCEN/register.xml" \
 		-s "$account" -au "$account" -ap "$SECRET_UAS" -m 1 -timeout 10s -timeout_error \
@@ -280,11 +302,18 @@ run() {
 		stop_pid "$PD_PID"
 		return
 	fi
+	# The last call is set up at about "ramp" seconds; all N are up from
+	# then until the first call's hold ends. That must cover the young
+	# window (HOLD_SECS) and, when asked, the steady sample STEADY_SECS
+	# after the last set-up.
 	ramp=$(((n + RATE - 1) / RATE))
 	hold=$((ramp + HOLD_SECS + 3))
+	[ "$STEADY_SECS" -gt 0 ] && [ $((ramp + STEADY_SECS + 3)) -gt "$hold" ] &&
+		hold=$((ramp + STEADY_SECS + 3))
 	sipp_bg "uas-$name" "$SLOT_UAS" -sf "$SCEN/uas_media.xml" -mp $((SLOT_UAS + 2)) -rtp_echo \
 		-m "$n" -timeout $((hold + ramp + 60))s -recv_timeout $((hold + 30))s
 	local uas=$SIPP_PID
+	started=$SECONDS
 	sipp_bg "uac-$name" "$SLOT_UAC" "127.0.0.1:$SIP_PORT" -sf "$SCEN/uac_media.xml" \
 		-s "$number" -key caller uac -au uac -ap "$SECRET_UAC" -m "$n" -l "$n" -r "$RATE" \
 		-d $((hold * 1000)) -mp "$UAC_RTP" \
@@ -302,24 +331,55 @@ run() {
 	t1=$(cpu_ticks "$PD_PID")
 	rss1=$(rss_kb "$PD_PID")
 	lua=$(px 'dialplan show' | grep -m1 -oE '[0-9]+ open .* KiB' | sed 's/ open (.*) using/ state(s) open,/')
+	heap1=$(heap_kb "$PD_PID" "$WORK/plexusd-$name.out")
 	sample=$(px 'core show channels concise' | grep -m1 -oE '^SIP/uac-[0-9a-f]+')
 	[ -n "$sample" ] && sample=$(px "core show channel $sample" | grep -E 'RX packets|TX packets' |
 		tr -s ' ' | tr '\n' ' ')
+	# Steady: the same calls once the transactions of their set-up have
+	# ended (sofia-sip keeps a completed transaction about 32 s, 64*T1).
+	if [ "$STEADY_SECS" -gt 0 ]; then
+		local wait_s=$((started + ramp + STEADY_SECS - SECONDS))
+		[ "$wait_s" -gt 0 ] && sleep "$wait_s"
+		up2=$(channels_up)
+		rss2=$(rss_kb "$PD_PID")
+		heap2=$(heap_kb "$PD_PID" "$WORK/plexusd-$name.out")
+	fi
+	[ "${BENCH_STACKS:-}" = 1 ] && stacks "thread stacks, calls up"
 
 	wait_gone "$uac" $((hold + 60)) || stop_sipp "$uac"
 	ok=$(grep -oE 'Successful call[^0-9]*[0-9]+[^0-9]+[0-9]+' "$WORK/uac-$name.screen" 2>/dev/null |
 		grep -oE '[0-9]+$' | tail -1)
 	stop_sipp "$uas"
+	if [ "${BENCH_STACKS:-}" = 1 ]; then
+		local i
+		for ((i = 0; i < 100; i++)); do
+			[ "$(px 'core show channels concise' | grep -c .)" = 0 ] && break
+			sleep 0.1
+		done
+		stacks "thread stacks, calls ended (session threads idle in the pool)"
+	fi
 	stop_pid "$PD_PID"
 	printf '%-9s N=%-4s up %4s/%-4s  CPU %5.1f %% of a core  RSS %6s kB (%+d kB idle->load, %s kB/call)  calls ok %s\n' \
 		"$mode" "$n" "$((up / 2))" "$n" "$(echo "scale=1; ($t1 - $t0) * 100 / ($HZ * $measure)" | bc)" \
 		"$rss1" "$((rss1 - rss0))" "$(((rss1 - rss0) / n))" "${ok:-?}"
 	echo "          Lua: ${lua:-?} for $n parked calls"
+	[ "$STEADY_SECS" -gt 0 ] &&
+		printf '          steady (%ss after the last set-up): up %4s/%-4s  RSS %6s kB (%+d kB idle->load, %s kB/call)\n' \
+			"$STEADY_SECS" "$((up2 / 2))" "$n" "$rss2" "$((rss2 - rss0))" "$(((rss2 - rss0) / n))"
+	[ -n "$heap0" ] && [ -n "$heap1" ] &&
+		printf '          malloc in use: idle %s kB, young %s kB (%s kB/call)%s\n' "$heap0" "$heap1" \
+			"$(((heap1 - heap0) / n))" \
+			"${heap2:+, steady $heap2 kB ($(((heap2 - heap0) / n)) kB/call)}"
 	echo "          sample leg: ${sample:-none}"
 }
 
+stacks() { # TITLE: bench/stacks.py on plexusd, indented
+	echo "          $1:"
+	"$PYTHON" "$HERE/stacks.py" "$PD_PID" 2>&1 | sed 's/^/            /'
+}
+
 echo "# bench/media.sh: $("$PLEXUSD" -V 2>/dev/null | head -1), $(nproc) cores," \
-	"hold ${HOLD_SECS}s, $RATE calls/s"
+	"hold ${HOLD_SECS}s, steady at ${STEADY_SECS}s, $RATE calls/s"
 for mode in $MODES; do
 	for n in $CALLS; do
 		run "$mode" "$n"

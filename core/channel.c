@@ -43,7 +43,14 @@ struct channel_var {
 	char *value;
 };
 
-#define EVENT_QUEUE_MAX 64
+/* A channel's event queue: a ring of EVENT_QUEUE_FIRST slots inside the
+ * channel, moved to the heap and doubled when it fills, up to
+ * EVENT_QUEUE_MAX. A call queues a handful of events at a time (ringing,
+ * answer, DTMF, hangup) and the session takes them at once; 64 inline
+ * slots were 1.5 KiB in every channel, two per relayed call, for bursts
+ * of DTMF that few calls have. */
+#define EVENT_QUEUE_FIRST 8
+#define EVENT_QUEUE_MAX   64
 
 /* What the session must do once its application has returned: go to
  * another place in the dialplan, or meet another channel in a bridge. */
@@ -79,11 +86,12 @@ struct px_channel {
 	struct channel_var *vars;
 	px_channel *peer;
 	px_rtp *rtp;
-	char codec[32];  /* negotiated audio codec, "" until known */
-	time_t answered; /* when it first went Up; 0 before */
-	bool hold;       /* the last Hold/Unhold told of it was Hold */
-	struct px_channel_event events[EVENT_QUEUE_MAX];
-	unsigned ev_head, ev_len;
+	char codec[32];                  /* negotiated audio codec, "" until known */
+	time_t answered;                 /* when it first went Up; 0 before */
+	bool hold;                       /* the last Hold/Unhold told of it was Hold */
+	struct px_channel_event *events; /* ev_first, or a heap ring */
+	unsigned ev_head, ev_len, ev_cap;
+	struct px_channel_event ev_first[EVENT_QUEUE_FIRST];
 	bool hungup;      /* px_channel_hangup ran */
 	bool tech_gone;   /* the leg ended on the wire; tech->hangup must not run */
 	bool hangup_told; /* the Hangup event went out */
@@ -359,6 +367,8 @@ px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *nam
 		 atomic_fetch_add(&uniqueid_serial, 1));
 	snprintf(ch->linkedid, sizeof(ch->linkedid), "%s", linkedid ? linkedid : ch->uniqueid);
 	pthread_mutex_init(&ch->lock, NULL);
+	ch->events = ch->ev_first;
+	ch->ev_cap = EVENT_QUEUE_FIRST;
 	waiter_init(&ch->own_waiter);
 	ch->waiter = &ch->own_waiter;
 	ch->state = PX_STATE_DOWN;
@@ -413,6 +423,8 @@ static void channel_free(px_channel *ch)
 	free(ch->exten);
 	free(ch->app);
 	free(ch->app_data);
+	if (ch->events != ch->ev_first)
+		free(ch->events);
 	waiter_destroy(&ch->own_waiter);
 	pthread_mutex_destroy(&ch->lock);
 	px_debug(1, "Channel %s destroyed", ch->name);
@@ -887,15 +899,34 @@ void px_channel_get_codec(px_channel *ch, char *buf, size_t size)
 
 /* ---- events ---- */
 
+/* Double the ring (caller holds the lock); false when it is at its
+ * largest or memory ran out. */
+static bool events_grow(px_channel *ch)
+{
+	unsigned cap = ch->ev_cap * 2;
+	struct px_channel_event *ring;
+
+	if (cap > EVENT_QUEUE_MAX || !(ring = malloc(cap * sizeof(*ring))))
+		return false;
+	for (unsigned i = 0; i < ch->ev_len; i++)
+		ring[i] = ch->events[(ch->ev_head + i) % ch->ev_cap];
+	if (ch->events != ch->ev_first)
+		free(ch->events);
+	ch->events = ring;
+	ch->ev_head = 0;
+	ch->ev_cap = cap;
+	return true;
+}
+
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
 {
 	pthread_mutex_lock(&ch->lock);
-	if (ch->ev_len < EVENT_QUEUE_MAX) {
-		ch->events[(ch->ev_head + ch->ev_len) % EVENT_QUEUE_MAX] = *ev;
+	if (ch->ev_len < ch->ev_cap || events_grow(ch)) {
+		ch->events[(ch->ev_head + ch->ev_len) % ch->ev_cap] = *ev;
 		ch->ev_len++;
 	} else if (ev->type == PX_EVENT_HANGUP) {
 		/* A hangup must never be lost: it replaces the newest event. */
-		ch->events[(ch->ev_head + ch->ev_len - 1) % EVENT_QUEUE_MAX] = *ev;
+		ch->events[(ch->ev_head + ch->ev_len - 1) % ch->ev_cap] = *ev;
 	} else {
 		px_log_warning("Channel %s: event queue full; event dropped", ch->name);
 	}
@@ -994,7 +1025,7 @@ int px_channel_take_event(px_channel *ch, struct px_channel_event *ev)
 	pthread_mutex_lock(&ch->lock);
 	if (ch->ev_len) {
 		*ev = ch->events[ch->ev_head];
-		ch->ev_head = (ch->ev_head + 1) % EVENT_QUEUE_MAX;
+		ch->ev_head = (ch->ev_head + 1) % ch->ev_cap;
 		ch->ev_len--;
 		got = 1;
 	}
@@ -1165,14 +1196,14 @@ int px_channel_hangup_cause(const px_channel *ch)
 #define SESSION_IDLE_SECS 30
 /* A session thread's stack: 1 MiB instead of glibc's 8 MiB (RLIMIT_STACK).
  * Only pages a thread touches count in RSS (a relayed call parked in Dial
- * touches 28 KiB), so this does not lower RSS here; it bounds the address
+ * has 16 KiB of it resident), so this does not lower RSS here; it bounds the address
  * space of hundreds of threads and keeps stacks below the 2 MiB of a
  * transparent huge page, which a system with THP "always" may otherwise
  * back an 8 MiB stack with. The deepest path is Lua calling C calling Lua,
  * which Lua itself limits to 200 C levels (LUAI_MAXCCALLS): measured with
  * Debian's liblua5.4, 190 nested string.gsub callbacks take 400 KiB, 195
  * nested pcalls 150 KiB, while an ordinary call parked in Dial reaches
- * 36 KiB in all. 1 MiB leaves more than twice the worst (tests/sip/lua.sh
+ * 16 KiB in all. 1 MiB leaves more than twice the worst (tests/sip/lua.sh
  * "5000" dials from the bottom of such a recursion). Sanitizers' redzones
  * make frames several times larger, so their builds get 4 MiB. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -1634,8 +1665,7 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 	} else if (workers_idle > jobs_queued) {
 		pthread_cond_signal(&pool_cond);
 	} else {
-		rc = px_thread_start_sized(&t, "session", session_worker, NULL,
-					   SESSION_STACK_SIZE);
+		rc = px_thread_start_sized(&t, "session", session_worker, NULL, SESSION_STACK_SIZE);
 		if (rc == 0) {
 			pthread_detach(t);
 			workers_total++;

@@ -35,6 +35,9 @@
 
 px_module *sip_module;
 
+/* Contacts of one endpoint rung at once by an outbound call. */
+#define MAX_CONTACTS 16
+
 struct sip_call;
 
 /* One SIP dialog of a call: the inbound INVITE, or one fork of an outbound
@@ -42,8 +45,9 @@ struct sip_call;
 struct sip_leg {
 	struct sip_call *call;
 	nua_handle_t *nh;
-	char uri[PX_CONTACT_MAX]; /* outbound: the contact rung */
-	char proxy[260];          /* outbound: where to send it (NAT, outbound proxy), or "" */
+	/* Outbound: the contact rung, and where to send it (NAT, outbound
+	 * proxy) or "", in one block that uri owns; NULL inbound. */
+	char *uri, *proxy;
 	bool terminated;
 	bool auth_sent; /* outbound: credentials answered a challenge */
 	int status;     /* last final status of an outbound fork */
@@ -69,13 +73,13 @@ struct sip_call {
 	uint64_t sdp_id;
 	unsigned sdp_version;
 	char from_num[80], from_name[80]; /* outbound: identity presented */
-	char to_uri[PX_CONTACT_MAX];
+	char *to_uri;                     /* outbound: the To, or NULL */
 	/* Trunks (trunk.c) and NAT (nat.c): */
 	struct sip_trunk *trunk;          /* out through a trunk: its settings (no ACL) */
 	bool restricted;                  /* the caller withholds the number */
 	char *forward_headers;            /* Diversion/History-Info to pass on, or NULL */
 	struct sockaddr_storage sdp_addr; /* the address our SDP gives */
-	char contact[320];                /* our Contact for a peer outside local_net */
+	char *contact;                    /* our Contact for a peer outside local_net, or NULL */
 
 	/* SIP thread only: */
 	struct sip_leg *legs;
@@ -118,8 +122,11 @@ static void call_unref(struct sip_call *c)
 		px_rtp_destroy(c->rtp);
 	free(c->trunk);
 	free(c->forward_headers);
+	free(c->to_uri);
+	free(c->contact);
 	while (c->legs) {
 		struct sip_leg *next = c->legs->next;
+		free(c->legs->uri);
 		free(c->legs);
 		c->legs = next;
 	}
@@ -164,6 +171,23 @@ static struct sip_leg *leg_new(struct sip_call *c)
 	c->legs = l;
 	if (c->legs_alive++ == 0)
 		px_channel_ref(c->chan);
+	return l;
+}
+
+/* A planned outbound leg (not yet a dialog) to uri, sent through proxy
+ * ("" for none); NULL when memory ran out. */
+static struct sip_leg *leg_plan(struct sip_call *c, const char *uri, const char *proxy)
+{
+	size_t ul = strlen(uri) + 1, pl = strlen(proxy) + 1;
+	struct sip_leg *l = calloc(1, sizeof(*l));
+
+	if (!l || !(l->uri = malloc(ul + pl))) {
+		free(l);
+		return NULL;
+	}
+	memcpy(l->uri, uri, ul);
+	l->proxy = memcpy(l->uri + ul, proxy, pl);
+	l->call = c;
 	return l;
 }
 
@@ -570,7 +594,7 @@ static void do_answer(void *arg)
 	    build_sdp(c, sdp, sizeof(sdp), SIP_SENDRECV) > 0) {
 		nua_respond(l->nh, 200, sip_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 			    SIPTAG_PAYLOAD_STR(sdp),
-			    TAG_IF(c->contact[0], SIPTAG_CONTACT_STR(c->contact)), TAG_END());
+			    TAG_IF(c->contact, SIPTAG_CONTACT_STR(c->contact)), TAG_END());
 		c->final_sent = true;
 		c->answered = true;
 		watch_add(c);
@@ -769,37 +793,43 @@ static int offer_codecs(struct sip_call *c, const struct sip_endpoint *ep, px_ch
  * through one, a Diversion naming the number that was called. */
 static void forward_headers(struct sip_call *c, const struct sip_config *cfg, px_channel *req)
 {
-	char div[1024] = "", hi[1024] = "", did[80] = "", trunk[64] = "", text[2200];
+	/* On the heap: this runs on the caller's session thread, whose stack
+	 * pages stay resident for the whole call once touched. */
+	struct {
+		char div[1024], hi[1024], did[80], trunk[64], text[2200];
+	} * b;
 	const struct sip_trunk *in;
 	size_t used = 0;
 
-	if (!req)
+	if (!req || !(b = calloc(1, sizeof(*b))))
 		return;
-	px_channel_var_get(req, "SIP_DIVERSION", div, sizeof(div));
-	px_channel_var_get(req, "SIP_HISTORY_INFO", hi, sizeof(hi));
-	if (px_channel_var_get(req, "SIP_DID", did, sizeof(did)) == 0 && did[0] &&
-	    px_channel_var_get(req, "SIP_TRUNK", trunk, sizeof(trunk)) == 0 &&
-	    (in = sip_config_trunk(cfg, trunk)) != NULL)
-		used += (size_t)snprintf(text + used, sizeof(text) - used,
-					 "Diversion: <sip:%s@%s>;reason=unconditional%s%s\r\n", did,
-					 in->from_domain, div[0] ? ", " : "", div);
-	else if (div[0])
-		used += (size_t)snprintf(text + used, sizeof(text) - used, "Diversion: %s\r\n",
-					 div);
-	if (hi[0] && used < sizeof(text))
-		used += (size_t)snprintf(text + used, sizeof(text) - used, "History-Info: %s\r\n",
-					 hi);
-	if (used && used < sizeof(text)) {
-		text[used - 2] = '\0'; /* the tag adds the last line end */
-		c->forward_headers = strdup(text);
+	px_channel_var_get(req, "SIP_DIVERSION", b->div, sizeof(b->div));
+	px_channel_var_get(req, "SIP_HISTORY_INFO", b->hi, sizeof(b->hi));
+	if (px_channel_var_get(req, "SIP_DID", b->did, sizeof(b->did)) == 0 && b->did[0] &&
+	    px_channel_var_get(req, "SIP_TRUNK", b->trunk, sizeof(b->trunk)) == 0 &&
+	    (in = sip_config_trunk(cfg, b->trunk)) != NULL)
+		used += (size_t)snprintf(b->text + used, sizeof(b->text) - used,
+					 "Diversion: <sip:%s@%s>;reason=unconditional%s%s\r\n",
+					 b->did, in->from_domain, b->div[0] ? ", " : "", b->div);
+	else if (b->div[0])
+		used += (size_t)snprintf(b->text + used, sizeof(b->text) - used,
+					 "Diversion: %s\r\n", b->div);
+	if (b->hi[0] && used < sizeof(b->text))
+		used += (size_t)snprintf(b->text + used, sizeof(b->text) - used,
+					 "History-Info: %s\r\n", b->hi);
+	if (used && used < sizeof(b->text)) {
+		b->text[used - 2] = '\0'; /* the tag adds the last line end */
+		c->forward_headers = strdup(b->text);
 	}
+	free(b);
 }
 
-/* "trunk/number": one INVITE to the carrier. */
-static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_channel *requestor,
-				 int *cause)
+/* Not inlined into tech_request: its kilobyte of locals would deepen the
+ * stack of every call to an endpoint too. */
+__attribute__((noinline)) static px_channel *trunk_request(struct sip_config *cfg, const char *dest,
+							   px_channel *requestor, int *cause)
 {
-	char name[80], trunk[64], number[80], hp[300], pres[32] = "";
+	char name[80], trunk[64], number[80], hp[300], uri[400], pres[32] = "";
 	const char *slash = strchr(dest, '/');
 	const struct sip_trunk *t;
 	struct sip_call *c;
@@ -843,12 +873,17 @@ static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_ch
 	c->trunk->nmatch = 0;
 	if (!sip_trunk_is_local(cfg, t)) {
 		sip_nat_media_addr(cfg, true, &c->sdp_addr);
-		if (cfg->external_signaling[0])
-			snprintf(c->contact, sizeof(c->contact), "<sip:%s@%s%s>",
-				 t->from_user[0] ? t->from_user : "plexus", cfg->external_signaling,
-				 t->transport == SIP_TP_TCP   ? ";transport=tcp"
-				 : t->transport == SIP_TP_TLS ? ";transport=tls"
-							      : "");
+		if (cfg->external_signaling[0] &&
+		    asprintf(&c->contact, "<sip:%s@%s%s>",
+			     t->from_user[0] ? t->from_user : "plexus", cfg->external_signaling,
+			     t->transport == SIP_TP_TCP   ? ";transport=tcp"
+			     : t->transport == SIP_TP_TLS ? ";transport=tls"
+							  : "") < 0) {
+			c->contact = NULL;
+			*cause = PX_CAUSE_CONGESTION;
+			call_unref(c);
+			return NULL;
+		}
 	}
 	if (requestor && px_channel_var_get(requestor, "CALLERPRES", pres, sizeof(pres)) == 0)
 		c->restricted = !strncasecmp(pres, "prohib", 6);
@@ -871,18 +906,16 @@ static px_channel *trunk_request(struct sip_config *cfg, const char *dest, px_ch
 	px_rtp_set_dtmf_handler(c->rtp, rtp_dtmf, c);
 	set_inband(c);
 	px_channel_set_rtp(ch, c->rtp);
-	l = calloc(1, sizeof(*l));
-	if (!l) {
+	sip_trunk_hostport(t, hp, sizeof(hp));
+	snprintf(uri, sizeof(uri), "sip:%s@%s", number, hp);
+	/* On failure the channel's end frees the call, with its legs. */
+	c->legs = l = leg_plan(c, uri, t->outbound_proxy);
+	if (!l || asprintf(&c->to_uri, "<sip:%s@%s>", number, t->from_domain) < 0) {
+		c->to_uri = NULL;
 		*cause = PX_CAUSE_CONGESTION;
 		px_channel_unref(ch);
 		return NULL;
 	}
-	l->call = c;
-	sip_trunk_hostport(t, hp, sizeof(hp));
-	snprintf(l->uri, sizeof(l->uri), "sip:%s@%s", number, hp);
-	snprintf(l->proxy, sizeof(l->proxy), "%s", t->outbound_proxy);
-	c->legs = l;
-	snprintf(c->to_uri, sizeof(c->to_uri), "<sip:%s@%s>", number, t->from_domain);
 	if (requestor)
 		px_channel_get_caller(requestor, c->from_num, sizeof(c->from_num), c->from_name,
 				      sizeof(c->from_name));
@@ -913,9 +946,9 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 {
 	struct sip_config *cfg = sip_stack_config();
 	const struct sip_endpoint *ep;
-	struct px_binding bindings[16];
+	struct px_binding *bindings;
 	struct sip_call *c;
-	size_t n;
+	size_t n, max;
 	px_err err = {""};
 	char name[80];
 	px_channel *ch;
@@ -936,24 +969,40 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		sip_config_unref(cfg);
 		return NULL;
 	}
-	n = px_location_lookup(ep->name, bindings, sizeof(bindings) / sizeof(bindings[0]));
-	if (n == 0) {
+	/* The bindings on the heap, as many as there are (1.3 KiB each): this
+	 * runs on the caller's session thread, and every stack page it
+	 * touches stays resident for the whole call (a 16-binding array was a
+	 * 20 KiB frame, three more resident pages per call). Counted first,
+	 * then copied; one that registers in between waits for the next call. */
+	max = px_location_lookup(ep->name, NULL, 0);
+	if (max == 0) {
 		px_verbose(3, "chan_sip: %s has no registered contact", ep->name);
 		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
 		sip_config_unref(cfg);
 		return NULL;
 	}
-	if (n > sizeof(bindings) / sizeof(bindings[0]))
-		n = sizeof(bindings) / sizeof(bindings[0]);
+	if (max > MAX_CONTACTS)
+		max = MAX_CONTACTS;
+	if (!(bindings = malloc(max * sizeof(*bindings)))) {
+		px_log_warning("chan_sip: calling %s: out of memory", ep->name);
+		*cause = PX_CAUSE_CONGESTION;
+		sip_config_unref(cfg);
+		return NULL;
+	}
+	n = px_location_lookup(ep->name, bindings, max);
+	if (n > max)
+		n = max;
 	n = usable_contacts(ep, bindings, sip_transport_filter(ep, bindings, n));
 	if (n == 0) {
 		*cause = PX_CAUSE_SUBSCRIBER_ABSENT;
+		free(bindings);
 		sip_config_unref(cfg);
 		return NULL;
 	}
 	c = call_new(true, ep);
 	if (!c) {
 		*cause = PX_CAUSE_CONGESTION;
+		free(bindings);
 		sip_config_unref(cfg);
 		return NULL;
 	}
@@ -981,23 +1030,31 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 	if (ep->moh_suggest[0])
 		px_channel_var_set(ch, PX_MOH_SUGGEST_VAR, ep->moh_suggest);
 	for (size_t i = 0; i < n; i++) {
-		struct sip_leg *l = calloc(1, sizeof(*l));
-		if (!l)
+		char proxy[260];
+		struct sip_leg *l;
+		sip_binding_proxy(ep, &bindings[i], proxy, sizeof(proxy));
+		if (!(l = leg_plan(c, bindings[i].contact, proxy)))
 			continue;
-		l->call = c;
-		snprintf(l->uri, sizeof(l->uri), "%s", bindings[i].contact);
-		sip_binding_proxy(ep, &bindings[i], l->proxy, sizeof(l->proxy));
 		l->next = c->legs;
 		c->legs = l;
 	}
-	snprintf(c->to_uri, sizeof(c->to_uri), "sip:%s@%s", ep->name, sip.contact_host);
+	if (asprintf(&c->to_uri, "sip:%s@%s", ep->name, sip.contact_host) < 0) {
+		c->to_uri = NULL;
+		*cause = PX_CAUSE_CONGESTION;
+		free(bindings);
+		sip_config_unref(cfg);
+		px_channel_unref(ch);
+		return NULL;
+	}
 	if (requestor)
 		px_channel_get_caller(requestor, c->from_num, sizeof(c->from_num), c->from_name,
 				      sizeof(c->from_name));
 	px_channel_set_connected(ch, ep->callerid_num, ep->callerid_name);
+	free(bindings);
 	sip_config_unref(cfg);
 	return ch;
 fail:
+	free(bindings);
 	sip_config_unref(cfg);
 	call_unref(c);
 	return NULL;
@@ -1046,11 +1103,12 @@ static void do_call(void *arg)
 		legs = legs->next;
 		nl = leg_new(c);
 		if (!nl) {
+			free(l->uri);
 			free(l);
 			continue;
 		}
-		memcpy(nl->uri, l->uri, sizeof(nl->uri));
-		memcpy(nl->proxy, l->proxy, sizeof(nl->proxy));
+		nl->uri = l->uri;
+		nl->proxy = l->proxy;
 		free(l);
 		nl->nh = nua_handle(sip.nua, nl, NUTAG_URL(nl->uri), SIPTAG_TO_STR(c->to_uri),
 				    SIPTAG_FROM_STR(from),
@@ -1062,7 +1120,7 @@ static void do_call(void *arg)
 		nua_invite(nl->nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 			   SIPTAG_PAYLOAD_STR(sdp), TAG_IF(extra[0], SIPTAG_HEADER_STR(extra)),
 			   TAG_IF(c->forward_headers, SIPTAG_HEADER_STR(c->forward_headers)),
-			   TAG_IF(c->contact[0], SIPTAG_CONTACT_STR(c->contact)), TAG_END());
+			   TAG_IF(c->contact, SIPTAG_CONTACT_STR(c->contact)), TAG_END());
 		sent++;
 	}
 	if (!sent)
@@ -1197,9 +1255,14 @@ void sip_call_incoming(nua_handle_t *nh, void *hmagic, const void *sipmsg)
 	}
 	if (src && sip_nat_external(sip.config, src->ai_addr)) {
 		sip_nat_media_addr(sip.config, true, &c->sdp_addr);
-		if (sip.config->external_signaling[0])
-			snprintf(c->contact, sizeof(c->contact), "<sip:%s@%s>", exten,
-				 sip.config->external_signaling);
+		if (sip.config->external_signaling[0] &&
+		    asprintf(&c->contact, "<sip:%s@%s>", exten, sip.config->external_signaling) <
+			    0) {
+			c->contact = NULL;
+			call_unref(c);
+			reject(nh, 500);
+			return;
+		}
 	}
 	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
 		px_log_warning("chan_sip: INVITE from %s: %s", ep->name, err.msg);

@@ -749,6 +749,53 @@ static void test_redirect_two(void)
 	expect_all_gone();
 }
 
+/* A channel's event queue keeps its events in order as it grows past the
+ * slots inside the channel (also when the ring has wrapped), holds at
+ * most 64, drops what comes when it is full, and a hangup into a full
+ * queue is never lost: it replaces the newest event. */
+static void test_event_queue_grows(void)
+{
+	px_channel *ch = fake_new("evq");
+	struct px_channel_event ev;
+	unsigned next = 0, expect = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	/* Wrap the first ring: 6 in, 5 out, then fill well past its size. */
+	for (int i = 0; i < 6; i++) {
+		ev = (struct px_channel_event){
+			.type = PX_EVENT_DTMF, .digit = '1', .duration_ms = next++};
+		px_channel_queue_event(ch, &ev);
+	}
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL_FATAL(px_channel_take_event(ch, &ev), 1);
+		CU_ASSERT_EQUAL(ev.duration_ms, expect++);
+	}
+	while (next < expect + 70) { /* 1 queued + 69 more: 64 kept */
+		ev = (struct px_channel_event){
+			.type = PX_EVENT_DTMF, .digit = '2', .duration_ms = next++};
+		px_channel_queue_event(ch, &ev);
+	}
+	ev = (struct px_channel_event){.type = PX_EVENT_HANGUP, .cause = 17};
+	px_channel_queue_event(ch, &ev);
+	for (int i = 0; i < 63; i++) {
+		CU_ASSERT_EQUAL_FATAL(px_channel_take_event(ch, &ev), 1);
+		CU_ASSERT_EQUAL(ev.type, PX_EVENT_DTMF);
+		CU_ASSERT_EQUAL(ev.duration_ms, expect++);
+	}
+	CU_ASSERT_EQUAL_FATAL(px_channel_take_event(ch, &ev), 1);
+	CU_ASSERT_EQUAL(ev.type, PX_EVENT_HANGUP);
+	CU_ASSERT_EQUAL(ev.cause, 17);
+	CU_ASSERT_EQUAL(px_channel_take_event(ch, &ev), 0);
+	/* Empty again, it takes new events at once. */
+	ev = (struct px_channel_event){.type = PX_EVENT_DTMF, .digit = '3'};
+	px_channel_queue_event(ch, &ev);
+	CU_ASSERT_EQUAL(px_channel_take_event(ch, &ev), 1);
+	CU_ASSERT_EQUAL(ev.digit, '3');
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+	expect_all_gone();
+}
+
 int main(void)
 {
 	CU_pSuite suite;
@@ -780,6 +827,8 @@ int main(void)
 	    !CU_add_test(suite, "Redirect of two channels is all or nothing", test_redirect_two) ||
 	    !CU_add_test(suite, "Status: hold, talk time and age", test_status_hold_and_times) ||
 	    !CU_add_test(suite, "Originate with wait: the outcome", test_originate_wait) ||
+	    !CU_add_test(suite, "event queue: grows in order, 64 at most, hangup kept",
+			 test_event_queue_grows) ||
 	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
 			 test_bridge_formats_differ)) {
 		CU_cleanup_registry();

@@ -69,7 +69,8 @@ struct px_registrar {
 	int (*update)(const struct px_register_request *req, px_register_done done, void *ctx,
 		      px_err *err);
 	/* Up to max current (unexpired) bindings of aor, best q first;
-	 * returns how many there are. Any thread, no waiting on disk. */
+	 * returns how many there are (max 0, out NULL: only counts them).
+	 * Any thread, no waiting on disk. */
 	size_t (*lookup)(const char *aor, struct px_binding *out, size_t max);
 	/* Every current binding, of aor or (NULL) of every AOR, sorted by AOR
 	 * and then best first, in a new array (*out, to free()); returns how
