@@ -159,10 +159,24 @@ static void test_event_gather(void)
 		CU_ASSERT_EQUAL(px_console_event_gather_ms(), 0);
 	}
 
-	/* A file without the key, and no file: the default. */
+	/* A file without the key: the default. */
 	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nqueue_kb = 64\n"), 0);
 	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
 	CU_ASSERT_EQUAL(px_console_event_gather_ms(), PX_EVENT_GATHER_MS_DEFAULT);
+	CU_ASSERT_EQUAL(px_console_event_nice(), PX_EVENT_NICE_DEFAULT);
+
+	/* event_nice: 0..19, applied; out of range refused with file:line. */
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nevent_nice = 0\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_nice(), 0);
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nevent_nice = 19\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_nice(), 19);
+	CU_ASSERT_EQUAL_FATAL(write_conf("[general]\n[events]\nevent_nice = 20\n"), 0);
+	err.msg[0] = '\0';
+	CU_ASSERT_EQUAL(px_console_roles_load(&err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "console.conf:3"));
+	CU_ASSERT_EQUAL(px_console_event_nice(), 19);
 }
 
 int main(void)
@@ -194,7 +208,8 @@ int main(void)
 			 test_roles_by_name_and_number) ||
 	    !CU_add_test(suite, "bad file refused whole; [events] budget", test_bad_file_kept) ||
 	    !CU_add_test(suite,
-			 "[events] event_gather_ms applied, bad values refused with file:line",
+			 "[events] event_gather_ms, event_nice applied, bad values refused with "
+			 "file:line",
 			 test_event_gather)) {
 		CU_cleanup_registry();
 		return 1;
