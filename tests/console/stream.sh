@@ -35,11 +35,14 @@ write_events_conf() {
 }
 
 # events_cycle: one ModuleUnloaded and one ModuleLoaded, then a quiet spell
-# longer than the window, so that the next cycle starts a new gathering.
+# so that the next cycle starts a new gathering: a console that took
+# events takes again one window later and only then, finding nothing,
+# waits to be woken; the spell is 5 windows of 300 ms, room for a console
+# thread that runs late on a busy machine.
 events_cycle() {
 	px "$SOCK" 'module unload res_db'
 	px "$SOCK" 'module load res_db'
-	sleep 0.5
+	sleep 1.5
 }
 
 # mark: the lines of OUT so far; new_lines: those written after the mark.
@@ -137,7 +140,7 @@ test_gather_window() {
 	pass "a bad event_gather_ms on reload is refused: $(log_since "$D/stderr" "$mark" | grep -m1 'console.conf:3')"
 	# A reload wakes every console, which starts a period of its own
 	# (events then wait less than a window): let it end first.
-	sleep 0.5
+	sleep 1.5
 	mark
 	events_cycle
 	wait_events 2 5 || fail "2 events reach the subscriber" "got:" "$(new_lines)"
