@@ -32,11 +32,15 @@
 #   DIALPLAN [run.sh's own]: an extensions.lua to use instead of the
 #     trivial one (its context "bench" must send any number to SIP/uas),
 #     e.g. bench/dialplans/routing50.lua
-#   EVENT_SUBSCRIBERS [0]: that many "plexus -e" clients (every event, read
-#             and thrown away) stay subscribed during each call step of
-#             plexusd, to measure what the event stream costs calls/s
-#             (issue 9: with 10 subscribers, at most 10 % fewer calls/s);
-#             the events they received are counted in the step's report.
+#   EVENT_SUBSCRIBERS [0]: that many "plexus -e" clients stay subscribed
+#             during each call step of plexusd, to measure what the event
+#             stream costs calls/s (issue 9: with 10 subscribers, at most
+#             10 % fewer calls/s). Each is what a monitoring user runs:
+#             "plexus -s SOCKET -q -e" (every event; -q only drops the
+#             banner on stderr), its JSON lines written to a file. The
+#             step's report gives the events they received, their
+#             EventsLost notices and their own CPU (on the same cores as
+#             plexusd and SIPp: it is part of what the machine does).
 #   BENCH_KEEP=1 keeps the work directory (logs, SIPp statistics, samples).
 
 set -u
@@ -454,11 +458,16 @@ subscribers_start() {
 }
 
 # subscribers_stop NAME: stop them by pid; R_EVENTS is the fewest events
-# one of them received, R_EVLOST the EventsLost notices among them.
+# one of them received, R_EVTOTAL all they received, R_EVLOST the
+# EventsLost notices among them, R_SUBTICKS their CPU ticks (utime + stime,
+# all of them, read just before they are stopped).
 subscribers_stop() {
 	local pid k n
-	R_EVENTS=- R_EVLOST=-
+	R_EVENTS=- R_EVLOST=- R_EVTOTAL=0 R_SUBTICKS=0
 	[ "${#SUB_PIDS[@]}" -gt 0 ] || return 0
+	for pid in "${SUB_PIDS[@]}"; do
+		ticks_v "$pid" && R_SUBTICKS=$((R_SUBTICKS + TICKS))
+	done
 	for pid in "${SUB_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
@@ -469,6 +478,7 @@ subscribers_stop() {
 	R_EVLOST=0
 	for ((k = 0; k < ${#SUB_PIDS[@]}; k++)); do
 		n=$(wc -l <"$WORK/$1.events.$k")
+		R_EVTOTAL=$((R_EVTOTAL + n))
 		if [ "$R_EVENTS" = - ] || [ "$n" -lt "$R_EVENTS" ]; then
 			R_EVENTS=$n
 		fi
@@ -748,7 +758,7 @@ call_run() {
 	fi
 	# The UAS finishes its last calls (BYE) by itself; then it is stopped.
 	sipp_wait "$uas_pid" 10 >/dev/null || true
-	R_EVENTS=- R_EVLOST=-
+	R_EVENTS=- R_EVLOST=- R_EVTOTAL=0 R_SUBTICKS=0
 	[ "$mode" = plexus ] && subscribers_stop "$name"
 	uas_ticks=$SIPP_TICKS
 	R_DROPS=$(($(udp_rcvbuf_errors) - u0))
@@ -761,6 +771,8 @@ call_run() {
 	R_WALL=$((t1 - t0))
 	R_SIPPCPU=$(fmt_pct $((uac_ticks + uas_ticks)) "$R_WALL")
 	R_MACHINE=$(fmt_pct $((m1 - m0)) "$R_WALL")
+	R_SUBCPU=$(fmt_pct "$R_SUBTICKS" "$R_WALL")
+	R_SUBUS=$(fmt_us_per "$R_SUBTICKS" "$R_EVTOTAL")
 	if [ "$mode" = plexus ]; then
 		if [ -n "$c1" ]; then
 			R_CPU=$(fmt_pct $((c1 - c0)) "$R_WALL")
@@ -808,7 +820,7 @@ phase_calls() {
 		[ "${R_UAS_FAIL:-0}" != 0 ] && line "  UAS SIPp counted $R_UAS_FAIL failed calls"
 		[ -n "${R_CHANNELS:-}" ] && line "  after the run: $R_CHANNELS"
 		[ "$EVENT_SUBSCRIBERS" -gt 0 ] &&
-			line "  $EVENT_SUBSCRIBERS event subscribers: each got at least ${R_EVENTS:-?} events; EventsLost notices: ${R_EVLOST:-?}"
+			line "  $EVENT_SUBSCRIBERS event subscribers: each got at least ${R_EVENTS:-?} events (${R_EVTOTAL:-?} in all); EventsLost notices: ${R_EVLOST:-?}; their CPU: ${R_SUBCPU:-?}% of a core, ${R_SUBUS:-?} us per event"
 		log_problems | tee -a "$RESULTS"
 		local alive=${PIPESTATUS[0]}
 		stop_plexusd | tee -a "$RESULTS"

@@ -3,7 +3,6 @@
  * "KIND ID LEN\n<payload>" frames out of a byte stream and writing them out
  * whole (see docs/console-protocol.md).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -78,35 +77,50 @@ ssize_t px_frame_reader_fill(struct px_frame_reader *r, int fd)
 	return n;
 }
 
+/* The decimal number at *p (at least one digit), *p moved past it; -1 when
+ * there is none or it exceeds max. Digits only: no sign, no spaces, no
+ * locale (strtoull's), and it runs once per frame on every event. */
+static int parse_number(const char **p, uint64_t max, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+/* "KIND ID LEN" (n bytes, no newline) into f. */
 static int parse_header(const char *line, size_t n, struct px_frame *f)
 {
 	char tmp[PX_PROTO_MAX_HEADER + 1];
-	char *p, *end;
+	const char *p = tmp, *end = tmp + n;
+	uint64_t v;
 	size_t k;
-	unsigned long long v;
 
+	/* A copy ends in a NUL, which stops the digit loops. */
 	memcpy(tmp, line, n);
 	tmp[n] = '\0';
-	p = tmp;
-	for (k = 0; islower((unsigned char)p[k]); k++)
+	for (k = 0; p[k] >= 'a' && p[k] <= 'z'; k++)
 		;
 	if (k == 0 || k > PX_PROTO_MAX_KIND || p[k] != ' ')
 		return -1;
 	memcpy(f->kind, p, k);
 	f->kind[k] = '\0';
 	p += k + 1;
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	errno = 0;
-	v = strtoull(p, &end, 10);
-	if (errno || *end != ' ')
+	if (parse_number(&p, UINT64_MAX, &v) < 0 || *p != ' ')
 		return -1;
 	f->id = v;
-	p = end + 1;
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	v = strtoull(p, &end, 10);
-	if (errno || *end != '\0' || v > PX_PROTO_MAX_PAYLOAD)
+	p++;
+	if (parse_number(&p, PX_PROTO_MAX_PAYLOAD, &v) < 0 || p != end)
 		return -1;
 	f->len = (size_t)v;
 	return 0;

@@ -17,6 +17,8 @@
  *   [events]
  *   queue_kb = 4096        ; one console's queued events (event_internal.h)
  *   total_kb = 65536       ; all consoles' queued events
+ *   event_gather_ms = 50   ; how long a streaming console lets events gather
+ *   event_nice = 10        ; a streaming console thread's nice value (SCHED_BATCH)
  *
  * Resolution: a user's own entry decides alone (it may lower even root);
  * otherwise the highest of: admin for root and for the daemon's own uid,
@@ -28,6 +30,7 @@
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +59,16 @@ struct roles {
 	struct role_entry *users, *groups;
 	size_t nusers, ngroups;
 	size_t queue_bytes, total_bytes; /* [events]: the event queues' memory budget */
+	int gather_ms;                   /* [events] event_gather_ms */
+	int nice;                        /* [events] event_nice */
 };
 
 static pthread_mutex_t roles_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct roles *current;
 static unsigned generation = 1;
+/* Read by every streaming console at each batch: no lock for it. */
+static atomic_int gather_ms = PX_EVENT_GATHER_MS_DEFAULT;
+static atomic_int stream_nice = PX_EVENT_NICE_DEFAULT;
 
 static void roles_free(struct roles *r)
 {
@@ -122,7 +130,9 @@ static int parse_entries(const px_config_section *s, bool group, struct role_ent
 	return 0;
 }
 
-/* [events] queue_kb, total_kb: the memory budget of queued events. */
+/* [events] queue_kb, total_kb: the memory budget of queued events;
+ * event_gather_ms: the consoles' batching period; event_nice: their
+ * priority while they stream. */
 static int parse_events(const px_config_section *s, struct roles *r, px_err *err)
 {
 	for (const px_config_var *v = s ? px_config_vars(s) : NULL; v; v = v->next) {
@@ -136,9 +146,21 @@ static int parse_events(const px_config_section *s, struct roles *r, px_err *err
 			if (px_config_var_int(v, 64, 1 << 24, &kb, err) < 0)
 				return -1;
 			r->total_bytes = (size_t)kb << 10;
+		} else if (!strcasecmp(v->name, "event_gather_ms")) {
+			long long ms;
+			if (px_config_var_int(v, 0, PX_EVENT_GATHER_MS_MAX, &ms, err) < 0)
+				return -1;
+			r->gather_ms = (int)ms;
+		} else if (!strcasecmp(v->name, "event_nice")) {
+			long long nice;
+			if (px_config_var_int(v, 0, 19, &nice, err) < 0)
+				return -1;
+			r->nice = (int)nice;
 		} else {
 			return px_err_set(
-				err, "%s:%d: unknown key '%s' in [events] (queue_kb, total_kb)",
+				err,
+				"%s:%d: unknown key '%s' in [events] (queue_kb, total_kb, "
+				"event_gather_ms, event_nice)",
 				v->file, v->line, v->name);
 		}
 	}
@@ -156,6 +178,8 @@ static int roles_parse(struct roles **out, px_err *err)
 	if (!r)
 		return px_err_set(err, "out of memory");
 	r->default_role = PX_ROLE_MONITOR;
+	r->gather_ms = PX_EVENT_GATHER_MS_DEFAULT;
+	r->nice = PX_EVENT_NICE_DEFAULT;
 	snprintf(path, sizeof(path), "%s/%s", px_core_config_dir() ? px_core_config_dir() : ".",
 		 ROLES_FILE);
 	if (access(path, F_OK) != 0) {
@@ -222,6 +246,8 @@ static void roles_install(struct roles *r)
 	pthread_mutex_unlock(&roles_lock);
 	/* 0: the defaults (no file, no [events], shutdown). */
 	px_event_budget_set(r ? r->queue_bytes : 0, r ? r->total_bytes : 0);
+	atomic_store(&gather_ms, r ? r->gather_ms : PX_EVENT_GATHER_MS_DEFAULT);
+	atomic_store(&stream_nice, r ? r->nice : PX_EVENT_NICE_DEFAULT);
 	roles_free(old);
 }
 
@@ -250,6 +276,16 @@ void px_console_roles_reload(void)
 void px_console_roles_shutdown(void)
 {
 	roles_install(NULL);
+}
+
+int px_console_event_gather_ms(void)
+{
+	return atomic_load_explicit(&gather_ms, memory_order_relaxed);
+}
+
+int px_console_event_nice(void)
+{
+	return atomic_load_explicit(&stream_nice, memory_order_relaxed);
 }
 
 unsigned px_console_roles_generation(void)

@@ -14,10 +14,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -44,16 +46,19 @@
 /* Events written per wake-up before the thread looks at its socket again. */
 #define EVENT_BATCH 256
 /* How long a console streaming events lets them gather before it takes
- * and writes them: the first event after a quiet spell wakes the thread
- * (the subscription is armed), which then takes what came every
- * EVENT_GATHER_NS while events keep coming, without being woken for them,
- * and arms the subscription again only when it found nothing. A busy bus
- * thus costs each console one wake-up (a timeout) and one write per
- * period, whatever the event rate, and its emitters no system call at
- * all. 20 ms: 50 wake-ups a second per console; an event is on the wire
- * at most ~20 ms after it happened, well within what an operator's
- * display or a monitoring tool notices. */
-#define EVENT_GATHER_NS (20 * 1000 * 1000)
+ * and writes them (console.conf [events] event_gather_ms, read at every
+ * batch): the first event after a quiet spell wakes the thread (the
+ * subscription is armed), which then takes what came every period while
+ * events keep coming, without being woken for them, and arms the
+ * subscription again only when it found nothing. A busy bus thus costs
+ * each console one wake-up (a timeout) and one write per period, whatever
+ * the event rate, and its emitters no system call at all. The price is
+ * latency: an event is on the wire at most about one period after it
+ * happened (docs/console-protocol.md). */
+static int64_t gather_ns(void)
+{
+	return (int64_t)px_console_event_gather_ms() * 1000000;
+}
 /* An event batch buffer larger than this is freed after its write. */
 #define OUT_KEEP   (256 * 1024)
 #define MAX_GROUPS 64
@@ -85,6 +90,9 @@ struct px_console {
 	uint64_t lost[EVENT_BATCH];
 	struct iovec iov[EVENT_BATCH];
 	uint64_t current_id;
+	pid_t tid;       /* the console thread's, for its scheduling priority */
+	int base_nice;   /* its nice value when it does not stream */
+	int stream_nice; /* the nice value it runs at now, streaming (-1: not) */
 
 	pthread_mutex_t qlock; /* protects the queue and dropped only */
 	struct log_line *qhead, *qtail;
@@ -264,6 +272,35 @@ static void write_with_losses(struct px_console *c, size_t n, uint64_t ahead, ui
 	c->out_len = 0;
 }
 
+/* A console thread streaming events does latency-tolerant work: it runs
+ * at console.conf's event_nice under SCHED_BATCH (never preempting a
+ * thread when it wakes), so that under CPU contention the SIP and session
+ * threads come first; its queue absorbs the delay and what overflows is
+ * counted and told as EventsLost. Applied at Subscribe and again at each
+ * batch when a reload changed the setting; undone on Unsubscribe. Raising
+ * a nice value needs no privilege; lowering it back needs CAP_SYS_NICE or
+ * RLIMIT_NICE, so without them the thread keeps the lower priority until
+ * the connection closes (its thread ends with it). Called only by the
+ * console's own thread. */
+static void stream_priority(struct px_console *c, bool streaming)
+{
+	int want = streaming ? px_console_event_nice() : -1;
+	int nice = want > 0 ? c->base_nice + want : c->base_nice;
+	struct sched_param sp = {0};
+
+	if (want == c->stream_nice)
+		return;
+	if (nice > 19)
+		nice = 19;
+	if (setpriority(PRIO_PROCESS, (id_t)c->tid, nice) < 0)
+		px_debug(1, "console %u: cannot set its nice value to %d: %s", c->serial, nice,
+			 strerror(errno));
+	if (sched_setscheduler(c->tid, want > 0 ? SCHED_BATCH : SCHED_OTHER, &sp) < 0)
+		px_debug(1, "console %u: cannot set its scheduling policy: %s", c->serial,
+			 strerror(errno));
+	c->stream_nice = want;
+}
+
 /* Take up to EVENT_BATCH queued events (one lock) and write them as
  * "event" frames in one system call: each frame is the text the event
  * carries for every console (px_event_text), written from there, so a
@@ -277,6 +314,7 @@ static size_t flush_events(struct px_console *c)
 
 	if (!c->events || c->dead)
 		return 0;
+	stream_priority(c, true); /* a reload may have changed event_nice */
 	ahead = px_event_sub_lost_ahead(c->events, &ahead_seq);
 	n = px_event_sub_take_many(c->events, c->evs, c->lost, EVENT_BATCH);
 	losses = ahead != 0;
@@ -314,7 +352,7 @@ static int64_t next_events_due(struct px_console *c, size_t n, int64_t now)
 	if (n == EVENT_BATCH)
 		return now; /* more waiting: after a look at the socket */
 	if (n)
-		return now + EVENT_GATHER_NS;
+		return now + gather_ns();
 	if (!c->events || px_event_sub_arm(c->events))
 		return 0;
 	return now; /* queued since the take: take it too */
@@ -337,6 +375,7 @@ static int console_subscribe(struct px_console *c, const struct px_event_filter 
 	if (!s)
 		return px_err_set(err, "out of memory");
 	c->events = s;
+	stream_priority(c, true);
 	return 0;
 }
 
@@ -344,6 +383,7 @@ static void console_unsubscribe(struct px_console *c)
 {
 	px_event_unsubscribe(c->events);
 	c->events = NULL;
+	stream_priority(c, false);
 }
 
 /* The role follows console.conf: re-resolved after a reload. A console
@@ -498,6 +538,12 @@ static void *console_main(void *arg)
 	int n;
 
 	px_frame_reader_init(&reader);
+	c->tid = gettid();
+	errno = 0;
+	c->base_nice = getpriority(PRIO_PROCESS, (id_t)c->tid);
+	if (errno)
+		c->base_nice = 0;
+	c->stream_nice = -1;
 	gethostname(host, sizeof(host) - 1);
 	n = snprintf(banner, sizeof(banner), "Plexus %s on %s (pid %d)", px_version(), host,
 		     (int)getpid());
@@ -537,9 +583,9 @@ static void *console_main(void *arg)
 				break;
 			}
 			/* Woken by the bus (or a log line): the events of the
-			 * next EVENT_GATHER_NS go out together. */
+			 * next period go out together. */
 			if (c->events && !events_due)
-				events_due = monotonic_ns() + EVENT_GATHER_NS;
+				events_due = monotonic_ns() + gather_ns();
 		}
 		if (events_due && monotonic_ns() >= events_due) {
 			size_t taken = flush_events(c);

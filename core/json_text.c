@@ -44,38 +44,70 @@ static size_t utf8_seq(const unsigned char *p)
 	return n;
 }
 
-json_t *px_json_text(const char *s)
+/* s made valid UTF-8: s itself when it is (*clean NULL), else a new
+ * string in *clean (NULL and -1 when memory ran out). */
+static int clean_text(const char *s, const char **out, size_t *out_len, char **clean)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
 	size_t len = strlen((const char *)p), bad = 0, i, o;
-	char *clean;
-	json_t *j;
 
+	*clean = NULL;
 	for (i = 0; i < len;) {
 		size_t n = utf8_seq(p + i);
 		bad += n == 0;
 		i += n ? n : 1;
 	}
-	/* Checked here as strictly as jansson would: it need not again. */
-	if (!bad)
-		return json_stringn_nocheck((const char *)p, len);
-	clean = malloc(len + 2 * bad + 1); /* each bad byte grows to three */
-	if (!clean)
-		return NULL;
+	if (!bad) {
+		*out = (const char *)p;
+		*out_len = len;
+		return 0;
+	}
+	*clean = malloc(len + 2 * bad + 1); /* each bad byte grows to three */
+	if (!*clean)
+		return -1;
 	for (i = 0, o = 0; i < len;) {
 		size_t n = utf8_seq(p + i);
 		if (n) {
-			memcpy(clean + o, p + i, n);
+			memcpy(*clean + o, p + i, n);
 			o += n;
 			i += n;
 		} else {
-			memcpy(clean + o, "\xEF\xBF\xBD", 3);
+			memcpy(*clean + o, "\xEF\xBF\xBD", 3);
 			o += 3;
 			i++;
 		}
 	}
-	clean[o] = '\0';
-	j = json_stringn_nocheck(clean, o);
+	(*clean)[o] = '\0';
+	*out = *clean;
+	*out_len = o;
+	return 0;
+}
+
+json_t *px_json_text(const char *s)
+{
+	const char *text;
+	size_t len;
+	char *clean;
+	json_t *j;
+
+	if (clean_text(s, &text, &len, &clean) < 0)
+		return NULL;
+	/* Checked here as strictly as jansson would: it need not again. */
+	j = json_stringn_nocheck(text, len);
 	free(clean);
 	return j;
+}
+
+int px_json_text_set(json_t *string, const char *s)
+{
+	const char *text;
+	size_t len;
+	char *clean;
+	int rc;
+
+	if (clean_text(s, &text, &len, &clean) < 0)
+		return -1;
+	rc = json_string_setn_nocheck(string, text, len);
+	free(clean);
+	return rc;
 }

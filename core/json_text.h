@@ -13,5 +13,8 @@
 /* A new JSON string holding s, each byte that is not part of a valid UTF-8
  * sequence replaced by U+FFFD; "" for NULL. NULL only when memory ran out. */
 json_t *px_json_text(const char *s);
+/* The JSON string `string` made to hold s, cleaned the same way: 0, or -1
+ * when memory ran out (string unchanged). */
+int px_json_text_set(json_t *string, const char *s);
 
 #endif

@@ -7,7 +7,8 @@
  * after which event and how many, sequence order seen by each subscriber
  * while several threads emit, unsubscribing while other threads emit,
  * fields kept as strings and integers, channel events carrying the
- * channel's identity, the frame text every console shares, and taking
+ * channel's identity, the frame text every console shares (the same
+ * whether a thread refills its object of the kind or builds one), and taking
  * several events under one lock. The channels are those of a technology that does
  * nothing, made with px_channel_alloc.
  */
@@ -605,6 +606,89 @@ static void test_json_not_utf8(void)
 	json_decref(o);
 }
 
+/* The JSON of ev made by a thread that never encoded an event before: an
+ * object built from scratch, to compare with the one a thread refills. */
+static void *fresh_json_main(void *arg)
+{
+	return px_event_to_json(arg);
+}
+
+static char *fresh_json(px_event *ev)
+{
+	pthread_t t;
+	void *text = NULL;
+
+	if (pthread_create(&t, NULL, fresh_json_main, ev) != 0)
+		return NULL;
+	pthread_join(t, &text);
+	return text;
+}
+
+/* A thread refills its object of an event kind with each event of that
+ * kind: the text is the same as an object built afresh, whatever changed
+ * from one event to the next (values, text that is not UTF-8 and then
+ * is, a key left out or added, a number where a string was, a text longer
+ * than the first room, more keys than are refilled, a key twice). */
+static void test_json_reused(void)
+{
+	px_channel *a = px_channel_alloc(&nop_tech, "Test/4001", NULL, NULL);
+	px_channel *b = px_channel_alloc(&nop_tech, "Test/4002", NULL, NULL);
+	px_event_sub *s = px_event_subscribe(NULL, 64, NULL, NULL);
+	struct px_event_field many[60];
+	char big[3000], names[60][8];
+	px_event *ev;
+	int n = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 60; i++) {
+		snprintf(names[i], sizeof(names[i]), "f%d", i);
+		many[i] = PX_EVS(names[i], i & 1 ? "odd" : "even");
+	}
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "wrong password"),
+		      PX_EVS("source", "udp:127.0.0.1:5070"));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "wrong password"),
+		      PX_EVS("source", "udp:127.0.0.1:5071"));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "Andr\xe9"),
+		      PX_EVS("source", NULL));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "Andr\xc3\xa9"),
+		      PX_EVS("source", "udp:127.0.0.1:5071"));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("method", "Andr\xc3\xa9"),
+		      PX_EVS("source", "udp:127.0.0.1:5071"));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "no source"));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "x"), PX_EVI("source", 5));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", big), PX_EVI("source", 6));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "x"), PX_EVI("source", 7),
+		      PX_EVS("reason", "twice"));
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "x"), PX_EVI("source", 8));
+	px_event_emit(PX_EV_SECURITY, NULL, NULL, many, 60);
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "y"), PX_EVI("source", 9));
+	PX_EVENT_EMIT(PX_EV_HANGUP, a, NULL, PX_EVI("cause", 16), PX_EVS("cause_txt", "Normal"));
+	PX_EVENT_EMIT(PX_EV_HANGUP, b, NULL, PX_EVI("cause", 17), PX_EVS("cause_txt", "Busy"));
+	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", "relayed"));
+	PX_EVENT_EMIT(PX_EV_BRIDGED, b, NULL, PX_EVS("media", "none"));
+	PX_EVENT_EMIT(PX_EV_BRIDGED, b, a, PX_EVS("media", "transcoded"));
+	while ((ev = px_event_sub_take(s, NULL))) {
+		const struct px_event_text *t = px_event_text(ev);
+		char *fresh = fresh_json(ev);
+		CU_ASSERT_PTR_NOT_NULL(t);
+		CU_ASSERT_PTR_NOT_NULL(fresh);
+		if (t && fresh) {
+			ASSERT_STR(t->json, fresh);
+			CU_ASSERT_EQUAL(t->json_len, strlen(fresh));
+		}
+		free(fresh);
+		px_event_unref(ev);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 17);
+	px_channel_unref(a);
+	px_channel_unref(b);
+	px_event_unsubscribe(s);
+}
+
 static void test_json_shared(void)
 {
 	px_event_sub *a = px_event_subscribe(NULL, 4, NULL, NULL);
@@ -953,6 +1037,7 @@ int main(void)
 	    !CU_add_test(suite, "ConnectedLine on an answered channel", test_connected_line) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
+	    !CU_add_test(suite, "JSON object refilled per kind, same text", test_json_reused) ||
 	    !CU_add_test(suite, "frame text shared by consoles", test_event_text) ||
 	    !CU_add_test(suite, "take many under one lock", test_take_many) ||
 	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||

@@ -108,9 +108,17 @@ static void test_reader_many_in_one_read(void)
 
 static void test_reader_malformed(void)
 {
-	static const char *const bad[] = {"Event 1 2\nab",   "event x 2\nab",
-					  "event 1 -2\nab",  "event 1 99999999\n",
-					  "event 1 2 3\nab", " event 1 2\nab"};
+	static const char *const bad[] = {"Event 1 2\nab",
+					  "event x 2\nab",
+					  "event 1 -2\nab",
+					  "event 1 99999999\n",
+					  "event 1 2 3\nab",
+					  " event 1 2\nab",
+					  "event 18446744073709551616 2\nab",
+					  "event 1 \nab",
+					  "event 1 2x\nab",
+					  "event 1  2\nab",
+					  "event 1 1048577\n"};
 	char longhead[PX_PROTO_MAX_HEADER + 8];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -125,6 +133,28 @@ static void test_reader_malformed(void)
 		px_frame_reader_fill(&r, fds[0]);
 		CU_ASSERT_EQUAL(px_frame_next(&r, &f, &msg), -1);
 		CU_ASSERT_PTR_NOT_NULL(msg);
+		px_frame_reader_free(&r);
+		close(fds[0]);
+		close(fds[1]);
+	}
+	/* The largest ID and an empty payload are fine. */
+	{
+		static const char ok[] = "cmd 18446744073709551615 0\nend 0 1\n7";
+		struct px_frame_reader r;
+		struct px_frame f;
+		const char *msg = NULL;
+		int fds[2];
+
+		CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+		CU_ASSERT_EQUAL(write(fds[1], ok, sizeof(ok) - 1), (ssize_t)(sizeof(ok) - 1));
+		px_frame_reader_init(&r);
+		px_frame_reader_fill(&r, fds[0]);
+		CU_ASSERT_EQUAL(px_frame_next(&r, &f, &msg), 1);
+		CU_ASSERT_EQUAL(f.id, UINT64_MAX);
+		CU_ASSERT_EQUAL(f.len, 0);
+		CU_ASSERT_EQUAL(px_frame_next(&r, &f, &msg), 1);
+		CU_ASSERT_STRING_EQUAL(f.kind, "end");
+		CU_ASSERT_STRING_EQUAL(f.payload, "7");
 		px_frame_reader_free(&r);
 		close(fds[0]);
 		close(fds[1]);

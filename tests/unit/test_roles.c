@@ -2,7 +2,8 @@
  * Unit tests of console.conf (core/console_roles.c): roles of users and
  * groups named or numbered, a user's own entry deciding alone, a name that
  * does not exist matching nobody, a bad file refused whole (the running
- * roles and event budget kept), the [events] memory budget applied; and
+ * roles and event budget kept), the [events] memory budget and gather
+ * period applied (a bad period named by file:line); and
  * that resolving a peer's role makes no NSS lookup (getpwuid_r,
  * getgrgid_r, getpwnam_r, getgrnam_r are counted here, interposed in
  * front of libc's): names are resolved when the file is read, outside the
@@ -134,6 +135,50 @@ static void test_bad_file_kept(void)
 	CU_ASSERT_EQUAL(px_console_role_of(OTHER_UID, NO_GID, NULL, 0), PX_ROLE_MONITOR);
 }
 
+static void test_event_gather(void)
+{
+	px_err err = {""};
+
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nevent_gather_ms = 120\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_gather_ms(), 120);
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nevent_gather_ms = 0\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_gather_ms(), 0);
+
+	/* Above the bound, negative, not a number: refused with file:line,
+	 * the running value kept. */
+	static const char *const bad[] = {"[events]\nqueue_kb = 64\nevent_gather_ms = 1001\n",
+					  "[events]\nqueue_kb = 64\nevent_gather_ms = -5\n",
+					  "[events]\nqueue_kb = 64\nevent_gather_ms = soon\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_EQUAL_FATAL(write_conf(bad[i]), 0);
+		err.msg[0] = '\0';
+		CU_ASSERT_EQUAL(px_console_roles_load(&err), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "console.conf:3"));
+		CU_ASSERT_EQUAL(px_console_event_gather_ms(), 0);
+	}
+
+	/* A file without the key: the default. */
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nqueue_kb = 64\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_gather_ms(), PX_EVENT_GATHER_MS_DEFAULT);
+	CU_ASSERT_EQUAL(px_console_event_nice(), PX_EVENT_NICE_DEFAULT);
+
+	/* event_nice: 0..19, applied; out of range refused with file:line. */
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nevent_nice = 0\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_nice(), 0);
+	CU_ASSERT_EQUAL_FATAL(write_conf("[events]\nevent_nice = 19\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(px_console_roles_load(&err), 0);
+	CU_ASSERT_EQUAL(px_console_event_nice(), 19);
+	CU_ASSERT_EQUAL_FATAL(write_conf("[general]\n[events]\nevent_nice = 20\n"), 0);
+	err.msg[0] = '\0';
+	CU_ASSERT_EQUAL(px_console_roles_load(&err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "console.conf:3"));
+	CU_ASSERT_EQUAL(px_console_event_nice(), 19);
+}
+
 int main(void)
 {
 	CU_pSuite suite;
@@ -161,7 +206,11 @@ int main(void)
 	if (!suite ||
 	    !CU_add_test(suite, "roles by name and number, no NSS under the lock",
 			 test_roles_by_name_and_number) ||
-	    !CU_add_test(suite, "bad file refused whole; [events] budget", test_bad_file_kept)) {
+	    !CU_add_test(suite, "bad file refused whole; [events] budget", test_bad_file_kept) ||
+	    !CU_add_test(suite,
+			 "[events] event_gather_ms, event_nice applied, bad values refused with "
+			 "file:line",
+			 test_event_gather)) {
 		CU_cleanup_registry();
 		return 1;
 	}

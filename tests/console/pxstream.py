@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""A subscriber that measures, and a console that idles, for
+tests/console/stream.sh (console.conf's event_gather_ms and event_nice).
+
+Usage: pxstream.py SOCKET MODE ARGS...
+  delays READY OUT DIR   subscribe to ModuleLoaded and ModuleUnloaded, touch
+                         READY, then for each event write "DELAY EVENT" to
+                         OUT (DELAY: seconds from the event's timestamp to
+                         its arrival here); when DIR/unsubscribe exists send
+                         Unsubscribe once and write "unsubscribed"; end when
+                         DIR/stop exists (60 s at most)
+  idle READY DIR         connect, touch READY, send nothing until DIR/stop
+                         exists (60 s at most)
+Exit status: 0 done, 1 check failed, 4 connection or protocol error.
+Standard library only.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pxclient import Conn, ProtocolError  # noqa: E402
+
+LIMIT = 60
+
+
+def delays(conn, ready, out, d):
+    conn.send("log", "off")
+    sid = conn.send("action", json.dumps({"action": "Subscribe", "action_id": "d",
+                                          "types": "ModuleLoaded,ModuleUnloaded"}))
+    unsub_id = None
+    deadline = time.time() + LIMIT
+    with open(out, "w") as f:
+        while time.time() < deadline and not os.path.exists(os.path.join(d, "stop")):
+            if unsub_id is None and os.path.exists(os.path.join(d, "unsubscribe")):
+                unsub_id = conn.send("action", json.dumps({"action": "Unsubscribe",
+                                                           "action_id": "u"}))
+            conn.sock.settimeout(0.05)
+            try:
+                kind, fid, data = conn.frame()
+            except socket.timeout:
+                continue
+            now = time.time()
+            if kind == "result" and fid == sid:
+                if json.loads(data).get("response") != "Success":
+                    print(data.decode())
+                    return 1
+                open(ready, "w").close()
+            elif kind == "result" and fid == unsub_id:
+                f.write("unsubscribed\n")
+            elif kind == "event":
+                ev = json.loads(data)
+                f.write("%.3f %s\n" % (now - ev["timestamp"], ev["event"]))
+            f.flush()
+    return 0
+
+
+def idle(conn, ready, d):
+    open(ready, "w").close()
+    deadline = time.time() + LIMIT
+    while time.time() < deadline and not os.path.exists(os.path.join(d, "stop")):
+        time.sleep(0.05)
+    return 0
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    path, mode, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    conn = Conn(path)
+    conn.banner()
+    if mode == "delays":
+        return delays(conn, *args)
+    if mode == "idle":
+        return idle(conn, *args)
+    print("unknown mode %s" % mode, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (OSError, EOFError, ProtocolError) as e:
+        print("pxstream: %s" % e, file=sys.stderr)
+        sys.exit(4)
