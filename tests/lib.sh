@@ -239,6 +239,16 @@ px() {
 	PX_RC=$?
 }
 
+# wait_for_file FILE SECONDS: until FILE exists; 1 if it does not in time.
+wait_for_file() {
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # wait_for_socket SOCKET SECONDS [PID]: until "core show version" answers.
 # Gives up early when PID (the daemon) has exited.
 wait_for_socket() {

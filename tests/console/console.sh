@@ -19,16 +19,6 @@ PTYDRIVE="$PYTHON $TEST_HELPERS/ptydrive.py"
 export HOME=$TMP/home
 mkdir -p "$HOME"
 
-# wait_for_file FILE SECONDS
-wait_for_file() {
-	local i
-	for ((i = 0; i < $2 * 20; i++)); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # ---------------------------------------------------------------- basics
 
 test_version() {

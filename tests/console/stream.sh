@@ -16,16 +16,6 @@
 
 PXSTREAM="$PYTHON $TEST_HELPERS/pxstream.py"
 
-# wait_for_file FILE SECONDS
-wait_for_file() {
-	local i
-	for ((i = 0; i < $2 * 20; i++)); do
-		[ -e "$1" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # write_events_conf DIR LINES...: console.conf with these [events] lines.
 write_events_conf() {
 	local dir=$1
