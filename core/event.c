@@ -127,15 +127,28 @@ int px_event_kind_parse(const char *name)
 #define EVENT_BLOCK    944 /* with the header, under malloc's 1 KiB "large" size */
 #define EVENT_POOL_MAX 4096
 
-/* Before every block handed out: whether it belongs to the list. 16
- * bytes, so that what follows keeps malloc's alignment. */
+/* Before every block handed out: whether it belongs to the list. Aligned
+ * as malloc aligns, so that what follows is too. */
 struct block_head {
-	union {
+	_Alignas(max_align_t) union {
 		struct block_head *next; /* on the list */
 		bool pooled;             /* handed out */
-		max_align_t align;
 	};
 };
+
+_Static_assert(sizeof(struct block_head) + EVENT_BLOCK + sizeof(size_t) < 1024,
+	       "an event block is a small request for malloc");
+
+/* Under AddressSanitizer a block on the list is poisoned, as malloc's
+ * free memory is: an event used after its last unref is still caught. */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define BLOCK_POISON(b)   ASAN_POISON_MEMORY_REGION((b) + 1, EVENT_BLOCK)
+#define BLOCK_UNPOISON(b) ASAN_UNPOISON_MEMORY_REGION((b) + 1, EVENT_BLOCK)
+#else
+#define BLOCK_POISON(b)   ((void)(b))
+#define BLOCK_UNPOISON(b) ((void)(b))
+#endif
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block_head *pool;
@@ -157,6 +170,7 @@ void *px_event_block_alloc(size_t size)
 		b = pool;
 		pool = b->next;
 		pool_len--;
+		BLOCK_UNPOISON(b);
 	}
 	pthread_mutex_unlock(&pool_lock);
 	if (!b && !(b = malloc(sizeof(*b) + EVENT_BLOCK)))
@@ -172,6 +186,7 @@ void px_event_block_free(void *p)
 	if (b && b->pooled) {
 		pthread_mutex_lock(&pool_lock);
 		if (pool_len < EVENT_POOL_MAX) {
+			BLOCK_POISON(b);
 			b->next = pool;
 			pool = b;
 			pool_len++;
@@ -193,6 +208,7 @@ void px_event_pool_drain(void)
 	pthread_mutex_unlock(&pool_lock);
 	while (b) {
 		struct block_head *next = b->next;
+		BLOCK_UNPOISON(b);
 		free(b);
 		b = next;
 	}
