@@ -41,6 +41,9 @@
 #             step's report gives the events they received, their
 #             EventsLost notices and their own CPU (on the same cores as
 #             plexusd and SIPp: it is part of what the machine does).
+#   EVENT_FILTER [none]: the subscribers' filter (plexus -e FILTER), e.g.
+#             ModuleLoaded to have events built and matched but none sent:
+#             what emitting costs without the consoles' part.
 #   BENCH_KEEP=1 keeps the work directory (logs, SIPp statistics, samples).
 
 set -u
@@ -448,7 +451,8 @@ subscribers_start() {
 	local k
 	SUB_PIDS=()
 	for ((k = 0; k < EVENT_SUBSCRIBERS; k++)); do
-		"$PLEXUS" -s "$CONF/plexus.ctl" -q -e >"$WORK/$1.events.$k" 2>/dev/null &
+		# shellcheck disable=SC2086 # a filter may be several words
+		"$PLEXUS" -s "$CONF/plexus.ctl" -q -e ${EVENT_FILTER:-} >"$WORK/$1.events.$k" 2>/dev/null &
 		SUB_PIDS+=("$!")
 		STARTED+=("$!")
 	done

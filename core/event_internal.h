@@ -37,6 +37,17 @@ size_t px_event_queue_fit(size_t queue_max);
 size_t px_event_budget_used(void);
 size_t px_event_sub_bytes(px_event_sub *s);
 
+/* Memory for an event or its text: a block of the events' free list
+ * when size fits one, else malloc's (event.c says why). NULL: memory.
+ * Given back with px_event_block_free (NULL is ignored). */
+void *px_event_block_alloc(size_t size);
+void px_event_block_free(void *block);
+/* Frees the blocks kept for events; at shutdown, once no thread emits or
+ * holds events any more. */
+void px_event_pool_drain(void);
+/* Blocks kept now (tests). */
+size_t px_event_pool_size(void);
+
 /* The next N events emitted cannot be built (tests only; 0 normally). */
 extern atomic_uint px_event_build_failures;
 

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "event_internal.h"
 #include "event_json.h"
 #include "json_text.h"
 #include "protocol.h"
@@ -209,54 +210,53 @@ char *px_event_to_json(const px_event *ev)
 	return text;
 }
 
-/* Room before the JSON for the frame header: "event 0 " and the length
- * (at most PX_PROTO_MAX_PAYLOAD: 7 digits) and "\n". */
+/* Room for the frame header "event 0 LEN\n" (LEN at most
+ * PX_PROTO_MAX_PAYLOAD: 7 digits). */
 #define HEAD_ROOM 24
-/* Room for the JSON at first; most events need less than half. */
+/* The JSON is dumped here first; most events need less than half. */
 #define JSON_ROOM 1024
 
 struct px_event_text *px_event_text_new(const px_event *ev)
 {
-	const size_t start = sizeof(struct px_event_text) + HEAD_ROOM;
 	bool owned = false;
 	json_t *o = event_object(ev, &owned);
-	size_t room = JSON_ROOM, json_len = 0;
-	struct px_event_text *t;
-	char head[HEAD_ROOM + 1], *block = NULL, *json;
+	char room[JSON_ROOM], head[HEAD_ROOM + 1];
+	struct px_event_text *t = NULL;
+	size_t json_len = 0;
+	char *block, *json;
 	int h;
 
-	/* The text is dumped straight into the block it is kept in, behind
-	 * the struct and the header's room: no second copy of it. A text
-	 * that does not fit is dumped again into a block of its size. */
-	while (o) {
-		char *grown = realloc(block, start + room + 1);
-		if (!grown)
-			break;
-		block = grown;
-		json_len = json_dumpb(o, block + start, room, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (json_len == 0 || json_len <= room)
-			break;
-		room = json_len;
-	}
-	if (owned)
-		json_decref(o);
-	if (!block || json_len == 0 || json_len > room) {
-		free(block);
+	if (!o)
 		return NULL;
-	}
-	json = block + start;
-	json[json_len] = '\0';
+	/* Dumped on the stack, then kept in a block of its size, nearly
+	 * always one of the events' free list (event.c): a block with room
+	 * for any event would be a "large" request to malloc (1 KiB and
+	 * over), which merges all its small free chunks first. */
+	json_len = json_dumpb(o, room, sizeof(room), JSON_COMPACT | JSON_PRESERVE_ORDER);
 	h = snprintf(head, sizeof(head), "event 0 %zu\n", json_len);
-	if (json_len > PX_PROTO_MAX_PAYLOAD || h < 0 || h > HEAD_ROOM) {
-		free(block);
-		return NULL;
-	}
+	if (json_len == 0 || json_len > PX_PROTO_MAX_PAYLOAD || h < 0 || h > HEAD_ROOM)
+		goto out;
+	block = px_event_block_alloc(sizeof(*t) + (size_t)h + json_len + 1);
+	if (!block)
+		goto out;
 	t = (struct px_event_text *)block;
-	memcpy(json - h, head, (size_t)h);
-	t->frame = json - h;
+	memcpy(block + sizeof(*t), head, (size_t)h);
+	json = block + sizeof(*t) + h;
+	if (json_len <= sizeof(room)) {
+		memcpy(json, room, json_len);
+	} else if (json_dumpb(o, json, json_len, JSON_COMPACT | JSON_PRESERVE_ORDER) != json_len) {
+		px_event_block_free(block); /* the object cannot change between the two dumps */
+		t = NULL;
+		goto out;
+	}
+	json[json_len] = '\0';
+	t->frame = block + sizeof(*t);
 	t->frame_len = (size_t)h + json_len;
 	t->json = json;
 	t->json_len = json_len;
+out:
+	if (owned)
+		json_decref(o);
 	return t;
 }
 

@@ -22,8 +22,8 @@ struct px_event_text {
 	const char *json; /* the payload within frame, NUL-terminated */
 	size_t json_len;
 };
-/* A new text of ev (one allocation, freed with free()), or NULL (memory,
- * or a JSON text longer than a frame may carry). */
+/* A new text of ev (one block, freed with px_event_block_free), or NULL
+ * (memory, or a JSON text longer than a frame may carry). */
 struct px_event_text *px_event_text_new(const px_event *ev);
 /* ev's text, made once by the first caller and kept with the event (freed
  * with it), or NULL (memory). Any thread. */

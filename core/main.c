@@ -35,6 +35,7 @@
 #include "console_roles.h"
 #include "console_server.h"
 #include "daemon.h"
+#include "event_internal.h"
 #include "loader.h"
 #include "log_internal.h"
 #include "media_internal.h"
@@ -475,6 +476,7 @@ out_log:
 		px_log_notice("Plexus stopped");
 	px_thread_unregister_self();
 	px_thread_registry_shutdown();
+	px_event_pool_drain();
 	px_log_shutdown();
 	if (sigfd >= 0)
 		close(sigfd);

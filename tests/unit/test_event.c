@@ -768,6 +768,62 @@ static void test_event_text(void)
 	px_event_unsubscribe(b);
 }
 
+/* Events and their texts are made in blocks of a free list of their own,
+ * given back when the last reference goes and used again by the next
+ * events; an event too large for a block is malloc's and never joins the
+ * list; the list is emptied at shutdown. */
+static void test_event_blocks(void)
+{
+	px_event_sub *s = px_event_subscribe(NULL, 8, NULL, NULL);
+	char big[2048];
+	px_event *ev[3];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	px_event_pool_drain();
+	CU_ASSERT_EQUAL(px_event_pool_size(), 0);
+	for (int k = 0; k < 3; k++)
+		PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "blocks"),
+			      PX_EVI("n", k));
+	/* The emitter's reference is gone, the queue's holds them. */
+	CU_ASSERT_EQUAL(px_event_pool_size(), 0);
+	for (int k = 0; k < 3; k++) {
+		ev[k] = px_event_sub_take(s, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ev[k]);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(px_event_text(ev[0]));
+	CU_ASSERT_PTR_NOT_NULL(strstr(px_event_json(ev[0]), "\"blocks\""));
+	for (int k = 0; k < 3; k++)
+		px_event_unref(ev[k]);
+	CU_ASSERT_EQUAL(px_event_pool_size(), 4); /* three events, one text */
+
+	/* The next event takes a block back, its text another. */
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", "again"));
+	CU_ASSERT_EQUAL(px_event_pool_size(), 3);
+	ev[0] = px_event_sub_take(s, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev[0]);
+	CU_ASSERT_PTR_NOT_NULL(strstr(px_event_json(ev[0]), "\"again\""));
+	CU_ASSERT_EQUAL(px_event_pool_size(), 2);
+	px_event_unref(ev[0]);
+	CU_ASSERT_EQUAL(px_event_pool_size(), 4);
+
+	/* Too large for a block: the event and its text are malloc's. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	PX_EVENT_EMIT(PX_EV_SECURITY, NULL, NULL, PX_EVS("reason", big));
+	ev[0] = px_event_sub_take(s, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev[0]);
+	CU_ASSERT_EQUAL(strlen(px_event_field_get(ev[0], "reason")->s), sizeof(big) - 1);
+	CU_ASSERT_PTR_NOT_NULL(px_event_json(ev[0]));
+	CU_ASSERT(px_event_text(ev[0])->json_len > sizeof(big));
+	CU_ASSERT_EQUAL(px_event_pool_size(), 4);
+	px_event_unref(ev[0]);
+	CU_ASSERT_EQUAL(px_event_pool_size(), 4);
+
+	px_event_pool_drain();
+	CU_ASSERT_EQUAL(px_event_pool_size(), 0);
+	px_event_unsubscribe(s);
+}
+
 /* Taking several events under one lock gives them in order with what was
  * lost after each, around the ring's end, and gives their budget back. */
 static void test_take_many(void)
@@ -1039,6 +1095,7 @@ int main(void)
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
 	    !CU_add_test(suite, "JSON object refilled per kind, same text", test_json_reused) ||
 	    !CU_add_test(suite, "frame text shared by consoles", test_event_text) ||
+	    !CU_add_test(suite, "events made in blocks of their own list", test_event_blocks) ||
 	    !CU_add_test(suite, "take many under one lock", test_take_many) ||
 	    !CU_add_test(suite, "JSON of text that is not UTF-8", test_json_not_utf8) ||
 	    !CU_add_test(suite, "ordering with several emitters", test_ordering) ||
