@@ -114,7 +114,7 @@ struct pxlua_call {
 	bool mem_limited;
 };
 
-/* A Lua state shared by up to PXLUA_CALLS_PER_STATE calls of a generation,
+/* A Lua state shared by up to CALLS_PER_STATE (pbx_lua.c) calls of a generation,
  * reached from Lua through the extra space of each of its threads (which
  * lua_newthread copies from the main thread). Lua code of a call runs only
  * while its session thread holds lock, as in Lua's own lua_lock model; a C
