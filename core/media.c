@@ -96,8 +96,6 @@
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
 #define IDLE_SOCKETS_MAX 4096
 #define IDLE_REUSE_MS    1000
-#define IDLE_DRAIN_MAX   4096
-#define IDLE_RCVBUF      1 /* the kernel's minimum: idle sockets hold next to nothing */
 
 struct media_worker;
 
@@ -229,8 +227,12 @@ struct px_rtp {
 	struct session_stats stats;
 };
 
+/* A slot holds a socket pair registered with the worker's epoll set: a
+ * session's, or an idle one's (session NULL) whose packets the worker reads
+ * and drops. fd -1: the slot is free. */
 struct worker_slot {
-	px_rtp *session; /* NULL: free */
+	px_rtp *session;
+	int fd, rtcp_fd;
 	uint32_t generation;
 	uint32_t next_free;
 };
@@ -308,6 +310,9 @@ struct idle_socket {
 	uint16_t port;
 	struct sockaddr_storage local;
 	long long released_ms;
+	/* Still registered with this worker's epoll set, in this slot. */
+	struct media_worker *worker;
+	uint32_t slot;
 };
 static struct idle_socket *idle_ring; /* IDLE_SOCKETS_MAX; guarded by port_lock */
 static size_t idle_head, idle_len;    /* guarded by port_lock */
@@ -566,25 +571,29 @@ static void release_port_locked(uint16_t port)
 		pair_taken[(port - port_start) / 2] = false;
 }
 
+static void worker_release(struct media_worker *w, uint32_t slot);
+
+/* Close an idle socket taken off the FIFO: out of its worker's epoll set
+ * first, then its port back to the range. port_lock not held. */
 static void close_idle(struct idle_socket *s)
 {
+	pthread_mutex_lock(&s->worker->lock);
+	worker_release(s->worker, s->slot);
+	pthread_mutex_unlock(&s->worker->lock);
 	close(s->fd);
 	if (s->rtcp_fd >= 0)
 		close(s->rtcp_fd);
-	release_port_locked(s->port);
+	release_port(s->port);
 }
 
-/* Keep fd (and its RTCP socket rtcp_fd, or -1) for reuse; false when the
- * pool is full (the caller closes them). */
-static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_storage *local)
+/* Keep fd (and its RTCP socket rtcp_fd, or -1), parked in slot of w, for
+ * reuse; false when the FIFO is full (the caller releases and closes
+ * them). */
+static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_storage *local,
+		     struct media_worker *w, uint32_t slot)
 {
 	bool kept = false;
 
-	int small = IDLE_RCVBUF;
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0 ||
-	    (rtcp_fd >= 0 && setsockopt(rtcp_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) < 0))
-		return false;
 	pthread_mutex_lock(&port_lock);
 	if (idle_ring && idle_len < IDLE_SOCKETS_MAX) {
 		struct idle_socket *s = &idle_ring[(idle_head + idle_len) % IDLE_SOCKETS_MAX];
@@ -593,6 +602,8 @@ static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_s
 		s->port = port;
 		s->local = *local;
 		s->released_ms = monotonic_ms();
+		s->worker = w;
+		s->slot = slot;
 		idle_len++;
 		kept = true;
 	}
@@ -601,55 +612,31 @@ static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_s
 }
 
 /* The oldest idle socket bound to local's address, if it has rested long
- * enough; -1 otherwise. An older one on another address is closed, so that
- * a changed bind address does not pin sockets forever. */
-static bool drain(int fd)
-{
-	unsigned char scrap[PACKET_MAX];
-
-	for (int i = 0; i < IDLE_DRAIN_MAX; i++)
-		if (recv(fd, scrap, sizeof(scrap), MSG_DONTWAIT) < 0)
-			return true;
-	return false;
-}
-
-static int idle_take(const struct sockaddr_storage *local, uint16_t *port,
-		     struct sockaddr_storage *bound, int *rtcp_fd)
+ * enough; false otherwise. An older one on another address is closed, so
+ * that a changed bind address does not pin sockets forever. Its worker has
+ * been reading and dropping what reached it while idle. */
+static bool idle_take(const struct sockaddr_storage *local, struct idle_socket *out)
 {
 	long long now = monotonic_ms();
-	int fd = -1;
 
-	*rtcp_fd = -1;
 	pthread_mutex_lock(&port_lock);
 	while (idle_len > 0) {
-		struct idle_socket *s = &idle_ring[idle_head];
-		if (now - s->released_ms < IDLE_REUSE_MS)
+		struct idle_socket s = idle_ring[idle_head];
+		if (now - s.released_ms < IDLE_REUSE_MS)
 			break;
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
-		if (same_host(&s->local, local)) {
-			fd = s->fd;
-			*rtcp_fd = s->rtcp_fd;
-			*port = s->port;
-			*bound = s->local;
-			break;
+		if (same_host(&s.local, local)) {
+			pthread_mutex_unlock(&port_lock);
+			*out = s;
+			return true;
 		}
-		close_idle(s);
+		pthread_mutex_unlock(&port_lock);
+		close_idle(&s);
+		pthread_mutex_lock(&port_lock);
 	}
 	pthread_mutex_unlock(&port_lock);
-	if (fd >= 0) {
-		int rcvbuf = SOCKET_RCVBUF;
-		if (!drain(fd) || (*rtcp_fd >= 0 && !drain(*rtcp_fd)) ||
-		    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
-			close(fd);
-			if (*rtcp_fd >= 0)
-				close(*rtcp_fd);
-			*rtcp_fd = -1;
-			release_port(*port);
-			return -1;
-		}
-	}
-	return fd;
+	return false;
 }
 
 /* Give up to n idle sockets' ports back to the range, oldest first: the
@@ -661,20 +648,28 @@ static size_t idle_evict(size_t n)
 
 	pthread_mutex_lock(&port_lock);
 	while (idle_len > 0 && closed < n) {
-		close_idle(&idle_ring[idle_head]);
+		struct idle_socket s = idle_ring[idle_head];
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
+		pthread_mutex_unlock(&port_lock);
+		close_idle(&s);
 		closed++;
+		pthread_mutex_lock(&port_lock);
 	}
 	pthread_mutex_unlock(&port_lock);
 	return closed;
 }
 
-/* Close every idle socket; port_lock held. */
+/* Close every idle socket; port_lock held, the workers stopped and their
+ * epoll sets closed. */
 static void idle_close_all(void)
 {
 	while (idle_len > 0) {
-		close_idle(&idle_ring[idle_head]);
+		struct idle_socket *s = &idle_ring[idle_head];
+		close(s->fd);
+		if (s->rtcp_fd >= 0)
+			close(s->rtcp_fd);
+		release_port_locked(s->port);
 		idle_head = (idle_head + 1) % IDLE_SOCKETS_MAX;
 		idle_len--;
 	}
@@ -694,6 +689,7 @@ static int slot_grow(struct media_worker *w)
 		return -1;
 	for (uint32_t i = w->nslots; i < n; i++) {
 		slots[i].session = NULL;
+		slots[i].fd = slots[i].rtcp_fd = -1;
 		slots[i].generation = 0;
 		slots[i].next_free = i + 1 < n ? i + 1 : w->free_slot;
 	}
@@ -735,34 +731,72 @@ static int worker_attach(struct media_worker *w, px_rtp *r)
 	}
 	w->free_slot = w->slots[slot].next_free;
 	w->slots[slot].session = r;
+	w->slots[slot].fd = r->fd;
+	w->slots[slot].rtcp_fd = r->rtcp.fd;
 	r->slot = slot;
 	atomic_fetch_add(&w->load, 1);
 	return 0;
 }
 
-/* Take the session in slot out of w's table and epoll set; w->lock held.
- * Events for it that epoll has already handed out find a new generation. */
-static void worker_detach(struct media_worker *w, uint32_t slot)
+/* Give r the idle socket parked in slot of w (r->fd is that socket):
+ * no system call unless r has an RTCP socket the idle one did not. w->lock
+ * held. */
+static void worker_resume(struct media_worker *w, uint32_t slot, px_rtp *r)
 {
-	px_rtp *r = w->slots[slot].session;
+	struct worker_slot *s = &w->slots[slot];
 
-	epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->fd, NULL);
-	if (r->rtcp.fd >= 0)
-		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, r->rtcp.fd, NULL);
+	if (r->rtcp.fd >= 0 && s->rtcp_fd < 0) {
+		struct epoll_event rev = {.events = EPOLLIN,
+					  .data.u64 = slot_handle(w, slot) | RTCP_HANDLE_BIT};
+		if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, r->rtcp.fd, &rev) < 0) {
+			px_log_warning("RTP port %u: no RTCP, cannot register with media/%u: %s",
+				       r->port, w->index, strerror(errno));
+			close(r->rtcp.fd);
+			r->rtcp.fd = -1;
+		} else {
+			s->rtcp_fd = r->rtcp.fd;
+		}
+	}
+	s->session = r;
+	r->slot = slot;
+	atomic_fetch_add(&w->load, 1);
+}
+
+/* The session in slot has ended: its sockets stay in w's epoll set, idle,
+ * and the worker drops what reaches them. w->lock held. */
+static void worker_park(struct media_worker *w, uint32_t slot)
+{
 	w->slots[slot].session = NULL;
-	w->slots[slot].generation++;
-	w->slots[slot].next_free = w->free_slot;
-	w->free_slot = slot;
 	atomic_fetch_sub(&w->load, 1);
 }
 
-static px_rtp *slot_lookup(const struct media_worker *w, uint64_t handle)
+/* Take slot's sockets out of w's epoll set and free the slot; w->lock
+ * held. Events for it that epoll has already handed out find a new
+ * generation. */
+static void worker_release(struct media_worker *w, uint32_t slot)
+{
+	struct worker_slot *s = &w->slots[slot];
+
+	epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, s->fd, NULL);
+	if (s->rtcp_fd >= 0)
+		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, s->rtcp_fd, NULL);
+	if (s->session)
+		atomic_fetch_sub(&w->load, 1);
+	s->session = NULL;
+	s->fd = s->rtcp_fd = -1;
+	s->generation++;
+	s->next_free = w->free_slot;
+	w->free_slot = slot;
+}
+
+static struct worker_slot *slot_lookup(const struct media_worker *w, uint64_t handle)
 {
 	uint32_t slot = (uint32_t)handle & ~RTCP_HANDLE_BIT;
 
-	if (slot >= w->nslots || w->slots[slot].generation != (uint32_t)(handle >> 32))
+	if (slot >= w->nslots || w->slots[slot].generation != (uint32_t)(handle >> 32) ||
+	    w->slots[slot].fd < 0)
 		return NULL;
-	return w->slots[slot].session;
+	return &w->slots[slot];
 }
 
 /* The packet clock runs only while some session of w has a source. */
@@ -1398,6 +1432,18 @@ static void relay_batch(struct media_worker *w, px_rtp *in)
 	counter_add(&in->stats.rx_bad, bad);
 }
 
+/* Read and drop a batch of what reached an idle socket (the last call's
+ * late packets, or a flood of the range): level-triggered epoll brings the
+ * worker back for more, so an idle socket never holds more than a batch. */
+static void drop_idle(struct media_worker *w, int fd)
+{
+	for (unsigned i = 0; i < RECV_BATCH; i++) {
+		w->recv_msgs[i].msg_hdr.msg_namelen = sizeof(w->recv_from[i]);
+		w->recv_msgs[i].msg_hdr.msg_flags = 0;
+	}
+	(void)recvmmsg(fd, w->recv_msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+}
+
 static void drain_wakeup(struct media_worker *w)
 {
 	uint64_t count;
@@ -1452,11 +1498,16 @@ static void *worker_main(void *arg)
 				run_clock(w);
 				continue;
 			}
-			px_rtp *r = slot_lookup(w, events[i].data.u64);
-			if (r && (events[i].data.u64 & RTCP_HANDLE_BIT))
-				rtcp_read(w, r);
-			else if (r)
-				relay_batch(w, r);
+			struct worker_slot *s = slot_lookup(w, events[i].data.u64);
+			bool rtcp = events[i].data.u64 & RTCP_HANDLE_BIT;
+			if (!s)
+				continue;
+			if (!s->session)
+				drop_idle(w, rtcp ? s->rtcp_fd : s->fd);
+			else if (rtcp)
+				rtcp_read(w, s->session);
+			else
+				relay_batch(w, s->session);
 		}
 		if (w->timer_ms && w->now_ms >= w->timer_ms)
 			worker_timers(w);
@@ -1671,8 +1722,10 @@ static int open_rtp_socket(px_rtp *r, px_err *err)
 int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 {
 	socklen_t len = local ? sockaddr_size(local->sa_family) : 0;
-	struct media_worker *w;
+	struct media_worker *w = NULL;
+	struct idle_socket idle;
 	px_rtp *r;
+	int rc = 0, why = 0;
 
 	if (!running)
 		return px_err_set(err, "media engine not started");
@@ -1682,8 +1735,14 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	if (!r)
 		return px_err_set(err, "out of memory");
 	memcpy(&r->local, local, len);
-	r->fd = idle_take(&r->local, &r->port, &r->local, &r->rtcp.fd);
-	if (r->fd < 0 && open_rtp_socket(r, err) < 0) {
+	r->fd = r->rtcp.fd = -1;
+	if (idle_take(&r->local, &idle)) {
+		r->fd = idle.fd;
+		r->rtcp.fd = idle.rtcp_fd;
+		r->port = idle.port;
+		r->local = idle.local;
+		w = idle.worker;
+	} else if (open_rtp_socket(r, err) < 0) {
 		free(r);
 		return -1;
 	}
@@ -1698,11 +1757,18 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 	r->tx.ts_step = DEFAULT_TS_STEP;
 	atomic_store(&r->stats.tx_ssrc, r->tx.ssrc);
 
-	w = pick_worker();
-	pthread_mutex_lock(&w->lock);
-	atomic_store(&r->worker, w);
-	int rc = worker_attach(w, r);
-	int why = errno;
+	if (w) {
+		/* The idle socket is still in its worker's epoll set. */
+		pthread_mutex_lock(&w->lock);
+		atomic_store(&r->worker, w);
+		worker_resume(w, idle.slot, r);
+	} else {
+		w = pick_worker();
+		pthread_mutex_lock(&w->lock);
+		atomic_store(&r->worker, w);
+		rc = worker_attach(w, r);
+		why = errno;
+	}
 	if (rc == 0)
 		rtcp_start(w, r);
 	pthread_mutex_unlock(&w->lock);
@@ -1792,7 +1858,7 @@ static int move_session(px_rtp *r, struct media_worker *from, struct media_worke
 	if (worker_attach(to, r) < 0)
 		return px_err_set(err, "RTP port %u: cannot move to media/%u: %s", r->port,
 				  to->index, strerror(errno));
-	worker_detach(from, old_slot);
+	worker_release(from, old_slot);
 	atomic_store(&r->worker, to);
 	if (r->ticking) {
 		tick_unlink(from, r);
@@ -1946,13 +2012,16 @@ void px_rtp_destroy(px_rtp *r)
 		tick_unlink(w, r);
 	struct px_term *term = r->term;
 	r->term = NULL;
-	worker_detach(w, r->slot);
+	worker_park(w, r->slot);
 	pthread_mutex_unlock(&w->lock);
 	px_term_free(term);
 	/* The worker holds no session pointer outside its lock, and its
-	 * pending events for r no longer resolve: r is ours alone. */
+	 * pending events for r's slot now find it idle: r is ours alone. */
 	px_debug(1, "RTP port %u: session closed", r->port);
-	if (!idle_put(r->fd, r->rtcp.fd, r->port, &r->local)) {
+	if (!idle_put(r->fd, r->rtcp.fd, r->port, &r->local, w, r->slot)) {
+		pthread_mutex_lock(&w->lock);
+		worker_release(w, r->slot);
+		pthread_mutex_unlock(&w->lock);
 		close(r->fd);
 		if (r->rtcp.fd >= 0)
 			close(r->rtcp.fd);
