@@ -140,7 +140,8 @@ static enum px_cli_status cmd_show_channel(px_cli *cli, int argc, char **argv)
 		struct px_rtp_stats st;
 		px_rtp_get_stats(rtp, &st);
 		px_cli_printf(cli, " --   RTP   --\n");
-		px_cli_printf(cli, "     Local port: %u\n", (unsigned)px_rtp_local_port(rtp));
+		px_cli_printf(cli, "     Local port: %u  worker: media/%u\n",
+			      (unsigned)px_rtp_local_port(rtp), st.worker);
 		px_cli_printf(cli, "  RX packets: %llu  bytes: %llu  lost: %llu  dropped: %llu\n",
 			      (unsigned long long)st.rx_packets, (unsigned long long)st.rx_bytes,
 			      (unsigned long long)st.rx_lost, (unsigned long long)st.rx_dropped);

@@ -96,6 +96,7 @@
 /* Bound RTP sockets of ended sessions kept for reuse (see "idle sockets"). */
 #define IDLE_SOCKETS_MAX 4096
 #define IDLE_REUSE_MS    1000
+#define IDLE_NEAR_SCAN   8
 
 struct media_worker;
 
@@ -538,13 +539,14 @@ static void release_port(uint16_t port)
  * bind, getsockname) and closing it one more, all on the thread that sets
  * up or ends the call. An ended session's socket therefore stays bound and
  * waits here, its port still taken, until a new session on the same local
- * address takes it. Only a socket idle for IDLE_REUSE_MS is handed out, and
- * what arrived meanwhile is read and dropped first: the late packets of the
- * old call must not be taken for the new call's far end. While idle its
- * receive buffer is shrunk to the kernel's minimum, so that nobody reads
- * thousands of full buffers: a flood of the RTP range must not pin the
- * machine's UDP memory. A socket that cannot be drained (still flooded) is
- * closed instead of reused. */
+ * address takes it. It also stays in its worker's epoll set, in its slot,
+ * and the worker reads and drops what reaches it, so a new session takes it
+ * back with no system call. Only a socket idle for IDLE_REUSE_MS is handed
+ * out: the late packets of the old call must have stopped, or been
+ * dropped, before a new call latches onto a far end. A session asked for
+ * near another (the second leg of a call) prefers an idle socket served by
+ * that session's worker, looking IDLE_NEAR_SCAN entries past the oldest:
+ * the bridge of the two then moves neither. */
 
 static long long monotonic_ms(void)
 {
@@ -611,15 +613,40 @@ static bool idle_put(int fd, int rtcp_fd, uint16_t port, const struct sockaddr_s
 	return kept;
 }
 
-/* The oldest idle socket bound to local's address, if it has rested long
+/* Among the rested idle sockets at the head of the FIFO, the first one
+ * bound to local's address and served by prefer is swapped to the head.
+ * The order of the others hardly matters: every entry up to that one has
+ * rested, so the FIFO's rested entries still come before the others.
+ * port_lock held. */
+static void idle_prefer(const struct sockaddr_storage *local, const struct media_worker *prefer,
+			long long now)
+{
+	for (size_t i = 0; i < idle_len && i < IDLE_NEAR_SCAN; i++) {
+		struct idle_socket *s = &idle_ring[(idle_head + i) % IDLE_SOCKETS_MAX];
+		if (now - s->released_ms < IDLE_REUSE_MS)
+			return;
+		if (s->worker == prefer && same_host(&s->local, local)) {
+			struct idle_socket first = idle_ring[idle_head];
+			idle_ring[idle_head] = *s;
+			*s = first;
+			return;
+		}
+	}
+}
+
+/* The oldest idle socket bound to local's address (one served by prefer,
+ * when prefer is not NULL and one is near the head), if it has rested long
  * enough; false otherwise. An older one on another address is closed, so
  * that a changed bind address does not pin sockets forever. Its worker has
  * been reading and dropping what reached it while idle. */
-static bool idle_take(const struct sockaddr_storage *local, struct idle_socket *out)
+static bool idle_take(const struct sockaddr_storage *local, const struct media_worker *prefer,
+		      struct idle_socket *out)
 {
 	long long now = monotonic_ms();
 
 	pthread_mutex_lock(&port_lock);
+	if (prefer)
+		idle_prefer(local, prefer, now);
 	while (idle_len > 0) {
 		struct idle_socket s = idle_ring[idle_head];
 		if (now - s.released_ms < IDLE_REUSE_MS)
@@ -1721,8 +1748,13 @@ static int open_rtp_socket(px_rtp *r, px_err *err)
 
 int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 {
+	return px_rtp_new_near(local, NULL, out, err);
+}
+
+int px_rtp_new_near(const struct sockaddr *local, px_rtp *near, px_rtp **out, px_err *err)
+{
 	socklen_t len = local ? sockaddr_size(local->sa_family) : 0;
-	struct media_worker *w = NULL;
+	struct media_worker *w = NULL, *prefer = near ? atomic_load(&near->worker) : NULL;
 	struct idle_socket idle;
 	px_rtp *r;
 	int rc = 0, why = 0;
@@ -1736,7 +1768,7 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 		return px_err_set(err, "out of memory");
 	memcpy(&r->local, local, len);
 	r->fd = r->rtcp.fd = -1;
-	if (idle_take(&r->local, &idle)) {
+	if (idle_take(&r->local, prefer, &idle)) {
 		r->fd = idle.fd;
 		r->rtcp.fd = idle.rtcp_fd;
 		r->port = idle.port;
@@ -1763,7 +1795,7 @@ int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err)
 		atomic_store(&r->worker, w);
 		worker_resume(w, idle.slot, r);
 	} else {
-		w = pick_worker();
+		w = prefer ? prefer : pick_worker();
 		pthread_mutex_lock(&w->lock);
 		atomic_store(&r->worker, w);
 		rc = worker_attach(w, r);
@@ -1998,6 +2030,7 @@ void px_rtp_get_stats(px_rtp *r, struct px_rtp_stats *out)
 	out->remote_fraction_lost = atomic_load_explicit(&s->remote_fraction, memory_order_relaxed);
 	out->remote_jitter_ms = atomic_load_explicit(&s->remote_jitter_ms, memory_order_relaxed);
 	out->rtt_ms = atomic_load_explicit(&s->rtt_ms, memory_order_relaxed);
+	out->worker = atomic_load(&r->worker)->index;
 }
 
 void px_rtp_destroy(px_rtp *r)

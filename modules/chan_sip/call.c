@@ -888,7 +888,8 @@ __attribute__((noinline)) static px_channel *trunk_request(struct sip_config *cf
 	if (requestor && px_channel_var_get(requestor, "CALLERPRES", pres, sizeof(pres)) == 0)
 		c->restricted = !strncasecmp(pres, "prohib", 6);
 	forward_headers(c, cfg, requestor);
-	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
+	if (px_rtp_new_near((const struct sockaddr *)&sip.rtp_addr,
+			    requestor ? px_channel_rtp(requestor) : NULL, &c->rtp, &err) < 0) {
 		px_log_warning("chan_sip: calling %s through %s: %s", number, trunk, err.msg);
 		*cause = PX_CAUSE_CONGESTION;
 		call_unref(c);
@@ -1011,7 +1012,8 @@ static px_channel *tech_request(const char *dest, px_channel *requestor, int *ca
 		*cause = PX_CAUSE_INCOMPATIBLE_DESTINATION;
 		goto fail;
 	}
-	if (px_rtp_new((const struct sockaddr *)&sip.rtp_addr, &c->rtp, &err) < 0) {
+	if (px_rtp_new_near((const struct sockaddr *)&sip.rtp_addr,
+			    requestor ? px_channel_rtp(requestor) : NULL, &c->rtp, &err) < 0) {
 		px_log_warning("chan_sip: calling %s: %s", ep->name, err.msg);
 		*cause = PX_CAUSE_CONGESTION;
 		goto fail;

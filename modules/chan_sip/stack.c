@@ -69,6 +69,7 @@ int sip_post(void (*fn)(void *arg), void *arg)
 {
 	struct post *p;
 	uint64_t one = 1;
+	bool wake;
 
 	p = malloc(sizeof(*p));
 	if (!p)
@@ -82,13 +83,17 @@ int sip_post(void (*fn)(void *arg), void *arg)
 		free(p);
 		return -1;
 	}
+	/* Only the first post into an empty queue wakes the SIP thread: it
+	 * reads the eventfd before it takes the queue, so whatever is added
+	 * after the first is taken with it or finds the queue empty again. */
+	wake = post_head == NULL;
 	if (post_tail)
 		post_tail->next = p;
 	else
 		post_head = p;
 	post_tail = p;
 	pthread_mutex_unlock(&post_lock);
-	if (write(post_fd, &one, sizeof(one)) < 0)
+	if (wake && write(post_fd, &one, sizeof(one)) < 0)
 		px_log_error("chan_sip: cannot wake the SIP thread: %s", strerror(errno));
 	return 0;
 }

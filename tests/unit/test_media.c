@@ -819,6 +819,83 @@ static void test_idle_socket_reuse(void)
 	px_media_shutdown();
 }
 
+static px_rtp *open_near(px_rtp *near)
+{
+	struct sockaddr_storage local = loopback(AF_INET, 0);
+	px_rtp *r = NULL;
+	px_err err = {""};
+
+	if (px_rtp_new_near((struct sockaddr *)&local, near, &r, &err) < 0)
+		fprintf(stderr, "px_rtp_new_near: %s\n", err.msg);
+	return r;
+}
+
+static void test_second_leg_near_first(void)
+{
+	struct phone pa, pn;
+	struct rtp_in in;
+	px_rtp *a, *b, *s0, *s1, *n, *m;
+	uint16_t port_b, port_s0;
+	unsigned wa;
+	struct timespec rest = {.tv_sec = 1, .tv_nsec = 200 * 1000000L};
+
+	CU_ASSERT_FATAL(start_engine(port_base, port_base + 23, 2) == 0);
+	/* Fresh sockets: sessions asked near a join its worker, although the
+	 * other one serves nothing; without a hint the other one is chosen. */
+	a = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	wa = stats_of(a).worker;
+	s0 = open_near(a);
+	s1 = open_near(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
+	CU_ASSERT_EQUAL(stats_of(s0).worker, wa);
+	CU_ASSERT_EQUAL(stats_of(s1).worker, wa);
+	b = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_NOT_EQUAL(stats_of(b).worker, wa);
+
+	/* Idle sockets: b's is older in the FIFO than s0's. Near a, s0's is
+	 * taken; with no hint, the oldest, b's. */
+	port_b = px_rtp_local_port(b);
+	port_s0 = px_rtp_local_port(s0);
+	px_rtp_destroy(b);
+	px_rtp_destroy(s0);
+	nanosleep(&rest, NULL);
+	n = open_near(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+	CU_ASSERT_EQUAL(px_rtp_local_port(n), port_s0);
+	CU_ASSERT_EQUAL(stats_of(n).worker, wa);
+	m = open_session(AF_INET);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(px_rtp_local_port(m), port_b);
+	CU_ASSERT_NOT_EQUAL(stats_of(m).worker, wa);
+
+	/* The bridge of a and n moves neither, and relays both ways. */
+	CU_ASSERT_FATAL(phone_open(&pa, AF_INET));
+	CU_ASSERT_FATAL(phone_open(&pn, AF_INET));
+	px_rtp_set_remote(a, (struct sockaddr *)&pa.addr, false);
+	px_rtp_set_remote(n, (struct sockaddr *)&pn.addr, false);
+	CU_ASSERT_FATAL(px_rtp_bridge(a, n, NULL) == 0);
+	CU_ASSERT_EQUAL(stats_of(a).worker, wa);
+	CU_ASSERT_EQUAL(stats_of(n).worker, wa);
+	for (uint16_t i = 0; i < 3; i++) {
+		send_rtp(&pa, a, 0xa, i, 160u * i, i == 0);
+		CU_ASSERT(recv_relayed(&pn, &in, 0xa, i));
+		send_rtp(&pn, n, 0xb, i, 160u * i, i == 0);
+		CU_ASSERT(recv_relayed(&pa, &in, 0xb, i));
+	}
+
+	px_rtp_destroy(a);
+	px_rtp_destroy(n);
+	px_rtp_destroy(s1);
+	px_rtp_destroy(m);
+	phone_close(&pa);
+	phone_close(&pn);
+	CU_ASSERT_EQUAL(px_media_session_count(), 0);
+	px_media_shutdown();
+}
+
 static void test_configuration(void)
 {
 	static const struct {
@@ -2024,6 +2101,7 @@ int main(void)
 	        {"hold", test_hold},
 	        {"port exhaustion and reuse", test_port_exhaustion_and_reuse},
 	        {"idle socket reuse", test_idle_socket_reuse},
+	        {"second leg near the first", test_second_leg_near_first},
 	        {"configuration", test_configuration},
 	        {"two workers", test_two_workers},
 	        {"IPv6", test_ipv6},

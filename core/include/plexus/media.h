@@ -53,11 +53,16 @@ struct px_rtp_stats {
 	unsigned remote_fraction_lost; /*   of 256, since its previous report */
 	unsigned remote_jitter_ms;     /*   the jitter it sees */
 	unsigned rtt_ms;               /*   round trip (0 until an SR of ours came back) */
+	unsigned worker;               /* the media worker serving it: media/N */
 };
 
 /* A session on a free even port of local (an address; its port is ignored),
  * from the range of rtp.conf. */
 int px_rtp_new(const struct sockaddr *local, px_rtp **out, px_err *err);
+/* The same, on the media worker that serves near (NULL: any) when it can:
+ * the second leg of a call asks near the first, so that bridging the two
+ * moves neither session between workers. */
+int px_rtp_new_near(const struct sockaddr *local, px_rtp *near, px_rtp **out, px_err *err);
 uint16_t px_rtp_local_port(const px_rtp *r);
 /* The local address and port, as bound. */
 void px_rtp_local_addr(const px_rtp *r, struct sockaddr_storage *out);
