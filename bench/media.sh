@@ -104,12 +104,21 @@ rss_kb() {
 	sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null
 }
 
-# heap_kb PID OUT: kB that malloc has handed out and not had back (all
-# arenas and mmapped chunks), from glibc's malloc_stats() called in the
-# process by gdb (it stops the process for a moment) and written to its
-# stderr, OUT. Empty unless BENCH_MALLOC=1.
+# heap_kb PID OUT: kB that malloc has handed out and not had back, printed
+# by the allocator into the process's stderr, OUT, when gdb (which stops
+# the process for a moment) calls its statistics function: jemalloc's
+# malloc_stats_print() ("Allocated:", every arena) when plexusd is linked
+# with it, else glibc's malloc_stats() (all arenas and mmapped chunks).
+# Empty unless BENCH_MALLOC=1.
 heap_kb() {
 	[ "${BENCH_MALLOC:-}" = 1 ] || return 0
+	if ldd "$PLEXUSD" 2>/dev/null | grep -q jemalloc; then
+		timeout 30 gdb -p "$1" -batch \
+			-ex 'call (void)malloc_stats_print(0, 0, "gmdablxeh")' >/dev/null 2>&1
+		awk '/^Allocated:/ { v = $2; gsub(",", "", v) }
+			END { if (v != "") print int(v / 1024) }' "$2"
+		return 0
+	fi
 	timeout 30 gdb -p "$1" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1
 	awk '/^Total \(incl. mmap\):/ { t = 1 } t && /in use bytes/ { v = $NF; t = 0 }
 		END { if (v != "") print int(v / 1024) }' "$2"

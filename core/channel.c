@@ -26,6 +26,7 @@
 #include <plexus/log.h>
 #include <plexus/media.h>
 
+#include "allocator.h"
 #include "bridge_internal.h"
 #include "channel_internal.h"
 #include "thread_internal.h"
@@ -1602,6 +1603,7 @@ done:
 static void *session_worker(void *arg)
 {
 	(void)arg;
+	px_allocator_thread_cache(false);
 	pthread_mutex_lock(&pool_lock);
 	for (;;) {
 		struct session_job *job;

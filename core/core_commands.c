@@ -16,6 +16,7 @@
 #include <plexus/core.h>
 #include <plexus/log.h>
 
+#include "allocator.h"
 #include "codec_internal.h"
 #include "cli_internal.h"
 #include "console_server.h"
@@ -106,6 +107,9 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
 	px_cli_printf(cli, "  %-28s %s\n", "Started:", buf);
 	px_cli_printf(cli, "  %-28s %d\n", "Consoles connected:", px_console_count());
+	char allocator[160];
+	px_allocator_describe(allocator, sizeof(allocator));
+	px_cli_printf(cli, "  %-28s %s\n", "Memory allocator:", allocator);
 	return PX_CLI_SUCCESS;
 }
 
