@@ -36,6 +36,7 @@ struct px_waiter {
 	pthread_cond_t cond;
 	bool pending; /* an event arrived since the last wait */
 	int sleepers; /* threads inside pthread_cond_*wait on cond */
+	px_channel *owner; /* the channel it is embedded in (own_waiter) */
 };
 
 struct channel_var {
@@ -281,8 +282,8 @@ static void waiter_destroy(px_waiter *w)
 
 /* Signalled after the unlock, and only when someone sleeps: a session
  * thread woken while the waker still holds the mutex would only block on it
- * again, two futex calls per event for nothing. The caller holds the
- * channel lock, which keeps w alive until this returns. */
+ * again, two futex calls per event for nothing. The caller keeps w alive:
+ * it holds a reference to w's owner. */
 static void waiter_wake(px_waiter *w)
 {
 	bool sleeping;
@@ -371,6 +372,7 @@ px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *nam
 	ch->events = ch->ev_first;
 	ch->ev_cap = EVENT_QUEUE_FIRST;
 	waiter_init(&ch->own_waiter);
+	ch->own_waiter.owner = ch;
 	ch->waiter = &ch->own_waiter;
 	ch->state = PX_STATE_DOWN;
 
@@ -921,6 +923,9 @@ static bool events_grow(px_channel *ch)
 
 void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
 {
+	px_waiter *w;
+	px_channel *owner;
+
 	pthread_mutex_lock(&ch->lock);
 	if (ch->ev_len < ch->ev_cap || events_grow(ch)) {
 		ch->events[(ch->ev_head + ch->ev_len) % ch->ev_cap] = *ev;
@@ -931,10 +936,17 @@ void px_channel_queue_event(px_channel *ch, const struct px_channel_event *ev)
 	} else {
 		px_log_warning("Channel %s: event queue full; event dropped", ch->name);
 	}
-	/* Woken under the channel lock: once px_channel_set_waiter has moved a
-	 * channel off a waiter, nothing touches that waiter any more. */
-	waiter_wake(ch->waiter);
+	/* Woken after the channel lock is released, or the session thread
+	 * would wake only to block on that lock in px_channel_take_event (a
+	 * second wake-up per event). The reference keeps the waiter alive
+	 * should px_channel_set_waiter move ch off it meanwhile: that waiter
+	 * then gets a wake-up with nothing queued, which its sleeper takes as
+	 * one, and the new waiter is woken by px_channel_set_waiter itself. */
+	w = ch->waiter;
+	owner = px_channel_ref(w->owner);
 	pthread_mutex_unlock(&ch->lock);
+	waiter_wake(w);
+	px_channel_unref(owner);
 }
 
 void px_channel_queue_control(px_channel *ch, enum px_control control)
@@ -1640,6 +1652,7 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 {
 	struct session_job *job = calloc(1, sizeof(*job));
 	pthread_t t;
+	bool wake_idle = false;
 	int rc = 0;
 
 	if (!job)
@@ -1665,7 +1678,7 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 	if (pool_stopping) {
 		rc = -1;
 	} else if (workers_idle > jobs_queued) {
-		pthread_cond_signal(&pool_cond);
+		wake_idle = true;
 	} else {
 		rc = px_thread_start_sized(&t, "session", session_worker, NULL, SESSION_STACK_SIZE);
 		if (rc == 0) {
@@ -1682,6 +1695,11 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 		jobs_queued++;
 	}
 	pthread_mutex_unlock(&pool_lock);
+	/* Signalled after the unlock, so the worker does not wake only to
+	 * block on pool_lock. It cannot miss the job: a worker leaves the pool
+	 * on its idle timeout only when no job is queued. */
+	if (wake_idle)
+		pthread_cond_signal(&pool_cond);
 	if (rc) {
 		atomic_fetch_sub(&sessions_running, 1);
 		pthread_mutex_lock(&ch->lock);
