@@ -34,8 +34,8 @@
 struct px_waiter {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool pending; /* an event arrived since the last wait */
-	int sleepers; /* threads inside pthread_cond_*wait on cond */
+	bool pending;      /* an event arrived since the last wait */
+	int sleepers;      /* threads inside pthread_cond_*wait on cond */
 	px_channel *owner; /* the channel it is embedded in (own_waiter) */
 };
 
