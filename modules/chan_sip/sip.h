@@ -370,8 +370,10 @@ void sip_rtp_watch_stop(void);
 
 /* ---- overload control (overload.c) ---- */
 
-/* Measure the SIP thread's load once a second; SIP thread. */
-int sip_overload_start(struct su_root_s *root);
+/* Measure the SIP thread's load every quarter of a second and find the
+ * UDP sockets of cfg's bind address, whose queues are read at every new
+ * INVITE; SIP thread, after nua_create. */
+int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg);
 void sip_overload_stop(void);
 /* Should this new INVITE be refused with 503? Counts it if so. */
 bool sip_overload_refuse(bool has_credentials);

@@ -414,7 +414,7 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot create the digest authentication module");
 		goto out_nua;
 	}
-	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root) < 0 ||
+	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root, cfg) < 0 ||
 	    sip_qualify_start(sip.root) < 0) {
 		sip_overload_stop();
 		sip_rtp_watch_stop();

@@ -1,0 +1,115 @@
+#!/bin/bash
+# Overload control of the SIP thread, driven by the backlog of its socket:
+# a real plexusd is stopped (SIGSTOP) for 1.5 s while SIPp sends it new
+# calls at 4000 a second, so that thousands of INVITEs wait in its UDP
+# socket when it resumes, as they would behind a stalled or saturated SIP
+# thread. Checked:
+#
+#   - every INVITE gets an answer (401 or 503) and SIPp ends cleanly;
+#   - some are refused with 503 and Retry-After, and plexusd logs that it
+#     refuses new calls because messages wait in its socket queue, then
+#     that the queue drained and how many calls it refused;
+#   - none of the calls is left behind, and the next call right after the
+#     storm is answered: 1001 calls 1002 through the dialplan;
+#   - plexusd stops cleanly.
+#
+# A stopped thread is not busy (no CPU time, no run-queue delay), so a
+# control that only measured the thread's load would refuse nothing here.
+# Every check prints "ok N".
+
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "$top_srcdir/tests/sip/siplib.sh"
+
+SECRET_1001=test-secret-1001
+SECRET_1002=test-secret-1002
+STORM_CALLS=4000
+
+setup() {
+	D=$TMP/etc
+	sip_ports
+	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
+	write_plexus_conf "$D" "$TMP/modules" 3
+	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
+		"require = pbx_lua" "require = app_dial"
+	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
+	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
+	cat >"$D/rtp.conf" <<EOF
+[general]
+rtpstart = $RTP_START
+rtpend = $RTP_END
+workers = 0
+EOF
+	sip_make_tone
+	start_daemon "$D"
+	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT" 'sip show endpoints' 0 \
+		'^5 endpoints$'
+}
+
+# count_received NAME ERE: how many messages run NAME received whose
+# start line matches ERE.
+count_received() {
+	awk -v re="$2" '
+		/^(UDP|TCP) message received/ { first = 1; next }
+		first && NF { first = 0; if ($0 ~ re) n++ }
+		END { print n + 0 }' "$SIPP_DIR/$1.msg"
+}
+
+test_storm() {
+	local log=$D/plexus.log mark n503 n401 msg
+	mark=$(log_mark "$log")
+	sipp_start storm - uac_overload.xml -s 1002 -key caller 1001 \
+		-r "$STORM_CALLS" -m "$STORM_CALLS" -l "$STORM_CALLS" -recv_timeout 15s
+	sleep 0.2
+	kill -STOP "$DAEMON_PID"
+	sleep 1.5
+	kill -CONT "$DAEMON_PID"
+	sipp_wait storm
+	if [ "$SIPP_RC" != 0 ]; then
+		sipp_fail "every INVITE of the storm gets 401 or 503, SIPp ends cleanly" \
+			"SIPp status 0" storm
+	fi
+	pass "every INVITE of the storm gets 401 or 503, SIPp ends cleanly"
+	n503=$(count_received storm "^SIP/2.0 503 ")
+	n401=$(count_received storm "^SIP/2.0 401 ")
+	if [ "$n503" -lt 1 ]; then
+		sipp_fail "new calls behind the backlog are refused with 503" \
+			"at least one 503 (got $n503, and $n401 401s)" storm
+	fi
+	pass "new calls behind the backlog are refused with 503 ($n503 of them; $n401 challenged)"
+	msg=$(sipp_message storm "^SIP/2.0 503 ")
+	printf '%s\n' "$msg" | grep -Eq '^Retry-After: *[0-9]+' ||
+		sipp_fail "the 503 carries Retry-After" "a Retry-After header" storm
+	pass "the 503 carries Retry-After"
+	wait_for_log "$log" "$mark" \
+		'chan_sip: [0-9]+ kB of SIP messages wait in a socket queue: refusing new calls with 503' 5 ||
+		fail "plexusd says new calls are refused while messages wait in its socket queue" \
+			"$(log_since "$log" "$mark" | tail -n 20)"
+	pass "plexusd says new calls are refused while messages wait in its socket queue"
+	wait_for_log "$log" "$mark" \
+		'chan_sip: the SIP socket queue drained; [1-9][0-9]* new calls were refused' 5 ||
+		fail "plexusd says when the queue drained and how many calls it refused" \
+			"$(log_since "$log" "$mark" | tail -n 20)"
+	pass "plexusd says when the queue drained and how many calls it refused"
+	expect_idle "after the storm no channel is left"
+}
+
+test_call_after() {
+	sipp_run reg_1002 "$PORT_1002" register.xml -s 1002 -au 1002 -ap "$SECRET_1002" \
+		-key expires 3600
+	[ "$SIPP_RC" = 0 ] || sipp_fail "1002 registers after the storm" "status 0" reg_1002
+	sipp_start phone_1002 "$PORT_1002" uas_answer.xml -s 1002
+	sipp_start call - uac_call.xml -s 1002 -key caller 1001 -au 1001 -ap "$SECRET_1001" -d 500
+	expect_sipp_ok "after the storm 1001 calls 1002: answered, BYE" call
+	expect_sipp_ok "1002 answered the call after the storm" phone_1002
+	pass "the first call after the storm is answered"
+	expect_idle "after that call no channel is left"
+}
+
+setup
+test_storm
+test_call_after
+if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
+	fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
+fi
+pass "plexusd stops with status 0"
+finish
