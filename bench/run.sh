@@ -677,6 +677,17 @@ retrans() {
 	     END { printf "%d/%d", s, r }' "$f"
 }
 
+# received_count NAME STATUS: how many responses STATUS SIPp received, all
+# rows of its final scenario screen together (the Messages column).
+received_count() {
+	local f=$WORK/$1.screen
+	[ -s "$f" ] || { echo 0; return; }
+	awk -v st="$2" '/Scenario Screen/ { on = 1; next }
+	     /Statistics Screen|Waiting for active calls/ { if (on) exit }
+	     on && $1 == st && $2 ~ /^<-+$/ { n += $3 }
+	     END { print n + 0 }' "$f"
+}
+
 # response_ms NAME: SIPp's mean response time 1 (ms), cumulative.
 response_ms() {
 	local v
@@ -768,6 +779,7 @@ call_run() {
 	R_DROPS=$(($(udp_rcvbuf_errors) - u0))
 	R_OK=$(stat_col "$name-uac" 'SuccessfulCall(C)')
 	R_FAIL=$(stat_col "$name-uac" 'FailedCall(C)')
+	R_REFUSED=$(received_count "$name-uac" 503)
 	R_UAS_FAIL=$(stat_col "$name-uas" 'FailedCall(C)')
 	R_RETR_UAC=$(retrans "$name-uac")
 	R_RETR_UAS=$(retrans "$name-uas")
@@ -821,6 +833,8 @@ phase_calls() {
 			"$R_RT" "$R_SIPPCPU" "$R_MACHINE" "$R_DROPS")
 		line "$row"
 		SUMMARY_CALLS+=("$row")
+		[ "${R_REFUSED:-0}" != 0 ] &&
+			line "  of the failed calls, $R_REFUSED were refused with 503 (overload control)"
 		[ "${R_UAS_FAIL:-0}" != 0 ] && line "  UAS SIPp counted $R_UAS_FAIL failed calls"
 		[ -n "${R_CHANNELS:-}" ] && line "  after the run: $R_CHANNELS"
 		[ "$EVENT_SUBSCRIBERS" -gt 0 ] &&
