@@ -2,36 +2,34 @@
  * Overload control of the SIP thread. Every message of every call goes
  * through this one thread; past its capacity its socket queue grows, every
  * call slows down, phones retransmit, which adds load, and within seconds
- * no call at all gets through. Two signals decide which new INVITEs are
- * refused with 503 and Retry-After:
+ * no call at all gets through. New INVITEs are refused with 503 and
+ * Retry-After on one of two signals:
  *
- *  - The backlog of the SIP UDP sockets, read at every new INVITE (one
- *    getsockopt SO_MEMINFO per socket): once a socket's receive queue
- *    holds a quarter of its buffer (about 2 MB: a thousand messages, a
- *    tenth of a second and more of the thread's work, and the point past
- *    which a stall of a few hundred milliseconds overflows the buffer),
- *    every new INVITE is refused until the queues are down to a
- *    sixteenth, then those without credentials until they are empty of
- *    backlog (below a sixteenth, too). A refused call costs the thread
- *    three messages where an accepted one costs seventeen, so the queue
- *    drains.
- *  - How busy the thread is: every quarter of a second, its CPU time plus
- *    its run-queue delay from /proc schedstat. Above 95 % twice in a row
- *    (one busy quarter is only a burst) it refuses another fifth of new
- *    calls; below 90 % it accepts a twentieth more (a thread busy 80-90 %
- *    of the time still keeps up: measured, its socket queue stays under
- *    10 KB). Where the UDP queues can be read, this share applies only
- *    while they hold a backlog (a sixteenth of the buffer): on a machine
- *    whose cores are shared, a thread can be busy 95 % of the time with an
- *    empty queue, and refusing calls then only loses them (measured at
- *    1200 calls/s: 2302 calls refused over 7 s after a queue of 370 kB
- *    that had drained in one second). Without a readable UDP queue (TCP or
- *    TLS only) it applies alone.
+ *  - The backlog of the SIP UDP sockets, read at every new INVITE and
+ *    every quarter of a second (one getsockopt SO_MEMINFO per socket).
+ *    Once a socket's receive queue holds half its buffer (4 MB: about 1700
+ *    messages, 130 ms of arrivals at 1500 calls/s, well before phones
+ *    retransmit at 500 ms and before the buffer overflows), every new
+ *    INVITE is refused; then, until the queues are down to an eighth,
+ *    those without credentials (an INVITE with credentials most often
+ *    answers our challenge, and refusing it wastes that round trip). A
+ *    refused call costs the thread three messages where an accepted one
+ *    costs seventeen, so the queue drains. A short stall, or a burst the
+ *    thread absorbs, refuses nothing.
+ *  - Where no UDP queue can be read (TCP or TLS only): how busy the thread
+ *    is, every quarter of a second, its CPU time plus its run-queue delay
+ *    from /proc schedstat. Above 95 % twice in a row (one busy quarter is
+ *    only a burst) it refuses another fifth of new calls; below 90 % it
+ *    accepts a twentieth more. INVITEs with credentials are refused at a
+ *    quarter of that share, never exempt: a phone that always sends
+ *    credentials, or a flood with a made-up Authorization header, is shed
+ *    too. This signal is not used with UDP: on cores shared with other
+ *    work the thread can be busy 95 % of the time with an empty queue, and
+ *    it then refused calls the thread had time for (2302 calls over 7 s at
+ *    1200 calls/s after a 370 kB burst that drained within a second).
  *
- * Under the busy share, INVITEs with credentials (most often answering our
- * challenge: refusing them wastes it) are refused at a quarter of the
- * share. In-dialog requests, REGISTER and responses are untouched. SIP
- * thread only.
+ * In-dialog requests, REGISTER and responses are untouched. SIP thread
+ * only.
  */
 #include <dirent.h>
 #include <linux/sock_diag.h>
@@ -59,9 +57,9 @@
 #define SHED_MAX         0.95
 #define TICK_MS          250
 #define TICKS_PER_REPORT (1000 / TICK_MS)
-#define QUEUE_HIGH_DIV   4  /* a quarter of the receive buffer: refuse all */
-#define QUEUE_LOW_DIV    16 /* a sixteenth: the backlog is gone */
-#define QUEUE_SOCKETS    4  /* IPv4 and IPv6 on the bind address, and spare */
+#define QUEUE_HIGH_DIV   2 /* half the receive buffer: refuse all */
+#define QUEUE_LOW_DIV    8 /* an eighth: the backlog is gone */
+#define QUEUE_SOCKETS    4 /* IPv4 and IPv6 on the bind address, and spare */
 
 static su_timer_t *timer;
 static char schedstat_path[64];
@@ -102,7 +100,7 @@ static long long busy_ns(void)
 }
 
 /* The fullest SIP UDP socket's backlog against its buffer: 2 above a
- * quarter, 1 above a sixteenth, else 0; -1 when none can be read. */
+ * half, 1 above an eighth, else 0; -1 when none can be read. */
 static int queue_read(long long *queued)
 {
 	int level = -1;
@@ -167,11 +165,11 @@ static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 	int level = queue_read(&queued);
 	if (level >= 0)
 		queue_follow(level, queued);
-	/* Busy with nothing waiting in the queue is not overload. */
-	bool high = load > BUSY_HIGH && level != 0;
+	/* With a readable UDP queue, the queue alone decides. */
+	bool high = load > BUSY_HIGH && level < 0;
 	if (high && was_high)
 		share = shed_share + STEP_UP > SHED_MAX ? SHED_MAX : shed_share + STEP_UP;
-	else if (load < BUSY_LOW || level == 0)
+	else if (load < BUSY_LOW || level >= 0)
 		share = shed_share - STEP_DOWN < 0.001 ? 0 : shed_share - STEP_DOWN;
 	was_high = high;
 	if (share > 0 && shed_share == 0)
@@ -211,8 +209,7 @@ bool sip_overload_refuse(bool has_credentials)
 		shed_count++;
 		return true;
 	}
-	/* Busy but nothing waiting: the thread keeps up. */
-	if (shed_share <= 0 || level == 0)
+	if (shed_share <= 0 || level >= 0)
 		return false;
 	/* An INVITE with credentials most often answers our own challenge, and
 	 * refusing it wastes that round trip: it is refused at a quarter of the
