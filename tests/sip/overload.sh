@@ -24,27 +24,6 @@ SECRET_1001=test-secret-1001
 SECRET_1002=test-secret-1002
 STORM_CALLS=4000
 
-setup() {
-	D=$TMP/etc
-	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
-	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
-	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF
-	sip_make_tone
-	start_daemon "$D"
-	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT" 'sip show endpoints' 0 \
-		'^5 endpoints$'
-}
-
 # count_received NAME ERE: how many messages run NAME received whose
 # start line matches ERE.
 count_received() {
@@ -105,7 +84,7 @@ test_call_after() {
 	expect_idle "after that call no channel is left"
 }
 
-setup
+sip_start_standard
 test_storm
 test_call_after
 if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then

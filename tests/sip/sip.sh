@@ -38,29 +38,6 @@ SECRET_1005=test-secret-1005
 
 # ---------------------------------------------------------------- set-up
 
-setup() {
-	D=$TMP/etc
-	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
-	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
-	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF
-	sip_make_tone
-	: >"$DIALSTATUS_FILE"
-	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
-	start_daemon "$D"
-	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT with 5 endpoints" \
-		'sip show endpoints' 0 '^5 endpoints$'
-}
-
 # register NAME PORT USER PASSWORD EXPIRES [SCENARIO]: a REGISTER run.
 register() {
 	sipp_run "$1" "$2" "${6:-register.xml}" -s "$3" -au "$3" -ap "$4" -key expires "$5"
@@ -562,8 +539,7 @@ test_unauthenticated_methods() {
 	check_answers "plexusd still answers after that"
 }
 
-
-setup
+sip_start_standard
 test_register
 test_register_forbidden
 test_register_refresh

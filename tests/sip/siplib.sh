@@ -43,6 +43,35 @@ open(sys.argv[1], "wb").write(b"RIFF" + struct.pack("<I", len(body)) + body)
 PYEOF
 }
 
+# ---------------------------------------------------------------- daemon
+
+# sip_start_standard: plexusd in $TMP/etc (D) on the phones of
+# tests/data/sip (sip.conf, extensions.lua: 1001-1005, _1XXX dials), with
+# the G.711 codecs, a tone for SIPp and an empty DIALSTATUS file, and the
+# check that it listens with its 5 endpoints.
+sip_start_standard() {
+	D=$TMP/etc
+	sip_ports
+	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
+	write_plexus_conf "$D" "$TMP/modules" 3
+	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
+		"require = pbx_lua" "require = app_dial"
+	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
+	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
+	cat >"$D/rtp.conf" <<EOF
+[general]
+rtpstart = $RTP_START
+rtpend = $RTP_END
+workers = 0
+EOF
+	sip_make_tone
+	: >"$DIALSTATUS_FILE"
+	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
+	start_daemon "$D"
+	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT with 5 endpoints" \
+		'sip show endpoints' 0 '^5 endpoints$'
+}
+
 # ---------------------------------------------------------------- ports
 
 # sip_ports: one block of 400 free loopback ports for the run.
