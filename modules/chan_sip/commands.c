@@ -1,8 +1,8 @@
 /*
  * chan_sip's console commands: "sip show endpoints", "sip show endpoint
  * NAME" (with its registered contacts from the location service), "sip
- * show settings" (listeners, TLS, NAT) and "sip set debug on|off" (every
- * SIP message to the log).
+ * show settings" (listeners, TLS, NAT, overload) and "sip set debug
+ * on|off" (every SIP message to the log).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -128,7 +128,7 @@ static void acl_string(const struct sip_acl_entry *acl, size_t n, char *buf, siz
 static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 {
 	struct sip_config *cfg;
-	char nets[512];
+	char nets[512], overload[256];
 
 	if (argc != 3)
 		return PX_CLI_SHOWUSAGE;
@@ -158,6 +158,8 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 		      cfg->external_media[0] ? cfg->external_media : "-");
 	acl_string(cfg->local_net, cfg->nlocal_net, nets, sizeof(nets));
 	px_cli_printf(cli, " Local nets:    %s\n", nets);
+	sip_overload_describe(overload, sizeof(overload));
+	px_cli_printf(cli, " Overload:      %s\n", overload);
 	sip_config_unref(cfg);
 	return PX_CLI_SUCCESS;
 }
@@ -209,11 +211,12 @@ static const struct px_cli_command commands[] = {
 	 "       Shows an endpoint's settings (the transports it may use among them)\n"
 	 "       and its registered contacts, marking those not called.",
 	 cmd_show_endpoint, complete_endpoint, PX_ROLE_MONITOR},
-	{"sip show settings", "Show chan_sip's listeners, TLS and NAT settings",
+	{"sip show settings", "Show chan_sip's listeners, TLS, NAT and overload settings",
 	 "Usage: sip show settings\n"
 	 "       Shows where chan_sip listens, whether TLS is on (or why it is off) and the\n"
-	 "       oldest TLS version it accepts, and the external addresses and local\n"
-	 "       networks of NAT handling.",
+	 "       oldest TLS version it accepts, the external addresses and local\n"
+	 "       networks of NAT handling, and the overload control: what it watches,\n"
+	 "       whether it refuses new calls now and how many it refused.",
 	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"sip set debug", "Enable or disable SIP message logging",
 	 "Usage: sip set debug on|off\n"

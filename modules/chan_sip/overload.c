@@ -34,6 +34,7 @@
 #include <dirent.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,11 @@ static size_t queue_nfds;
  * 2: backlog (every new INVITE refused). */
 static int queue_level;
 static unsigned long queue_shed_total;
+/* What "sip show settings" tells: written here, read by console threads. */
+static atomic_int view_sockets;
+static atomic_llong view_queued, view_buffer;
+static atomic_bool view_refusing;
+static atomic_ulong view_refused;
 
 static long long wall_ns(void)
 {
@@ -119,9 +125,13 @@ static int queue_read(long long *queued)
 											  : 0;
 		if (l > level)
 			level = l;
-		if (mem[SK_MEMINFO_RMEM_ALLOC] > *queued)
+		if (mem[SK_MEMINFO_RMEM_ALLOC] >= *queued) {
 			*queued = mem[SK_MEMINFO_RMEM_ALLOC];
+			atomic_store(&view_buffer, (long long)mem[SK_MEMINFO_RCVBUF]);
+		}
 	}
+	if (level >= 0)
+		atomic_store(&view_queued, *queued);
 	return level;
 }
 
@@ -146,6 +156,7 @@ static void queue_follow(int level, long long queued)
 			      queue_shed_total);
 		queue_shed_total = 0;
 	}
+	atomic_store(&view_refusing, queue_level != 0 || shed_share > 0);
 }
 
 static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
@@ -194,6 +205,7 @@ static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 	if (share == 0 && shed_share > 0)
 		shed_total = 0;
 	shed_share = share;
+	atomic_store(&view_refusing, queue_level != 0 || shed_share > 0);
 }
 
 bool sip_overload_refuse(bool has_credentials)
@@ -207,6 +219,7 @@ bool sip_overload_refuse(bool has_credentials)
 	if (queue_level == 2 || (queue_level == 1 && !has_credentials)) {
 		queue_shed_total++;
 		shed_count++;
+		atomic_fetch_add(&view_refused, 1);
 		return true;
 	}
 	if (shed_share <= 0 || level >= 0)
@@ -222,7 +235,28 @@ bool sip_overload_refuse(bool has_credentials)
 	*credit -= 1;
 	shed_count++;
 	shed_total++;
+	atomic_fetch_add(&view_refused, 1);
 	return true;
+}
+
+void sip_overload_describe(char *buf, size_t size)
+{
+	int n = atomic_load(&view_sockets);
+	const char *state = atomic_load(&view_refusing) ? "refusing new calls" : "not refusing";
+	unsigned long refused = atomic_load(&view_refused);
+
+	if (n > 0)
+		snprintf(buf, size,
+			 "by the queue of %d UDP socket%s (%lld of %lld kB at the last look); %s; "
+			 "%lu new calls refused since start",
+			 n, n == 1 ? "" : "s", atomic_load(&view_queued) / 1024,
+			 atomic_load(&view_buffer) / 1024, state, refused);
+	else
+		snprintf(buf, size,
+			 "by the SIP thread's CPU (no UDP socket to watch); %s; %lu new calls "
+			 "refused "
+			 "since start",
+			 state, refused);
 }
 
 /* The port of a bind address ("127.0.0.1:5060", "[::1]:5060", "*:5060"). */
@@ -291,6 +325,11 @@ int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
 				       "by CPU only",
 				       bind_port(cfg->bind));
 	}
+	atomic_store(&view_sockets, (int)queue_nfds);
+	atomic_store(&view_queued, 0);
+	atomic_store(&view_buffer, 0);
+	atomic_store(&view_refusing, false);
+	atomic_store(&view_refused, 0);
 	last_wall_ns = wall_ns();
 	last_busy_ns = busy_ns();
 	if (last_busy_ns < 0) {
@@ -313,4 +352,6 @@ void sip_overload_stop(void)
 	shed_share = 0;
 	queue_nfds = 0;
 	queue_level = 0;
+	atomic_store(&view_sockets, 0);
+	atomic_store(&view_refusing, false);
 }

@@ -377,6 +377,9 @@ int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg);
 void sip_overload_stop(void);
 /* Should this new INVITE be refused with 503? Counts it if so. */
 bool sip_overload_refuse(bool has_credentials);
+/* One line for "sip show settings": what is watched, whether new calls
+ * are refused now, how many were since the SIP stack started. Any thread. */
+void sip_overload_describe(char *buf, size_t size);
 
 /* ---- SDP (sdp.c) ---- */
 

@@ -8,7 +8,8 @@
 #   - every INVITE gets an answer (401 or 503) and SIPp ends cleanly;
 #   - some are refused with 503 and Retry-After, and plexusd logs that it
 #     refuses new calls because messages wait in its socket queue, then
-#     that the queue drained and how many calls it refused;
+#     that the queue drained and how many calls it refused; "sip show
+#     settings" says what the control watches and counts the refusals;
 #   - none of the calls is left behind, and the next call right after the
 #     storm is answered: 1001 calls 1002 through the dialplan;
 #   - plexusd stops cleanly.
@@ -35,6 +36,9 @@ count_received() {
 
 test_storm() {
 	local log=$D/plexus.log mark n503 n401 msg
+	check_cmd "sip show settings: overload control watches the SIP UDP socket, nothing refused" \
+		'sip show settings' 0 \
+		'^ Overload: +by the queue of 1 UDP socket \([0-9]+ of [0-9]+ kB at the last look\); not refusing; 0 new calls refused since start$'
 	mark=$(log_mark "$log")
 	sipp_start storm - uac_overload.xml -s 1002 -key caller 1001 \
 		-r "$STORM_CALLS" -m "$STORM_CALLS" -l "$STORM_CALLS" -recv_timeout 15s
@@ -69,6 +73,9 @@ test_storm() {
 		fail "plexusd says when the queue drained and how many calls it refused" \
 			"$(log_since "$log" "$mark" | tail -n 20)"
 	pass "plexusd says when the queue drained and how many calls it refused"
+	check_cmd "sip show settings: not refusing any more, the refused calls counted" \
+		'sip show settings' 0 \
+		'^ Overload: +by the queue of 1 UDP socket \([0-9]+ of [0-9]+ kB at the last look\); not refusing; [1-9][0-9]* new calls refused since start$'
 	expect_idle "after the storm no channel is left"
 }
 
