@@ -8,8 +8,10 @@
  * not match. So "!203.0.113.66, 203.0.113.0/24" is the network but one
  * host, while "203.0.113.0/24, !203.0.113.66" is the whole network (the
  * exclusion comes too late). IPv4-mapped IPv6 sources ("::ffff:a.b.c.d")
- * are matched as the IPv4 address they are. No SIP stack here: the unit
- * tests use this file on its own.
+ * are matched as the IPv4 address they are. Also the split of a bind
+ * address ("host:port", "[v6]:port") into host and port, for the TLS check
+ * and the overload control. No SIP stack here: the unit tests use this
+ * file on its own.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -110,4 +112,24 @@ void sip_acl_format(const struct sip_acl_entry *e, char *buf, size_t size)
 
 	inet_ntop(e->family, e->addr, addr, sizeof(addr));
 	snprintf(buf, size, "%s%s/%d", e->deny ? "!" : "", addr, e->prefix);
+}
+
+int sip_bind_split(const char *bind, char *host, size_t hsize, char *port, size_t psize)
+{
+	const char *colon;
+
+	if (bind[0] == '[') {
+		const char *end = strchr(bind, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		snprintf(host, hsize, "%.*s", (int)(end - bind - 1), bind + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(bind, ':');
+		if (!colon)
+			return -1;
+		snprintf(host, hsize, "%.*s", (int)(colon - bind), bind);
+	}
+	snprintf(port, psize, "%s", colon + 1);
+	return 0;
 }

@@ -65,10 +65,11 @@
 static su_timer_t *timer;
 static char schedstat_path[64];
 static long long last_wall_ns, last_busy_ns;
-static double shed_share;       /* of fresh INVITEs refused now */
-static double shed_credit;      /* spreads the refusals evenly */
-static double shed_credit_auth; /* the same for INVITEs with credentials */
-static unsigned long shed_count, shed_total;
+static double shed_share;        /* of fresh INVITEs refused now */
+static double shed_credit;       /* spreads the refusals evenly */
+static double shed_credit_auth;  /* the same for INVITEs with credentials */
+static unsigned long shed_count; /* refused since the last report */
+static unsigned long shed_total; /* refused since this overload began */
 static unsigned ticks;
 static bool was_high;
 static int queue_fds[QUEUE_SOCKETS];
@@ -76,7 +77,6 @@ static size_t queue_nfds;
 /* 0: no backlog; 1: draining (new INVITEs without credentials refused);
  * 2: backlog (every new INVITE refused). */
 static int queue_level;
-static unsigned long queue_shed_total;
 /* What "sip show settings" tells: written here, read by console threads. */
 static atomic_int view_sockets;
 static atomic_llong view_queued, view_buffer;
@@ -153,44 +153,60 @@ static void queue_follow(int level, long long queued)
 			       queued / 1024);
 	else if (!queue_level && was) {
 		px_log_notice("chan_sip: the SIP socket queue drained; %lu new calls were refused",
-			      queue_shed_total);
-		queue_shed_total = 0;
+			      shed_total);
+		shed_total = 0;
 	}
-	atomic_store(&view_refusing, queue_level != 0 || shed_share > 0);
+	atomic_store(&view_refusing, queue_level != 0);
 }
 
-static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+/* The CPU signal, when no UDP queue can be read: the thread's run time
+ * plus run-queue delay since the last tick moves the share of new INVITEs
+ * refused. */
+static void busy_follow(void)
 {
 	long long now = wall_ns(), busy = busy_ns();
 	double share = shed_share;
 
-	(void)magic;
-	(void)t;
-	(void)arg;
 	if (busy < 0 || now <= last_wall_ns)
 		return;
 	double load = (double)(busy - last_busy_ns) / (double)(now - last_wall_ns);
 	last_wall_ns = now;
 	last_busy_ns = busy;
-	long long queued;
-	int level = queue_read(&queued);
-	if (level >= 0)
-		queue_follow(level, queued);
-	/* With a readable UDP queue, the queue alone decides. */
-	bool high = load > BUSY_HIGH && level < 0;
+	bool high = load > BUSY_HIGH;
 	if (high && was_high)
 		share = shed_share + STEP_UP > SHED_MAX ? SHED_MAX : shed_share + STEP_UP;
-	else if (load < BUSY_LOW || level >= 0)
+	else if (load < BUSY_LOW)
 		share = shed_share - STEP_DOWN < 0.001 ? 0 : shed_share - STEP_DOWN;
 	was_high = high;
 	if (share > 0 && shed_share == 0)
 		px_log_warning("chan_sip: the SIP thread is overloaded (busy %.0f %% of the last "
 			       "%d ms): refusing some new calls with 503",
 			       load * 100, TICK_MS);
-	else if (share == 0 && shed_share > 0)
+	else if (share == 0 && shed_share > 0) {
 		px_log_notice("chan_sip: overload over; %lu new calls were refused", shed_total);
+		shed_total = 0;
+	}
+	shed_share = share;
+	atomic_store(&view_refusing, shed_share > 0);
+}
+
+static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+	long long queued;
+	int level = queue_read(&queued);
+
+	(void)magic;
+	(void)t;
+	(void)arg;
+	if (level >= 0) {
+		/* With a readable UDP queue, the queue alone decides. */
+		shed_share = 0;
+		queue_follow(level, queued);
+	} else {
+		busy_follow();
+	}
 	if (++ticks % TICKS_PER_REPORT == 0 && shed_count) {
-		if (queue_level)
+		if (level >= 0)
 			px_verbose(2,
 				   "chan_sip: refused %lu new calls in the last second (overload: "
 				   "messages wait in the socket queue)",
@@ -202,10 +218,6 @@ static void tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 				   shed_count, shed_share * 100);
 		shed_count = 0;
 	}
-	if (share == 0 && shed_share > 0)
-		shed_total = 0;
-	shed_share = share;
-	atomic_store(&view_refusing, queue_level != 0 || shed_share > 0);
 }
 
 bool sip_overload_refuse(bool has_credentials)
@@ -217,12 +229,12 @@ bool sip_overload_refuse(bool has_credentials)
 	if (level >= 0)
 		queue_follow(level, queued);
 	if (queue_level == 2 || (queue_level == 1 && !has_credentials)) {
-		queue_shed_total++;
+		shed_total++;
 		shed_count++;
 		atomic_fetch_add(&view_refused, 1);
 		return true;
 	}
-	if (shed_share <= 0 || level >= 0)
+	if (shed_share <= 0)
 		return false;
 	/* An INVITE with credentials most often answers our own challenge, and
 	 * refusing it wastes that round trip: it is refused at a quarter of the
@@ -254,20 +266,8 @@ void sip_overload_describe(char *buf, size_t size)
 	else
 		snprintf(buf, size,
 			 "by the SIP thread's CPU (no UDP socket to watch); %s; %lu new calls "
-			 "refused "
-			 "since start",
+			 "refused since start",
 			 state, refused);
-}
-
-/* The port of a bind address ("127.0.0.1:5060", "[::1]:5060", "*:5060"). */
-static int bind_port(const char *bind)
-{
-	const char *colon = strrchr(bind, ':');
-	const char *bracket = strrchr(bind, ']');
-
-	if (!colon || (bracket && colon < bracket))
-		return 5060;
-	return atoi(colon + 1);
 }
 
 /* sofia does not give its sockets away: the SIP UDP sockets are found
@@ -316,14 +316,18 @@ int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
 	was_high = false;
 	shed_count = shed_total = 0;
 	queue_level = 0;
-	queue_shed_total = 0;
 	queue_nfds = 0;
 	if (cfg->udp) {
-		queue_find(bind_port(cfg->bind));
+		char host[256], port[16];
+		/* Without a port, sofia listens on 5060. */
+		int p = sip_bind_split(cfg->bind, host, sizeof(host), port, sizeof(port)) < 0
+				? 5060
+				: atoi(port);
+		queue_find(p);
 		if (!queue_nfds)
 			px_log_warning("chan_sip: no UDP socket found on port %d: overload control "
 				       "by CPU only",
-				       bind_port(cfg->bind));
+				       p);
 	}
 	atomic_store(&view_sockets, (int)queue_nfds);
 	atomic_store(&view_queued, 0);
@@ -332,7 +336,7 @@ int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
 	atomic_store(&view_refused, 0);
 	last_wall_ns = wall_ns();
 	last_busy_ns = busy_ns();
-	if (last_busy_ns < 0) {
+	if (last_busy_ns < 0 && !queue_nfds) {
 		px_log_warning("chan_sip: cannot read %s: no overload control", schedstat_path);
 		return 0;
 	}

@@ -22,7 +22,8 @@
  *   flow.c      TCP/TLS registrations whose connection is gone
  *   redirecting.c  REDIRECTING(): Diversion/History-Info for the dialplan
  *   qualify.c   OPTIONS to endpoints' contacts: Reachable/Unreachable
- *   acl.c       address ACLs (match, local_net); no SIP stack, unit-tested
+ *   acl.c       address ACLs (match, local_net), bind address split; no SIP
+ *               stack, unit-tested
  *   dtmf.c      digits in SIP INFO, received and sent
  */
 #ifndef PLEXUS_CHAN_SIP_H
@@ -160,6 +161,10 @@ int sip_config_codecs(const px_config_section *s, struct sip_endpoint *ep, px_er
 void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, size_t namesize);
 
 /* ---- address ACLs (acl.c) ---- */
+
+/* Split a bind address ("127.0.0.1:5060", "[::1]:5060", "*:5060") into its
+ * host (without brackets) and port; -1 when it has no port. */
+int sip_bind_split(const char *bind, char *host, size_t hsize, char *port, size_t psize);
 
 /* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "!198.51.100.7":
  * -1 when it is not one. */

@@ -108,25 +108,13 @@ out:
 int sip_tls_bind_check(const char *bind_addr, px_err *err)
 {
 	char host[256], port[16];
-	const char *colon;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICHOST | AI_PASSIVE},
 			*res;
 	int fd, rc, one = 1;
 
-	if (bind_addr[0] == '[') {
-		const char *end = strchr(bind_addr, ']');
-		if (!end || end[1] != ':')
-			return px_err_set(err, "%s: not [address]:port", bind_addr);
-		snprintf(host, sizeof(host), "%.*s", (int)(end - bind_addr - 1), bind_addr + 1);
-		colon = end + 1;
-	} else {
-		colon = strrchr(bind_addr, ':');
-		if (!colon)
-			return px_err_set(err, "%s: not address:port", bind_addr);
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - bind_addr), bind_addr);
-	}
-	snprintf(port, sizeof(port), "%s", colon + 1);
+	if (sip_bind_split(bind_addr, host, sizeof(host), port, sizeof(port)) < 0)
+		return px_err_set(err, "%s: not address:port or [address]:port", bind_addr);
 	rc = getaddrinfo(!strcmp(host, "*") ? NULL : host, port, &hints, &res);
 	if (rc != 0)
 		return px_err_set(err, "%s: %s", bind_addr, gai_strerror(rc));

@@ -181,6 +181,26 @@ static void test_empty(void)
 	CU_ASSERT_FALSE(sip_acl_match(&e, 1, (const struct sockaddr *)&other));
 }
 
+static void test_bind_split(void)
+{
+	char host[64], port[16];
+
+	CU_ASSERT_EQUAL(sip_bind_split("127.0.0.1:5060", host, sizeof(host), port, sizeof(port)),
+			0);
+	CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+	CU_ASSERT_STRING_EQUAL(port, "5060");
+	CU_ASSERT_EQUAL(sip_bind_split("[::1]:5070", host, sizeof(host), port, sizeof(port)), 0);
+	CU_ASSERT_STRING_EQUAL(host, "::1");
+	CU_ASSERT_STRING_EQUAL(port, "5070");
+	CU_ASSERT_EQUAL(sip_bind_split("*:5061", host, sizeof(host), port, sizeof(port)), 0);
+	CU_ASSERT_STRING_EQUAL(host, "*");
+	CU_ASSERT_STRING_EQUAL(port, "5061");
+	/* No port, or an IPv6 address without brackets' port. */
+	CU_ASSERT_EQUAL(sip_bind_split("127.0.0.1", host, sizeof(host), port, sizeof(port)), -1);
+	CU_ASSERT_EQUAL(sip_bind_split("[::1]", host, sizeof(host), port, sizeof(port)), -1);
+	CU_ASSERT_EQUAL(sip_bind_split("[::1", host, sizeof(host), port, sizeof(port)), -1);
+}
+
 int main(void)
 {
 	CU_pSuite suite;
@@ -193,7 +213,8 @@ int main(void)
 	    !CU_add_test(suite, "IPv4 networks and hosts", test_cidr_v4) ||
 	    !CU_add_test(suite, "IPv6 networks and mapped sources", test_cidr_v6) ||
 	    !CU_add_test(suite, "exclusions: the first entry decides", test_order) ||
-	    !CU_add_test(suite, "empty lists, no address, other families", test_empty))
+	    !CU_add_test(suite, "empty lists, no address, other families", test_empty) ||
+	    !CU_add_test(suite, "bind address split into host and port", test_bind_split))
 		return 1;
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
