@@ -41,21 +41,9 @@ MEDIAPHONE=$top_srcdir/tests/sip/mediaphone.py
 EVENTS=$TMP/events.jsonl
 
 setup() {
-	D=$TMP/etc
-	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
-	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
-	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	: >"$DIALSTATUS_FILE"
-	cat >"$D/rtp.conf" <<EOF
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF
+	# The test dialplan writes "NUMBER DIALSTATUS" to $DIALSTATUS_FILE when
+	# Dial returns and the dialplan goes on.
+	sip_write_standard_config
 	"$PYTHON" - "$SIPP_DIR/tone.wav" <<'PYEOF'
 import struct, sys
 data = bytes([0xFF] * 8000)
@@ -63,9 +51,6 @@ fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
 body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
 open(sys.argv[1], "wb").write(b"RIFF" + struct.pack("<I", len(body)) + body)
 PYEOF
-	# The test dialplan writes "NUMBER DIALSTATUS" there when Dial returns
-	# and the dialplan goes on.
-	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 	start_daemon "$D"
 	# The real client records every event for the whole test.
 	"$PLEXUS" -s "$SOCK" -e >"$EVENTS" 2>"$TMP/events.err" &

@@ -45,11 +45,11 @@ PYEOF
 
 # ---------------------------------------------------------------- daemon
 
-# sip_start_standard: plexusd in $TMP/etc (D) on the phones of
-# tests/data/sip (sip.conf, extensions.lua: 1001-1005, _1XXX dials), with
-# the G.711 codecs, a tone for SIPp and an empty DIALSTATUS file, and the
-# check that it listens with its 5 endpoints.
-sip_start_standard() {
+# sip_write_standard_config: the configuration of plexusd in $TMP/etc (D)
+# on the phones of tests/data/sip (sip.conf, extensions.lua: 1001-1005,
+# _1XXX dials), with the G.711 codecs, on free ports (sip_ports), and an
+# empty DIALSTATUS file the dialplan appends to.
+sip_write_standard_config() {
 	D=$TMP/etc
 	sip_ports
 	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
@@ -64,9 +64,15 @@ rtpstart = $RTP_START
 rtpend = $RTP_END
 workers = 0
 EOF
-	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
+}
+
+# sip_start_standard: sip_write_standard_config, a tone for SIPp, plexusd
+# started, and the check that it listens with its 5 endpoints.
+sip_start_standard() {
+	sip_write_standard_config
+	sip_make_tone
 	start_daemon "$D"
 	check_cmd "plexusd listens for SIP on 127.0.0.1:$SIP_PORT with 5 endpoints" \
 		'sip show endpoints' 0 '^5 endpoints$'
