@@ -3,7 +3,13 @@
  * that does not begin a complete, shortest-form sequence of a scalar value
  * (no surrogates, nothing above U+10FFFF) is replaced by U+FFFD and the
  * scan goes on at the next byte, so one bad byte costs one character.
+ * The same rule serves both ways out: jansson strings (px_json_text) and
+ * the direct writer of flat objects (px_json_out), whose escapes are
+ * jansson's own (\" \\ \b \f \n \r \t, \u00XX for other control
+ * characters, everything else as it is), so a string reads the same
+ * whichever way it was written.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,4 +116,132 @@ int px_json_text_set(json_t *string, const char *s)
 	rc = json_string_setn_nocheck(string, text, len);
 	free(clean);
 	return rc;
+}
+
+void px_json_out_init(struct px_json_out *o, char *room, size_t size)
+{
+	*o = (struct px_json_out){.buf = room, .cap = size};
+}
+
+void px_json_out_free(struct px_json_out *o)
+{
+	if (o->heap)
+		free(o->buf);
+	o->buf = NULL;
+	o->len = o->cap = 0;
+	o->heap = false;
+}
+
+/* Room for n more bytes (and a NUL after them); false once memory ran
+ * out, which the writer then remembers. */
+static bool out_room(struct px_json_out *o, size_t n)
+{
+	size_t cap;
+	char *nbuf;
+
+	if (o->failed)
+		return false;
+	if (o->len + n < o->cap)
+		return true;
+	for (cap = o->cap ? o->cap * 2 : 256; o->len + n >= cap; cap *= 2)
+		;
+	nbuf = o->heap ? realloc(o->buf, cap) : malloc(cap);
+	if (!nbuf) {
+		o->failed = true;
+		return false;
+	}
+	if (!o->heap && o->len)
+		memcpy(nbuf, o->buf, o->len);
+	o->buf = nbuf;
+	o->cap = cap;
+	o->heap = true;
+	return true;
+}
+
+void px_json_put_raw(struct px_json_out *o, const char *s, size_t n)
+{
+	if (!out_room(o, n))
+		return;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+void px_json_put_int(struct px_json_out *o, long long v)
+{
+	char digits[24];
+	size_t n = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do
+		digits[sizeof(digits) - ++n] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		digits[sizeof(digits) - ++n] = '-';
+	px_json_put_raw(o, digits + sizeof(digits) - n, n);
+}
+
+/* A byte that is written as it is: printable ASCII but the quote and the
+ * backslash. */
+static bool plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+void px_json_put_text(struct px_json_out *o, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	char esc[8];
+
+	px_json_put_raw(o, "\"", 1);
+	while (*p) {
+		const unsigned char *run = p;
+		size_t n;
+
+		while (plain(*p))
+			p++;
+		if (p > run)
+			px_json_put_raw(o, (const char *)run, (size_t)(p - run));
+		if (!*p)
+			break;
+		if (*p >= 0x80) {
+			/* Sequences are checked up to their first bad byte:
+			 * the NUL ends one as any other byte would. */
+			n = utf8_seq(p);
+			if (n)
+				px_json_put_raw(o, (const char *)p, n);
+			else
+				px_json_put_raw(o, "\xEF\xBF\xBD", 3);
+			p += n ? n : 1;
+			continue;
+		}
+		switch (*p) {
+		case '"':
+			px_json_put_raw(o, "\\\"", 2);
+			break;
+		case '\\':
+			px_json_put_raw(o, "\\\\", 2);
+			break;
+		case '\b':
+			px_json_put_raw(o, "\\b", 2);
+			break;
+		case '\f':
+			px_json_put_raw(o, "\\f", 2);
+			break;
+		case '\n':
+			px_json_put_raw(o, "\\n", 2);
+			break;
+		case '\r':
+			px_json_put_raw(o, "\\r", 2);
+			break;
+		case '\t':
+			px_json_put_raw(o, "\\t", 2);
+			break;
+		default:
+			snprintf(esc, sizeof(esc), "\\u%04X", *p);
+			px_json_put_raw(o, esc, 6);
+		}
+		p++;
+	}
+	px_json_put_raw(o, "\"", 1);
 }

@@ -8,6 +8,9 @@
 #ifndef PLEXUS_JSON_TEXT_H
 #define PLEXUS_JSON_TEXT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 /* A new JSON string holding s, each byte that is not part of a valid UTF-8
@@ -16,5 +19,28 @@ json_t *px_json_text(const char *s);
 /* The JSON string `string` made to hold s, cleaned the same way: 0, or -1
  * when memory ran out (string unchanged). */
 int px_json_text_set(json_t *string, const char *s);
+
+/* A JSON text written piece by piece, for the texts made at a high rate
+ * (events): no object is built, strings are escaped straight into the
+ * text. It starts in room the caller gives (size bytes, usually on its
+ * stack) and moves to the heap when it outgrows it. The text is always
+ * NUL-terminated; once memory ran out, failed is set and nothing more is
+ * written. */
+struct px_json_out {
+	char *buf;
+	size_t len, cap;
+	bool heap;   /* buf is ours to free */
+	bool failed; /* memory ran out: the text is incomplete */
+};
+void px_json_out_init(struct px_json_out *o, char *room, size_t size);
+/* Frees what the writer took from the heap (not the caller's room). */
+void px_json_out_free(struct px_json_out *o);
+/* n bytes as they are (JSON punctuation, keys known to need no escape). */
+void px_json_put_raw(struct px_json_out *o, const char *s, size_t n);
+/* s (NULL: "") as a JSON string: quoted, cleaned as px_json_text cleans,
+ * escaped as jansson escapes. */
+void px_json_put_text(struct px_json_out *o, const char *s);
+/* v as a JSON number. */
+void px_json_put_int(struct px_json_out *o, long long v);
 
 #endif

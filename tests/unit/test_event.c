@@ -606,30 +606,142 @@ static void test_json_not_utf8(void)
 	json_decref(o);
 }
 
-/* The JSON of ev made by a thread that never encoded an event before: an
- * object built from scratch, to compare with the one a thread refills. */
-static void *fresh_json_main(void *arg)
+/* The object ev's JSON must read as, built with jansson: the common keys,
+ * then the fields (a key given again keeps its place and takes the later
+ * value), strings cleaned by px_json_text; the timestamp as 0. */
+static json_t *expected_object(px_event *ev)
 {
-	return px_event_to_json(arg);
+	json_t *o = json_object();
+
+	json_object_set_new(o, "event", json_string(px_event_kind_name(px_event_kind(ev))));
+	json_object_set_new(o, "seq", json_integer((json_int_t)px_event_seq(ev)));
+	json_object_set_new(o, "timestamp", json_integer(0));
+	if (px_event_channel(ev)[0]) {
+		json_object_set_new(o, "channel", px_json_text(px_event_channel(ev)));
+		json_object_set_new(o, "uniqueid", px_json_text(px_event_uniqueid(ev)));
+		json_object_set_new(o, "linkedid", px_json_text(px_event_linkedid(ev)));
+	}
+	if (px_event_peer(ev)[0]) {
+		json_object_set_new(o, "peer_channel", px_json_text(px_event_peer(ev)));
+		json_object_set_new(o, "peer_uniqueid", px_json_text(px_event_peer_uniqueid(ev)));
+	}
+	for (size_t k = 0; k < px_event_field_count(ev); k++) {
+		const struct px_event_field *f = px_event_field_at(ev, k);
+		json_object_set_new(o, f->name,
+				    f->type == PX_EVF_INT ? json_integer((json_int_t)f->i)
+							  : px_json_text(f->s));
+	}
+	return o;
 }
 
-static char *fresh_json(px_event *ev)
+/* text, the JSON written for ev, is what jansson writes for the same
+ * object byte for byte (the timestamp aside: the time's own digits with
+ * microseconds), and reads back without a duplicate key. */
+static void check_event_text(px_event *ev, const char *text)
 {
-	pthread_t t;
-	void *text = NULL;
+	struct timespec ts = px_event_time(ev);
+	char want_ts[48], *copy, *dumped;
+	const char *at = strstr(text, "\"timestamp\":");
+	json_t *exp, *back;
+	size_t ts_len;
 
-	if (pthread_create(&t, NULL, fresh_json_main, ev) != 0)
-		return NULL;
-	pthread_join(t, &text);
-	return text;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	at += strlen("\"timestamp\":");
+	snprintf(want_ts, sizeof(want_ts), "%lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+	ts_len = strlen(want_ts);
+	CU_ASSERT_EQUAL(strncmp(at, want_ts, ts_len), 0);
+	CU_ASSERT(at[ts_len] == ',' || at[ts_len] == '}');
+	copy = malloc(strlen(text) + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+	memcpy(copy, text, (size_t)(at - text));
+	strcpy(copy + (at - text), "0");
+	strcat(copy, at + ts_len);
+	exp = expected_object(ev);
+	dumped = json_dumps(exp, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dumped);
+	ASSERT_STR(copy, dumped);
+	back = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	CU_ASSERT_PTR_NOT_NULL(back);
+	CU_ASSERT_TRUE(json_is_real(json_object_get(back, "timestamp")));
+	json_decref(back);
+	json_decref(exp);
+	free(dumped);
+	free(copy);
 }
 
-/* A thread refills its object of an event kind with each event of that
- * kind: the text is the same as an object built afresh, whatever changed
- * from one event to the next (values, text that is not UTF-8 and then
- * is, a key left out or added, a number where a string was, a text longer
- * than the first room, more keys than are refilled, a key twice). */
-static void test_json_reused(void)
+/* Every string is written as jansson writes it: each byte alone (control
+ * characters, quote, backslash, DEL, bytes that begin no sequence), valid
+ * and broken sequences, and a text that outgrows the writer's first room
+ * many times over. */
+static void test_json_strings(void)
+{
+	static const char *const texts[] = {
+		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x9e",
+		"\xe2\x82",
+		"\xe2\x82x",
+		"\xc0\xaf",
+		"\xed\xa0\x80",
+		"\xf4\x90\x80\x80",
+		"\xf4\x8f\xbf\xbf",
+		"a\"b\\c/d\x7f\x01\x1f",
+		"",
+		"tab\tnl\ncr\rbs\bff\f",
+	};
+	char one[2] = {0, 0}, big[5000], tiny[8];
+	struct px_json_out o;
+
+	for (int c = 1; c < 256; c++) {
+		one[0] = (char)c;
+		json_t *j = px_json_text(one);
+		char *want = json_dumps(j, JSON_ENCODE_ANY);
+		px_json_out_init(&o, tiny, sizeof(tiny));
+		px_json_put_text(&o, one);
+		CU_ASSERT_FALSE(o.failed);
+		ASSERT_STR(o.buf, want);
+		px_json_out_free(&o);
+		free(want);
+		json_decref(j);
+	}
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		json_t *j = px_json_text(texts[i]);
+		char *want = json_dumps(j, JSON_ENCODE_ANY);
+		px_json_out_init(&o, tiny, sizeof(tiny));
+		px_json_put_text(&o, texts[i]);
+		ASSERT_STR(o.buf, want);
+		px_json_out_free(&o);
+		free(want);
+		json_decref(j);
+	}
+	for (size_t i = 0; i + 1 < sizeof(big); i++)
+		big[i] = "ab\"\xc3\xa9\n\xff"[i % 7];
+	big[sizeof(big) - 1] = '\0';
+	json_t *j = px_json_text(big);
+	char *want = json_dumps(j, JSON_ENCODE_ANY);
+	px_json_out_init(&o, tiny, sizeof(tiny));
+	px_json_put_raw(&o, "[", 1);
+	px_json_put_int(&o, -9223372036854775807LL - 1);
+	px_json_put_raw(&o, ",", 1);
+	px_json_put_int(&o, 0);
+	px_json_put_raw(&o, ",", 1);
+	px_json_put_text(&o, big);
+	px_json_put_raw(&o, "]", 1);
+	CU_ASSERT_TRUE(o.heap);
+	CU_ASSERT_EQUAL(strncmp(o.buf, "[-9223372036854775808,0,", 24), 0);
+	CU_ASSERT_EQUAL(strlen(o.buf), o.len);
+	CU_ASSERT_EQUAL(strncmp(o.buf + 24, want, strlen(want)), 0);
+	ASSERT_STR(o.buf + 24 + strlen(want), "]");
+	CU_ASSERT_EQUAL(o.len, 24 + strlen(want) + 1);
+	px_json_out_free(&o);
+	free(want);
+	json_decref(j);
+}
+
+/* Events of every shape are written as jansson would write their object:
+ * values that change, text that is not UTF-8, a field missing or added,
+ * a number where a string was, a text longer than the first room, more
+ * keys than fit the writer's table, a key twice, a field named like a
+ * common key. */
+static void test_json_written(void)
 {
 	px_channel *a = px_channel_alloc(&nop_tech, "Test/4001", NULL, NULL);
 	px_channel *b = px_channel_alloc(&nop_tech, "Test/4002", NULL, NULL);
@@ -670,20 +782,22 @@ static void test_json_reused(void)
 	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("media", "relayed"));
 	PX_EVENT_EMIT(PX_EV_BRIDGED, b, NULL, PX_EVS("media", "none"));
 	PX_EVENT_EMIT(PX_EV_BRIDGED, b, a, PX_EVS("media", "transcoded"));
+	PX_EVENT_EMIT(PX_EV_BRIDGED, a, b, PX_EVS("channel", "Other/1"), PX_EVI("seq", -1));
 	while ((ev = px_event_sub_take(s, NULL))) {
 		const struct px_event_text *t = px_event_text(ev);
-		char *fresh = fresh_json(ev);
+		char *fresh = px_event_to_json(ev);
 		CU_ASSERT_PTR_NOT_NULL(t);
 		CU_ASSERT_PTR_NOT_NULL(fresh);
 		if (t && fresh) {
 			ASSERT_STR(t->json, fresh);
 			CU_ASSERT_EQUAL(t->json_len, strlen(fresh));
+			check_event_text(ev, t->json);
 		}
 		free(fresh);
 		px_event_unref(ev);
 		n++;
 	}
-	CU_ASSERT_EQUAL(n, 17);
+	CU_ASSERT_EQUAL(n, 18);
 	px_channel_unref(a);
 	px_channel_unref(b);
 	px_event_unsubscribe(s);
@@ -1093,7 +1207,8 @@ int main(void)
 	    !CU_add_test(suite, "ConnectedLine on an answered channel", test_connected_line) ||
 	    !CU_add_test(suite, "JSON form", test_json) ||
 	    !CU_add_test(suite, "JSON shared by subscribers", test_json_shared) ||
-	    !CU_add_test(suite, "JSON object refilled per kind, same text", test_json_reused) ||
+	    !CU_add_test(suite, "JSON strings written as jansson writes them", test_json_strings) ||
+	    !CU_add_test(suite, "JSON of events of every shape", test_json_written) ||
 	    !CU_add_test(suite, "frame text shared by consoles", test_event_text) ||
 	    !CU_add_test(suite, "events made in blocks of their own list", test_event_blocks) ||
 	    !CU_add_test(suite, "take many under one lock", test_take_many) ||
