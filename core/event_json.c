@@ -12,6 +12,7 @@
  * object), as much as all their socket writes. jansson still reads every
  * request and writes every reply; the tests read these texts back with it.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct entry {
 	const char *s;
 	long long i;
 	struct timespec t;
+	uint32_t hash; /* of key: a key given twice is looked for among equal hashes */
 };
 
 /* Beyond this many keys an event's entries are kept on the heap (no event
@@ -67,9 +69,19 @@ static size_t entries_of(const px_event *ev, struct entry *e)
 	return n;
 }
 
+/* FNV-1a of a key. */
+static uint32_t key_hash(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
 static bool same_key(const struct entry *a, const struct entry *b)
 {
-	return a->key[0] == b->key[0] && !strcmp(a->key, b->key);
+	return a->hash == b->hash && !strcmp(a->key, b->key);
 }
 
 /* Unix time with microseconds ("1795474843.762640"), as the protocol
@@ -99,6 +111,8 @@ static void write_event(struct px_json_out *o, const px_event *ev)
 		return;
 	}
 	n = entries_of(ev, e);
+	for (size_t k = 0; k < n; k++)
+		e[k].hash = key_hash(e[k].key);
 	px_json_put_raw(o, "{", 1);
 	for (size_t k = 0, written = 0; k < n; k++) {
 		const struct entry *v = &e[k];

@@ -132,9 +132,7 @@ void px_json_out_free(struct px_json_out *o)
 	o->heap = false;
 }
 
-/* Room for n more bytes (and a NUL after them); false once memory ran
- * out, which the writer then remembers. */
-static bool out_room(struct px_json_out *o, size_t n)
+bool px_json_out_grow(struct px_json_out *o, size_t n)
 {
 	size_t cap;
 	char *nbuf;
@@ -151,20 +149,11 @@ static bool out_room(struct px_json_out *o, size_t n)
 		return false;
 	}
 	if (!o->heap && o->len)
-		memcpy(nbuf, o->buf, o->len);
+		memcpy(nbuf, o->buf, o->len + 1);
 	o->buf = nbuf;
 	o->cap = cap;
 	o->heap = true;
 	return true;
-}
-
-void px_json_put_raw(struct px_json_out *o, const char *s, size_t n)
-{
-	if (!out_room(o, n))
-		return;
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
 }
 
 void px_json_put_int(struct px_json_out *o, long long v)

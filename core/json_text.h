@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -24,8 +25,8 @@ int px_json_text_set(json_t *string, const char *s);
  * (events): no object is built, strings are escaped straight into the
  * text. It starts in room the caller gives (size bytes, usually on its
  * stack) and moves to the heap when it outgrows it. The text is always
- * NUL-terminated; once memory ran out, failed is set and nothing more is
- * written. */
+ * NUL-terminated; once memory ran out, failed is set, nothing more is
+ * written and the text is not to be used. */
 struct px_json_out {
 	char *buf;
 	size_t len, cap;
@@ -35,8 +36,19 @@ struct px_json_out {
 void px_json_out_init(struct px_json_out *o, char *room, size_t size);
 /* Frees what the writer took from the heap (not the caller's room). */
 void px_json_out_free(struct px_json_out *o);
-/* n bytes as they are (JSON punctuation, keys known to need no escape). */
-void px_json_put_raw(struct px_json_out *o, const char *s, size_t n);
+/* Room for n more bytes and the NUL after them: false once memory ran
+ * out (failed is then set). */
+bool px_json_out_grow(struct px_json_out *o, size_t n);
+/* n bytes as they are (JSON punctuation, numbers). Inline: an event's
+ * text is some fifty of these. */
+static inline void px_json_put_raw(struct px_json_out *o, const char *s, size_t n)
+{
+	if (o->failed || (o->len + n >= o->cap && !px_json_out_grow(o, n)))
+		return;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
 /* s (NULL: "") as a JSON string: quoted, cleaned as px_json_text cleans,
  * escaped as jansson escapes. */
 void px_json_put_text(struct px_json_out *o, const char *s);
