@@ -15,7 +15,7 @@
  *            a header formatted per event, one write;
  *   client   what "plexus -e" does per event it receives: its loop (poll,
  *            one read of up to 64 KiB, frame parsing, one line of output
- *            into a 64 KiB stdio buffer flushed when the socket is
+ *            into a 256 KiB stdio buffer flushed when the socket is
  *            drained) on those frames, written to /dev/null;
  *   wake-up  a console's cost per gather period, apart from its events:
  *            a poll that sleeps until its timeout, and an empty take;
@@ -94,12 +94,12 @@ struct sink {
 
 /* The client's end: read and throw away (its cost is not counted), or
  * read as plexus -e does (console/events.c: frames parsed in place, one
- * line each into a 64 KiB buffer, flushed when nothing more is there),
+ * line each into a 256 KiB buffer, flushed when nothing more is there),
  * printing to /dev/null. */
 static void *sink_main(void *arg)
 {
 	struct sink *s = arg;
-	static char buf[1 << 16];
+	static char buf[1 << 16], out_buffer[256 * 1024];
 	struct px_frame_reader r;
 	struct px_frame f;
 	const char *msg;
@@ -114,7 +114,8 @@ static void *sink_main(void *arg)
 	out = fopen("/dev/null", "w");
 	if (!out)
 		return NULL;
-	setvbuf(out, NULL, _IOFBF, 64 * 1024);
+	/* A buffer of its own: given NULL, glibc would ignore the size. */
+	setvbuf(out, out_buffer, _IOFBF, sizeof(out_buffer));
 	px_frame_reader_init(&r);
 	t0 = thread_cpu_ns();
 	for (;;) {
