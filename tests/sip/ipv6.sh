@@ -23,19 +23,11 @@ setup() {
 	fi
 	D=$TMP/etc
 	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
+	sip_write_modules
 	sed -e "s/^bind = .*/bind = [::1]:$SIP_PORT/" -e "s/^transports = .*/transports = udp, tcp/" \
 		"$SIP_DATA/sip.conf" >"$D/sip.conf"
 	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOC
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOC
+	sip_write_rtp_conf
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE

@@ -65,19 +65,11 @@ setup() {
 	PORT_IN=$((PORT_BASE + 300))
 	PORT_OUT=$((PORT_BASE + 310))
 	SLOT_END=$((PORT_BASE + 300))
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
+	sip_write_modules
 	sed -e "s/@SIP_PORT@/$SIP_PORT/" -e "s/@PORT_IN@/$PORT_IN/" -e "s/@PORT_OUT@/$PORT_OUT/" \
 		"$NAT_DATA/sip.conf" >"$D/sip.conf"
 	cp "$NAT_DATA/extensions.lua" "$NAT_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF2
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF2
+	sip_write_rtp_conf
 	sip_make_tone
 	carrier_start reg_out 127.0.0.4 "$PORT_OUT" carrier_register_once.xml 15
 	start_daemon "$D"

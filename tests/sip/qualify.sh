@@ -47,18 +47,10 @@ wait_event() {
 setup() {
 	D=$TMP/etc
 	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
+	sip_write_modules
 	sed -e "s/@SIP_PORT@/$SIP_PORT/" "$Q_DATA/sip.conf" >"$D/sip.conf"
 	cp "$Q_DATA/extensions.lua" "$Q_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF2
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF2
+	sip_write_rtp_conf
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 	start_daemon "$D"

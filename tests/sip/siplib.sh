@@ -45,6 +45,28 @@ PYEOF
 
 # ---------------------------------------------------------------- daemon
 
+# sip_write_modules: in $D, plexus.conf (modules from $TMP/modules, log
+# level 3) and modules.conf loading and requiring what a SIP call through
+# the dialplan needs: chan_sip, res_registrar, pbx_lua, app_dial and the
+# G.711 codecs.
+sip_write_modules() {
+	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
+	write_plexus_conf "$D" "$TMP/modules" 3
+	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
+		"require = pbx_lua" "require = app_dial"
+}
+
+# sip_write_rtp_conf: $D/rtp.conf on the ports sip_ports chose
+# ($RTP_START-$RTP_END), media on the default workers.
+sip_write_rtp_conf() {
+	cat >"$D/rtp.conf" <<EOF
+[general]
+rtpstart = $RTP_START
+rtpend = $RTP_END
+workers = 0
+EOF
+}
+
 # sip_write_standard_config: the configuration of plexusd in $TMP/etc (D)
 # on the phones of tests/data/sip (sip.conf, extensions.lua: 1001-1005,
 # _1XXX dials), with the G.711 codecs, on free ports (sip_ports), and an
@@ -52,18 +74,10 @@ PYEOF
 sip_write_standard_config() {
 	D=$TMP/etc
 	sip_ports
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
+	sip_write_modules
 	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
 	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF
+	sip_write_rtp_conf
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 }

@@ -73,18 +73,10 @@ setup() {
 	TLS_PORT=$((PORT_BASE + 1))
 	"$top_srcdir/scripts/make-tls-cert" "$D/tls" >/dev/null 2>&1 ||
 		fail "scripts/make-tls-cert makes a certificate" "agent.pem in $D/tls"
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
+	sip_write_modules
 	write_sip_conf
 	cp "$TLS_DATA_ONLY/extensions.lua" "$TLS_DATA_ONLY/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF2
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF2
+	sip_write_rtp_conf
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE

@@ -71,19 +71,11 @@ setup() {
 	PORT_R=$((PORT_BASE + 320))
 	PORT_Q=$((PORT_BASE + 330))
 	SLOT_END=$((PORT_BASE + 300))
-	make_module_dir "$TMP/modules" chan_sip res_registrar pbx_lua app_dial codec_ulaw codec_alaw
-	write_plexus_conf "$D" "$TMP/modules" 3
-	write_modules_conf "$D" "autoload = yes" "require = chan_sip" "require = res_registrar" \
-		"require = pbx_lua" "require = app_dial"
+	sip_write_modules
 	sed -e "s/@SIP_PORT@/$SIP_PORT/" -e "s/@PORT_A@/$PORT_A/" -e "s/@PORT_B@/$PORT_B/" \
 		-e "s/@PORT_R@/$PORT_R/" -e "s/@PORT_Q@/$PORT_Q/" "$TRUNK_DATA/sip.conf" >"$D/sip.conf"
 	cp "$TRUNK_DATA/extensions.lua" "$TRUNK_DATA/lua.conf" "$D/"
-	cat >"$D/rtp.conf" <<EOF2
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF2
+	sip_write_rtp_conf
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
