@@ -25,8 +25,7 @@
 #include "protocol.h"
 
 /* The JSON is written here first; most events need less than half. */
-#define JSON_ROOM       1024
-#define JSON_ROOM_SMALL 512
+#define JSON_ROOM 1024
 
 /* One key of an event's JSON, in the order it is written. */
 struct entry {
@@ -141,20 +140,6 @@ static void write_event(struct px_json_out *o, const px_event *ev)
 	px_json_put_raw(o, "}", 1);
 	if (e != room)
 		free(e);
-}
-
-char *px_event_to_json(const px_event *ev)
-{
-	char room[JSON_ROOM_SMALL];
-	struct px_json_out o;
-	char *text = NULL;
-
-	px_json_out_init(&o, room, sizeof(room));
-	write_event(&o, ev);
-	if (!o.failed && (text = malloc(o.len + 1)))
-		memcpy(text, o.buf, o.len + 1);
-	px_json_out_free(&o);
-	return text;
 }
 
 /* Room for the frame header "event 0 LEN\n" (LEN at most

@@ -9,9 +9,6 @@
 
 #include <plexus/event.h>
 
-/* A new string holding ev as one line of compact JSON, or NULL (memory). */
-char *px_event_to_json(const px_event *ev);
-
 /* An event as the console sends it: the whole "event" frame (header
  * "event 0 LEN\n" and the JSON) in one block, so that every console
  * streaming it writes the same bytes straight from the event, without
