@@ -230,6 +230,12 @@ write_modules_conf() {
 	} >"$dir/modules.conf"
 }
 
+# write_rtp_conf DIR START END: an rtp.conf giving RTP the ports
+# START-END, media on the default workers.
+write_rtp_conf() {
+	printf '[general]\nrtpstart = %s\nrtpend = %s\nworkers = 0\n' "$2" "$3" >"$1/rtp.conf"
+}
+
 # ---------------------------------------------------------------- console
 
 # px SOCKET COMMAND: run "plexus -x COMMAND"; output (stdout and stderr) in

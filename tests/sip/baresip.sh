@@ -54,12 +54,7 @@ setup() {
 		"require = pbx_lua" "require = app_dial"
 	sed "s/@SIP_PORT@/$SIP_PORT/" "$BARE_DIR/sip.conf" >"$D/sip.conf"
 	cp "$BARE_DIR/extensions.lua" "$D/extensions.lua"
-	cat >"$D/rtp.conf" <<EOF
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	# The phones' voices: ten seconds of 440 Hz (1001) and 1000 Hz (1003).
 	"$PYTHON" "$WAVTOOL" tone "$TMP/tone-440.wav" 440 10 &&
 		"$PYTHON" "$WAVTOOL" tone "$TMP/tone-1000.wav" 1000 10 || {

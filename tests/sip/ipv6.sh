@@ -27,7 +27,7 @@ setup() {
 	sed -e "s/^bind = .*/bind = [::1]:$SIP_PORT/" -e "s/^transports = .*/transports = udp, tcp/" \
 		"$SIP_DATA/sip.conf" >"$D/sip.conf"
 	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE

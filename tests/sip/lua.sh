@@ -34,7 +34,7 @@ setup() {
 	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
 	cp "$LUA_DATA/pbxlua_style.lua" "$D/extensions.lua"
 	cp "$LUA_DATA/lua.conf" "$D/lua.conf"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	sip_make_tone
 	start_daemon "$D"
 	check_cmd "pbx_lua loaded pbxlua_style.lua" 'dialplan show' 0 "Context 'phones'"

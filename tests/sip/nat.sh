@@ -69,7 +69,7 @@ setup() {
 	sed -e "s/@SIP_PORT@/$SIP_PORT/" -e "s/@PORT_IN@/$PORT_IN/" -e "s/@PORT_OUT@/$PORT_OUT/" \
 		"$NAT_DATA/sip.conf" >"$D/sip.conf"
 	cp "$NAT_DATA/extensions.lua" "$NAT_DATA/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	sip_make_tone
 	carrier_start reg_out 127.0.0.4 "$PORT_OUT" carrier_register_once.xml 15
 	start_daemon "$D"

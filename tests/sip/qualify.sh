@@ -50,7 +50,7 @@ setup() {
 	sip_write_modules
 	sed -e "s/@SIP_PORT@/$SIP_PORT/" "$Q_DATA/sip.conf" >"$D/sip.conf"
 	cp "$Q_DATA/extensions.lua" "$Q_DATA/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 	start_daemon "$D"

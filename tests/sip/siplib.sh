@@ -56,17 +56,6 @@ sip_write_modules() {
 		"require = pbx_lua" "require = app_dial"
 }
 
-# sip_write_rtp_conf: $D/rtp.conf on the ports sip_ports chose
-# ($RTP_START-$RTP_END), media on the default workers.
-sip_write_rtp_conf() {
-	cat >"$D/rtp.conf" <<EOF
-[general]
-rtpstart = $RTP_START
-rtpend = $RTP_END
-workers = 0
-EOF
-}
-
 # sip_write_standard_config: the configuration of plexusd in $TMP/etc (D)
 # on the phones of tests/data/sip (sip.conf, extensions.lua: 1001-1005,
 # _1XXX dials), with the G.711 codecs, on free ports (sip_ports), and an
@@ -77,7 +66,7 @@ sip_write_standard_config() {
 	sip_write_modules
 	sed "s/@SIP_PORT@/$SIP_PORT/" "$SIP_DATA/sip.conf" >"$D/sip.conf"
 	cp "$SIP_DATA/extensions.lua" "$SIP_DATA/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
 }

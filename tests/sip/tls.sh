@@ -52,7 +52,7 @@ setup() {
 	sed -e "s|@SIP_PORT@|$SIP_PORT|" -e "s|@TLS_PORT@|$TLS_PORT|" -e "s|@PORT_T@|$PORT_T|" \
 		-e "s|@TLS_DIR@|$D/tls|" "$TLS_DATA/sip.conf" >"$D/sip.conf"
 	cp "$TLS_DATA/extensions.lua" "$TLS_DATA/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE

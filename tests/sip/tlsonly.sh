@@ -76,7 +76,7 @@ setup() {
 	sip_write_modules
 	write_sip_conf
 	cp "$TLS_DATA_ONLY/extensions.lua" "$TLS_DATA_ONLY/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE

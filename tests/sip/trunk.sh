@@ -75,7 +75,7 @@ setup() {
 	sed -e "s/@SIP_PORT@/$SIP_PORT/" -e "s/@PORT_A@/$PORT_A/" -e "s/@PORT_B@/$PORT_B/" \
 		-e "s/@PORT_R@/$PORT_R/" -e "s/@PORT_Q@/$PORT_Q/" "$TRUNK_DATA/sip.conf" >"$D/sip.conf"
 	cp "$TRUNK_DATA/extensions.lua" "$TRUNK_DATA/lua.conf" "$D/"
-	sip_write_rtp_conf
+	write_rtp_conf "$D" "$RTP_START" "$RTP_END"
 	sip_make_tone
 	: >"$DIALSTATUS_FILE"
 	export PX_SIP_TEST_DIALSTATUS=$DIALSTATUS_FILE
