@@ -468,7 +468,8 @@ class Test:
         """A request answered with a final response (digest challenge answered once)."""
         call_id = call_id or "mp-%d@127.0.0.1" % random.randrange(1 << 40)
         auth = []
-        for _ in range(2):
+        retried = False
+        for _ in range(3):
             phone.responses = []
             phone.request(method, uri, call_id, phone.tag, to, phone.cseq, body, auth, ctype)
             # Only this request's answer: an earlier 401, which this phone
@@ -485,6 +486,15 @@ class Test:
             if not final:
                 return None, call_id
             status, h, rbody = final[0]
+            if status == 500 and "retry-after" in h and not retried:
+                # RFC 3261 14.2: a re-INVITE that overlaps a transaction
+                # still open at the far end gets a 500 with Retry-After;
+                # a phone tries once more after that long.
+                wait = int(h["retry-after"][0].split()[0])
+                print("# %s got 500 %s, Retry-After %d" % (method, h.get("cseq", ["?"])[0], wait))
+                retried = True
+                self.pump(wait)
+                continue
             if status in (401, 407) and not auth:
                 key = "www-authenticate" if status == 401 else "proxy-authenticate"
                 hdr = "Authorization" if status == 401 else "Proxy-Authorization"
