@@ -385,6 +385,15 @@ static void *sip_main(void *arg)
 			SIPTAG_ALLOW_STR("INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO"),
 			SIPTAG_SUPPORTED_STR("path"), NUTAG_AUTOALERT(0), NUTAG_AUTOANSWER(0),
 			NUTAG_AUTOACK(1), NUTAG_ENABLEINVITE(1), NUTAG_USER_AGENT(cfg->user_agent),
+			/* No 100 Trying the moment an INVITE arrives: nta sends
+			 * one by itself when nothing else has gone out 200 ms
+			 * later (its timer N1), which is what RFC 3261 17.2.1
+			 * asks. A challenge, a refusal or a re-INVITE's answer
+			 * goes out at once and a callee mostly rings within
+			 * milliseconds, so an immediate 100 was two messages a
+			 * call that both sides built, sent and parsed for
+			 * nothing. */
+			NUTAG_AUTO100(0),
 			NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
 			NTATAG_SERVER_RPORT(2), TAG_END());
 		if (sip.nua || !sip.tls_running)
