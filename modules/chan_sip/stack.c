@@ -393,8 +393,7 @@ static void *sip_main(void *arg)
 			 * milliseconds, so an immediate 100 was two messages a
 			 * call that both sides built, sent and parsed for
 			 * nothing. */
-			NUTAG_AUTO100(0),
-			NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
+			NUTAG_AUTO100(0), NUTAG_SESSION_TIMER(0), TPTAG_UDP_RMEM(4 * 1024 * 1024),
 			NTATAG_SERVER_RPORT(2), TAG_END());
 		if (sip.nua || !sip.tls_running)
 			break;
