@@ -14,7 +14,7 @@
  *    those without credentials (an INVITE with credentials most often
  *    answers our challenge, and refusing it wastes that round trip). A
  *    refused call costs the thread three messages where an accepted one
- *    costs seventeen, so the queue drains. A short stall, or a burst the
+ *    costs fifteen, so the queue drains. A short stall, or a burst the
  *    thread absorbs, refuses nothing.
  *  - Where no UDP queue can be read (TCP or TLS only): how busy the thread
  *    is, every quarter of a second, its CPU time plus its run-queue delay
