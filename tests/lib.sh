@@ -385,13 +385,19 @@ check_answers() {
 
 # free_port_block COUNT [FIRST LAST]: print the first port of COUNT
 # consecutive ports, even, between FIRST and LAST (default 20000-29999),
-# that nothing holds on 127.0.0.1 for UDP or TCP right now. The search
-# starts at a place derived from the script's pid, so that tests running
-# side by side try different blocks. Returns 1 when none is found.
+# that nothing holds on 127.0.0.1 for UDP or TCP right now and that no
+# other running test has claimed. A test binds its ports only as it goes,
+# so a bind check alone let two tests running side by side (make -j2
+# check) take overlapping blocks, and a SIPp of one then found its port
+# taken by the other. Claims are lines "FIRST LAST PID" in a file shared
+# by all tests, under a lock; a claim whose test (PID, the script's $$) is
+# gone is dropped. The search starts at a place derived from the pid, so
+# that tests try different blocks first. Returns 1 when none is found.
 free_port_block() {
-	"$PYTHON" - "$1" "${2:-20000}" "${3:-29999}" "$$" <<'PYEOF'
-import socket, sys
+	"$PYTHON" - "$1" "${2:-20000}" "${3:-29999}" "$$" "${TMPDIR:-/tmp}" <<'PYEOF'
+import fcntl, os, socket, sys
 count, first, last, pid = (int(a) for a in sys.argv[1:5])
+registry = os.path.join(sys.argv[5], "plexus-test-ports-%d" % os.getuid())
 def free(port):
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         s = socket.socket(socket.AF_INET, kind)
@@ -402,13 +408,43 @@ def free(port):
         finally:
             s.close()
     return True
-blocks = (last - first + 1) // count
-for i in range(blocks):
-    base = first + ((pid + i) % blocks) * count
-    base += base % 2
-    if base + count - 1 <= last and all(free(p) for p in range(base, base + count)):
-        print(base)
-        sys.exit(0)
-sys.exit(1)
+def alive(p):
+    try:
+        os.kill(p, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+with open(registry + ".lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    claims = []
+    try:
+        with open(registry) as f:
+            for line in f:
+                a, b, p = (int(x) for x in line.split())
+                if alive(p):
+                    claims.append((a, b, p))
+    except FileNotFoundError:
+        pass
+    blocks = (last - first + 1) // count
+    found = None
+    for i in range(blocks):
+        base = first + ((pid + i) % blocks) * count
+        base += base % 2
+        top = base + count - 1
+        if top > last or any(a <= top and base <= b for a, b, _ in claims):
+            continue
+        if all(free(p) for p in range(base, base + count)):
+            found = base
+            break
+    if found is not None:
+        claims.append((found, found + count - 1, pid))
+    with open(registry + ".new", "w") as f:
+        f.writelines("%d %d %d\n" % c for c in claims)
+    os.replace(registry + ".new", registry)
+if found is None:
+    sys.exit(1)
+print(found)
 PYEOF
 }
