@@ -177,6 +177,13 @@ static bool plain(unsigned char c)
 	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
+/* The escapes jansson writes as a backslash and one letter; every other
+ * control character is \u00XX. */
+static const char short_escape['\\' + 1] = {
+	['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+	['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't',
+};
+
 void px_json_put_text(struct px_json_out *o, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
@@ -204,29 +211,10 @@ void px_json_put_text(struct px_json_out *o, const char *s)
 			p += n ? n : 1;
 			continue;
 		}
-		switch (*p) {
-		case '"':
-			px_json_put_raw(o, "\\\"", 2);
-			break;
-		case '\\':
-			px_json_put_raw(o, "\\\\", 2);
-			break;
-		case '\b':
-			px_json_put_raw(o, "\\b", 2);
-			break;
-		case '\f':
-			px_json_put_raw(o, "\\f", 2);
-			break;
-		case '\n':
-			px_json_put_raw(o, "\\n", 2);
-			break;
-		case '\r':
-			px_json_put_raw(o, "\\r", 2);
-			break;
-		case '\t':
-			px_json_put_raw(o, "\\t", 2);
-			break;
-		default:
+		if (*p < sizeof(short_escape) && short_escape[*p]) {
+			char two[2] = {'\\', short_escape[*p]};
+			px_json_put_raw(o, two, 2);
+		} else {
 			snprintf(esc, sizeof(esc), "\\u%04X", *p);
 			px_json_put_raw(o, esc, 6);
 		}
