@@ -55,8 +55,8 @@ bare_requirements() {
 # ---------------------------------------------------------------- ports
 
 # bare_ports: one block of 80 free loopback ports (UDP and TCP) for the run,
-# in 30000-32699 (below the ephemeral range), from a place derived from the
-# pid so that tests running side by side try different blocks.
+# in 30000-32699 (below the ephemeral range), claimed as every test claims
+# its block (free_port_block, tests/lib.sh).
 #   SIP_PORT          plexusd's SIP
 #   +2 (+3)  +4 (+5)  phones 1001 and 1003 (baresip also takes SIP+1 on TCP)
 #   +6, +7, +9        SIPp 1002: SIP, control ports of its two runs
@@ -66,28 +66,7 @@ bare_requirements() {
 #   +60 .. +69        1001's RTP     +70 .. +79  1003's RTP
 bare_ports() {
 	local base
-	base=$("$PYTHON" - 80 30000 32699 "$$" <<'PYEOF'
-import socket, sys
-count, first, last, pid = (int(a) for a in sys.argv[1:5])
-def free(port):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-blocks = (last - first + 1) // count
-for i in range(blocks):
-    base = first + ((pid + i) % blocks) * count
-    if all(free(p) for p in range(base, base + count)):
-        print(base)
-        sys.exit(0)
-sys.exit(1)
-PYEOF
-	) || {
+	base=$(free_port_block 80 30000 32699) || {
 		echo "Bail out! no block of 80 free loopback ports in 30000-32699" >&2
 		exit 99
 	}
