@@ -28,7 +28,7 @@
 #   REG_USERS [2000]
 #   PLATEAU_SECS [60]  PLATEAU_RATE [half the highest clean call rate,
 #                                    at least 100; 500 without the calls phase]
-#   RTP_PORTS [4000]  PHASES  SIPP [sipp]
+#   RTP_PORTS [10000]  PHASES  SIPP [sipp]
 #   DIALPLAN [run.sh's own]: an extensions.lua to use instead of the
 #     trivial one (its context "bench" must send any number to SIP/uas),
 #     e.g. bench/dialplans/routing50.lua
@@ -253,9 +253,15 @@ nap() {
 # Loopback ports outside the 20000-29999 range the tests use, in 30000-60999:
 #   SIP_PORT     plexusd's SIP port (a block of 100 free ports)
 #   SIP_PORT+10*k   SIPp slot k: -p, -cp (+1), -mp (+2, +4)
-#   RTP range    RTP_PORTS free ports for plexusd (default 4000: 2000 legs),
-#                fewer (down to 500) when no such block is free
-RTP_PORTS=${RTP_PORTS:-4000}
+#   RTP range    RTP_PORTS free ports for plexusd (default 10000, the size
+#                of the shipped rtp.conf's 10000-20000: 5000 legs), fewer
+#                (down to 500) when no such block is free. A smaller range
+#                than plexusd ships with changes what is measured: an ended
+#                leg's socket is kept for reuse only once it has rested 1 s
+#                (core/media.c), so below about 2 x rate x 1 s ports every
+#                leg opens and closes its sockets (about 100 us a call more
+#                at 1200 calls/s).
+RTP_PORTS=${RTP_PORTS:-10000}
 read -r BASE RTP_START RTP_PORTS < <("$PYTHON" - "$RTP_PORTS" 30000 60999 "$$" <<'PYEOF'
 import socket, sys
 want, first, last, pid = (int(a) for a in sys.argv[1:5])
