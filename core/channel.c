@@ -1197,16 +1197,23 @@ int px_channel_hangup_cause(const px_channel *ch)
 /* ---- sessions ----
  *
  * Each inbound channel's dialplan runs in a session thread of its own, for
- * as long as the call lasts. Threads are kept and reused: starting a call
- * only hands the channel to an idle session thread, so the signalling
- * thread that starts it never pays for creating a thread (measured at
- * 120-150 us here, the largest single cost per call). A new thread is made
- * only when none is idle; idle ones beyond SESSION_KEEP end after
+ * as long as the call lasts. Threads are kept, reused and made ahead of
+ * need: starting a call only queues it and wakes an idle session thread,
+ * and a keeper thread ("session-pool") makes new ones whenever fewer than
+ * SESSION_SPARE would be idle once the queued calls are taken. So the
+ * signalling thread that starts a call never creates a thread (120-150 us
+ * here, the largest single cost per call; when it did so itself, a burst
+ * of new calls made it create one for each, and the SIP socket's queue
+ * grew while it did). Idle threads beyond SESSION_KEEP end after
  * SESSION_IDLE_SECS.
  */
 
 #define SESSION_KEEP      16
 #define SESSION_IDLE_SECS 30
+/* Below SESSION_KEEP, so that spares made by the keeper do not time out. */
+#define SESSION_SPARE 8
+/* After a failure to make a thread, the keeper tries again this much later. */
+#define SESSION_RETRY_MS 1000
 /* A session thread's stack: 1 MiB instead of glibc's 8 MiB (RLIMIT_STACK).
  * Only pages a thread touches count in RSS (a relayed call parked in Dial
  * has 16 KiB of it resident), so this does not lower RSS here; it bounds the address
@@ -1234,9 +1241,15 @@ struct session_job {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t pool_gone = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t keeper_cond = PTHREAD_COND_INITIALIZER;
 static struct session_job *jobs_head, *jobs_tail;
-static int jobs_queued, workers_idle, workers_total;
+/* workers_total counts threads made or being made; workers_starting those
+ * made but not yet waiting for a job. */
+static int jobs_queued, workers_idle, workers_total, workers_starting;
 static bool pool_stopping;
+static bool keeper_running;
+static pthread_t keeper_thread;
+static atomic_bool spawn_fails; /* px_channel_sessions_fail_spawns */
 static atomic_int sessions_running;
 
 static void job_free(struct session_job *job)
@@ -1617,6 +1630,7 @@ static void *session_worker(void *arg)
 	(void)arg;
 	px_allocator_thread_cache(false);
 	pthread_mutex_lock(&pool_lock);
+	workers_starting--;
 	for (;;) {
 		struct session_job *job;
 		while (!jobs_head && !pool_stopping) {
@@ -1637,6 +1651,9 @@ static void *session_worker(void *arg)
 		if (!jobs_head)
 			jobs_tail = NULL;
 		jobs_queued--;
+		/* Taking the last spare makes the pool short: tell the keeper. */
+		if (workers_idle + workers_starting < jobs_queued + SESSION_SPARE)
+			pthread_cond_signal(&keeper_cond);
 		pthread_mutex_unlock(&pool_lock);
 		run_session(job);
 		pthread_mutex_lock(&pool_lock);
@@ -1648,11 +1665,114 @@ out:
 	return NULL;
 }
 
+/* A session that will not run: undo what starting it did. */
+static void job_refuse(struct session_job *job)
+{
+	px_channel *ch = job->ch;
+
+	atomic_fetch_sub(&sessions_running, 1);
+	pthread_mutex_lock(&ch->lock);
+	ch->in_session = false;
+	pthread_mutex_unlock(&ch->lock);
+	px_channel_unref(ch);
+	job_free(job);
+}
+
+/* No thread could be made: the queued sessions that no idle thread is
+ * there to take would wait for a call to end, which may be minutes; they
+ * are hung up as congestion instead, as a start that finds no thread is.
+ * The newest go: the oldest are the ones the idle threads take. pool_lock
+ * held, released and taken again. */
+static void refuse_unserved_locked(void)
+{
+	struct session_job *keep_last = NULL, *refused;
+	int keep = workers_idle + workers_starting, n = 0;
+
+	if (jobs_queued <= keep)
+		return;
+	if (keep > 0) {
+		keep_last = jobs_head;
+		for (int i = 1; i < keep; i++)
+			keep_last = keep_last->next;
+		refused = keep_last->next;
+		keep_last->next = NULL;
+	} else {
+		refused = jobs_head;
+		jobs_head = NULL;
+	}
+	jobs_tail = keep_last;
+	jobs_queued = keep;
+	pthread_mutex_unlock(&pool_lock);
+	while (refused) {
+		struct session_job *next = refused->next;
+		px_channel *ch = px_channel_ref(refused->ch);
+		job_refuse(refused);
+		px_channel_hangup(ch, PX_CAUSE_CONGESTION);
+		px_channel_unref(ch);
+		refused = next;
+		n++;
+	}
+	px_log_error("%d call%s hung up: no session thread to run %s", n, n == 1 ? "" : "s",
+		     n == 1 ? "it" : "them");
+	pthread_mutex_lock(&pool_lock);
+}
+
+/* The keeper: makes session threads while the pool is short of spares. */
+static void *session_keeper(void *arg)
+{
+	struct timespec retry_at = {0, 0};
+
+	(void)arg;
+	pthread_mutex_lock(&pool_lock);
+	while (!pool_stopping) {
+		struct timespec now;
+		pthread_t t;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec < retry_at.tv_sec ||
+		    (now.tv_sec == retry_at.tv_sec && now.tv_nsec < retry_at.tv_nsec)) {
+			/* Until it tries again, a session no idle thread can
+			 * take is refused at once, not left waiting. */
+			pthread_cond_timedwait(&keeper_cond, &pool_lock, &retry_at);
+			refuse_unserved_locked();
+			continue;
+		}
+		if (workers_idle + workers_starting >= jobs_queued + SESSION_SPARE) {
+			pthread_cond_wait(&keeper_cond, &pool_lock);
+			continue;
+		}
+		workers_total++;
+		workers_starting++;
+		pthread_mutex_unlock(&pool_lock);
+		rc = atomic_load(&spawn_fails)
+			     ? EAGAIN
+			     : px_thread_start_sized(&t, "session", session_worker, NULL,
+						     SESSION_STACK_SIZE);
+		if (rc == 0)
+			pthread_detach(t);
+		pthread_mutex_lock(&pool_lock);
+		if (rc == 0)
+			continue;
+		workers_total--;
+		workers_starting--;
+		pthread_cond_broadcast(&pool_gone);
+		px_log_error("cannot make a session thread: %s; trying again in %d ms",
+			     strerror(rc), SESSION_RETRY_MS);
+		refuse_unserved_locked();
+		clock_gettime(CLOCK_REALTIME, &retry_at);
+		retry_at.tv_nsec += (long)SESSION_RETRY_MS % 1000 * 1000000L;
+		retry_at.tv_sec += SESSION_RETRY_MS / 1000 + retry_at.tv_nsec / 1000000000L;
+		retry_at.tv_nsec %= 1000000000L;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	return NULL;
+}
+
 int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *opts, px_err *err)
 {
 	struct session_job *job = calloc(1, sizeof(*job));
-	pthread_t t;
-	bool wake_idle = false;
+	bool wake_idle = false, wake_keeper = false;
 	int rc = 0;
 
 	if (!job)
@@ -1677,14 +1797,10 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 	pthread_mutex_lock(&pool_lock);
 	if (pool_stopping) {
 		rc = -1;
-	} else if (workers_idle > jobs_queued) {
-		wake_idle = true;
-	} else {
-		rc = px_thread_start_sized(&t, "session", session_worker, NULL, SESSION_STACK_SIZE);
-		if (rc == 0) {
-			pthread_detach(t);
-			workers_total++;
-		}
+	} else if (!keeper_running) {
+		/* The first session: the keeper starts, and makes the spares. */
+		rc = px_thread_start(&keeper_thread, "session-pool", session_keeper, NULL);
+		keeper_running = rc == 0;
 	}
 	if (rc == 0) {
 		if (jobs_tail)
@@ -1693,20 +1809,21 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 			jobs_head = job;
 		jobs_tail = job;
 		jobs_queued++;
+		wake_idle = workers_idle >= jobs_queued;
+		wake_keeper = workers_idle + workers_starting < jobs_queued + SESSION_SPARE;
 	}
 	pthread_mutex_unlock(&pool_lock);
 	/* Signalled after the unlock, so the worker does not wake only to
 	 * block on pool_lock. It cannot miss the job: a worker leaves the pool
-	 * on its idle timeout only when no job is queued. */
+	 * on its idle timeout only when no job is queued. With no idle worker,
+	 * the job waits for the keeper's new thread or the first worker whose
+	 * call ends. */
 	if (wake_idle)
 		pthread_cond_signal(&pool_cond);
+	if (wake_keeper)
+		pthread_cond_signal(&keeper_cond);
 	if (rc) {
-		atomic_fetch_sub(&sessions_running, 1);
-		pthread_mutex_lock(&ch->lock);
-		ch->in_session = false;
-		pthread_mutex_unlock(&ch->lock);
-		px_channel_unref(ch);
-		job_free(job);
+		job_refuse(job);
 		return px_err_set(err, "cannot start a session thread: %s",
 				  rc > 0 ? strerror(rc) : "the daemon is stopping");
 	}
@@ -1727,6 +1844,13 @@ void px_channel_sessions_shutdown(void)
 	pthread_mutex_lock(&pool_lock);
 	pool_stopping = true;
 	pthread_cond_broadcast(&pool_cond);
+	pthread_cond_signal(&keeper_cond);
+	if (keeper_running) {
+		pthread_mutex_unlock(&pool_lock);
+		pthread_join(keeper_thread, NULL);
+		pthread_mutex_lock(&pool_lock);
+		keeper_running = false;
+	}
 	while (workers_total > 0) {
 		if (pthread_cond_timedwait(&pool_gone, &pool_lock, &deadline) == ETIMEDOUT)
 			break;
@@ -1734,6 +1858,11 @@ void px_channel_sessions_shutdown(void)
 	if (workers_total > 0)
 		px_log_warning("%d session threads did not end", workers_total);
 	pthread_mutex_unlock(&pool_lock);
+}
+
+void px_channel_sessions_fail_spawns(bool fail)
+{
+	atomic_store(&spawn_fails, fail);
 }
 
 int px_channel_sessions_running(void)

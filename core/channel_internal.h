@@ -6,6 +6,8 @@
 #ifndef PLEXUS_CHANNEL_INTERNAL_H
 #define PLEXUS_CHANNEL_INTERNAL_H
 
+#include <stdbool.h>
+
 #include <plexus/channel.h>
 
 void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *data, size_t dsize);
@@ -14,6 +16,9 @@ void px_channel_hangup_all(int cause);
 int px_channel_sessions_running(void);
 /* At shutdown, after the calls: end the idle session threads (bounded wait). */
 void px_channel_sessions_shutdown(void);
+/* For tests: while fail is true, every session thread the pool tries to
+ * make fails with EAGAIN, as when the system is out of threads. */
+void px_channel_sessions_fail_spawns(bool fail);
 
 /* How a session starts: an originated channel first waits for its answer
  * (answer_timeout_ms > 0), then runs app(app_args) if app is set, else

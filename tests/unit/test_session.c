@@ -39,6 +39,7 @@
 #include "../../core/console_actions.h"
 #include "../../core/log_internal.h"
 #include "../../core/media_internal.h"
+#include "../../core/thread_internal.h"
 
 /* The longest any single wait of a test may take. */
 #define WAIT_MS 5000
@@ -796,6 +797,129 @@ static void test_event_queue_grows(void)
 	expect_all_gone();
 }
 
+/* ---- the session pool ---- */
+
+/* The pool keeps this many idle threads beyond the queued sessions
+ * (SESSION_SPARE in core/channel.c). */
+#define POOL_SPARE 8
+
+static int threads_named(const char *name)
+{
+	static struct px_thread_info info[1024];
+	size_t n = px_thread_list(info, 1024);
+	int count = 0;
+
+	for (size_t i = 0; i < n && i < 1024; i++)
+		count += !strcmp(info[i].name, name);
+	return count;
+}
+
+static int count_steps(const char *what)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&log_lock);
+	for (const char *p = steps; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	pthread_mutex_unlock(&log_lock);
+	return n;
+}
+
+static bool wait_count_steps(const char *what, int want)
+{
+	for (long long end = now_ms() + WAIT_MS; now_ms() < end; usleep(10000))
+		if (count_steps(what) >= want)
+			break;
+	return count_steps(what) == want;
+}
+
+/* An inbound call's session, started from this thread as chan_sip starts
+ * one from the SIP thread. */
+static px_channel *start_inbound(const char *dest, const char *exten)
+{
+	px_channel *ch = fake_new(dest);
+	px_err err = {""};
+
+	if (!ch)
+		return NULL;
+	px_channel_set_dialplan(ch, "t", exten);
+	if (px_channel_start_session(ch, &err) < 0) {
+		fprintf(stderr, "\n  start %s: %s\n", dest, err.msg);
+		px_channel_hangup(ch, PX_CAUSE_CONGESTION);
+	}
+	return ch;
+}
+
+static void end_all(px_channel **ch, int n)
+{
+	release_busy();
+	for (int i = 0; i < n; i++) {
+		px_channel_hangup(ch[i], PX_CAUSE_NORMAL_CLEARING);
+		px_channel_unref(ch[i]);
+	}
+	expect_all_gone();
+}
+
+/* 40 calls start at once, more than the threads the earlier tests left:
+ * each is run by a thread the keeper makes, and once they all run the
+ * pool still holds its spares, made ahead of the next calls. */
+static void test_pool_burst_and_spares(void)
+{
+	enum { BURST = 40 };
+	px_channel *ch[BURST];
+	char dest[32];
+
+	reset();
+	for (int i = 0; i < BURST; i++) {
+		snprintf(dest, sizeof(dest), "ring-p%d", i);
+		ch[i] = start_inbound(dest, "busy");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ch[i]);
+	}
+	CU_ASSERT(wait_count_steps(":busy ", BURST));
+	for (long long end = now_ms() + WAIT_MS; now_ms() < end; usleep(10000))
+		if (threads_named("session") >= BURST + POOL_SPARE)
+			break;
+	CU_ASSERT(threads_named("session") >= BURST + POOL_SPARE);
+	CU_ASSERT_EQUAL(threads_named("session-pool"), 1);
+	end_all(ch, BURST);
+}
+
+/* With no thread to be made, every idle thread takes a call and the calls
+ * beyond them are hung up as congestion at once (not left waiting for a
+ * call to end); once threads can be made again, the keeper's next try
+ * makes them and a new call runs. */
+static void test_pool_no_thread(void)
+{
+	enum { MAX = 200, EXTRA = 3 };
+	px_channel *ch[MAX];
+	char dest[32];
+	int idle, n = 0;
+
+	reset();
+	px_channel_sessions_fail_spawns(true);
+	idle = threads_named("session") - px_channel_sessions_running();
+	CU_ASSERT_FATAL(idle >= POOL_SPARE && idle + EXTRA + 1 <= MAX);
+	for (; n < idle + EXTRA; n++) {
+		snprintf(dest, sizeof(dest), "ring-q%d", n);
+		ch[n] = start_inbound(dest, "busy");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ch[n]);
+	}
+	CU_ASSERT(wait_count_steps(":busy ", idle));
+	for (int i = idle; i < n; i++) {
+		CU_ASSERT(wait_hungup(ch[i]));
+		CU_ASSERT_EQUAL(px_channel_hangup_cause(ch[i]), PX_CAUSE_CONGESTION);
+	}
+	CU_ASSERT_FALSE(px_channel_is_hungup(ch[0]));
+	/* The keeper tries again 1 s after its failure (SESSION_RETRY_MS). */
+	px_channel_sessions_fail_spawns(false);
+	usleep(1300 * 1000);
+	ch[n++] = start_inbound("ring-q-after", "busy");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch[n - 1]);
+	CU_ASSERT(wait_count_steps(":busy ", idle + 1));
+	CU_ASSERT_FALSE(px_channel_is_hungup(ch[n - 1]));
+	end_all(ch, n);
+}
+
 int main(void)
 {
 	CU_pSuite suite;
@@ -830,7 +954,13 @@ int main(void)
 	    !CU_add_test(suite, "event queue: grows in order, 64 at most, hangup kept",
 			 test_event_queue_grows) ||
 	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
-			 test_bridge_formats_differ)) {
+			 test_bridge_formats_differ) ||
+	    !CU_add_test(suite, "session pool: a burst of calls is served, spares made ahead",
+			 test_pool_burst_and_spares) ||
+	    !CU_add_test(suite,
+			 "session pool: no thread to be made: the calls beyond the idle "
+			 "threads are refused at once",
+			 test_pool_no_thread)) {
 		CU_cleanup_registry();
 		return 1;
 	}
