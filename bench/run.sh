@@ -190,21 +190,28 @@ tid_of() {
 # sock_v PORT: bytes waiting in the receive queue (SOCK_RXQ) and datagrams
 # dropped so far (SOCK_DROPS) of the UDP socket bound to 127.0.0.1:PORT;
 # "?" and status 1 when it is not listed (/proc/net/udp is read while
-# sockets come and go, and may skip one).
+# sockets come and go, and may skip one). For start_plexusd only: the file
+# lists every UDP socket of the machine, plexusd's idle RTP sockets among
+# them, so the samples during a step take the SIP socket's figures from
+# bench/sockq.py instead (sipq_v).
 sock_v() {
-	local want line fld
-	printf -v want ' 0100007F:%04X ' "$1"
+	local text pat fld
+	printf -v pat ' 0100007F:%04X [^\n]*' "$1"
 	SOCK_RXQ='?' SOCK_DROPS='?'
-	mapfile -t SOCK_LINES </proc/net/udp
-	for line in "${SOCK_LINES[@]}"; do
-		[[ $line == *"$want"* ]] || continue
-		read -r -a fld <<<"$line"
-		[ " ${fld[1]} " = "$want" ] || continue
-		SOCK_RXQ=$((16#${fld[4]#*:}))
-		SOCK_DROPS=${fld[${#fld[@]} - 1]}
-		return 0
-	done
-	return 1
+	IFS= read -r -d '' text </proc/net/udp
+	[[ $text =~ $pat ]] || return 1
+	read -r -a fld <<<"${BASH_REMATCH[0]}"
+	SOCK_RXQ=$((16#${fld[3]#*:}))
+	SOCK_DROPS=${fld[${#fld[@]} - 1]}
+	return 0
+}
+
+# sipq_v: SOCK_RXQ and SOCK_DROPS of plexusd's SIP socket as bench/sockq.py
+# last wrote them (at most a quarter of a second old), "?" when unknown.
+sipq_v() {
+	SOCK_RXQ='?' SOCK_DROPS='?'
+	{ read -r SOCK_RXQ SOCK_DROPS <"$WORK/sipq"; } 2>/dev/null
+	return 0
 }
 
 # schedwait_v PID TID: nanoseconds the thread spent runnable but waiting
@@ -312,6 +319,11 @@ SLOT_UAC=$((BASE + 10))
 SLOT_UAS=$((BASE + 20))
 SLOT_REG=$((BASE + 30))
 RTP_END=$((RTP_START + RTP_PORTS - 2))
+
+# The SIP socket's queue, watched for the per-second samples (sipq_v);
+# ends with this script (or after a day).
+"$PYTHON" "$HERE/sockq.py" "$SIP_PORT" "$WORK/sipq" $$ 86400 &
+STARTED+=("$!")
 
 # ---------------------------------------------------------------- configuration
 
@@ -582,7 +594,7 @@ sample_tick() {
 	ticks_v "$PD_PID" "$SIP_TID" && s=$TICKS
 	schedwait_v "$PD_PID" "$SIP_TID"
 	w=$WAIT_NS
-	sock_v "$SIP_PORT"
+	sipq_v
 	rss_v "$PD_PID"
 	tasks=("/proc/$PD_PID/task/"*)
 	dt=$((NOW - SAMPLE_PREV_MS))
