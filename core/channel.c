@@ -1857,6 +1857,8 @@ void px_channel_sessions_shutdown(void)
 	}
 	if (workers_total > 0)
 		px_log_warning("%d session threads did not end", workers_total);
+	else
+		refuse_unserved_locked(); /* queued when no thread was left to take them */
 	pthread_mutex_unlock(&pool_lock);
 }
 
