@@ -1213,7 +1213,7 @@ int px_channel_hangup_cause(const px_channel *ch)
 /* Below SESSION_KEEP, so that spares made by the keeper do not time out. */
 #define SESSION_SPARE 8
 /* After a failure to make a thread, the keeper tries again this much later. */
-#define SESSION_RETRY_MS 1000
+#define SESSION_RETRY_SECS 1
 /* A session thread's stack: 1 MiB instead of glibc's 8 MiB (RLIMIT_STACK).
  * Only pages a thread touches count in RSS (a relayed call parked in Dial
  * has 16 KiB of it resident), so this does not lower RSS here; it bounds the address
@@ -1625,6 +1625,13 @@ done:
 	atomic_fetch_sub(&sessions_running, 1);
 }
 
+/* Fewer than SESSION_SPARE threads would be idle once the queued sessions
+ * are taken: the keeper has threads to make. pool_lock held. */
+static bool pool_short_locked(void)
+{
+	return workers_idle + workers_starting < jobs_queued + SESSION_SPARE;
+}
+
 static void *session_worker(void *arg)
 {
 	(void)arg;
@@ -1652,7 +1659,7 @@ static void *session_worker(void *arg)
 			jobs_tail = NULL;
 		jobs_queued--;
 		/* Taking the last spare makes the pool short: tell the keeper. */
-		if (workers_idle + workers_starting < jobs_queued + SESSION_SPARE)
+		if (pool_short_locked())
 			pthread_cond_signal(&keeper_cond);
 		pthread_mutex_unlock(&pool_lock);
 		run_session(job);
@@ -1720,25 +1727,25 @@ static void refuse_unserved_locked(void)
 /* The keeper: makes session threads while the pool is short of spares. */
 static void *session_keeper(void *arg)
 {
-	struct timespec retry_at = {0, 0};
+	struct timespec retry_at;
+	bool backing_off = false;
 
 	(void)arg;
 	pthread_mutex_lock(&pool_lock);
 	while (!pool_stopping) {
-		struct timespec now;
 		pthread_t t;
 		int rc;
 
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (now.tv_sec < retry_at.tv_sec ||
-		    (now.tv_sec == retry_at.tv_sec && now.tv_nsec < retry_at.tv_nsec)) {
+		if (backing_off) {
 			/* Until it tries again, a session no idle thread can
 			 * take is refused at once, not left waiting. */
-			pthread_cond_timedwait(&keeper_cond, &pool_lock, &retry_at);
+			if (pthread_cond_timedwait(&keeper_cond, &pool_lock, &retry_at) ==
+			    ETIMEDOUT)
+				backing_off = false;
 			refuse_unserved_locked();
 			continue;
 		}
-		if (workers_idle + workers_starting >= jobs_queued + SESSION_SPARE) {
+		if (!pool_short_locked()) {
 			pthread_cond_wait(&keeper_cond, &pool_lock);
 			continue;
 		}
@@ -1757,13 +1764,12 @@ static void *session_keeper(void *arg)
 		workers_total--;
 		workers_starting--;
 		pthread_cond_broadcast(&pool_gone);
-		px_log_error("cannot make a session thread: %s; trying again in %d ms",
-			     strerror(rc), SESSION_RETRY_MS);
+		px_log_error("cannot make a session thread: %s; trying again in %d s", strerror(rc),
+			     SESSION_RETRY_SECS);
 		refuse_unserved_locked();
 		clock_gettime(CLOCK_REALTIME, &retry_at);
-		retry_at.tv_nsec += (long)SESSION_RETRY_MS % 1000 * 1000000L;
-		retry_at.tv_sec += SESSION_RETRY_MS / 1000 + retry_at.tv_nsec / 1000000000L;
-		retry_at.tv_nsec %= 1000000000L;
+		retry_at.tv_sec += SESSION_RETRY_SECS;
+		backing_off = true;
 	}
 	pthread_mutex_unlock(&pool_lock);
 	return NULL;
@@ -1810,7 +1816,7 @@ int px_channel_start_session_opts(px_channel *ch, const struct px_session_opts *
 		jobs_tail = job;
 		jobs_queued++;
 		wake_idle = workers_idle >= jobs_queued;
-		wake_keeper = workers_idle + workers_starting < jobs_queued + SESSION_SPARE;
+		wake_keeper = pool_short_locked();
 	}
 	pthread_mutex_unlock(&pool_lock);
 	/* Signalled after the unlock, so the worker does not wake only to

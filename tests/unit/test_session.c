@@ -910,7 +910,7 @@ static void test_pool_no_thread(void)
 		CU_ASSERT_EQUAL(px_channel_hangup_cause(ch[i]), PX_CAUSE_CONGESTION);
 	}
 	CU_ASSERT_FALSE(px_channel_is_hungup(ch[0]));
-	/* The keeper tries again 1 s after its failure (SESSION_RETRY_MS). */
+	/* The keeper tries again 1 s after its failure (SESSION_RETRY_SECS). */
 	px_channel_sessions_fail_spawns(false);
 	usleep(1300 * 1000);
 	ch[n++] = start_inbound("ring-q-after", "busy");
