@@ -187,31 +187,14 @@ tid_of() {
 	done
 }
 
-# sock_v PORT: bytes waiting in the receive queue (SOCK_RXQ) and datagrams
-# dropped so far (SOCK_DROPS) of the UDP socket bound to 127.0.0.1:PORT;
-# "?" and status 1 when it is not listed (/proc/net/udp is read while
-# sockets come and go, and may skip one). For start_plexusd only: the file
-# lists every UDP socket of the machine, plexusd's idle RTP sockets among
-# them, so the samples during a step take the SIP socket's figures from
-# bench/sockq.py instead (sipq_v).
-sock_v() {
-	local text pat fld
-	printf -v pat ' 0100007F:%04X [^\n]*' "$1"
-	SOCK_RXQ='?' SOCK_DROPS='?'
-	IFS= read -r -d '' text </proc/net/udp
-	[[ $text =~ $pat ]] || return 1
-	read -r -a fld <<<"${BASH_REMATCH[0]}"
-	SOCK_RXQ=$((16#${fld[3]#*:}))
-	SOCK_DROPS=${fld[${#fld[@]} - 1]}
-	return 0
-}
-
-# sipq_v: SOCK_RXQ and SOCK_DROPS of plexusd's SIP socket as bench/sockq.py
-# last wrote them (at most a quarter of a second old), "?" when unknown.
+# sipq_v: SOCK_RXQ (bytes waiting in its receive queue) and SOCK_DROPS
+# (datagrams it dropped so far) of plexusd's SIP socket, as bench/sockq.py
+# last wrote them (at most a quarter of a second old); "?" and status 1
+# when the socket is not bound.
 sipq_v() {
 	SOCK_RXQ='?' SOCK_DROPS='?'
 	{ read -r SOCK_RXQ SOCK_DROPS <"$WORK/sipq"; } 2>/dev/null
-	return 0
+	[ "$SOCK_RXQ" != '?' ]
 }
 
 # schedwait_v PID TID: nanoseconds the thread spent runnable but waiting
@@ -320,8 +303,8 @@ SLOT_UAS=$((BASE + 20))
 SLOT_REG=$((BASE + 30))
 RTP_END=$((RTP_START + RTP_PORTS - 2))
 
-# The SIP socket's queue, watched for the per-second samples (sipq_v);
-# ends with this script (or after a day).
+# The SIP socket's queue, watched for start_plexusd and the per-second
+# samples (sipq_v); ends with this script (or after a day).
 "$PYTHON" "$HERE/sockq.py" "$SIP_PORT" "$WORK/sipq" $$ 86400 &
 STARTED+=("$!")
 
@@ -447,7 +430,7 @@ start_plexusd() {
 	PD_PID=$!
 	STARTED+=("$PD_PID")
 	for ((i = 0; i < 100; i++)); do
-		if [ -S "$CONF/plexus.ctl" ] && sock_v "$SIP_PORT" &&
+		if [ -S "$CONF/plexus.ctl" ] && sipq_v &&
 			timeout 5 "$PLEXUS" -s "$CONF/plexus.ctl" -x 'sip show endpoints' >/dev/null 2>&1; then
 			SIP_TID=$(tid_of "$PD_PID" sip)
 			WRITER_TID=$(tid_of "$PD_PID" registrar-write)
