@@ -35,16 +35,13 @@
  * In-dialog requests, REGISTER and responses are untouched. SIP thread
  * only.
  */
-#include <dirent.h>
 #include <linux/sock_diag.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,44 +278,6 @@ void sip_overload_describe(char *buf, size_t size)
 			 state, refused);
 }
 
-/* sofia does not give its sockets away: the SIP UDP sockets are found
- * among this process's descriptors by their local port. */
-static void queue_find(int port)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *de;
-
-	queue_nfds = 0;
-	if (!dir) {
-		px_log_warning("chan_sip: cannot list /proc/self/fd: no socket queue overload "
-			       "control");
-		return;
-	}
-	while ((de = readdir(dir)) && queue_nfds < QUEUE_SOCKETS) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd, type = 0;
-		socklen_t tlen = sizeof(type);
-		struct stat st;
-		char *end;
-		long n = strtol(de->d_name, &end, 10);
-
-		if (*end || n < 0 || n == dirfd(dir))
-			continue;
-		fd = (int)n;
-		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM ||
-		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-			continue;
-		if ((ss.ss_family == AF_INET &&
-		     ntohs(((struct sockaddr_in *)&ss)->sin_port) == port) ||
-		    (ss.ss_family == AF_INET6 &&
-		     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) == port))
-			queue_fds[queue_nfds++] = fd;
-	}
-	closedir(dir);
-}
-
 int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
 {
 	snprintf(schedstat_path, sizeof(schedstat_path), "/proc/self/task/%ld/schedstat",
@@ -330,16 +289,12 @@ int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
 	queue_looked_ns = 0;
 	queue_nfds = 0;
 	if (cfg->udp) {
-		char host[256], port[16];
-		/* Without a port, sofia listens on 5060. */
-		int p = sip_bind_split(cfg->bind, host, sizeof(host), port, sizeof(port)) < 0
-				? 5060
-				: atoi(port);
-		queue_find(p);
+		int port;
+		queue_nfds = sip_udp_sockets(cfg, queue_fds, QUEUE_SOCKETS, &port);
 		if (!queue_nfds)
 			px_log_warning("chan_sip: no UDP socket found on port %d: overload control "
 				       "by CPU only",
-				       p);
+				       port);
 	}
 	atomic_store(&view_sockets, (int)queue_nfds);
 	atomic_store(&view_queued, 0);

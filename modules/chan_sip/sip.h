@@ -165,6 +165,9 @@ void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, siz
 /* Split a bind address ("127.0.0.1:5060", "[::1]:5060", "*:5060") into its
  * host (without brackets) and port; -1 when it has no port. */
 int sip_bind_split(const char *bind, char *host, size_t hsize, char *port, size_t psize);
+/* Up to max of the SIP stack's UDP sockets (those bound to the port of
+ * cfg's bind address, which *port says); how many were found. */
+size_t sip_udp_sockets(const struct sip_config *cfg, int *fds, size_t max, int *port);
 
 /* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "!198.51.100.7":
  * -1 when it is not one. */

@@ -48,5 +48,18 @@ void px_thread_unregister_self(void);
  * waits up to a millisecond instead. Timers may fire up to 1 ms late.
  */
 void px_thread_avoid_poll_spin(void);
+/*
+ * For a thread that runs sofia-sip's UDP transport on datagram socket fd:
+ * on this thread, the size query (ioctl FIONREAD) before each receive reads
+ * the datagram itself, so that the receive after it costs no system call,
+ * and the pending-error read (getsockopt SO_ERROR) before each send answers
+ * 0 without one; a send that fails on an error an ICMP message left pending
+ * is made once more instead (core/dgram_shortcut.c). The thread must read
+ * fd only with recvmsg or recv. Returns 0, or -1 with errno (not a datagram
+ * socket, ENOSPC past 8 sockets). px_thread_dgram_shortcuts_end undoes it
+ * for every socket of the calling thread, before they are closed.
+ */
+int px_thread_dgram_shortcut(int fd);
+void px_thread_dgram_shortcuts_end(void);
 
 #endif
