@@ -13,7 +13,9 @@
  * a millisecond: a timer then fires at most a millisecond late. The few
  * zero-timeout waits allowed first keep sofia's own short chains of
  * messages to itself (which do not wake the poll) from being delayed.
- * Every other thread's epoll_wait goes straight to the C library.
+ * Every other thread's epoll_wait goes straight to the C library. On any
+ * thread, datagrams core/dgram_shortcut.c read ahead are reported first,
+ * without asking the kernel.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -21,6 +23,8 @@
 #include <sys/epoll.h>
 
 #include <plexus/core.h>
+
+#include "dgram_shortcut.h"
 
 /* Zero-timeout waits that may find nothing before one is turned into a
  * millisecond's wait. */
@@ -45,9 +49,16 @@ void px_thread_avoid_poll_spin(void)
 
 int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
+	int held;
+
 	if (!libc_epoll_wait) {
 		errno = ENOSYS;
 		return -1;
+	}
+	/* Datagrams core/dgram_shortcut.c read ahead for this thread. */
+	if ((held = px_dgram_held_events(epfd, events, maxevents)) > 0) {
+		empty_zero_waits = 0;
+		return held;
 	}
 	if (!avoid_spin || timeout != 0)
 		return libc_epoll_wait(epfd, events, maxevents, timeout);

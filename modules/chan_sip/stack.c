@@ -339,10 +339,11 @@ size_t sip_udp_sockets(const struct sip_config *cfg, int *fds, size_t max, int *
 	return n;
 }
 
-/* sofia sizes every datagram it receives with a system call and reads the
- * socket's pending error before every send: on this thread those cost
- * nothing (core/dgram_shortcut.c says how). Without it the stack works the
- * same, one system call a message slower. */
+/* sofia sizes every datagram it receives with a system call, reads it with
+ * another and waits for the next, and reads the socket's pending error
+ * before every send: on this thread most of that costs nothing
+ * (core/dgram_shortcut.c says how). Without it the stack works the same,
+ * two or three system calls a message slower. */
 static void take_udp_shortcuts(const struct sip_config *cfg)
 {
 	int fds[8], port;
@@ -381,6 +382,8 @@ static void *sip_main(void *arg)
 	/* sofia's loop rounds its timer timeouts down to whole milliseconds and
 	 * would otherwise spin through the last one before every timer. */
 	px_thread_avoid_poll_spin();
+	/* Before sofia's loop watches its sockets: see take_udp_shortcuts. */
+	px_thread_dgram_shortcuts_begin();
 	if (su_init() != 0) {
 		start_done(-1, "su_init failed");
 		return NULL;
@@ -506,7 +509,6 @@ static void *sip_main(void *arg)
 	sip_qualify_stop();
 	sip_overload_stop();
 	sip_rtp_watch_stop();
-	px_thread_dgram_shortcuts_end();
 out_auth:
 	auth_mod_destroy(sip.auth);
 	sip.auth = NULL;
@@ -526,6 +528,7 @@ out_deinit:
 	su_log_redirect(nua_log, NULL, NULL);
 	su_log_redirect(su_log_default, NULL, NULL);
 	su_deinit();
+	px_thread_dgram_shortcuts_end();
 	return NULL;
 }
 

@@ -9,7 +9,12 @@
  * error; SO_ERROR reads 0 and a send over a pending ICMP error still goes
  * out. Other threads, and the thread after px_thread_dgram_shortcuts_end,
  * get the C library's behaviour, and a send over a pending error fails
- * there, which is what the shortcut's second try is for.
+ * there, which is what the shortcut's second try is for. A socket the
+ * thread's epoll set watches (its epoll_ctl followed since
+ * px_thread_dgram_shortcuts_begin) is read ahead, all queued datagrams in
+ * one read, and that set's epoll_wait reports it readable while any are
+ * held, before the set's other descriptors, unless the last report went
+ * unread; one it does not watch is read one datagram at a time.
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -17,6 +22,8 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -32,12 +39,16 @@ typedef ssize_t recvmsg_fn(int, struct msghdr *, int);
 typedef ssize_t recv_fn(int, void *, size_t, int);
 typedef ssize_t sendmsg_fn(int, const struct msghdr *, int);
 typedef int getsockopt_fn(int, int, int, void *, socklen_t *);
+typedef int epoll_ctl_fn(int, int, int, struct epoll_event *);
+typedef int epoll_wait_fn(int, struct epoll_event *, int, int);
 
 static ioctl_fn *lib_ioctl;
 static recvmsg_fn *lib_recvmsg;
 static recv_fn *lib_recv;
 static sendmsg_fn *lib_sendmsg;
 static getsockopt_fn *lib_getsockopt;
+static epoll_ctl_fn *lib_epoll_ctl;
+static epoll_wait_fn *lib_epoll_wait;
 
 /* A bound, non-blocking UDP socket on 127.0.0.1 and its address. */
 struct udp {
@@ -128,6 +139,7 @@ static void test_libraries_find_ours(void)
 	CU_ASSERT_PTR_NOT_EQUAL(lib_ioctl, dlsym(RTLD_NEXT, "ioctl"));
 	CU_ASSERT_PTR_NOT_EQUAL(lib_recvmsg, dlsym(RTLD_NEXT, "recvmsg"));
 	CU_ASSERT_PTR_NOT_EQUAL(lib_sendmsg, dlsym(RTLD_NEXT, "sendmsg"));
+	CU_ASSERT_PTR_NOT_EQUAL(lib_epoll_ctl, dlsym(RTLD_NEXT, "epoll_ctl"));
 }
 
 static void test_fionread_takes_the_datagram(void)
@@ -250,6 +262,109 @@ static void test_pending_error(void)
 	close(plain.fd);
 }
 
+/* Reads the next datagram as sofia does (FIONREAD, then recvmsg into a
+ * buffer of that size) and checks its text and source port. */
+static void read_as_sofia(int fd, const char *want, const struct udp *from)
+{
+	char buf[64] = "";
+	struct sockaddr_in src;
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr m = {
+		.msg_name = &src, .msg_namelen = sizeof(src), .msg_iov = &iov, .msg_iovlen = 1};
+	int n = fionread(fd);
+
+	CU_ASSERT_EQUAL(n, (int)strlen(want));
+	iov.iov_len = n > 0 ? (size_t)n : 1;
+	CU_ASSERT_EQUAL(lib_recvmsg(fd, &m, 0), (ssize_t)strlen(want));
+	CU_ASSERT_STRING_EQUAL(buf, want);
+	CU_ASSERT_EQUAL(src.sin_port, from->addr.sin_port);
+}
+
+/* epoll_wait with a zero timeout: how many events, and the first's data. */
+static int wait_now(int ep, uint64_t *first)
+{
+	struct epoll_event ev[4];
+	int n = lib_epoll_wait(ep, ev, 4, 0);
+
+	*first = n > 0 ? ev[0].data.u64 : 0;
+	return n;
+}
+
+static void test_read_ahead_with_epoll(void)
+{
+	struct udp rx, tx, tx2;
+	struct epoll_event watch_rx = {.events = EPOLLIN, .data.u64 = 42};
+	struct epoll_event watch_ev = {.events = EPOLLIN, .data.u64 = 7};
+	int ep, evfd;
+	uint64_t data, one = 1;
+
+	px_thread_dgram_shortcuts_begin();
+	ep = epoll_create1(0);
+	evfd = eventfd(0, EFD_NONBLOCK);
+	CU_ASSERT_FATAL(ep >= 0 && evfd >= 0);
+	CU_ASSERT_FATAL(udp_open(&rx, false) == 0 && udp_open(&tx, false) == 0 &&
+			udp_open(&tx2, false) == 0);
+	CU_ASSERT_FATAL(lib_epoll_ctl(ep, EPOLL_CTL_ADD, rx.fd, &watch_rx) == 0);
+	CU_ASSERT_FATAL(lib_epoll_ctl(ep, EPOLL_CTL_ADD, evfd, &watch_ev) == 0);
+	CU_ASSERT_FATAL(px_thread_dgram_shortcut(rx.fd) == 0);
+
+	CU_ASSERT(send_to(&tx, &rx, "one", 3) == 3);
+	CU_ASSERT(send_to(&tx2, &rx, "two!", 4) == 4);
+	CU_ASSERT(send_to(&tx, &rx, "three", 5) == 5);
+	sleep_ms(5);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 1);
+	CU_ASSERT_EQUAL(data, 42);
+
+	/* One read takes all three; each is then the caller's in turn. */
+	CU_ASSERT_EQUAL(fionread(rx.fd), 3);
+	CU_ASSERT(kernel_peek(rx.fd) < 0 && errno == EAGAIN);
+	read_as_sofia(rx.fd, "one", &tx);
+
+	/* The kernel no longer shows them: epoll_wait does, before the
+	 * eventfd, with the data the set has for the socket. */
+	CU_ASSERT(write(evfd, &one, sizeof(one)) == sizeof(one));
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 1);
+	CU_ASSERT_EQUAL(data, 42);
+	read_as_sofia(rx.fd, "two!", &tx2);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 1);
+	CU_ASSERT_EQUAL(data, 42);
+	read_as_sofia(rx.fd, "three", &tx);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 1);
+	CU_ASSERT_EQUAL(data, 7);
+	CU_ASSERT(read(evfd, &one, sizeof(one)) == sizeof(one));
+	CU_ASSERT_EQUAL(fionread(rx.fd), 0);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 0);
+
+	/* Offered and not read: the next wait asks the kernel (nothing
+	 * there), the one after offers it again. */
+	CU_ASSERT(send_to(&tx, &rx, "a", 1) == 1);
+	CU_ASSERT(send_to(&tx, &rx, "b", 1) == 1);
+	sleep_ms(5);
+	read_as_sofia(rx.fd, "a", &tx);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 1);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 0);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 1);
+	read_as_sofia(rx.fd, "b", &tx);
+
+	/* No longer watched: read one at a time, nothing reported. */
+	CU_ASSERT_FATAL(lib_epoll_ctl(ep, EPOLL_CTL_DEL, rx.fd, NULL) == 0);
+	CU_ASSERT(send_to(&tx, &rx, "c", 1) == 1);
+	CU_ASSERT(send_to(&tx, &rx, "dd", 2) == 2);
+	sleep_ms(5);
+	CU_ASSERT_EQUAL(fionread(rx.fd), 1);
+	CU_ASSERT_EQUAL(kernel_peek(rx.fd), 2);
+	CU_ASSERT_EQUAL(wait_now(ep, &data), 0);
+	read_as_sofia(rx.fd, "c", &tx);
+	read_as_sofia(rx.fd, "dd", &tx);
+
+	px_thread_dgram_shortcuts_end();
+	close(ep);
+	close(evfd);
+	close(rx.fd);
+	close(tx.fd);
+	close(tx2.fd);
+}
+
 struct other {
 	int fd;
 	int fionread;
@@ -323,6 +438,7 @@ int main(void)
 		{"FIONREAD takes the datagram, the read gets it", test_fionread_takes_the_datagram},
 		{"zero-length and truncated datagrams", test_zero_length_and_truncated},
 		{"pending ICMP error: send goes, read reports", test_pending_error},
+		{"read ahead, shown to epoll_wait", test_read_ahead_with_epoll},
 		{"other threads, and after the end", test_other_threads_and_end},
 		{"datagram sockets only, eight at most", test_only_datagram_sockets},
 	};
@@ -334,6 +450,8 @@ int main(void)
 	lib_recv = (recv_fn *)dlsym(RTLD_DEFAULT, "recv");
 	lib_sendmsg = (sendmsg_fn *)dlsym(RTLD_DEFAULT, "sendmsg");
 	lib_getsockopt = (getsockopt_fn *)dlsym(RTLD_DEFAULT, "getsockopt");
+	lib_epoll_ctl = (epoll_ctl_fn *)dlsym(RTLD_DEFAULT, "epoll_ctl");
+	lib_epoll_wait = (epoll_wait_fn *)dlsym(RTLD_DEFAULT, "epoll_wait");
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	suite = CU_add_suite("dgram_shortcut", NULL, NULL);

@@ -51,14 +51,18 @@ void px_thread_avoid_poll_spin(void);
 /*
  * For a thread that runs sofia-sip's UDP transport on datagram socket fd:
  * on this thread, the size query (ioctl FIONREAD) before each receive reads
- * the datagram itself, so that the receive after it costs no system call,
- * and the pending-error read (getsockopt SO_ERROR) before each send answers
- * 0 without one; a send that fails on an error an ICMP message left pending
- * is made once more instead (core/dgram_shortcut.c). The thread must read
- * fd only with recvmsg or recv. Returns 0, or -1 with errno (not a datagram
- * socket, ENOSPC past 8 sockets). px_thread_dgram_shortcuts_end undoes it
- * for every socket of the calling thread, before they are closed.
+ * what is queued, up to 8 datagrams, so that the receives after it cost no
+ * system call, and epoll_wait reports the socket readable while datagrams
+ * are held; the pending-error read (getsockopt SO_ERROR) before each send
+ * answers 0 without one, and a send that fails on an error an ICMP message
+ * left pending is made once more instead (core/dgram_shortcut.c). The
+ * thread calls px_thread_dgram_shortcuts_begin before its event loop
+ * watches its sockets (its epoll_ctl calls are followed from then on), and
+ * must read fd only with recvmsg or recv. px_thread_dgram_shortcut returns
+ * 0, or -1 with errno (not a datagram socket, ENOSPC past 8 sockets).
+ * px_thread_dgram_shortcuts_end undoes it all for the calling thread.
  */
+void px_thread_dgram_shortcuts_begin(void);
 int px_thread_dgram_shortcut(int fd);
 void px_thread_dgram_shortcuts_end(void);
 
