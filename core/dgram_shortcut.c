@@ -302,7 +302,8 @@ static void hold_next(struct shortcut *s)
 						    .msg_iovlen = 1}};
 	}
 	s->next = s->count = 0;
-	n = recvmmsg(s->fd, m, want, MSG_TRUNC, NULL);
+	/* Never waits, as FIONREAD does not, even on a blocking socket. */
+	n = recvmmsg(s->fd, m, want, MSG_TRUNC | MSG_DONTWAIT, NULL);
 	if (n < 0) {
 		/* Nothing queued: nothing held, and FIONREAD answers 0. */
 		if (errno != EAGAIN && errno != EWOULDBLOCK)

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,6 +411,26 @@ static void test_other_threads_and_end(void)
 	close(tx.fd);
 }
 
+/* FIONREAD never waits; the read it makes must not either, even on a
+ * blocking socket (here one that would wait a second). */
+static void test_blocking_socket_never_waits(void)
+{
+	struct udp rx;
+	struct timeval second = {.tv_sec = 1};
+	struct timespec t0, t1;
+
+	CU_ASSERT_FATAL(udp_open(&rx, false) == 0);
+	CU_ASSERT_FATAL(fcntl(rx.fd, F_SETFL, 0) == 0);
+	CU_ASSERT_FATAL(setsockopt(rx.fd, SOL_SOCKET, SO_RCVTIMEO, &second, sizeof(second)) == 0);
+	CU_ASSERT_FATAL(px_thread_dgram_shortcut(rx.fd) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(fionread(rx.fd), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CU_ASSERT((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500);
+	px_thread_dgram_shortcuts_end();
+	close(rx.fd);
+}
+
 static void test_only_datagram_sockets(void)
 {
 	int tcp = socket(AF_INET, SOCK_STREAM, 0);
@@ -440,6 +462,7 @@ int main(void)
 		{"pending ICMP error: send goes, read reports", test_pending_error},
 		{"read ahead, shown to epoll_wait", test_read_ahead_with_epoll},
 		{"other threads, and after the end", test_other_threads_and_end},
+		{"a blocking socket never waits", test_blocking_socket_never_waits},
 		{"datagram sockets only, eight at most", test_only_datagram_sockets},
 	};
 	CU_pSuite suite;
