@@ -278,7 +278,7 @@ void sip_overload_describe(char *buf, size_t size)
 			 state, refused);
 }
 
-int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
+int sip_overload_start(struct su_root_s *root, const int *udp_fds, size_t udp_n)
 {
 	snprintf(schedstat_path, sizeof(schedstat_path), "/proc/self/task/%ld/schedstat",
 		 (long)syscall(SYS_gettid));
@@ -287,15 +287,8 @@ int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg)
 	shed_count = shed_total = 0;
 	queue_level = 0;
 	queue_looked_ns = 0;
-	queue_nfds = 0;
-	if (cfg->udp) {
-		int port;
-		queue_nfds = sip_udp_sockets(cfg, queue_fds, QUEUE_SOCKETS, &port);
-		if (!queue_nfds)
-			px_log_warning("chan_sip: no UDP socket found on port %d: overload control "
-				       "by CPU only",
-				       port);
-	}
+	for (queue_nfds = 0; queue_nfds < udp_n && queue_nfds < QUEUE_SOCKETS; queue_nfds++)
+		queue_fds[queue_nfds] = udp_fds[queue_nfds];
 	atomic_store(&view_sockets, (int)queue_nfds);
 	atomic_store(&view_queued, 0);
 	atomic_store(&view_buffer, 0);

@@ -165,9 +165,6 @@ void sip_config_callerid(const char *s, char *num, size_t nsize, char *name, siz
 /* Split a bind address ("127.0.0.1:5060", "[::1]:5060", "*:5060") into its
  * host (without brackets) and port; -1 when it has no port. */
 int sip_bind_split(const char *bind, char *host, size_t hsize, char *port, size_t psize);
-/* Up to max of the SIP stack's UDP sockets (those bound to the port of
- * cfg's bind address, which *port says); how many were found. */
-size_t sip_udp_sockets(const struct sip_config *cfg, int *fds, size_t max, int *port);
 
 /* "203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "!198.51.100.7":
  * -1 when it is not one. */
@@ -378,10 +375,10 @@ void sip_rtp_watch_stop(void);
 
 /* ---- overload control (overload.c) ---- */
 
-/* Measure the SIP thread's load every quarter of a second and find the
- * UDP sockets of cfg's bind address, whose queues are read at every new
- * INVITE; SIP thread, after nua_create. */
-int sip_overload_start(struct su_root_s *root, const struct sip_config *cfg);
+/* Measure the SIP thread's load every quarter of a second and read the
+ * queues of the SIP UDP sockets (udp_fds, udp_n of them; none for TCP or
+ * TLS only) at every new INVITE; SIP thread, after nua_create. */
+int sip_overload_start(struct su_root_s *root, const int *udp_fds, size_t udp_n);
 void sip_overload_stop(void);
 /* Should this new INVITE be refused with 503? Counts it if so. */
 bool sip_overload_refuse(bool has_credentials);

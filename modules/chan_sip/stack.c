@@ -295,9 +295,14 @@ static void start_done(int state, const char *fmt, ...)
 	pthread_mutex_unlock(&start_lock);
 }
 
+/* The SIP UDP sockets one stack binds: one per address family and address. */
+#define UDP_SOCKETS_MAX 8
+
 /* sofia does not give its sockets away: the SIP UDP sockets are found
- * among this process's descriptors by their local port. */
-size_t sip_udp_sockets(const struct sip_config *cfg, int *fds, size_t max, int *port_out)
+ * among this process's descriptors by the port of cfg's bind address
+ * (*port_out). Found once at start, for the overload control and the
+ * datagram shortcut. */
+static size_t find_udp_sockets(const struct sip_config *cfg, int *fds, size_t max, int *port_out)
 {
 	char host[256], portstr[16];
 	/* Without a port, sofia listens on 5060. */
@@ -344,11 +349,8 @@ size_t sip_udp_sockets(const struct sip_config *cfg, int *fds, size_t max, int *
  * before every send: on this thread most of that costs nothing
  * (core/dgram_shortcut.c says how). Without it the stack works the same,
  * two or three system calls a message slower. */
-static void take_udp_shortcuts(const struct sip_config *cfg)
+static void take_udp_shortcuts(const int *fds, size_t n)
 {
-	int fds[8], port;
-	size_t n = cfg->udp ? sip_udp_sockets(cfg, fds, 8, &port) : 0;
-
 	for (size_t i = 0; i < n; i++)
 		if (px_thread_dgram_shortcut(fds[i]) < 0)
 			px_log_warning(
@@ -377,6 +379,8 @@ static void *sip_main(void *arg)
 	struct sip_config *cfg = arg;
 	char url[320], sips_url[320] = "";
 	bool tls_failed = false;
+	int udp_fds[UDP_SOCKETS_MAX], udp_port = 0;
+	size_t udp_n = 0;
 
 	thread_self = pthread_self();
 	/* sofia's loop rounds its timer timeouts down to whole milliseconds and
@@ -489,7 +493,14 @@ static void *sip_main(void *arg)
 		start_done(-1, "cannot create the digest authentication module");
 		goto out_nua;
 	}
-	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root, cfg) < 0 ||
+	if (cfg->udp) {
+		udp_n = find_udp_sockets(cfg, udp_fds, UDP_SOCKETS_MAX, &udp_port);
+		if (!udp_n)
+			px_log_warning("chan_sip: no UDP socket found on port %d: overload control "
+				       "by CPU only",
+				       udp_port);
+	}
+	if (sip_rtp_watch_start(sip.root) < 0 || sip_overload_start(sip.root, udp_fds, udp_n) < 0 ||
 	    sip_qualify_start(sip.root) < 0) {
 		sip_overload_stop();
 		sip_rtp_watch_stop();
@@ -498,7 +509,7 @@ static void *sip_main(void *arg)
 	}
 	if (sip.debug)
 		sip_set_debug(true);
-	take_udp_shortcuts(cfg);
+	take_udp_shortcuts(udp_fds, udp_n);
 	sip_trunks_apply(cfg);
 	px_verbose(1, "chan_sip listening on %s%s%s", url, sip.tls_running ? " and " : "",
 		   sip.tls_running ? sips_url : "");
