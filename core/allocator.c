@@ -16,7 +16,8 @@
  * call rate the SIP thread's heap grows by that much per call for the
  * first 32 s, and again whenever the rate rises. In 4 kB pages that was 8
  * page faults per call at 600 calls/s, each costing the SIP thread about
- * 10 us on a virtual machine; in 2 MB pages it is one fault per 80 calls.
+ * 10 us on a virtual machine; in 2 MB pages it is one fault per 80 calls,
+ * and heap_prefault.c has another thread take those.
  *
  * Two arenas, not jemalloc's four per core: each arena keeps its own
  * partly used huge pages, and with eight a relayed call cost 113 kB of RSS

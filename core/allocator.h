@@ -17,4 +17,25 @@ void px_allocator_describe(char *buf, size_t size);
  * Session threads turn theirs off: see allocator.c. */
 void px_allocator_thread_cache(bool on);
 
+/* The heap's new memory written ahead by a thread of its own (see
+ * heap_prefault.c). Started before anything allocates much, stopped at
+ * shutdown; opts NULL for the defaults. Without jemalloc, or under
+ * valgrind, both do nothing. */
+struct px_heap_prefault_opts {
+	size_t ahead;       /* bytes kept written ahead while the heap grows; 0: 16 MiB */
+	unsigned idle_secs; /* given back after this long without growth; 0: 30 */
+};
+int px_heap_prefault_start(const struct px_heap_prefault_opts *opts);
+void px_heap_prefault_stop(void);
+
+struct px_heap_prefault_stats {
+	unsigned arenas;             /* jemalloc arenas that take memory from it */
+	unsigned long long served;   /* bytes of extents handed out written */
+	unsigned long long missed;   /* bytes the arenas mapped themselves */
+	unsigned long long written;  /* bytes written ahead */
+	unsigned long long released; /* bytes written and given back unused */
+	size_t ready;                /* bytes written and not handed out now */
+};
+void px_heap_prefault_stats(struct px_heap_prefault_stats *s);
+
 #endif

@@ -110,6 +110,15 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 	char allocator[160];
 	px_allocator_describe(allocator, sizeof(allocator));
 	px_cli_printf(cli, "  %-28s %s\n", "Memory allocator:", allocator);
+	struct px_heap_prefault_stats pf;
+	px_heap_prefault_stats(&pf);
+	if (pf.arenas)
+		px_cli_printf(cli, "  %-28s %llu of %llu MiB the heap grew by (%zu MiB ready)\n",
+			      "Heap written ahead:", pf.served >> 20, (pf.served + pf.missed) >> 20,
+			      pf.ready >> 20);
+	else
+		px_cli_printf(cli, "  %-28s %s\n",
+			      "Heap written ahead:", "no (not jemalloc's heap)");
 	return PX_CLI_SUCCESS;
 }
 

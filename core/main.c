@@ -28,6 +28,7 @@
 #include <plexus/log.h>
 #include <plexus/store.h>
 
+#include "allocator.h"
 #include "channel_commands.h"
 #include "func_internal.h"
 #include "channel_internal.h"
@@ -379,6 +380,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	px_thread_register_self("main");
+	px_heap_prefault_start(NULL);
 
 	px_log_notice("Plexus %s starting (pid %d, config %s)", px_version(), (int)getpid(),
 		      main_config);
@@ -474,6 +476,7 @@ out_pid:
 out_log:
 	if (!status)
 		px_log_notice("Plexus stopped");
+	px_heap_prefault_stop();
 	px_thread_unregister_self();
 	px_thread_registry_shutdown();
 	px_event_pool_drain();

@@ -37,6 +37,15 @@ test_start_and_module_show() {
 	start_daemon "$D"
 	check_answers "plexusd -f starts and answers 'core show version'"
 	check_cmd "'module show' lists res_db" 'module show' 0 '^res_db +Key/value database'
+	# On jemalloc (not a sanitizer build) the heap's growth at start, the
+	# modules loading, went through the prefault hook (core/heap_prefault.c).
+	if grep -q '^#define HAVE_JEMALLOC 1' "$top_builddir/config.h"; then
+		check_cmd "'core show settings' counts the heap's growth written ahead" \
+			'core show settings' 0 'Heap written ahead: +[0-9]+ of [1-9][0-9]* MiB the heap grew by'
+	else
+		check_cmd "'core show settings' says the heap is not written ahead" \
+			'core show settings' 0 'Heap written ahead: +no \(not jemalloc'"'"'s heap\)'
+	fi
 	if [ "$(cat "$D/plexusd.pid" 2>/dev/null)" != "$DAEMON_PID" ]; then
 		fail "the pidfile holds the daemon's pid" "expected: $DAEMON_PID" \
 			"got: $(cat "$D/plexusd.pid" 2>&1)"

@@ -1,0 +1,255 @@
+/*
+ * Unit tests of core/heap_prefault.c, in a process on jemalloc as plexusd
+ * is: once started, the arenas' new extents come from memory the
+ * prefault thread wrote ahead (counted as served), calloc on it still
+ * reads zeros, what the program writes there stays as written, what was
+ * written ahead is given back after the idle time, and stop then start
+ * works, a request that finds nothing ready still getting jemalloc's own
+ * mapping after it. In a build without jemalloc (sanitizers) starting does
+ * nothing and nothing is counted.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+
+#include "allocator.h"
+
+#define MIB        (1024u * 1024u)
+#define BLOCK      (64u * 1024u) /* a "large" jemalloc size: an extent each */
+#define GROW_BYTES (192u * MIB)
+#define AHEAD      (8u * MIB)
+#define IDLE_SECS  1
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+struct grow {
+	void **blocks;
+	size_t n;
+	bool intact;
+};
+
+/* Allocates GROW_BYTES in blocks, writing each with a pattern of its own,
+ * pausing every 4 MiB so that the prefault thread can keep ahead; then
+ * checks every pattern. Run on a thread of its own: a fresh thread, as
+ * the SIP thread is, takes an arena and grows it. */
+static void *grow_main(void *arg)
+{
+	struct grow *g = arg;
+
+	g->n = GROW_BYTES / BLOCK;
+	g->blocks = calloc(g->n, sizeof(*g->blocks));
+	g->intact = g->blocks != NULL;
+	for (size_t i = 0; g->blocks && i < g->n; i++) {
+		g->blocks[i] = malloc(BLOCK);
+		if (!g->blocks[i]) {
+			g->intact = false;
+			break;
+		}
+		memset(g->blocks[i], (int)(i & 0xff), BLOCK);
+		if ((i + 1) % (4 * MIB / BLOCK) == 0)
+			sleep_ms(5);
+	}
+	for (size_t i = 0; g->intact && i < g->n; i++) {
+		const unsigned char *b = g->blocks[i];
+		if (b[0] != (i & 0xff) || b[BLOCK / 2] != (i & 0xff) || b[BLOCK - 1] != (i & 0xff))
+			g->intact = false;
+	}
+	return NULL;
+}
+
+static void grow_free(struct grow *g)
+{
+	for (size_t i = 0; g->blocks && i < g->n; i++)
+		free(g->blocks[i]);
+	free(g->blocks);
+}
+
+/* Every growth is kept until the end: freed, its memory would be what
+ * the next test's growth reuses instead of asking for new. */
+static struct grow grows[3];
+static size_t ngrows;
+
+static void grow_on_a_thread(struct grow *g)
+{
+	pthread_t t;
+
+	memset(g, 0, sizeof(*g));
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, grow_main, g) == 0);
+	pthread_join(t, NULL);
+}
+
+static const struct px_heap_prefault_opts opts = {.ahead = AHEAD, .idle_secs = IDLE_SECS};
+
+static void test_growth_comes_from_written_memory(void)
+{
+	struct px_heap_prefault_stats before, after;
+	struct grow *g = &grows[ngrows++];
+
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
+	px_heap_prefault_stats(&before);
+	grow_on_a_thread(g);
+	CU_ASSERT_TRUE(g->intact);
+	px_heap_prefault_stats(&after);
+#ifdef HAVE_JEMALLOC
+	CU_ASSERT_TRUE(after.arenas >= 1);
+	/* Most of the growth is served; the first request of a burst (and
+	 * any that finds the lock taken) maps its own. */
+	CU_ASSERT_TRUE(after.served - before.served >= GROW_BYTES / 2);
+	CU_ASSERT_TRUE(after.missed - before.missed + after.served - before.served <=
+		       2 * GROW_BYTES);
+	CU_ASSERT_TRUE(after.written >= after.served);
+	CU_ASSERT_TRUE(after.written - after.served - after.released >= after.ready);
+#else
+	CU_ASSERT_EQUAL(after.served, 0);
+	CU_ASSERT_EQUAL(after.written, 0);
+#endif
+}
+
+/* Zeroed allocations on memory written ahead: jemalloc is told it is
+ * zero, and skips zeroing it; what it returns must read as zeros. */
+static void *calloc_main(void *arg)
+{
+	bool *zeros = arg;
+	enum { N = 96, SIZE = 256 * 1024 };
+	unsigned char *p[N];
+
+	*zeros = true;
+	for (int i = 0; i < N; i++) {
+		p[i] = calloc(1, SIZE);
+		if (!p[i]) {
+			*zeros = false;
+			continue;
+		}
+		for (size_t k = 0; k < SIZE; k += 512)
+			if (p[i][k] || p[i][k + 511])
+				*zeros = false;
+		memset(p[i], 0x5a, SIZE);
+		if (i % 16 == 15)
+			sleep_ms(5);
+	}
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	return NULL;
+}
+
+static void test_calloc_reads_zeros(void)
+{
+	struct px_heap_prefault_stats before, after;
+	pthread_t t;
+	bool zeros = false;
+
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
+	px_heap_prefault_stats(&before);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, calloc_main, &zeros) == 0);
+	pthread_join(t, NULL);
+	px_heap_prefault_stats(&after);
+	CU_ASSERT_TRUE(zeros);
+#ifdef HAVE_JEMALLOC
+	CU_ASSERT_TRUE(after.served > before.served);
+#endif
+}
+
+static void test_idle_gives_back(void)
+{
+	struct px_heap_prefault_stats s;
+	struct grow *g = &grows[ngrows++];
+	int waited_ms = 0;
+
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
+	grow_on_a_thread(g);
+	CU_ASSERT_TRUE(g->intact);
+	px_heap_prefault_stats(&s);
+#ifdef HAVE_JEMALLOC
+	/* Right after growth, something is ready; after the idle time,
+	 * nothing is, and what was is counted as given back. */
+	unsigned long long released_before = s.released;
+	CU_ASSERT_TRUE(s.ready > 0);
+	while (s.ready > 0 && waited_ms < (IDLE_SECS + 4) * 1000) {
+		sleep_ms(50);
+		waited_ms += 50;
+		px_heap_prefault_stats(&s);
+	}
+	CU_ASSERT_EQUAL(s.ready, 0);
+	CU_ASSERT_TRUE(s.released > released_before);
+	CU_ASSERT_TRUE(waited_ms >= (IDLE_SECS * 1000) / 2);
+#else
+	CU_ASSERT_EQUAL(s.ready, 0);
+	(void)waited_ms;
+#endif
+}
+
+static void test_stop_then_start(void)
+{
+	struct px_heap_prefault_stats before, after;
+	struct grow *g = &grows[ngrows++];
+
+	px_heap_prefault_stop();
+	px_heap_prefault_stop(); /* twice: nothing */
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0); /* running: nothing */
+	px_heap_prefault_stats(&before);
+	grow_on_a_thread(g);
+	CU_ASSERT_TRUE(g->intact);
+	px_heap_prefault_stats(&after);
+#ifdef HAVE_JEMALLOC
+	/* The previous test left nothing ready: the first request went to
+	 * jemalloc's own mapping, which must still be jemalloc's after a
+	 * restart (taking our hook for it, it called itself for ever). */
+	CU_ASSERT_EQUAL(before.ready, 0);
+	CU_ASSERT_TRUE(after.missed > before.missed);
+	/* Each request counted once: one that called itself would count
+	 * again at every turn until something was ready. */
+	CU_ASSERT_TRUE(after.missed - before.missed + after.served - before.served <=
+		       2 * GROW_BYTES);
+	CU_ASSERT_TRUE(after.served - before.served >= GROW_BYTES / 2);
+#endif
+	px_heap_prefault_stop();
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc func;
+	} tests[] = {
+		{"growth comes from written memory", test_growth_comes_from_written_memory},
+		{"calloc reads zeros", test_calloc_reads_zeros},
+		{"idle gives back", test_idle_gives_back},
+		{"stop then start", test_stop_then_start},
+	};
+	CU_pSuite suite;
+	unsigned failures;
+
+	/* A hook that loops, or a thread that never writes, fails the run
+	 * instead of hanging it. */
+	alarm(120);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	suite = CU_add_suite("heap_prefault", NULL, NULL);
+	for (size_t i = 0; suite && i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (!CU_add_test(suite, tests[i].name, tests[i].func))
+			suite = NULL;
+	if (!suite) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	for (size_t i = 0; i < ngrows; i++)
+		grow_free(&grows[i]);
+	return failures != 0;
+}
