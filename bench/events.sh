@@ -31,6 +31,8 @@ EV_REPEAT=${REPEAT:-1}
 EV_PERF=${PERF:-}
 # run.sh's settings that matter here: no registration accounts.
 REG_USERS=0
+# The subscribers' lines are counted as their files grow (subs_settle).
+EVENT_OUTPUT=file
 RTP_PORTS=${RTP_PORTS:-2000}
 # shellcheck source=run.sh
 . "$EV_HERE/run.sh" "${1:-$EV_HERE/../build}" || exit 2

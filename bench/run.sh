@@ -37,10 +37,17 @@
 #             stream costs calls/s (issue 9: with 10 subscribers, at most
 #             10 % fewer calls/s). Each is what a monitoring user runs:
 #             "plexus -s SOCKET -q -e" (every event; -q only drops the
-#             banner on stderr), its JSON lines written to a file. The
-#             step's report gives the events they received, their
-#             EventsLost notices and their own CPU (on the same cores as
-#             plexusd and SIPp: it is part of what the machine does).
+#             banner on stderr). The step's report gives the events they
+#             received, their EventsLost notices and their own CPU (on the
+#             same cores as plexusd and SIPp: it is part of what the
+#             machine does).
+#   EVENT_OUTPUT [count]: where their JSON lines go. count: into
+#             bench/event_sink (built here with cc), which counts lines and
+#             EventsLost notices as a monitoring program would handle
+#             events, in memory; file: into a file each (bench/events.sh,
+#             which watches them grow). At 1500 calls/s ten files grow by
+#             2.6 GB per 30 s step, whose page cache and writeback cost
+#             the machine more than the subscribers themselves.
 #   EVENT_FILTER [none]: the subscribers' filter (plexus -e FILTER), e.g.
 #             ModuleLoaded to have events built and matched but none sent:
 #             what emitting costs without the consoles' part.
@@ -71,6 +78,12 @@ PLATEAU_SECS=${PLATEAU_SECS:-60}
 PLATEAU_RATE=${PLATEAU_RATE:-}
 PHASES=${PHASES:-"calls baseline register plateau"}
 EVENT_SUBSCRIBERS=${EVENT_SUBSCRIBERS:-0}
+EVENT_OUTPUT=${EVENT_OUTPUT:-count}
+case $EVENT_OUTPUT in count | file) ;; *)
+	echo "run.sh: EVENT_OUTPUT=$EVENT_OUTPUT: count or file" >&2
+	exit 2
+	;;
+esac
 DIALPLAN=${DIALPLAN:-}
 if [ -n "$DIALPLAN" ] && [ ! -r "$DIALPLAN" ]; then
 	echo "run.sh: DIALPLAN=$DIALPLAN: no such file" >&2
@@ -103,6 +116,13 @@ fi
 
 WORK=$(mktemp -d /tmp/px-bench.XXXXXX) || exit 2
 STARTED=()
+EVENT_SINK=$WORK/event_sink
+if [ "$EVENT_SUBSCRIBERS" -gt 0 ] && [ "$EVENT_OUTPUT" = count ] &&
+	! ${CC:-cc} -O2 -o "$EVENT_SINK" "$HERE/event_sink.c"; then
+	echo "run.sh: cannot build $EVENT_SINK from $HERE/event_sink.c" >&2
+	rm -rf "$WORK"
+	exit 2
+fi
 
 # ---------------------------------------------------------------- processes
 
@@ -446,14 +466,26 @@ start_plexusd() {
 
 # stop_plexusd: SIGTERM; says so when it takes long or must be killed.
 # subscribers_start NAME: EVENT_SUBSCRIBERS event clients on the running
-# plexusd, each writing its JSON lines to $WORK/NAME.events.K.
+# plexusd, each writing its JSON lines through a FIFO into event_sink
+# (bench/event_sink.c), which counts them into $WORK/NAME.events.K, or
+# with EVENT_OUTPUT=file into that file itself.
 SUB_PIDS=()
+SINK_PIDS=()
 subscribers_start() {
-	local k
+	local k fifo
 	SUB_PIDS=()
+	SINK_PIDS=()
 	for ((k = 0; k < EVENT_SUBSCRIBERS; k++)); do
+		fifo=$WORK/$1.events.$k
+		if [ "$EVENT_OUTPUT" = count ]; then
+			fifo=$WORK/$1.fifo.$k
+			mkfifo "$fifo"
+			"$EVENT_SINK" "$WORK/$1.events.$k" <"$fifo" &
+			SINK_PIDS+=("$!")
+			STARTED+=("$!")
+		fi
 		# shellcheck disable=SC2086 # a filter may be several words
-		"$PLEXUS" -s "$CONF/plexus.ctl" -q -e ${EVENT_FILTER:-} >"$WORK/$1.events.$k" 2>/dev/null &
+		"$PLEXUS" -s "$CONF/plexus.ctl" -q -e ${EVENT_FILTER:-} >"$fifo" 2>/dev/null &
 		SUB_PIDS+=("$!")
 		STARTED+=("$!")
 	done
@@ -464,32 +496,40 @@ subscribers_start() {
 
 # subscribers_stop NAME: stop them by pid; R_EVENTS is the fewest events
 # one of them received, R_EVTOTAL all they received, R_EVLOST the
-# EventsLost notices among them, R_SUBTICKS their CPU ticks (utime + stime,
-# all of them, read just before they are stopped).
+# EventsLost notices among them, R_SUBTICKS their CPU ticks and their
+# sinks' (utime + stime, all of them, read just before they are stopped).
 subscribers_stop() {
-	local pid k n
+	local pid k n lost
 	R_EVENTS=- R_EVLOST=- R_EVTOTAL=0 R_SUBTICKS=0
 	[ "${#SUB_PIDS[@]}" -gt 0 ] || return 0
-	for pid in "${SUB_PIDS[@]}"; do
+	for pid in "${SUB_PIDS[@]}" "${SINK_PIDS[@]}"; do
 		ticks_v "$pid" && R_SUBTICKS=$((R_SUBTICKS + TICKS))
 	done
 	for pid in "${SUB_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
-	for pid in "${SUB_PIDS[@]}"; do
+	# A sink ends at the end of its input, once its client has gone.
+	for pid in "${SUB_PIDS[@]}" "${SINK_PIDS[@]}"; do
 		wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
 	R_EVLOST=0
 	for ((k = 0; k < ${#SUB_PIDS[@]}; k++)); do
-		n=$(wc -l <"$WORK/$1.events.$k")
+		if [ "$EVENT_OUTPUT" = count ]; then
+			read -r n lost 2>/dev/null <"$WORK/$1.events.$k" || n=0 lost=0
+		else
+			n=$(wc -l <"$WORK/$1.events.$k")
+			lost=$(grep -c '"EventsLost"' "$WORK/$1.events.$k")
+		fi
 		R_EVTOTAL=$((R_EVTOTAL + n))
 		if [ "$R_EVENTS" = - ] || [ "$n" -lt "$R_EVENTS" ]; then
 			R_EVENTS=$n
 		fi
-		R_EVLOST=$((R_EVLOST + $(grep -c '"EventsLost"' "$WORK/$1.events.$k")))
+		R_EVLOST=$((R_EVLOST + lost))
+		rm -f "$WORK/$1.fifo.$k"
 	done
 	SUB_PIDS=()
+	SINK_PIDS=()
 }
 
 stop_plexusd() {
