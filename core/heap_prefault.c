@@ -70,6 +70,7 @@ static pthread_t thread;
 static bool running, stopping;
 /* [next, ready): written, not handed out; [ready, end): reserved only. */
 static char *next, *ready, *end;
+static bool map_failed;              /* the last reservation failed (said) */
 static bool requested;               /* the arenas asked at least once */
 static struct timespec last_request; /* CLOCK_MONOTONIC, of the last */
 
@@ -178,11 +179,18 @@ static void *prefault_main(void *arg)
 
 		if (growing && (size_t)(ready - next) < ahead_bytes) {
 			if ((size_t)(end - ready) < PREFAULT_GROW_LIMIT && !region_map_locked()) {
-				px_log_warning("heap prefault: cannot reserve address space: %s",
-					       strerror(errno));
+				/* Said once: each request of a growing heap
+				 * (several a second) would try again. */
+				if (!map_failed)
+					px_log_warning("heap prefault: cannot reserve address "
+						       "space: %s; the heap's threads fault "
+						       "their own pages",
+						       strerror(errno));
+				map_failed = true;
 				requested = false;
 				continue;
 			}
+			map_failed = false;
 			write_step_locked();
 			continue;
 		}
