@@ -24,6 +24,10 @@ void px_allocator_thread_cache(bool on);
 struct px_heap_prefault_opts {
 	size_t ahead;       /* bytes kept written ahead while the heap grows; 0: 16 MiB */
 	unsigned idle_secs; /* given back after this long without growth; 0: 30 */
+	/* While this returns true, a purge that would split a huge page is
+	 * refused (see heap_prefault.c); NULL: always. It is called under
+	 * jemalloc's locks: it must neither lock nor allocate. */
+	bool (*busy)(void);
 };
 int px_heap_prefault_start(const struct px_heap_prefault_opts *opts);
 void px_heap_prefault_stop(void);
@@ -35,6 +39,10 @@ struct px_heap_prefault_stats {
 	unsigned long long written;  /* bytes written ahead */
 	unsigned long long released; /* bytes written and given back unused */
 	size_t ready;                /* bytes written and not handed out now */
+	/* Purges of ranges that were not whole huge pages: the huge pages
+	 * inside given back, the rest kept (retained) so as not to split one. */
+	unsigned long long purged_whole;
+	unsigned long long purge_kept;
 };
 void px_heap_prefault_stats(struct px_heap_prefault_stats *s);
 

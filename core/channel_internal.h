@@ -14,6 +14,10 @@ void px_channel_get_application(px_channel *ch, char *app, size_t asize, char *d
 void px_channel_tech_foreach(void (*fn)(void *ctx, const struct px_channel_tech *t), void *ctx);
 void px_channel_hangup_all(int cause);
 int px_channel_sessions_running(void);
+/* Whether any channel exists: takes no lock and allocates nothing, so
+ * that code running under the allocator's own locks may ask
+ * (heap_prefault.c's purge hook, through main.c). */
+bool px_channel_any(void);
 /* At shutdown, after the calls: end the idle session threads (bounded wait). */
 void px_channel_sessions_shutdown(void);
 /* For tests: while fail is true, every session thread the pool tries to

@@ -119,6 +119,9 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 	else
 		px_cli_printf(cli, "  %-28s %s\n",
 			      "Heap written ahead:", "no (not jemalloc's heap)");
+	if (pf.arenas)
+		px_cli_printf(cli, "  %-28s %llu MiB given back, %llu MiB kept\n",
+			      "Huge pages kept whole:", pf.purged_whole >> 20, pf.purge_kept >> 20);
 	return PX_CLI_SUCCESS;
 }
 

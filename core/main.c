@@ -253,6 +253,12 @@ static void pidfile_release(const char *path)
 
 /* Calls end before their modules go: every channel is hung up and the
  * sessions get a few seconds to run their hangup handling. */
+/* The heap is busy while there are calls: see heap_prefault.c. */
+static bool has_calls(void)
+{
+	return px_channel_any();
+}
+
 static void hang_up_everything(void)
 {
 	size_t n = px_channel_count();
@@ -380,7 +386,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	px_thread_register_self("main");
-	px_heap_prefault_start(NULL);
+	px_heap_prefault_start(&(struct px_heap_prefault_opts){.busy = has_calls});
 
 	px_log_notice("Plexus %s starting (pid %d, config %s)", px_version(), (int)getpid(),
 		      main_config);

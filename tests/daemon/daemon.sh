@@ -42,6 +42,8 @@ test_start_and_module_show() {
 	if grep -q '^#define HAVE_JEMALLOC 1' "$top_builddir/config.h"; then
 		check_cmd "'core show settings' counts the heap's growth written ahead" \
 			'core show settings' 0 'Heap written ahead: +[0-9]+ of [1-9][0-9]* MiB the heap grew by'
+		check_cmd "'core show settings' says what purges kept of the heap's huge pages" \
+			'core show settings' 0 'Huge pages kept whole: +[0-9]+ MiB given back, [0-9]+ MiB kept'
 	else
 		check_cmd "'core show settings' says the heap is not written ahead" \
 			'core show settings' 0 'Heap written ahead: +no \(not jemalloc'"'"'s heap\)'

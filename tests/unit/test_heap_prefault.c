@@ -5,18 +5,28 @@
  * reads zeros, what the program writes there stays as written, what was
  * written ahead is given back after the idle time, and stop then start
  * works, a request that finds nothing ready still getting jemalloc's own
- * mapping after it. In a build without jemalloc (sanitizers) starting does
- * nothing and nothing is counted.
+ * mapping after it; while busy, a purge through the arenas' hooks gives
+ * back only whole huge pages, keeping the rest as it was, and jemalloc's
+ * own purges come that way; when not busy, jemalloc purges as it would. In a build without jemalloc
+ * (sanitizers) starting does nothing and nothing is counted.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
+
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
+#endif
 
 #include <CUnit/Basic.h>
 
@@ -90,7 +100,16 @@ static void grow_on_a_thread(struct grow *g)
 	pthread_join(t, NULL);
 }
 
-static const struct px_heap_prefault_opts opts = {.ahead = AHEAD, .idle_secs = IDLE_SECS};
+/* What plexusd's "has calls" is to the purge hooks. */
+static atomic_bool busy = true;
+
+static bool test_busy(void)
+{
+	return atomic_load(&busy);
+}
+
+static const struct px_heap_prefault_opts opts = {
+	.ahead = AHEAD, .idle_secs = IDLE_SECS, .busy = test_busy};
 
 static void test_growth_comes_from_written_memory(void)
 {
@@ -218,6 +237,126 @@ static void test_stop_then_start(void)
 	px_heap_prefault_stop();
 }
 
+#ifdef HAVE_JEMALLOC
+/* Pages of [p, p + len) resident in memory: 1 all, 0 none, -1 mixed. */
+static int resident(const char *p, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t n = len / (size_t)page, in = 0;
+	unsigned char *v = malloc(n);
+
+	if (!v || mincore((void *)p, len, v) != 0) {
+		free(v);
+		return -2;
+	}
+	for (size_t i = 0; i < n; i++)
+		in += v[i] & 1;
+	free(v);
+	return in == n ? 1 : in == 0 ? 0 : -1;
+}
+
+static bool all_bytes(const char *p, size_t len, unsigned char want)
+{
+	for (size_t i = 0; i < len; i += 512)
+		if ((unsigned char)p[i] != want)
+			return false;
+	return true;
+}
+
+/* The arenas' purge goes through the hooks: while busy, a range that is
+ * not whole huge pages gives back the whole huge pages inside it, keeps
+ * the rest as it was and reports failure; a range of whole huge pages is
+ * purged (zeros after); when not busy, any range is purged. Called here on a region of the test's
+ * own, through the hooks jemalloc holds for arena 0. */
+static void test_purge_keeps_huge_pages_whole(void)
+{
+	extent_hooks_t *h = NULL;
+	size_t hlen = sizeof(h);
+	struct px_heap_prefault_stats before, after;
+	char *m, *r;
+
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
+	CU_ASSERT_EQUAL_FATAL(mallctl("arena.0.extent_hooks", &h, &hlen, NULL, 0), 0);
+	CU_ASSERT_FATAL(h && h->purge_forced && h->purge_lazy);
+	m = mmap(NULL, 10 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	r = (char *)(((uintptr_t)m + 2 * MIB - 1) & ~(uintptr_t)(2 * MIB - 1));
+	memset(r, 0xab, 8 * MIB);
+	px_heap_prefault_stats(&before);
+
+	/* [1, 5) MiB: the huge page [2, 4) goes, the edges stay. */
+	CU_ASSERT_TRUE(h->purge_forced(h, r, 8 * MIB, 1 * MIB, 4 * MIB, 0));
+	CU_ASSERT_TRUE(all_bytes(r + 1 * MIB, 1 * MIB, 0xab));
+	CU_ASSERT_TRUE(all_bytes(r + 4 * MIB, 1 * MIB, 0xab));
+	CU_ASSERT_EQUAL(resident(r + 2 * MIB, 2 * MIB), 0);
+	CU_ASSERT_TRUE(all_bytes(r + 2 * MIB, 2 * MIB, 0));
+	/* Less than a huge page, lazily: nothing goes. */
+	CU_ASSERT_TRUE(h->purge_lazy(h, r, 8 * MIB, 4 * MIB + 4096, 8192, 0));
+	CU_ASSERT_EQUAL(resident(r + 4 * MIB, 1 * MIB), 1);
+	CU_ASSERT_TRUE(all_bytes(r + 4 * MIB, 1 * MIB, 0xab));
+	/* [6, 8) MiB, a whole huge page: purged, and it says so. */
+	CU_ASSERT_FALSE(h->purge_forced(h, r, 8 * MIB, 6 * MIB, 2 * MIB, 0));
+	CU_ASSERT_EQUAL(resident(r + 6 * MIB, 2 * MIB), 0);
+	CU_ASSERT_TRUE(all_bytes(r + 6 * MIB, 2 * MIB, 0));
+
+	px_heap_prefault_stats(&after);
+	CU_ASSERT_EQUAL(after.purged_whole - before.purged_whole, 2 * MIB);
+	/* The lazy purge left it to the forced one that follows a failure. */
+	CU_ASSERT_EQUAL(after.purge_kept - before.purge_kept, 2 * MIB);
+
+	/* Not busy: jemalloc's own purge, huge page split or not. */
+	atomic_store(&busy, false);
+	memset(r, 0xab, 2 * MIB);
+	CU_ASSERT_FALSE(h->purge_forced(h, r, 8 * MIB, 1 * MIB, 4096, 0));
+	CU_ASSERT_TRUE(all_bytes(r + 1 * MIB, 4096, 0));
+	CU_ASSERT_TRUE(all_bytes(r, 1 * MIB, 0xab));
+	atomic_store(&busy, true);
+	munmap(m, 10 * MIB);
+}
+
+/* jemalloc's own purge of every arena (what its decay does over time)
+ * comes through those hooks, and memory it could not purge stays usable. */
+static void *churn_main(void *arg)
+{
+	enum { N = 512, SIZE = 48 * 1024 };
+	void **p = calloc(N, sizeof(*p));
+	bool *ok = arg;
+
+	*ok = p != NULL;
+	for (int round = 0; *ok && round < 2; round++) {
+		for (int i = 0; i < N; i++)
+			if ((p[i] = malloc(SIZE)))
+				memset(p[i], round + 1, SIZE);
+		for (int i = 0; i < N; i += 2) /* every other one: holes */
+			free(p[i]);
+		(void)mallctl("arena." STRINGIFY(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL, 0);
+		for (int i = 1; i < N; i += 2) {
+			if (!p[i] || !all_bytes(p[i], SIZE, (unsigned char)(round + 1)))
+				*ok = false;
+			free(p[i]);
+		}
+	}
+	free(p);
+	return NULL;
+}
+
+static void test_arena_purge_goes_through_hooks(void)
+{
+	struct px_heap_prefault_stats before, after;
+	pthread_t t;
+	bool ok = false;
+
+	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
+	px_heap_prefault_stats(&before);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, churn_main, &ok) == 0);
+	pthread_join(t, NULL);
+	px_heap_prefault_stats(&after);
+	CU_ASSERT_TRUE(ok);
+	CU_ASSERT_TRUE(after.purge_kept + after.purged_whole >
+		       before.purge_kept + before.purged_whole);
+}
+#endif
+
 int main(void)
 {
 	static const struct {
@@ -228,6 +367,10 @@ int main(void)
 		{"calloc reads zeros", test_calloc_reads_zeros},
 		{"idle gives back", test_idle_gives_back},
 		{"stop then start", test_stop_then_start},
+#ifdef HAVE_JEMALLOC
+		{"a purge keeps huge pages whole", test_purge_keeps_huge_pages_whole},
+		{"the arenas' purges go through the hooks", test_arena_purge_goes_through_hooks},
+#endif
 	};
 	CU_pSuite suite;
 	unsigned failures;
