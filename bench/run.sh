@@ -184,6 +184,20 @@ rss_v() {
 	return 1
 }
 
+# HUGE: plexusd's anonymous memory in transparent huge pages, in MB (its
+# heap is almost all of that: core/heap_prefault.c keeps it whole).
+huge_v() {
+	local k v rest
+	HUGE=
+	while read -r k v rest; do
+		if [ "$k" = AnonHugePages: ]; then
+			HUGE=$((v / 1024))
+			return 0
+		fi
+	done 2>/dev/null <"/proc/$1/smaps_rollup"
+	return 1
+}
+
 rss_kb() {
 	rss_v "$1" && echo "$RSS"
 }
@@ -583,7 +597,7 @@ log_problems() {
 # ---------------------------------------------------------------- samples
 
 # Once a second during a load run against plexusd: its CPU, its SIP
-# thread's CPU, its thread count and RSS, and the receive queue and drop
+# thread's CPU, its thread count, RSS and huge pages, and the receive queue and drop
 # count of its SIP socket, in $WORK/NAME.samples (printed for a step that
 # failed: they show when and where it fell behind).
 SAMPLE_FILE=
@@ -599,8 +613,8 @@ sample_start() {
 	ticks_v "$PD_PID" "$SIP_TID" && SAMPLE_PREV_S=$TICKS
 	schedwait_v "$PD_PID" "$SIP_TID"
 	SAMPLE_PREV_W=$WAIT_NS
-	printf '%6s %6s %6s %9s %8s %9s %9s %8s\n' t-s cpu% sip% sip-wait% threads rss-kB sip-rxq-B \
-		drops >"$SAMPLE_FILE"
+	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s\n' t-s cpu% sip% sip-wait% threads rss-kB huge-MB \
+		sip-rxq-B drops >"$SAMPLE_FILE"
 }
 
 # Called every half second or so (forks nothing); writes a line a second.
@@ -619,13 +633,14 @@ sample_tick() {
 	w=$WAIT_NS
 	sipq_v
 	rss_v "$PD_PID"
+	huge_v "$PD_PID"
 	tasks=("/proc/$PD_PID/task/"*)
 	dt=$((NOW - SAMPLE_PREV_MS))
 	[ "$dt" -gt 0 ] || dt=1
-	printf '%6s %6s %6s %9s %8s %9s %9s %8s\n' $((el / 1000)) \
+	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s\n' $((el / 1000)) \
 		$(((t - SAMPLE_PREV_T) * 100000 / HZ / dt)) $(((s - SAMPLE_PREV_S) * 100000 / HZ / dt)) \
-		$(((w - SAMPLE_PREV_W) / 10000 / dt)) "${#tasks[@]}" "$RSS" "$SOCK_RXQ" "$SOCK_DROPS" \
-		>>"$SAMPLE_FILE"
+		$(((w - SAMPLE_PREV_W) / 10000 / dt)) "${#tasks[@]}" "$RSS" "${HUGE:--}" "$SOCK_RXQ" \
+		"$SOCK_DROPS" >>"$SAMPLE_FILE"
 	SAMPLE_PREV_W=$w
 	SAMPLE_PREV_T=$t
 	SAMPLE_PREV_S=$s
@@ -635,7 +650,8 @@ sample_tick() {
 show_samples() {
 	[ -s "$WORK/samples-$1.txt" ] || return 0
 	line "  per second during the step (plexusd; sip-wait%: its SIP thread runnable but not running;"
-	line "  sip-rxq-B, drops: its SIP socket's receive queue and drop count):"
+	line "  huge-MB: its memory in transparent huge pages; sip-rxq-B, drops: its SIP socket's"
+	line "  receive queue and drop count):"
 	sed 's/^/    /' "$WORK/samples-$1.txt" | tee -a "$RESULTS"
 }
 
