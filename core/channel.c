@@ -111,9 +111,9 @@ struct px_channel {
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static px_channel *table_head;
-static size_t table_count;
-/* table_count for readers that may not lock (px_channel_any). */
-static atomic_size_t channels_live;
+/* Changed under table_lock; atomic for readers that may not lock
+ * (px_channel_any). */
+static atomic_size_t table_count;
 static atomic_uint name_serial;
 static atomic_uint uniqueid_serial;
 
@@ -384,7 +384,6 @@ px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *nam
 		table_head->prev = ch;
 	table_head = ch;
 	table_count++;
-	atomic_store_explicit(&channels_live, table_count, memory_order_relaxed);
 	pthread_mutex_unlock(&table_lock);
 	px_debug(1, "Channel %s allocated (uniqueid %s)", ch->name, ch->uniqueid);
 	PX_EVENT_EMIT(PX_EV_CHANNEL_CREATED, ch, NULL,
@@ -451,7 +450,6 @@ void px_channel_unref(px_channel *ch)
 	if (ch->next)
 		ch->next->prev = ch->prev;
 	table_count--;
-	atomic_store_explicit(&channels_live, table_count, memory_order_relaxed);
 	pthread_mutex_unlock(&table_lock);
 	channel_free(ch);
 }
@@ -505,7 +503,7 @@ void px_channel_foreach(void (*fn)(void *ctx, px_channel *ch), void *ctx)
 
 bool px_channel_any(void)
 {
-	return atomic_load_explicit(&channels_live, memory_order_relaxed) > 0;
+	return atomic_load_explicit(&table_count, memory_order_relaxed) > 0;
 }
 
 size_t px_channel_count(void)

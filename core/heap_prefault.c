@@ -139,11 +139,11 @@ static size_t align_down(size_t v, size_t a)
 
 /* A purge of [addr + offset, + length): jemalloc's own when the range is
  * whole huge pages or the daemon is not busy; otherwise true (failed), so
- * that no huge page is split. jemalloc follows a failed lazy purge with a forced one (and a
- * failed forced one with a lazy one), so the forced purge alone gives
- * back the whole huge pages inside the range and counts what it kept:
- * those pages then read as zeros, which a range jemalloc takes as not
- * purged may hold anyway. */
+ * that no huge page is split. jemalloc follows a failed lazy purge with a
+ * forced one (and a failed forced one with a lazy one), so the forced
+ * purge alone gives back the whole huge pages inside the range and counts
+ * what it kept: those pages then read as zeros, which a range jemalloc
+ * takes as not purged may hold anyway. */
 static bool purge_huge_pages(extent_hooks_t *hooks, void *addr, size_t size, size_t offset,
 			     size_t length, unsigned arena_ind, bool forced)
 {
