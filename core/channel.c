@@ -7,6 +7,7 @@
  * takes it where it is sent next (a redirect, a bridge) before it hangs up.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -112,8 +113,11 @@ struct px_channel {
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static px_channel *table_head;
 /* Changed under table_lock; atomic for readers that may not lock
- * (px_channel_any). */
+ * (px_channel_recent). */
 static atomic_size_t table_count;
+/* CLOCK_MONOTONIC_COARSE second in which the last channel was made; far in
+ * the past until one is. */
+static atomic_llong last_made_sec = LLONG_MIN / 2;
 static atomic_uint name_serial;
 static atomic_uint uniqueid_serial;
 
@@ -354,6 +358,25 @@ void px_channel_set_waiter(px_channel *ch, px_waiter *w)
 
 /* ---- allocation and the table ---- */
 
+/* The vDSO's coarse clock: no system call, a tick's precision is plenty. */
+static long long coarse_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec;
+}
+
+/* Written only when the second changes: at thousands of channels a second,
+ * from the SIP and session threads, the cache line stays shared. */
+static void note_channel_made(void)
+{
+	long long now = coarse_seconds();
+
+	if (atomic_load_explicit(&last_made_sec, memory_order_relaxed) != now)
+		atomic_store_explicit(&last_made_sec, now, memory_order_relaxed);
+}
+
 px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *name_prefix,
 			     const char *linkedid, void *pvt)
 {
@@ -385,6 +408,7 @@ px_channel *px_channel_alloc(const struct px_channel_tech *tech, const char *nam
 	table_head = ch;
 	table_count++;
 	pthread_mutex_unlock(&table_lock);
+	note_channel_made();
 	px_debug(1, "Channel %s allocated (uniqueid %s)", ch->name, ch->uniqueid);
 	PX_EVENT_EMIT(PX_EV_CHANNEL_CREATED, ch, NULL,
 		      PX_EVS("state", px_channel_state_name(PX_STATE_DOWN)),
@@ -501,9 +525,12 @@ void px_channel_foreach(void (*fn)(void *ctx, px_channel *ch), void *ctx)
 	free(snap);
 }
 
-bool px_channel_any(void)
+bool px_channel_recent(unsigned secs)
 {
-	return atomic_load_explicit(&table_count, memory_order_relaxed) > 0;
+	if (atomic_load_explicit(&table_count, memory_order_relaxed) > 0)
+		return true;
+	return coarse_seconds() - atomic_load_explicit(&last_made_sec, memory_order_relaxed) <
+	       (long long)secs;
 }
 
 size_t px_channel_count(void)

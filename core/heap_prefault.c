@@ -26,11 +26,12 @@
  * of a core with them (fragmented into 4 kB pages, the heap costs every
  * access more), until calls failed. With no purge at all it stayed at
  * 51-72 %. So while the daemon is busy (the caller's busy(): plexusd has
- * calls), a purge here gives back the whole huge pages inside its range
- * and reports failure for the rest, which jemalloc then keeps as retained
- * memory, not zeroed, for its next use. When it is not busy, jemalloc
- * purges as it would: what a load left behind goes back to the kernel
- * once the load is over, split huge pages or not. Everything else
+ * calls or had one in the last seconds, see main.c), a purge here gives
+ * back the whole huge pages inside its range and reports failure for the
+ * rest, which jemalloc then keeps as retained memory, not zeroed, for its
+ * next use. When it is not busy, jemalloc purges as it would: what a load
+ * left behind goes back to the kernel once the load is over, split huge
+ * pages or not. Everything else
  * (splitting, merging, decay, reuse) stays jemalloc's own code. Without
  * jemalloc (--without-jemalloc, sanitizer builds) none of this is built in.
  */

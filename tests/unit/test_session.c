@@ -797,6 +797,28 @@ static void test_event_queue_grows(void)
 	expect_all_gone();
 }
 
+/* What the heap's purge hooks ask (through main.c): a channel now, or one
+ * made in the last seconds, so that the gaps of a load of short calls do not
+ * read as idle. */
+static void test_channel_recent(void)
+{
+	px_channel *ch;
+
+	expect_all_gone();
+	ch = fake_new("recent");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	CU_ASSERT_TRUE(px_channel_recent(0));
+	px_channel_hangup(ch, PX_CAUSE_NORMAL_CLEARING);
+	px_channel_unref(ch);
+	expect_all_gone();
+	CU_ASSERT_FALSE(px_channel_recent(0));
+	CU_ASSERT_TRUE(px_channel_recent(10));
+	/* The clock counts whole seconds: 1.1 s later the second has changed. */
+	usleep(1100 * 1000);
+	CU_ASSERT_FALSE(px_channel_recent(1));
+	CU_ASSERT_TRUE(px_channel_recent(10));
+}
+
 /* ---- the session pool ---- */
 
 /* The pool keeps this many idle threads beyond the queued sessions
@@ -955,6 +977,8 @@ int main(void)
 			 test_event_queue_grows) ||
 	    !CU_add_test(suite, "bridge across formats: transcoded, refused without a path",
 			 test_bridge_formats_differ) ||
+	    !CU_add_test(suite, "a channel counts as recent for the seconds asked",
+			 test_channel_recent) ||
 	    !CU_add_test(suite, "session pool: a burst of calls is served, spares made ahead",
 			 test_pool_burst_and_spares) ||
 	    !CU_add_test(suite,
