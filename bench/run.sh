@@ -52,6 +52,12 @@
 #             ModuleLoaded to have events built and matched but none sent:
 #             what emitting costs without the consoles' part.
 #   BENCH_KEEP=1 keeps the work directory (logs, SIPp statistics, samples).
+#
+# bench/speed_probe (built here with cc) gauges the machine's own speed:
+# once on the idle machine before the phases, and through every call step
+# beside the load (columns mem-x and alu-x: the step's median time of the
+# probe's fixed memory-bound and core-bound work over the idle one; 1.00 is
+# the idle machine's speed). Each costs it under 1 % of a core.
 
 set -u
 
@@ -120,6 +126,13 @@ EVENT_SINK=$WORK/event_sink
 if [ "$EVENT_SUBSCRIBERS" -gt 0 ] && [ "$EVENT_OUTPUT" = count ] &&
 	! ${CC:-cc} -O2 -o "$EVENT_SINK" "$HERE/event_sink.c"; then
 	echo "run.sh: cannot build $EVENT_SINK from $HERE/event_sink.c" >&2
+	rm -rf "$WORK"
+	exit 2
+fi
+
+SPEED_PROBE=$WORK/speed_probe
+if ! ${CC:-cc} -O2 -o "$SPEED_PROBE" "$HERE/speed_probe.c"; then
+	echo "run.sh: cannot build $SPEED_PROBE from $HERE/speed_probe.c" >&2
 	rm -rf "$WORK"
 	exit 2
 fi
@@ -600,6 +613,62 @@ log_problems() {
 # thread's CPU, its thread count, RSS and huge pages, and the receive queue and drop
 # count of its SIP socket, in $WORK/NAME.samples (printed for a step that
 # failed: they show when and where it fell behind).
+# ---------------------------------------------------------------- speed probe
+
+PROBE_PID='' PROBE_FD='' PROBE_MEM=- PROBE_IDLE_MEM=- PROBE_IDLE_ALU=-
+
+# probe_medians FILE: PROBE_MED_MEM, PROBE_MED_ALU, the medians of its
+# samples but the first (taken with the probe's memory still in the caches).
+probe_medians() {
+	PROBE_MED_MEM=$(awk 'NR > 1 { print $1 }' "$1" | sort -n | awk '{ v[NR] = $1 }
+		END { print NR ? v[int((NR + 1) / 2)] : "-" }')
+	PROBE_MED_ALU=$(awk 'NR > 1 { print $2 }' "$1" | sort -n | awk '{ v[NR] = $1 }
+		END { print NR ? v[int((NR + 1) / 2)] : "-" }')
+}
+
+# The machine's speed before any load: 5 s of the probe, in the foreground.
+probe_idle() {
+	"$SPEED_PROBE" 5 "$WORK" >"$WORK/probe-idle.txt" 2>/dev/null
+	probe_medians "$WORK/probe-idle.txt"
+	PROBE_IDLE_MEM=$PROBE_MED_MEM PROBE_IDLE_ALU=$PROBE_MED_ALU
+}
+
+# probe_start NAME SECONDS: the probe beside a step, into
+# $WORK/probe-NAME.txt, which the sampler reads as it grows.
+probe_start() {
+	: >"$WORK/probe-$1.txt"
+	exec {PROBE_FD}<"$WORK/probe-$1.txt"
+	"$SPEED_PROBE" "$2" "$WORK" >>"$WORK/probe-$1.txt" 2>/dev/null &
+	PROBE_PID=$!
+	STARTED+=("$PROBE_PID")
+	PROBE_MEM=-
+}
+
+# PROBE_MEM: the newest memory time, read on from where the last call
+# stopped (forks nothing; the probe writes whole lines).
+probe_latest() {
+	local mem _alu
+	[ -n "$PROBE_FD" ] || return 0
+	while read -r -u "$PROBE_FD" mem _alu; do
+		PROBE_MEM=$mem
+	done
+}
+
+# ratio A B: A / B with two decimals, or - when either is unknown.
+ratio() {
+	case "$1$2" in *-*) echo - ;; *) awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }' ;; esac
+}
+
+# probe_stop NAME: R_MEMX, R_ALUX, the step's medians over the idle ones.
+probe_stop() {
+	[ -n "$PROBE_PID" ] && stop_pid "$PROBE_PID"
+	[ -n "$PROBE_FD" ] && exec {PROBE_FD}<&-
+	PROBE_PID='' PROBE_FD=''
+	probe_medians "$WORK/probe-$1.txt"
+	R_MEMX=$(ratio "$PROBE_MED_MEM" "$PROBE_IDLE_MEM")
+	R_ALUX=$(ratio "$PROBE_MED_ALU" "$PROBE_IDLE_ALU")
+}
+
 SAMPLE_FILE=
 sample_start() {
 	SAMPLE_FILE=$WORK/samples-$1.txt
@@ -613,8 +682,8 @@ sample_start() {
 	ticks_v "$PD_PID" "$SIP_TID" && SAMPLE_PREV_S=$TICKS
 	schedwait_v "$PD_PID" "$SIP_TID"
 	SAMPLE_PREV_W=$WAIT_NS
-	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s\n' t-s cpu% sip% sip-wait% threads rss-kB huge-MB \
-		sip-rxq-B drops >"$SAMPLE_FILE"
+	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s %9s\n' t-s cpu% sip% sip-wait% threads rss-kB huge-MB \
+		sip-rxq-B drops probe-mem >"$SAMPLE_FILE"
 }
 
 # Called every half second or so (forks nothing); writes a line a second.
@@ -635,12 +704,13 @@ sample_tick() {
 	rss_v "$PD_PID"
 	huge_v "$PD_PID"
 	tasks=("/proc/$PD_PID/task/"*)
+	probe_latest
 	dt=$((NOW - SAMPLE_PREV_MS))
 	[ "$dt" -gt 0 ] || dt=1
-	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s\n' $((el / 1000)) \
+	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s %9s\n' $((el / 1000)) \
 		$(((t - SAMPLE_PREV_T) * 100000 / HZ / dt)) $(((s - SAMPLE_PREV_S) * 100000 / HZ / dt)) \
 		$(((w - SAMPLE_PREV_W) / 10000 / dt)) "${#tasks[@]}" "$RSS" "${HUGE:--}" "$SOCK_RXQ" \
-		"$SOCK_DROPS" >>"$SAMPLE_FILE"
+		"$SOCK_DROPS" "$PROBE_MEM" >>"$SAMPLE_FILE"
 	SAMPLE_PREV_W=$w
 	SAMPLE_PREV_T=$t
 	SAMPLE_PREV_S=$s
@@ -651,7 +721,8 @@ show_samples() {
 	[ -s "$WORK/samples-$1.txt" ] || return 0
 	line "  per second during the step (plexusd; sip-wait%: its SIP thread runnable but not running;"
 	line "  huge-MB: its memory in transparent huge pages; sip-rxq-B, drops: its SIP socket's"
-	line "  receive queue and drop count):"
+	line "  receive queue and drop count; probe-mem: the speed probe's last memory time, us;"
+	line "  idle machine: $PROBE_IDLE_MEM):"
 	sed 's/^/    /' "$WORK/samples-$1.txt" | tee -a "$RESULTS"
 }
 
@@ -788,7 +859,7 @@ call_run() {
 	local rate=$1 secs=$2 mode=$3 n=$(($1 * $2)) t0 t1 c0 c1 s0 s1 u0 uas_ticks
 	local target uas_scen f0 f1 name=$3-$1 m0 m1
 	R_OK=0 R_FAIL=0 R_CPU=- R_US=- R_RSS=- R_RETR_UAC=- R_RETR_UAS=- R_DROPS=0 R_RT=- R_SIPPCPU=- R_SIPTHR=-
-	R_PF=-
+	R_PF=- R_MEMX=- R_ALUX=-
 	if [ "$mode" = plexus ]; then
 		start_plexusd
 		register_uas || { stop_plexusd; return 1; }
@@ -810,6 +881,7 @@ call_run() {
 		c0=$(cpu_ticks "$PD_PID")
 		s0=$(tid_ticks "$PD_PID" "$SIP_TID")
 		f0=$(minor_faults "$PD_PID")
+		probe_start "$name" $((secs + 45))
 		sample_start "$name"
 		ON_TICK=sample_tick
 	fi
@@ -827,6 +899,7 @@ call_run() {
 		s1=$(tid_ticks "$PD_PID" "$SIP_TID")
 		f1=$(minor_faults "$PD_PID")
 		R_RSS=$(rss_kb "$PD_PID")
+		probe_stop "$name"
 	fi
 	# The UAS finishes its last calls (BYE) by itself; then it is stopped.
 	sipp_wait "$uas_pid" 10 >/dev/null || true
@@ -873,8 +946,9 @@ phase_calls() {
 	line ""
 	line "== 1. B2BUA calls/s through the Lua dialplan (uac -> plexusd -> uas), $CALL_SECS s per step"
 	[ "$EVENT_SUBSCRIBERS" -gt 0 ] && line "   with $EVENT_SUBSCRIBERS event subscribers (plexus -e) attached during each step"
-	hdr=$(printf '%6s %8s %6s %6s %7s %8s %7s %9s %11s %11s %7s %9s %8s %6s' \
-		rate ok failed cpu% sip-thr% us/call pf/call rss-kB retr-uac retr-uas rt-ms sipp-cpu% machine% drops)
+	hdr=$(printf '%6s %8s %6s %6s %7s %8s %7s %9s %11s %11s %7s %9s %8s %6s %5s %5s' \
+		rate ok failed cpu% sip-thr% us/call pf/call rss-kB retr-uac retr-uas rt-ms sipp-cpu% machine% drops \
+		mem-x alu-x)
 	line "$hdr"
 	SUMMARY_CALLS+=("$hdr")
 	for rate in $CALL_RATES; do
@@ -885,9 +959,9 @@ phase_calls() {
 			break
 		fi
 		local row
-		row=$(printf '%6s %8s %6s %6s %7s %8s %7s %9s %11s %11s %7s %9s %8s %6s' "$rate" "$R_OK" \
+		row=$(printf '%6s %8s %6s %6s %7s %8s %7s %9s %11s %11s %7s %9s %8s %6s %5s %5s' "$rate" "$R_OK" \
 			"$R_FAIL" "$R_CPU" "$R_SIPTHR" "$R_US" "$R_PF" "$R_RSS" "$R_RETR_UAC" "$R_RETR_UAS" \
-			"$R_RT" "$R_SIPPCPU" "$R_MACHINE" "$R_DROPS")
+			"$R_RT" "$R_SIPPCPU" "$R_MACHINE" "$R_DROPS" "$R_MEMX" "$R_ALUX")
 		line "$row"
 		SUMMARY_CALLS+=("$row")
 		[ "${R_REFUSED:-0}" != 0 ] &&
@@ -1083,6 +1157,8 @@ line "Plexus benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(unam
 line "plexusd: $PLEXUSD ($("$PLEXUSD" -V 2>/dev/null | head -n 1))"
 line "SIPp: $("$SIPP" -v 2>&1 | grep -m 1 -o 'SIPp v[^ ]*')"
 line "ports: SIP 127.0.0.1:$SIP_PORT, SIPp $SLOT_UAC-$((SLOT_REG + 9)), RTP $RTP_START-$RTP_END"
+probe_idle
+line "speed probe on the idle machine (bench/speed_probe.c, medians): memory $PROBE_IDLE_MEM us, core $PROBE_IDLE_ALU us"
 
 for phase in $PHASES; do
 	case $phase in
