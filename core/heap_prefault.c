@@ -31,9 +31,9 @@
  * rest, which jemalloc then keeps as retained memory, not zeroed, for its
  * next use. When it is not busy, jemalloc purges as it would: what a load
  * left behind goes back to the kernel once the load is over, split huge
- * pages or not. Everything else
- * (splitting, merging, decay, reuse) stays jemalloc's own code. Without
- * jemalloc (--without-jemalloc, sanitizer builds) none of this is built in.
+ * pages or not. Everything else (splitting, merging, decay, reuse) stays
+ * jemalloc's own code. Without jemalloc (--without-jemalloc, sanitizer
+ * builds) none of this is built in.
  */
 #include "config.h"
 

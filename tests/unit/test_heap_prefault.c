@@ -106,13 +106,20 @@ static void grow_free(struct grow *g)
 static struct grow grows[3];
 static size_t ngrows;
 
-static void grow_on_a_thread(struct grow *g)
+/* fn(arg) on a thread of its own, which gets an arena and a thread cache
+ * of its own, and gives them back when it ends. */
+static void run_on_a_thread(void *(*fn)(void *), void *arg)
 {
 	pthread_t t;
 
-	memset(g, 0, sizeof(*g));
-	CU_ASSERT_FATAL(pthread_create(&t, NULL, grow_main, g) == 0);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, fn, arg) == 0);
 	pthread_join(t, NULL);
+}
+
+static void grow_on_a_thread(struct grow *g)
+{
+	memset(g, 0, sizeof(*g));
+	run_on_a_thread(grow_main, g);
 }
 
 /* What plexusd's "has calls" is to the purge hooks. */
@@ -181,13 +188,11 @@ static void *calloc_main(void *arg)
 static void test_calloc_reads_zeros(void)
 {
 	struct px_heap_prefault_stats before, after;
-	pthread_t t;
 	bool zeros = false;
 
 	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
 	px_heap_prefault_stats(&before);
-	CU_ASSERT_FATAL(pthread_create(&t, NULL, calloc_main, &zeros) == 0);
-	pthread_join(t, NULL);
+	run_on_a_thread(calloc_main, &zeros);
 	px_heap_prefault_stats(&after);
 	CU_ASSERT_TRUE(zeros);
 #ifdef HAVE_JEMALLOC
@@ -358,13 +363,11 @@ static void *churn_main(void *arg)
 static void test_arena_purge_goes_through_hooks(void)
 {
 	struct px_heap_prefault_stats before, after;
-	pthread_t t;
 	bool ok = false;
 
 	CU_ASSERT_EQUAL_FATAL(px_heap_prefault_start(&opts), 0);
 	px_heap_prefault_stats(&before);
-	CU_ASSERT_FATAL(pthread_create(&t, NULL, churn_main, &ok) == 0);
-	pthread_join(t, NULL);
+	run_on_a_thread(churn_main, &ok);
 	px_heap_prefault_stats(&after);
 	CU_ASSERT_TRUE(ok);
 	CU_ASSERT_TRUE(after.purge_kept + after.purged_whole >
