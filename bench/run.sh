@@ -617,13 +617,17 @@ log_problems() {
 
 PROBE_PID='' PROBE_FD='' PROBE_MEM=- PROBE_IDLE_MEM=- PROBE_IDLE_ALU=-
 
-# probe_medians FILE: PROBE_MED_MEM, PROBE_MED_ALU, the medians of its
-# samples but the first (taken with the probe's memory still in the caches).
+# median_of FILE COLUMN: the median of the column over the probe's samples
+# but the first (taken with its memory still in the caches), or -.
+median_of() {
+	awk -v c="$2" 'NR > 1 { print $c }' "$1" | sort -n |
+		awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'
+}
+
+# probe_medians FILE: PROBE_MED_MEM, PROBE_MED_ALU.
 probe_medians() {
-	PROBE_MED_MEM=$(awk 'NR > 1 { print $1 }' "$1" | sort -n | awk '{ v[NR] = $1 }
-		END { print NR ? v[int((NR + 1) / 2)] : "-" }')
-	PROBE_MED_ALU=$(awk 'NR > 1 { print $2 }' "$1" | sort -n | awk '{ v[NR] = $1 }
-		END { print NR ? v[int((NR + 1) / 2)] : "-" }')
+	PROBE_MED_MEM=$(median_of "$1" 1)
+	PROBE_MED_ALU=$(median_of "$1" 2)
 }
 
 # The machine's speed before any load: 5 s of the probe, in the foreground.
