@@ -5,11 +5,17 @@
  * unsubscribe). One mutex orders emission: the sequence number is taken
  * and the event pushed to every queue under it, so each subscriber sees
  * events in sequence order, and unsubscribe takes it too, so no emitter can
- * touch a subscriber once unsubscribe has returned. Pushing is a pointer
- * store per subscriber; allocation and copying happen before the lock.
- * Events and their texts are made in blocks kept on a free list of their
- * own (below): the thread that frees them is a console's, not theirs.
+ * touch a subscriber once unsubscribe has returned. A subscriber's queue is
+ * a ring with one writer at a time (the emitter holding the bus lock) and
+ * one reader (the subscriber's thread), passed between them by two
+ * counters: an emitter never waits for a reader, and a reader never takes
+ * the bus lock, so ten consoles taking their batches cannot hold up the
+ * SIP and session threads that emit. Allocation and copying happen before
+ * the lock. Events and their texts are made in blocks kept on a free list
+ * of their own (below): the thread that frees them is a console's, not
+ * theirs.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -43,28 +49,47 @@ struct px_event {
 
 struct slot {
 	px_event *ev;
-	uint64_t lost_after; /* dropped after this one: the queue was full */
+	/* The subscriber's count of dropped events when this one was
+	 * queued: what changed since the slot before it is what was lost
+	 * between the two. */
+	uint64_t lost_before;
 };
 
+/*
+ * The queue is a ring of cap slots between two counters that only grow:
+ * tail (slots ever filled, written by emitters under bus_lock) and head
+ * (slots ever taken, written by the subscriber's one reading thread). An
+ * emitter fills slot tail, then publishes tail + 1 (release); the reader
+ * reads up to the tail it sees (acquire), then publishes its head
+ * (release), after which the emitter may fill those slots again. A drop
+ * only counts (lost, release): the reader learns where the loss was from
+ * the lost_before of the next slot, or, when the queue is empty, from the
+ * count itself, read between two looks at tail that agree.
+ */
 struct px_event_sub {
-	struct px_event_filter filter; /* under bus_lock */
+	/* The emitters' side: under bus_lock. */
+	struct px_event_filter filter;
 	void (*notify)(void *ctx);
 	void *ctx;
-	struct px_event_sub *next; /* under bus_lock */
-
-	pthread_mutex_t lock; /* the queue and counters */
-	struct slot *ring;
-	size_t cap, head, len;
-	uint64_t lost_front;  /* dropped while the queue held nothing to attach them to */
-	uint64_t front_after; /* ... right after this seq */
-	uint64_t last_seq;    /* the last event queued here (at start: the bus's last) */
-	uint64_t delivered, lost;
-	size_t bytes; /* the cost of the events queued here */
+	struct px_event_sub *next;
+	struct slot *ring; /* resized only under bus_lock, by the reader */
+	size_t cap;
+	_Alignas(64) atomic_size_t tail;
+	atomic_uint_fast64_t lost;      /* dropped, ever */
+	atomic_uint_fast64_t delivered; /* queued, ever */
 	/* The next event queued calls notify. Cleared when it does; set
 	 * again by px_event_sub_arm when the subscriber finds nothing left
 	 * and is about to sleep, so a subscriber that batches is woken once
 	 * per batch, not once per event. */
-	bool armed;
+	atomic_bool armed;
+	atomic_size_t bytes; /* the cost of the events queued here */
+
+	/* The reader's side: its one thread only. */
+	_Alignas(64) atomic_size_t head;
+	uint64_t lost_seen;   /* drops accounted for (told, or about to be) */
+	uint64_t last_taken;  /* seq of the last event taken (at start: the bus's last) */
+	uint64_t lost_front;  /* drops to tell before the next event taken ... */
+	uint64_t front_after; /* ... right after this seq */
 };
 
 static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -154,6 +179,98 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block_head *pool;
 static size_t pool_len;
 
+/* Each thread keeps up to CACHE_MAX blocks of its own and trades them
+ * with the list CACHE_MOVE at a time: an emitter takes a handful under one
+ * lock, a console gives back a handful, instead of the two meeting at the
+ * lock for every block (at 1500 calls/s with ten consoles, about 700
+ * contended locks a second). A thread's cache goes back to the list when
+ * the thread ends; px_event_pool_drain empties every cache. */
+#define CACHE_MAX  64
+#define CACHE_MOVE 32
+
+struct block_cache {
+	struct block_head *head;
+	atomic_uint n;            /* read by px_event_pool_size from other threads */
+	bool listed;              /* on caches (under pool_lock) */
+	struct block_cache *next; /* under pool_lock */
+};
+
+static _Thread_local struct block_cache cache;
+static struct block_cache *caches; /* every thread's that has used one */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_key_made;
+
+/* pool_lock held: the first n blocks of c go to the list; what the list
+ * cannot keep is returned (a chain to free). */
+static struct block_head *cache_give(struct block_cache *c, unsigned n)
+{
+	struct block_head *spill = NULL;
+
+	while (n-- && c->head) {
+		struct block_head *b = c->head;
+		c->head = b->next;
+		atomic_fetch_sub_explicit(&c->n, 1, memory_order_relaxed);
+		if (pool_len < EVENT_POOL_MAX) {
+			b->next = pool;
+			pool = b;
+			pool_len++;
+		} else {
+			b->next = spill;
+			spill = b;
+		}
+	}
+	return spill;
+}
+
+static void free_chain(struct block_head *b)
+{
+	while (b) {
+		struct block_head *next = b->next;
+		BLOCK_UNPOISON(b);
+		free(b);
+		b = next;
+	}
+}
+
+/* A thread ends: its cache goes back to the list. */
+static void cache_end(void *arg)
+{
+	struct block_cache *c = arg;
+	struct block_head *spill;
+
+	pthread_mutex_lock(&pool_lock);
+	spill = cache_give(c, UINT_MAX);
+	for (struct block_cache **pp = &caches; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	c->listed = false;
+	pthread_mutex_unlock(&pool_lock);
+	free_chain(spill);
+}
+
+static void cache_key_make(void)
+{
+	cache_key_made = pthread_key_create(&cache_key, cache_end) == 0;
+}
+
+/* pool_lock held: the calling thread's cache, listed so that its blocks
+ * go back when the thread ends (NULL: it cannot be, use none). */
+static struct block_cache *own_cache_locked(void)
+{
+	if (cache.listed)
+		return &cache;
+	if (!cache_key_made || pthread_setspecific(cache_key, &cache))
+		return NULL;
+	cache.next = caches;
+	caches = &cache;
+	cache.listed = true;
+	return &cache;
+}
+
 void *px_event_block_alloc(size_t size)
 {
 	struct block_head *b = NULL;
@@ -165,15 +282,33 @@ void *px_event_block_alloc(size_t size)
 		b->pooled = false;
 		return b + 1;
 	}
-	pthread_mutex_lock(&pool_lock);
-	if (pool) {
-		b = pool;
-		pool = b->next;
-		pool_len--;
-		BLOCK_UNPOISON(b);
+	if (!cache.head) {
+		pthread_once(&cache_once, cache_key_make);
+		pthread_mutex_lock(&pool_lock);
+		if (own_cache_locked()) {
+			for (unsigned k = 0; k < CACHE_MOVE && pool; k++) {
+				struct block_head *t = pool;
+				pool = t->next;
+				pool_len--;
+				t->next = cache.head;
+				cache.head = t;
+				atomic_fetch_add_explicit(&cache.n, 1, memory_order_relaxed);
+			}
+		} else if (pool) {
+			b = pool;
+			pool = b->next;
+			pool_len--;
+		}
+		pthread_mutex_unlock(&pool_lock);
 	}
-	pthread_mutex_unlock(&pool_lock);
-	if (!b && !(b = malloc(sizeof(*b) + EVENT_BLOCK)))
+	if (!b && cache.head) {
+		b = cache.head;
+		cache.head = b->next;
+		atomic_fetch_sub_explicit(&cache.n, 1, memory_order_relaxed);
+	}
+	if (b)
+		BLOCK_UNPOISON(b);
+	else if (!(b = malloc(sizeof(*b) + EVENT_BLOCK)))
 		return NULL;
 	b->pooled = true;
 	return b + 1;
@@ -181,37 +316,66 @@ void *px_event_block_alloc(size_t size)
 
 void px_event_block_free(void *p)
 {
-	struct block_head *b = p ? (struct block_head *)p - 1 : NULL;
+	struct block_head *b = p ? (struct block_head *)p - 1 : NULL, *spill = NULL;
 
-	if (b && b->pooled) {
-		pthread_mutex_lock(&pool_lock);
-		if (pool_len < EVENT_POOL_MAX) {
-			BLOCK_POISON(b);
-			b->next = pool;
-			pool = b;
-			pool_len++;
-			b = NULL;
-		}
-		pthread_mutex_unlock(&pool_lock);
+	if (!b)
+		return;
+	if (!b->pooled) {
+		free(b);
+		return;
 	}
-	free(b);
+	BLOCK_POISON(b);
+	if (cache.listed || cache.head) {
+		b->next = cache.head;
+		cache.head = b;
+		if (atomic_fetch_add_explicit(&cache.n, 1, memory_order_relaxed) + 1 <= CACHE_MAX)
+			return;
+		b = NULL;
+	}
+	pthread_once(&cache_once, cache_key_make);
+	pthread_mutex_lock(&pool_lock);
+	if (b && own_cache_locked()) {
+		b->next = cache.head;
+		cache.head = b;
+		atomic_fetch_add_explicit(&cache.n, 1, memory_order_relaxed);
+		b = NULL;
+	}
+	if (b && pool_len < EVENT_POOL_MAX) {
+		b->next = pool;
+		pool = b;
+		pool_len++;
+		b = NULL;
+	}
+	if (atomic_load_explicit(&cache.n, memory_order_relaxed) > CACHE_MAX)
+		spill = cache_give(&cache, CACHE_MOVE);
+	pthread_mutex_unlock(&pool_lock);
+	if (b) {
+		BLOCK_UNPOISON(b);
+		free(b);
+	}
+	free_chain(spill);
 }
 
 void px_event_pool_drain(void)
 {
-	struct block_head *b;
+	struct block_head *b, *spill = NULL;
 
 	pthread_mutex_lock(&pool_lock);
+	for (struct block_cache *c = caches; c; c = c->next) {
+		struct block_head *more = cache_give(c, UINT_MAX);
+		while (more) {
+			struct block_head *next = more->next;
+			more->next = spill;
+			spill = more;
+			more = next;
+		}
+	}
 	b = pool;
 	pool = NULL;
 	pool_len = 0;
 	pthread_mutex_unlock(&pool_lock);
-	while (b) {
-		struct block_head *next = b->next;
-		BLOCK_UNPOISON(b);
-		free(b);
-		b = next;
-	}
+	free_chain(b);
+	free_chain(spill);
 }
 
 size_t px_event_pool_size(void)
@@ -220,6 +384,8 @@ size_t px_event_pool_size(void)
 
 	pthread_mutex_lock(&pool_lock);
 	n = pool_len;
+	for (struct block_cache *c = caches; c; c = c->next)
+		n += atomic_load_explicit(&c->n, memory_order_relaxed);
 	pthread_mutex_unlock(&pool_lock);
 	return n;
 }
@@ -413,7 +579,6 @@ bool px_event_filter_match(const struct px_event_filter *f, const px_event *ev)
 
 static atomic_size_t budget_sub = PX_EVENT_SUB_BYTES_DEFAULT;
 static atomic_size_t budget_total = PX_EVENT_TOTAL_BYTES_DEFAULT;
-static atomic_size_t queued_total; /* the cost of every queued event, all subscribers */
 
 void px_event_budget_set(size_t sub_bytes, size_t total_bytes)
 {
@@ -436,6 +601,10 @@ size_t px_event_queue_fit(size_t queue_max)
 	return queue_max < most ? queue_max : (most ? most : 1);
 }
 
+/* The cost of every queued event, all subscribers: added by emitters,
+ * taken off by readers once per batch. */
+static atomic_size_t queued_total;
+
 size_t px_event_budget_used(void)
 {
 	return atomic_load(&queued_total);
@@ -443,107 +612,130 @@ size_t px_event_budget_used(void)
 
 size_t px_event_sub_bytes(px_event_sub *s)
 {
-	size_t n;
-
-	pthread_mutex_lock(&s->lock);
-	n = s->bytes;
-	pthread_mutex_unlock(&s->lock);
-	return n;
+	return atomic_load_explicit(&s->bytes, memory_order_relaxed);
 }
 
-/* s->lock held: may s queue ev? If so its cost is counted. */
-static bool budget_take(px_event_sub *s, const px_event *ev)
+/* bus_lock held: may s, holding len events, queue ev? If so its cost is
+ * counted. */
+static bool budget_take(px_event_sub *s, const px_event *ev, size_t len)
 {
 	size_t sub = atomic_load_explicit(&budget_sub, memory_order_relaxed);
 	size_t total = atomic_load_explicit(&budget_total, memory_order_relaxed);
+	size_t bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
 	size_t now;
 
-	if (s->len && s->bytes + ev->cost > sub)
+	if (len && bytes + ev->cost > sub)
 		return false;
 	now = atomic_fetch_add_explicit(&queued_total, ev->cost, memory_order_relaxed) + ev->cost;
-	if (s->len && s->bytes + ev->cost > sub / 16 && now > total) {
+	if (len && bytes + ev->cost > sub / 16 && now > total) {
 		atomic_fetch_sub_explicit(&queued_total, ev->cost, memory_order_relaxed);
 		return false;
 	}
-	s->bytes += ev->cost;
+	atomic_fetch_add_explicit(&s->bytes, ev->cost, memory_order_relaxed);
 	return true;
 }
 
-/* s->lock held: ev leaves s's queue. */
-static void budget_release(px_event_sub *s, const px_event *ev)
+/* ev's cost leaves s's queue (the reader's side, or the emitters' held
+ * off). */
+static void budget_release(px_event_sub *s, size_t cost)
 {
-	s->bytes -= ev->cost;
-	atomic_fetch_sub_explicit(&queued_total, ev->cost, memory_order_relaxed);
+	if (!cost)
+		return;
+	atomic_fetch_sub_explicit(&s->bytes, cost, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&queued_total, cost, memory_order_relaxed);
 }
 
 /* ---- emitting ---- */
 
-/* Under bus_lock. True when the subscriber is to be woken: it was armed
- * (asleep, or about to be) and its queue empty. */
+/* bus_lock held: a drop for s, told to it with the next event it takes. */
+static void sub_drop(px_event_sub *s)
+{
+	atomic_store_explicit(&s->lost, atomic_load_explicit(&s->lost, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+/* bus_lock held: wake s if it armed itself (it had taken everything and is
+ * about to sleep). The fence orders what was just published before the
+ * look at armed, against px_event_sub_arm's store of armed before its look
+ * at the queue: one of the two sees the other. */
+static void sub_wake(px_event_sub *s)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&s->armed, memory_order_relaxed) &&
+	    atomic_exchange(&s->armed, false) && s->notify)
+		s->notify(s->ctx);
+}
+
+/* bus_lock held: queue ev for s (the reference is the caller's to count),
+ * or drop it for s when the queue or the budget is full. True: queued. */
 static bool sub_push(px_event_sub *s, px_event *ev)
 {
-	bool was_empty;
+	size_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	size_t len = tail - atomic_load_explicit(&s->head, memory_order_acquire);
+	struct slot *sl;
 
-	pthread_mutex_lock(&s->lock);
-	was_empty = s->len == 0 && s->armed;
-	if (was_empty)
-		s->armed = false;
-	if (s->len == s->cap || !budget_take(s, ev)) {
-		s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
-		s->lost++;
-		was_empty = false;
-	} else {
-		struct slot *sl = &s->ring[(s->head + s->len) % s->cap];
-		sl->ev = px_event_ref(ev);
-		sl->lost_after = 0;
-		s->last_seq = ev->seq;
-		s->len++;
-		s->delivered++;
+	if (len == s->cap || !budget_take(s, ev, len)) {
+		sub_drop(s);
+		return false;
 	}
-	pthread_mutex_unlock(&s->lock);
-	return was_empty;
+	sl = &s->ring[tail % s->cap];
+	sl->ev = ev;
+	sl->lost_before = atomic_load_explicit(&s->lost, memory_order_relaxed);
+	atomic_store_explicit(&s->tail, tail + 1, memory_order_release);
+	atomic_store_explicit(&s->delivered,
+			      atomic_load_explicit(&s->delivered, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	return true;
+}
+
+/* Drop n of ev's references at once; frees it with the last. */
+static void event_unref_n(px_event *ev, int n)
+{
+	if (n && atomic_fetch_sub(&ev->refs, n) == n) {
+		px_event_block_free(atomic_load(&ev->text));
+		px_event_block_free(ev);
+	}
 }
 
 void px_event_emit(enum px_event_kind kind, px_channel *ch, px_channel *peer,
 		   const struct px_event_field *fields, size_t n)
 {
 	px_event *ev;
+	int nsubs = 0, queued = 0;
 
 	if (!px_event_listening() || (unsigned)kind >= PX_EV_KINDS)
 		return;
 	ev = event_build(kind, ch, peer, fields, n);
+	pthread_mutex_lock(&bus_lock);
 	if (!ev) {
-		/* Every subscriber misses it: count it as lost for each. */
-		pthread_mutex_lock(&bus_lock);
+		/* Every subscriber misses it: counted as lost for each, and
+		 * a sleeping one is woken to be told. */
 		next_seq++;
 		for (px_event_sub *s = subs; s; s = s->next) {
-			bool wake;
-
-			pthread_mutex_lock(&s->lock);
-			/* A sleeping subscriber is woken to be told of the loss. */
-			wake = !s->len && s->armed;
-			if (wake)
-				s->armed = false;
-			if (s->len)
-				s->ring[(s->head + s->len - 1) % s->cap].lost_after++;
-			else if (s->lost_front++ == 0)
-				s->front_after = s->last_seq;
-			s->lost++;
-			pthread_mutex_unlock(&s->lock);
-			if (wake && s->notify)
-				s->notify(s->ctx);
+			sub_drop(s);
+			sub_wake(s);
 		}
 		pthread_mutex_unlock(&bus_lock);
 		return;
 	}
-	pthread_mutex_lock(&bus_lock);
 	ev->seq = next_seq++;
 	clock_gettime(CLOCK_REALTIME, &ev->ts);
+	/* One reference per subscriber taken at once, before any can be
+	 * taken and dropped by a reader; those not used are given back below
+	 * with the emitter's own. */
 	for (px_event_sub *s = subs; s; s = s->next)
-		if (px_event_filter_match(&s->filter, ev) && sub_push(s, ev) && s->notify)
-			s->notify(s->ctx);
+		nsubs++;
+	atomic_store_explicit(&ev->refs, 1 + nsubs, memory_order_relaxed);
+	for (px_event_sub *s = subs; s; s = s->next) {
+		if (!px_event_filter_match(&s->filter, ev))
+			continue;
+		if (sub_push(s, ev)) {
+			queued++;
+			sub_wake(s);
+		}
+	}
 	pthread_mutex_unlock(&bus_lock);
-	px_event_unref(ev);
+	event_unref_n(ev, 1 + nsubs - queued);
 }
 
 /* ---- subscribers ---- */
@@ -565,10 +757,9 @@ px_event_sub *px_event_subscribe(const struct px_event_filter *filter, size_t qu
 		s->filter = *filter;
 	s->notify = notify;
 	s->ctx = ctx;
-	s->armed = true;
-	pthread_mutex_init(&s->lock, NULL);
+	atomic_init(&s->armed, true);
 	pthread_mutex_lock(&bus_lock);
-	s->last_seq = next_seq - 1;
+	s->last_taken = next_seq - 1;
 	s->next = subs;
 	subs = s;
 	atomic_fetch_add(&px_event_subscribers, 1);
@@ -603,37 +794,37 @@ int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter
 		}
 	}
 	/* Under the bus lock: no event is queued under the old filter after
-	 * the new one applies, and none is queued twice or skipped. */
+	 * the new one applies, and none is queued twice or skipped. The
+	 * caller is the reader: with the emitters held off, both ends of the
+	 * queue are its own. */
 	pthread_mutex_lock(&bus_lock);
 	if (filter)
 		s->filter = *filter;
 	else
 		memset(&s->filter, 0, sizeof(s->filter));
 	if (ring) {
-		pthread_mutex_lock(&s->lock);
+		size_t head = atomic_load(&s->head), len = atomic_load(&s->tail) - head;
 		/* What no longer fits is dropped as a full queue drops: the
-		 * newest go, counted after the last one kept. */
-		size_t keep = s->len < cap ? s->len : cap;
-		uint64_t extra = 0;
-		for (size_t i = 0; i < s->len; i++) {
-			struct slot *sl = &s->ring[(s->head + i) % s->cap];
+		 * newest go, told after the last one kept (the next event
+		 * queued carries the count). */
+		size_t keep = len < cap ? len : cap;
+		size_t cost = 0;
+		for (size_t i = 0; i < len; i++) {
+			struct slot *sl = &s->ring[(head + i) % s->cap];
 			if (i < keep) {
 				ring[i] = *sl;
 				continue;
 			}
-			extra += 1 + sl->lost_after;
-			budget_release(s, sl->ev);
+			cost += sl->ev->cost;
 			dropped[ndropped++] = sl->ev;
+			sub_drop(s);
 		}
-		if (extra) /* then keep == cap >= 1 */
-			ring[keep - 1].lost_after += extra;
-		s->lost += ndropped;
+		budget_release(s, cost);
 		old = s->ring;
 		s->ring = ring;
 		s->cap = cap;
-		s->head = 0;
-		s->len = keep;
-		pthread_mutex_unlock(&s->lock);
+		atomic_store(&s->head, 0);
+		atomic_store(&s->tail, keep);
 	}
 	pthread_mutex_unlock(&bus_lock);
 	for (size_t i = 0; i < ndropped; i++)
@@ -643,22 +834,52 @@ int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter
 	return 0;
 }
 
+/* The reader: drops before the next event are to be told before it. */
+static void front_loss(px_event_sub *s, uint64_t n)
+{
+	if (!s->lost_front)
+		s->front_after = s->last_taken;
+	s->lost_front += n;
+}
+
+/* The reader, its queue empty at head: drops since the last event taken
+ * that no queued event carries, 0 when an event was queued meanwhile (it
+ * carries them). Read between two looks at tail that agree: a drop after
+ * an event queued since would otherwise be counted before that event. */
+static uint64_t lost_since_taken(px_event_sub *s, size_t head)
+{
+	uint64_t lost = atomic_load_explicit(&s->lost, memory_order_acquire);
+
+	if (atomic_load_explicit(&s->tail, memory_order_acquire) != head)
+		return 0;
+	return lost - s->lost_seen;
+}
+
+/* The reader: drops before the event at head (queued), or since the last
+ * event taken (empty). Accounted as seen. */
+static uint64_t lost_before_head(px_event_sub *s, size_t head)
+{
+	size_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	uint64_t n;
+
+	if (tail != head) {
+		n = s->ring[head % s->cap].lost_before - s->lost_seen;
+		s->lost_seen += n;
+		return n;
+	}
+	n = lost_since_taken(s, head);
+	if (!n && atomic_load_explicit(&s->tail, memory_order_acquire) != head)
+		return lost_before_head(s, head); /* an event came: it carries them */
+	s->lost_seen += n;
+	return n;
+}
+
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 {
 	px_event *ev = NULL;
 	uint64_t lost = 0;
 
-	pthread_mutex_lock(&s->lock);
-	if (s->len) {
-		struct slot *sl = &s->ring[s->head];
-		ev = sl->ev;
-		lost = sl->lost_after;
-		sl->ev = NULL;
-		budget_release(s, ev);
-		s->head = (s->head + 1) % s->cap;
-		s->len--;
-	}
-	pthread_mutex_unlock(&s->lock);
+	px_event_sub_take_many(s, &ev, &lost, 1);
 	if (lost_after)
 		*lost_after = lost;
 	return ev;
@@ -666,64 +887,88 @@ px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after)
 
 size_t px_event_sub_take_many(px_event_sub *s, px_event **evs, uint64_t *lost_after, size_t max)
 {
+	size_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
 	size_t n, cost = 0;
+	uint64_t after;
 
-	pthread_mutex_lock(&s->lock);
-	for (n = 0; n < max && s->len; n++) {
-		struct slot *sl = &s->ring[s->head];
+	for (n = 0; n < max && head != tail; n++, head++) {
+		struct slot *sl = &s->ring[head % s->cap];
+		uint64_t gap = sl->lost_before - s->lost_seen;
+
+		if (gap) {
+			s->lost_seen = sl->lost_before;
+			/* Lost before this one: after the one taken before it,
+			 * or, first in the batch, told by lost_ahead before
+			 * this one is taken. (A drop decided on a head read
+			 * before the last take was published lands after
+			 * lost_ahead looked: nothing is taken past it.) */
+			if (!n) {
+				front_loss(s, gap);
+				return 0;
+			}
+			if (lost_after)
+				lost_after[n - 1] += gap;
+		}
 		evs[n] = sl->ev;
 		if (lost_after)
-			lost_after[n] = sl->lost_after;
-		sl->ev = NULL;
-		cost += evs[n]->cost;
-		s->head = s->head + 1 == s->cap ? 0 : s->head + 1;
-		s->len--;
+			lost_after[n] = 0;
+		cost += sl->ev->cost;
+		s->last_taken = sl->ev->seq;
 	}
-	/* budget_release for the lot: one atomic on the shared total. */
-	s->bytes -= cost;
-	if (cost)
-		atomic_fetch_sub_explicit(&queued_total, cost, memory_order_relaxed);
-	pthread_mutex_unlock(&s->lock);
+	if (!n)
+		return 0;
+	/* What was lost right after the last one taken: before the event
+	 * now at head, or since then if none is queued. */
+	after = lost_before_head(s, head);
+	if (lost_after)
+		lost_after[n - 1] += after;
+	budget_release(s, cost);
+	atomic_store_explicit(&s->head, head, memory_order_release);
 	return n;
 }
 
 bool px_event_sub_arm(px_event_sub *s)
 {
-	bool armed;
+	size_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
 
-	pthread_mutex_lock(&s->lock);
-	armed = s->len == 0 && s->lost_front == 0;
-	if (armed)
-		s->armed = true;
-	pthread_mutex_unlock(&s->lock);
-	return armed;
+	atomic_store(&s->armed, true);
+	if (!s->lost_front && atomic_load(&s->tail) == head &&
+	    atomic_load(&s->lost) == s->lost_seen)
+		return true;
+	atomic_store(&s->armed, false);
+	return false;
 }
 
 uint64_t px_event_sub_lost_ahead(px_event_sub *s, uint64_t *after_seq)
 {
-	uint64_t lost;
+	uint64_t lost = s->lost_front;
 
-	pthread_mutex_lock(&s->lock);
-	lost = s->lost_front;
+	if (lost) {
+		/* Told first; a later loss waits for the next call. */
+		if (after_seq)
+			*after_seq = s->front_after;
+		s->lost_front = 0;
+		return lost;
+	}
+	lost = lost_before_head(s, atomic_load_explicit(&s->head, memory_order_relaxed));
 	if (after_seq)
-		*after_seq = s->front_after;
-	s->lost_front = 0;
-	pthread_mutex_unlock(&s->lock);
+		*after_seq = s->last_taken;
 	return lost;
 }
 
 void px_event_sub_stats(px_event_sub *s, uint64_t *delivered, uint64_t *lost)
 {
-	pthread_mutex_lock(&s->lock);
 	if (delivered)
-		*delivered = s->delivered;
+		*delivered = atomic_load_explicit(&s->delivered, memory_order_relaxed);
 	if (lost)
-		*lost = s->lost;
-	pthread_mutex_unlock(&s->lock);
+		*lost = atomic_load_explicit(&s->lost, memory_order_relaxed);
 }
 
 void px_event_unsubscribe(px_event_sub *s)
 {
+	size_t head, tail;
+
 	if (!s)
 		return;
 	pthread_mutex_lock(&bus_lock);
@@ -735,12 +980,13 @@ void px_event_unsubscribe(px_event_sub *s)
 		}
 	}
 	pthread_mutex_unlock(&bus_lock);
-	for (size_t i = 0; i < s->len; i++) {
-		budget_release(s, s->ring[(s->head + i) % s->cap].ev);
-		px_event_unref(s->ring[(s->head + i) % s->cap].ev);
+	head = atomic_load(&s->head);
+	tail = atomic_load(&s->tail);
+	for (; head != tail; head++) {
+		budget_release(s, s->ring[head % s->cap].ev->cost);
+		px_event_unref(s->ring[head % s->cap].ev);
 	}
 	free(s->ring);
-	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 

@@ -14,7 +14,8 @@
  *
  * Emitting never blocks and never does I/O: with nobody subscribed it costs
  * one atomic load (px_event_listening); otherwise the event is allocated
- * once and pushed onto each interested subscriber's bounded queue. A full
+ * once and pushed onto each interested subscriber's bounded queue, which
+ * its reader empties without taking any lock an emitter takes. A full
  * queue drops the event for that subscriber only and counts it against the
  * last event it kept, so the subscriber learns exactly where it lost how
  * many. A subscriber is woken by its notify callback when its queue goes
@@ -158,23 +159,30 @@ void px_event_sub_set_filter(px_event_sub *s, const struct px_event_filter *filt
  * from a full queue (counted after the last one kept). -1 when out of
  * memory (nothing changed). */
 int px_event_sub_configure(px_event_sub *s, const struct px_event_filter *filter, size_t queue_max);
-/* Take the oldest queued event (the caller owns the reference), or NULL
- * when the queue is empty. *lost_after: events dropped right after this
- * one because the queue was full (0 normally). */
+/* One thread at a time reads a subscriber: takes, arms, asks for losses,
+ * configures and unsubscribes it (a console's own thread). Emitters never
+ * wait for it, nor it for them.
+ *
+ * Take the oldest queued event (the caller owns the reference), or NULL
+ * when the queue is empty or a loss not yet told comes before the next
+ * event (px_event_sub_lost_ahead tells it). *lost_after: events dropped
+ * right after this one because the queue was full (0 normally). */
 px_event *px_event_sub_take(px_event_sub *s, uint64_t *lost_after);
-/* Take up to max of the oldest queued events at once, in order, under one
- * lock: evs[i] (the caller owns the references) and lost_after[i] (as for
+/* Take up to max of the oldest queued events at once, in order: evs[i]
+ * (the caller owns the references) and lost_after[i] (as for
  * px_event_sub_take; may be NULL). Returns how many (0: the queue is
- * empty). A subscriber that drains its queue in batches pays one lock per
- * batch instead of one per event. */
+ * empty, or a loss is to be told first, as for px_event_sub_take). */
 size_t px_event_sub_take_many(px_event_sub *s, px_event **evs, uint64_t *lost_after, size_t max);
 /* Before the subscriber sleeps: arm notify for the next event. False (not
  * armed) when events or a loss are waiting: take them first. */
 bool px_event_sub_arm(px_event_sub *s);
-/* Events dropped while the queue held none to count them against (they
- * could not be built): how many (0 normally; told once), and in *after_seq
- * the seq of the event queued here last before them. They come before
- * whatever is queued now: ask this before px_event_sub_take. */
+/* Events dropped after the last event taken and before whatever is
+ * queued now, not yet told with an event's lost_after (they could not be
+ * built, or were dropped as the last batch was taken): how many (0
+ * normally; told once), and in *after_seq the seq of the event taken last
+ * before them (before any: the bus's last when subscribing). Ask this
+ * before px_event_sub_take. A loss after one event may be told in two
+ * parts, both after that event. */
 uint64_t px_event_sub_lost_ahead(px_event_sub *s, uint64_t *after_seq);
 /* Totals since subscribing: events queued and events dropped. */
 void px_event_sub_stats(px_event_sub *s, uint64_t *delivered, uint64_t *lost);
