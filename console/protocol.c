@@ -53,6 +53,17 @@ static void put_back(struct px_frame_reader *r)
 	}
 }
 
+size_t px_frame_reader_rest(struct px_frame_reader *r, const char **p)
+{
+	size_t n;
+
+	put_back(r);
+	*p = r->buf ? r->buf + r->consumed : "";
+	n = r->len - r->consumed;
+	r->consumed = r->len;
+	return n;
+}
+
 ssize_t px_frame_reader_fill(struct px_frame_reader *r, int fd)
 {
 	ssize_t n;
@@ -223,6 +234,19 @@ int px_frame_write(int fd, const char *kind, uint64_t id, const void *payload, s
 	rc = px_write_all(fd, buf, blen);
 	free(buf);
 	return rc;
+}
+
+int px_line_append(char **buf, size_t *len, size_t *cap, const void *payload, size_t plen)
+{
+	if (reserve(buf, cap, *len + plen + 1) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (plen)
+		memcpy(*buf + *len, payload, plen);
+	(*buf)[*len + plen] = '\n';
+	*len += plen + 1;
+	return 0;
 }
 
 int px_frame_append(char **buf, size_t *len, size_t *cap, const char *kind, uint64_t id,

@@ -62,5 +62,12 @@ int px_writev_all(int fd, struct iovec *iov, int iovcnt);
 /* Append a frame to a memory buffer (for queued, non-blocking output). */
 int px_frame_append(char **buf, size_t *len, size_t *cap, const char *kind, uint64_t id,
 		    const void *payload, size_t plen);
+/* Append payload and a newline: an event on a connection subscribed with
+ * "format":"lines" (no frame around it). 0 or -1 (errno set). */
+int px_line_append(char **buf, size_t *len, size_t *cap, const void *payload, size_t plen);
+/* The bytes read but not yet handed out as a frame (with the byte held
+ * aside put back), all taken: what follows the last frame on a
+ * connection that now carries lines. Returns how many, *p where. */
+size_t px_frame_reader_rest(struct px_frame_reader *r, const char **p);
 
 #endif

@@ -192,8 +192,8 @@ static int add_types(json_t *types, const char *list, char *err, size_t errsize)
 	return 0;
 }
 
-char *px_client_subscribe_json(int nwords, char **words, const char *action_id, char *err,
-			       size_t errsize)
+char *px_client_subscribe_json(int nwords, char **words, const char *action_id, bool lines,
+			       char *err, size_t errsize)
 {
 	json_t *o = json_pack("{s:s, s:s}", "action", "Subscribe", "action_id", action_id);
 	json_t *types = json_array();
@@ -232,6 +232,8 @@ char *px_client_subscribe_json(int nwords, char **words, const char *action_id, 
 	}
 	if (json_array_size(types))
 		json_object_set(o, "types", types);
+	if (lines)
+		json_object_set_new(o, "format", json_string("lines"));
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 out:
 	json_decref(types);

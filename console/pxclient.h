@@ -59,9 +59,10 @@ char *px_client_call(struct px_client *c, const char *json, int timeout_ms,
 		     void (*on_frame)(void *ctx, const struct px_frame *f), void *ctx);
 
 /* The Subscribe action for filter words of plexus -e: "type=A,B" (or a bare
- * event type), "channel=NAME", "endpoint=NAME", "queue=N". Returns a new
- * JSON string, or NULL with err saying which word is wrong. */
-char *px_client_subscribe_json(int nwords, char **words, const char *action_id, char *err,
-			       size_t errsize);
+ * event type), "channel=NAME", "endpoint=NAME", "queue=N"; with lines, it
+ * asks for "format":"lines". Returns a new JSON string, or NULL with err
+ * saying which word is wrong. */
+char *px_client_subscribe_json(int nwords, char **words, const char *action_id, bool lines,
+			       char *err, size_t errsize);
 
 #endif

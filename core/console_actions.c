@@ -719,7 +719,7 @@ static int types_field(struct action *a, uint64_t *kinds)
 static int act_subscribe(struct action *a)
 {
 	struct px_event_filter f = {0};
-	const char *chan, *ep;
+	const char *chan, *ep, *format;
 	long long queue;
 	px_err err = {""};
 	json_t *types;
@@ -728,14 +728,19 @@ static int act_subscribe(struct action *a)
 		return -1;
 	chan = str_field(a, "channel", false);
 	ep = a->code ? NULL : str_field(a, "endpoint", false);
+	format = a->code ? NULL : str_field(a, "format", false);
 	if (a->code || int_field(a, "queue", PX_CONSOLE_EVENT_QUEUE, 1, PX_CONSOLE_EVENT_QUEUE_MAX,
 				 &queue) < 0)
 		return -1;
+	if (format && strcmp(format, "frames") && strcmp(format, "lines"))
+		return fail(a, "bad_field", "format",
+			    "field 'format' must be \"frames\" or \"lines\", not \"%s\"", format);
 	snprintf(f.channel, sizeof(f.channel), "%s", chan ? chan : "");
 	snprintf(f.endpoint, sizeof(f.endpoint), "%s", ep ? ep : "");
 	/* What the memory budget lets the queue hold (console.conf [events]). */
 	queue = (long long)px_event_queue_fit((size_t)queue);
-	if (a->conn->subscribe(a->conn->console, &f, (size_t)queue, &err) < 0)
+	if (a->conn->subscribe(a->conn->console, &f, (size_t)queue,
+			       format && !strcmp(format, "lines"), &err) < 0)
 		return fail(a, "failed", NULL, "%s", err.msg);
 	types = json_array();
 	for (int k = 0; k < PX_EV_KINDS; k++)
@@ -743,6 +748,7 @@ static int act_subscribe(struct action *a)
 			json_array_append_new(types, json_string(px_event_kind_name(k)));
 	json_object_set_new(a->reply, "types", types);
 	json_object_set_new(a->reply, "queue", json_integer(queue));
+	json_object_set_new(a->reply, "format", json_string(format ? format : "frames"));
 	return 0;
 }
 

@@ -22,9 +22,11 @@ struct px_action_conn {
 	uid_t uid;
 	pid_t pid;
 	struct px_console *console;
-	/* Subscribe (or change the filter of) this connection's event stream. */
+	/* Subscribe (or change the filter of) this connection's event stream;
+	 * lines: after this action's result the connection carries nothing
+	 * but events, a JSON object per line ("format":"lines"). */
 	int (*subscribe)(struct px_console *c, const struct px_event_filter *f, size_t queue,
-			 px_err *err);
+			 bool lines, px_err *err);
 	void (*unsubscribe)(struct px_console *c);
 };
 

@@ -83,12 +83,14 @@ struct px_console {
 	unsigned serial;
 	struct px_log_subscriber sub;
 	bool log_on;
-	bool dead; /* a write failed: the client is gone */
-	char *out; /* a batch with EventsLost notices being built */
+	bool dead;       /* a write failed: the client is gone */
+	bool lines;      /* events only, a JSON object per line: no frames */
+	bool lines_next; /* ... from after the result of the Subscribe asking it */
+	char *out;       /* a batch with EventsLost notices being built */
 	size_t out_len, out_cap;
 	px_event *evs[EVENT_BATCH]; /* the batch being written */
 	uint64_t lost[EVENT_BATCH];
-	struct iovec iov[EVENT_BATCH];
+	struct iovec iov[2 * EVENT_BATCH]; /* a frame each, or a line and its newline */
 	uint64_t current_id;
 	pid_t tid;       /* the console thread's, for its scheduling priority */
 	int base_nice;   /* its nice value when it does not stream */
@@ -134,7 +136,9 @@ int px_console_probe(const char *path)
 static void console_send(struct px_console *c, const char *kind, uint64_t id, const char *data,
 			 size_t len)
 {
-	if (c->dead)
+	/* A connection of lines carries events and nothing else: whatever
+	 * else it would be told (a result, a bye) it goes without. */
+	if (c->dead || c->lines)
 		return;
 	if (px_frame_write(c->fd, kind, id, data, len) < 0) {
 		c->dead = true;
@@ -224,7 +228,9 @@ static void batch_event(struct px_console *c, const char *json, size_t len)
 {
 	if (c->dead)
 		return;
-	if (px_frame_append(&c->out, &c->out_len, &c->out_cap, "event", 0, json, len) < 0) {
+	if ((c->lines ? px_line_append(&c->out, &c->out_len, &c->out_cap, json, len)
+		      : px_frame_append(&c->out, &c->out_len, &c->out_cap, "event", 0, json, len)) <
+	    0) {
 		c->dead = true;
 		px_debug(1, "console %u: cannot queue an event (%s); dropping the client",
 			 c->serial, strerror(errno));
@@ -323,11 +329,19 @@ static size_t flush_events(struct px_console *c)
 	if (losses) {
 		write_with_losses(c, n, ahead, ahead_seq);
 	} else {
+		static const char newline[] = "\n";
 		for (k = 0; k < n; k++) {
 			const struct px_event_text *t = px_event_text(c->evs[k]);
-			if (t)
+			if (!t)
+				continue;
+			if (!c->lines) {
 				c->iov[niov++] = (struct iovec){.iov_base = (void *)t->frame,
 								.iov_len = t->frame_len};
+				continue;
+			}
+			c->iov[niov++] =
+				(struct iovec){.iov_base = (void *)t->json, .iov_len = t->json_len};
+			c->iov[niov++] = (struct iovec){.iov_base = (void *)newline, .iov_len = 1};
 		}
 		if (niov && px_writev_all(c->fd, c->iov, (int)niov) < 0)
 			write_failed(c);
@@ -359,10 +373,12 @@ static int64_t next_events_due(struct px_console *c, size_t n, int64_t now)
 }
 
 static int console_subscribe(struct px_console *c, const struct px_event_filter *f, size_t queue,
-			     px_err *err)
+			     bool lines, px_err *err)
 {
 	px_event_sub *s;
 
+	/* Lines from after this Subscribe's result (handle_frame). */
+	c->lines_next = lines;
 	/* A new Subscribe replaces the filter and the queue size of the
 	 * subscription in place: the events already queued are still sent,
 	 * none twice, and none goes missing in between. */
@@ -467,6 +483,21 @@ int px_console_count(void)
 
 /* ---- one console ---- */
 
+/* After a Subscribe with "format":"lines" was answered: from here on the
+ * connection carries its events, a JSON object per line, and nothing
+ * else, for a client that only streams them (plexus -e moves them to its
+ * output without reading them). Its log lines stop; what the client sends
+ * from now on is read and ignored. */
+static void start_lines(struct px_console *c)
+{
+	c->lines_next = false;
+	c->lines = true;
+	if (c->log_on) {
+		c->log_on = false;
+		px_log_unsubscribe(&c->sub);
+	}
+}
+
 static void handle_frame(struct px_console *c, const struct px_frame *f)
 {
 	px_cli cli = {.write = console_out,
@@ -477,7 +508,7 @@ static void handle_frame(struct px_console *c, const struct px_frame *f)
 	char status[16];
 	int n;
 
-	if (!refresh_role(c))
+	if (!refresh_role(c) || c->lines)
 		return;
 	cli.role = c->role;
 	if (!strcmp(f->kind, "action")) {
@@ -496,6 +527,8 @@ static void handle_frame(struct px_console *c, const struct px_frame *f)
 		else
 			console_send(c, "result", f->id, nomem, sizeof(nomem) - 1);
 		free(result);
+		if (c->lines_next)
+			start_lines(c);
 	} else if (!strcmp(f->kind, "cmd")) {
 		enum px_cli_status st;
 		c->current_id = f->id;

@@ -10,7 +10,9 @@
 # (/proc/PID/task/TID/stat), the thread of a console that does not
 # stream is untouched, and Unsubscribe gives the thread SCHED_OTHER back
 # (and its nice value, when plexusd may lower it: CAP_SYS_NICE). Events
-# come from "module unload/load res_db".
+# as lines ("format":"lines", what plexus -e asks for): only event lines
+# after the Subscribe's result, into a pipe and into a file. Events come
+# from "module unload/load res_db".
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
@@ -184,6 +186,78 @@ wait_for_file_line() {
 	return 1
 }
 
+# only_module_lines FILE N: FILE is N lines, each a JSON object of a
+# ModuleLoaded or ModuleUnloaded event (no frame, no log line, no result).
+only_module_lines() {
+	"$PYTHON" - "$1" "$2" <<'PY'
+import json, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+if lines[-1] != b"":
+    sys.exit("the last line does not end with a newline")
+events = [json.loads(l)["event"] for l in lines[:-1]]
+if len(events) != int(sys.argv[2]) or set(events) - {"ModuleLoaded", "ModuleUnloaded"}:
+    sys.exit("got %r" % events)
+PY
+}
+
+# count_module_lines FILE N SECONDS: until FILE has N event lines.
+count_module_lines() {
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		[ "$(grep -c '"event":"Module' "$1" 2>/dev/null)" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# Events as lines ("format":"lines"): nothing else on the connection after
+# the Subscribe's result, neither log lines nor an answer to a later
+# action; plexus -e asks for them and moves them to its output, a pipe
+# (spliced straight) or a file (through a pipe of its own), and runs under
+# SCHED_BATCH.
+test_lines() {
+	local pe_fifo pe_file out
+	mkdir -p "$TMP/ctl3"
+	$PXSTREAM "$SOCK" lines "$TMP/lines.ready" "$TMP/lines.out" "$TMP/ctl3" >"$TMP/lines.err" 2>&1 &
+	track_pid $!
+	wait_for_file "$TMP/lines.ready" 10 ||
+		fail "\"format\":\"xml\" refused, \"format\":\"lines\" granted" "$(cat "$TMP/lines.err")"
+	pass "Subscribe refuses \"format\":\"xml\" naming the field and grants \"format\":\"lines\""
+	mkfifo "$TMP/pe.fifo"
+	cat "$TMP/pe.fifo" >"$TMP/pe_fifo.out" &
+	track_pid $!
+	"$PLEXUS" -s "$SOCK" -e type=ModuleLoaded,ModuleUnloaded >"$TMP/pe.fifo" 2>"$TMP/pe_fifo.err" &
+	pe_fifo=$!
+	track_pid $pe_fifo
+	"$PLEXUS" -s "$SOCK" -e type=ModuleLoaded,ModuleUnloaded >"$TMP/pe_file.out" 2>"$TMP/pe_file.err" &
+	pe_file=$!
+	track_pid $pe_file
+	wait_for_file_line "$TMP/pe_fifo.err" "streaming events" 10 &&
+		wait_for_file_line "$TMP/pe_file.err" "streaming events" 10 ||
+		fail "two plexus -e subscribe" "$(cat "$TMP/pe_fifo.err" "$TMP/pe_file.err")"
+	events_cycle
+	events_cycle
+	for out in lines pe_fifo pe_file; do
+		count_module_lines "$TMP/$out.out" 4 5 ||
+			fail "4 event lines reach $out" "got:" "$(cat "$TMP/$out.out")"
+	done
+	sleep 0.5 # what else might come (an answer, a log line) has come
+	out=$(only_module_lines "$TMP/lines.out" 4 2>&1) ||
+		fail "after \"format\":\"lines\" the connection carries only event lines" "$out" \
+			"stream:" "$(cat "$TMP/lines.out")"
+	pass "after \"format\":\"lines\" the connection carries 4 event lines and nothing else (no log line, no answer to a later Status)"
+	out=$(only_module_lines "$TMP/pe_fifo.out" 4 2>&1) ||
+		fail "plexus -e writes the events as lines into a pipe" "$out"
+	out=$(only_module_lines "$TMP/pe_file.out" 4 2>&1) ||
+		fail "plexus -e writes the events as lines into a file" "$out"
+	pass "plexus -e writes the 4 events as JSON lines into a pipe and into a file"
+	[ "$(awk '{print $41}' /proc/$pe_fifo/stat)" = 3 ] ||
+		fail "plexus -e runs under SCHED_BATCH (3)" "stat: $(cat /proc/$pe_fifo/stat)"
+	pass "plexus -e runs under SCHED_BATCH"
+	kill $pe_fifo $pe_file
+	touch "$TMP/ctl3/stop"
+}
+
 test_bad_value_at_start
 
 D=$TMP/stream
@@ -210,6 +284,7 @@ track_pid $!
 wait_for_file "$TMP/delays2.ready" 10 || fail "a subscriber subscribes" "$(cat "$TMP/delays2.err")"
 test_gather_window
 touch "$TMP/ctl2/stop"
+test_lines
 if ! stop_daemon "$DAEMON_PID" 5 || [ "$EXIT_STATUS" != 0 ]; then
 	fail "SIGTERM stops the daemon with status 0" "got: ${EXIT_STATUS:-still running after 5 s}"
 fi

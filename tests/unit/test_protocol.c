@@ -6,6 +6,9 @@
  * headers are refused with a reason, and px_writev_all delivers every byte
  * in order through short writes (a socket whose buffer is smaller than the
  * data, read by another thread) and to a descriptor that is not a socket.
+ * A connection that turns to lines after a frame: the bytes read past the
+ * frame come back whole (the byte held aside for its terminator too), and
+ * lines are appended with their newline.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,6 +107,41 @@ static void test_reader_many_in_one_read(void)
 	CU_ASSERT(len < PX_PROTO_READ_CHUNK);
 	read_in_steps(buf, len, len, 300);
 	free(buf);
+}
+
+/* A result frame, then lines in the same read: the rest is every byte
+ * after the frame, the one under the frame's terminator put back. */
+static void test_reader_rest_after_frame(void)
+{
+	static const char wire[] = "result 2 5\n{\"a\"}{\"event\":\"X\"}\n{\"event\":\"Y\"}\n";
+	struct px_frame_reader r;
+	struct px_frame f;
+	const char *err = NULL, *rest;
+	char *out = NULL;
+	size_t len = 0, cap = 0, n;
+	int fds[2];
+
+	CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+	CU_ASSERT_EQUAL_FATAL(write(fds[1], wire, sizeof(wire) - 1), (ssize_t)sizeof(wire) - 1);
+	px_frame_reader_init(&r);
+	CU_ASSERT_FATAL(px_frame_reader_fill(&r, fds[0]) == (ssize_t)sizeof(wire) - 1);
+	CU_ASSERT_EQUAL_FATAL(px_frame_next(&r, &f, &err), 1);
+	CU_ASSERT_STRING_EQUAL(f.payload, "{\"a\"}");
+	n = px_frame_reader_rest(&r, &rest);
+	CU_ASSERT_EQUAL(n, strlen("{\"event\":\"X\"}\n{\"event\":\"Y\"}\n"));
+	CU_ASSERT(n && !memcmp(rest, "{\"event\":\"X\"}\n{\"event\":\"Y\"}\n", n));
+	/* Taken: nothing is left, and no frame. */
+	CU_ASSERT_EQUAL(px_frame_reader_rest(&r, &rest), 0);
+	CU_ASSERT_EQUAL(px_frame_next(&r, &f, &err), 0);
+	px_frame_reader_free(&r);
+	close(fds[0]);
+	close(fds[1]);
+
+	CU_ASSERT_EQUAL(px_line_append(&out, &len, &cap, "{\"event\":\"X\"}", 13), 0);
+	CU_ASSERT_EQUAL(px_line_append(&out, &len, &cap, "{}", 2), 0);
+	CU_ASSERT_EQUAL(len, 17);
+	CU_ASSERT(out && !memcmp(out, "{\"event\":\"X\"}\n{}\n", 17));
+	free(out);
 }
 
 static void test_reader_malformed(void)
@@ -276,6 +314,8 @@ int main(void)
 	if (!suite || !CU_add_test(suite, "frames cut at every size", test_reader_pieces) ||
 	    !CU_add_test(suite, "many frames in one read", test_reader_many_in_one_read) ||
 	    !CU_add_test(suite, "malformed headers", test_reader_malformed) ||
+	    !CU_add_test(suite, "the bytes after a frame, and lines",
+			 test_reader_rest_after_frame) ||
 	    !CU_add_test(suite, "writev of many buffers, short writes", test_writev_all)) {
 		CU_cleanup_registry();
 		return 1;
