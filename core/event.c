@@ -64,7 +64,7 @@ struct slot {
  * (release), after which the emitter may fill those slots again. A drop
  * only counts (lost, release): the reader learns where the loss was from
  * the lost_before of the next slot, or, when the queue is empty, from the
- * count itself, read between two looks at tail that agree.
+ * count itself (lost_before_head).
  */
 struct px_event_sub {
 	/* The emitters' side: under bus_lock. */
@@ -510,12 +510,19 @@ px_event *px_event_ref(px_event *ev)
 	return ev;
 }
 
+/* Drop n of ev's references at once; frees it with the last. */
+static void event_unref_n(px_event *ev, int n)
+{
+	if (n && atomic_fetch_sub(&ev->refs, n) == n) {
+		px_event_block_free(atomic_load(&ev->text));
+		px_event_block_free(ev);
+	}
+}
+
 void px_event_unref(px_event *ev)
 {
-	if (!ev || atomic_fetch_sub(&ev->refs, 1) != 1)
-		return;
-	px_event_block_free(atomic_load(&ev->text));
-	px_event_block_free(ev);
+	if (ev)
+		event_unref_n(ev, 1);
 }
 
 const struct px_event_text *px_event_text(px_event *ev)
@@ -688,15 +695,6 @@ static bool sub_push(px_event_sub *s, px_event *ev)
 	return true;
 }
 
-/* Drop n of ev's references at once; frees it with the last. */
-static void event_unref_n(px_event *ev, int n)
-{
-	if (n && atomic_fetch_sub(&ev->refs, n) == n) {
-		px_event_block_free(atomic_load(&ev->text));
-		px_event_block_free(ev);
-	}
-}
-
 void px_event_emit(enum px_event_kind kind, px_channel *ch, px_channel *peer,
 		   const struct px_event_field *fields, size_t n)
 {
@@ -842,35 +840,20 @@ static void front_loss(px_event_sub *s, uint64_t n)
 	s->lost_front += n;
 }
 
-/* The reader, its queue empty at head: drops since the last event taken
- * that no queued event carries, 0 when an event was queued meanwhile (it
- * carries them). Read between two looks at tail that agree: a drop after
- * an event queued since would otherwise be counted before that event. */
-static uint64_t lost_since_taken(px_event_sub *s, size_t head)
-{
-	uint64_t lost = atomic_load_explicit(&s->lost, memory_order_acquire);
-
-	if (atomic_load_explicit(&s->tail, memory_order_acquire) != head)
-		return 0;
-	return lost - s->lost_seen;
-}
-
-/* The reader: drops before the event at head (queued), or since the last
- * event taken (empty). Accounted as seen. */
+/* The reader: drops before the event at head, or, with the queue empty,
+ * since the last event taken. Accounted as seen. The count is read before
+ * tail: a drop seen in it that came after an event was queued makes that
+ * event visible too (the drop was published after it, under the bus
+ * lock), and then the event's lost_before says what came before it. */
 static uint64_t lost_before_head(px_event_sub *s, size_t head)
 {
-	size_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	uint64_t lost = atomic_load_explicit(&s->lost, memory_order_acquire);
 	uint64_t n;
 
-	if (tail != head) {
-		n = s->ring[head % s->cap].lost_before - s->lost_seen;
-		s->lost_seen += n;
-		return n;
-	}
-	n = lost_since_taken(s, head);
-	if (!n && atomic_load_explicit(&s->tail, memory_order_acquire) != head)
-		return lost_before_head(s, head); /* an event came: it carries them */
-	s->lost_seen += n;
+	if (atomic_load_explicit(&s->tail, memory_order_acquire) != head)
+		lost = s->ring[head % s->cap].lost_before;
+	n = lost - s->lost_seen;
+	s->lost_seen = lost;
 	return n;
 }
 
