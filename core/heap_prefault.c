@@ -321,13 +321,21 @@ int px_heap_prefault_start(const struct px_heap_prefault_opts *opts)
 		return -1;
 	}
 	running = true;
+	/* Setting an arena's hooks creates it if no thread has used it yet;
+	 * only then can its growth be limited (jemalloc refuses the limit of
+	 * an arena that does not exist, which a thread taking it later would
+	 * then grow geometrically, past anything written ahead). */
 	for (unsigned i = 0; i < narenas; i++) {
 		extent_hooks_t *new_hooks = &prefault_hooks;
-		snprintf(name, sizeof(name), "arena.%u.retain_grow_limit", i);
-		(void)mallctl(name, NULL, NULL, &limit, sizeof(limit));
 		snprintf(name, sizeof(name), "arena.%u.extent_hooks", i);
-		if (mallctl(name, NULL, NULL, &new_hooks, sizeof(new_hooks)) == 0)
-			hooked_arenas = i + 1;
+		if (mallctl(name, NULL, NULL, &new_hooks, sizeof(new_hooks)) != 0)
+			break;
+		hooked_arenas = i + 1;
+		snprintf(name, sizeof(name), "arena.%u.retain_grow_limit", i);
+		rc = mallctl(name, NULL, NULL, &limit, sizeof(limit));
+		if (rc != 0)
+			px_log_warning("heap prefault: arena %u keeps its growth unlimited: %s", i,
+				       strerror(rc));
 	}
 	return 0;
 }

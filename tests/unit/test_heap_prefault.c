@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,18 +51,33 @@ struct grow {
 	bool intact;
 };
 
-/* A pause for the prefault thread (nice 5, so slow on a busy machine) to
- * have 4 MiB ready again: at most 200 ms, so that a prefault thread that
- * never writes fails the counts, not the run. */
+/* Set once a pause saw the prefault thread write nothing for a second:
+ * later pauses are skipped, so that a thread that never writes fails the
+ * counts, not the run (alarm below). */
+static bool prefault_stalled;
+
+/* A pause for the prefault thread to have 4 MiB ready again. It runs at
+ * nice 5, so on a machine busy with other work (make -j check runs other
+ * tests beside this one) it can take a long while to get there: the pause
+ * lasts as long as the thread makes progress, and ends after a second
+ * without any. */
 static void wait_written_ahead(void)
 {
 	struct px_heap_prefault_stats s;
+	unsigned long long written;
+	int quiet_ms = 0;
 
-	for (int i = 0; i < 100; i++) {
-		px_heap_prefault_stats(&s);
-		if (s.ready >= 4 * MIB || !s.arenas)
-			return;
+	px_heap_prefault_stats(&s);
+	written = s.written;
+	while (!prefault_stalled && s.arenas && s.ready < 4 * MIB) {
 		sleep_ms(2);
+		px_heap_prefault_stats(&s);
+		if (s.written != written) {
+			written = s.written;
+			quiet_ms = 0;
+		} else if ((quiet_ms += 2) >= 1000) {
+			prefault_stalled = true;
+		}
 	}
 }
 
@@ -145,6 +161,15 @@ static void test_growth_comes_from_written_memory(void)
 	px_heap_prefault_stats(&after);
 #ifdef HAVE_JEMALLOC
 	CU_ASSERT_TRUE(after.arenas >= 1);
+	/* Every hooked arena's growth is limited, those no thread had used
+	 * at the start too: the thread above took one of them. */
+	for (unsigned i = 0; i < after.arenas; i++) {
+		char name[64];
+		size_t limit = 0, len = sizeof(limit);
+		snprintf(name, sizeof(name), "arena.%u.retain_grow_limit", i);
+		CU_ASSERT_EQUAL(mallctl(name, &limit, &len, NULL, 0), 0);
+		CU_ASSERT_EQUAL(limit, 4 * MIB);
+	}
 	/* Most of the growth is served; the first request of a burst (and
 	 * any that finds the lock taken) maps its own. */
 	CU_ASSERT_TRUE(after.served - before.served >= GROW_BYTES / 2);
@@ -167,6 +192,7 @@ static void *calloc_main(void *arg)
 	unsigned char *p[N];
 
 	*zeros = true;
+	wait_written_ahead();
 	for (int i = 0; i < N; i++) {
 		p[i] = calloc(1, SIZE);
 		if (!p[i]) {
@@ -178,7 +204,7 @@ static void *calloc_main(void *arg)
 				*zeros = false;
 		memset(p[i], 0x5a, SIZE);
 		if (i % 16 == 15)
-			sleep_ms(5);
+			wait_written_ahead();
 	}
 	for (int i = 0; i < N; i++)
 		free(p[i]);
