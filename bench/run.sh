@@ -863,7 +863,7 @@ call_run() {
 	local rate=$1 secs=$2 mode=$3 n=$(($1 * $2)) t0 t1 c0 c1 s0 s1 u0 uas_ticks
 	local target uas_scen f0 f1 name=$3-$1 m0 m1
 	R_OK=0 R_FAIL=0 R_CPU=- R_US=- R_RSS=- R_RETR_UAC=- R_RETR_UAS=- R_DROPS=0 R_RT=- R_SIPPCPU=- R_SIPTHR=-
-	R_PF=- R_MEMX=- R_ALUX=-
+	R_PF=- R_MEMX=- R_ALUX=- R_HEAP=
 	if [ "$mode" = plexus ]; then
 		start_plexusd
 		register_uas || { stop_plexusd; return 1; }
@@ -931,6 +931,7 @@ call_run() {
 			[ "$R_OK" -gt 0 ] && R_PF=$(((f1 - f0) / R_OK))
 		fi
 		R_CHANNELS=$(px 'core show channels' | tail -n 1)
+		R_HEAP=$(px 'core show settings' | sed -n 's/^ *Heap written ahead: *//p')
 	fi
 	return 0
 }
@@ -972,6 +973,7 @@ phase_calls() {
 			line "  of the failed calls, $R_REFUSED were refused with 503 (overload control)"
 		[ "${R_UAS_FAIL:-0}" != 0 ] && line "  UAS SIPp counted $R_UAS_FAIL failed calls"
 		[ -n "${R_CHANNELS:-}" ] && line "  after the run: $R_CHANNELS"
+		[ -n "${R_HEAP:-}" ] && line "  heap written ahead: $R_HEAP"
 		[ "$EVENT_SUBSCRIBERS" -gt 0 ] &&
 			line "  $EVENT_SUBSCRIBERS event subscribers: each got at least ${R_EVENTS:-?} events (${R_EVTOTAL:-?} in all); EventsLost notices: ${R_EVLOST:-?}; their CPU: ${R_SUBCPU:-?}% of a core, ${R_SUBUS:-?} us per event"
 		log_problems | tee -a "$RESULTS"
