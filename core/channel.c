@@ -1669,6 +1669,7 @@ static bool pool_short_locked(void)
 static void *session_worker(void *arg)
 {
 	(void)arg;
+	px_thread_carries_calls();
 	px_allocator_thread_cache(false);
 	pthread_mutex_lock(&pool_lock);
 	workers_starting--;

@@ -5,11 +5,13 @@
  * follow Asterisk's where it has the same command, so administrators and
  * their scripts find what they expect.
  */
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <plexus/cli.h>
@@ -133,11 +135,18 @@ static enum px_cli_status cmd_show_threads(px_cli *cli, int argc, char **argv)
 	if (argc != 3)
 		return PX_CLI_SHOWUSAGE;
 	n = px_thread_list(info, sizeof(info) / sizeof(info[0]));
-	px_cli_printf(cli, "%-8s %-24s %s\n", "LWP", "Name", "Running for");
+	px_cli_printf(cli, "%-8s %-24s %5s %-6s %s\n", "LWP", "Name", "Nice", "Calls",
+		      "Running for");
 	for (size_t i = 0; i < n && i < sizeof(info) / sizeof(info[0]); i++) {
-		char dur[128];
+		char dur[128], nice[16] = "?";
+		int prio;
+		errno = 0;
+		prio = getpriority(PRIO_PROCESS, (id_t)info[i].tid);
+		if (errno == 0)
+			snprintf(nice, sizeof(nice), "%d", prio);
 		format_duration(dur, sizeof(dur), (long)(time(NULL) - info[i].started));
-		px_cli_printf(cli, "%-8d %-24s %s\n", (int)info[i].tid, info[i].name, dur);
+		px_cli_printf(cli, "%-8d %-24s %5s %-6s %s\n", (int)info[i].tid, info[i].name, nice,
+			      info[i].carries_calls ? "yes" : "no", dur);
 	}
 	px_cli_printf(cli, "%zu threads listed.\n", n);
 	return PX_CLI_SUCCESS;
@@ -438,7 +447,9 @@ static const struct px_cli_command core_commands[] = {
 	 cmd_show_settings, NULL, PX_ROLE_MONITOR},
 	{"core show threads", "Show running threads",
 	 "Usage: core show threads\n"
-	 "       Lists the threads of plexusd with their kernel thread ids.",
+	 "       Lists the threads of plexusd with their kernel thread ids, their nice\n"
+	 "       values, and whether they carry calls (those run at plexus.conf's\n"
+	 "       call_nice).",
 	 cmd_show_threads, NULL, PX_ROLE_MONITOR},
 	{"core show translation", "Display translation matrix",
 	 "Usage: core show translation [paths FORMAT]\n"

@@ -25,6 +25,7 @@
 #include "console_server.h"
 #include "daemon.h"
 #include "loader.h"
+#include "thread_internal.h"
 
 static char *config_dir;
 static char *main_config;
@@ -227,6 +228,7 @@ int px_core_reload(px_err *err)
 			rc = -1;
 		} else {
 			px_daemon_set_settings(&next);
+			px_thread_set_call_nice(settings.call_nice);
 		}
 	}
 	px_daemon_unlock();

@@ -390,6 +390,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	px_thread_register_self("main");
+	px_thread_set_call_nice(s->call_nice);
 	px_heap_prefault_start(&(struct px_heap_prefault_opts){.busy = has_calls});
 
 	px_log_notice("Plexus %s starting (pid %d, config %s)", px_version(), (int)getpid(),

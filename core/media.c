@@ -1501,8 +1501,9 @@ static void *worker_main(void *arg)
 {
 	struct media_worker *w = arg;
 	struct epoll_event events[EPOLL_BATCH];
-
 	int timeout = -1;
+
+	px_thread_carries_calls();
 
 	while (!atomic_load(&w->stopping)) {
 		int n = epoll_wait(w->epoll_fd, events, EPOLL_BATCH, timeout);

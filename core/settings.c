@@ -21,6 +21,7 @@
 struct options_section {
 	long long verbose;
 	long long debug;
+	long long call_nice;
 	char *module_dir;
 	char *state_dir;
 	char *database;
@@ -32,6 +33,8 @@ static const struct px_config_option options_table[] = {
 	 "verbose level at start; -v on the command line adds to it"},
 	{"debug", PX_CFG_INT, "0", 0, 100, NULL, offsetof(struct options_section, debug),
 	 "debug level at start; -d adds to it"},
+	{"call_nice", PX_CFG_INT, "-5", -20, 19, NULL, offsetof(struct options_section, call_nice),
+	 "nice value of the threads that carry calls (SIP, sessions, media)"},
 	{"module_dir", PX_CFG_STRING, PX_MODULEDIR, 0, 0, NULL,
 	 offsetof(struct options_section, module_dir), "directory of the module .so files"},
 	{"state_dir", PX_CFG_STRING, PX_STATEDIR, 0, 0, NULL,
@@ -166,6 +169,7 @@ int px_settings_load(const char *path, struct px_settings *out, px_err *err)
 	dir = dirname(dircopy);
 	s.verbose = o.verbose;
 	s.debug = o.debug;
+	s.call_nice = (int)o.call_nice;
 	s.module_dir = resolve(dir, o.module_dir);
 	s.state_dir = resolve(dir, o.state_dir);
 	s.database = resolve(dir, o.database);
@@ -250,6 +254,7 @@ void px_settings_describe(const struct px_settings *s, void (*print)(void *ctx, 
 	print(ctx, "-----------------");
 	ROW("Verbosity at start:", "%lld", s->verbose);
 	ROW("Debug level at start:", "%lld", s->debug);
+	ROW("Call threads' nice value:", "%d", s->call_nice);
 	ROW("Module directory:", "%s", s->module_dir);
 	ROW("State directory:", "%s", s->state_dir);
 	ROW("Database:", "%s", s->database);

@@ -1,8 +1,8 @@
 /*
  * The daemon's own settings, read from plexus.conf: sections [options]
- * (levels, directories, database, pidfile), [console] (control socket) and
- * [logger] (sinks). Loading is all-or-nothing, so a reload with a bad file
- * keeps the running settings.
+ * (levels, the call threads' nice value, directories, database, pidfile),
+ * [console] (control socket) and [logger] (sinks). Loading is
+ * all-or-nothing, so a reload with a bad file keeps the running settings.
  */
 #ifndef PLEXUS_SETTINGS_H
 #define PLEXUS_SETTINGS_H
@@ -18,6 +18,7 @@ struct px_settings {
 	/* [options] */
 	long long verbose;
 	long long debug;
+	int call_nice; /* of the threads that carry calls (thread.c) */
 	char *module_dir;
 	char *state_dir;
 	char *database;

@@ -1,9 +1,13 @@
 /*
  * Named threads. Every thread plexusd starts is recorded here with its name
  * and kernel thread id, so "core show threads" can list what is running and
- * a stuck thread can be found with gdb or top by its id. Also the threads'
- * scratch buffers, allocated at first use instead of as static TLS (see
- * thread_internal.h).
+ * a stuck thread can be found with gdb or top by its id. The threads that
+ * carry calls (SIP signalling, dialplan sessions, media) say so, and run at
+ * plexus.conf's call_nice: on a machine shared with other work (event
+ * clients, a SIP load generator, builds) the one SIP thread that every
+ * call passes must not wait behind them, or its socket queue grows until
+ * the overload control refuses calls. Also the threads' scratch buffers,
+ * allocated at first use instead of as static TLS (see thread_internal.h).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <plexus/core.h>
+#include <plexus/log.h>
 
 #include "thread_internal.h"
 
@@ -24,6 +30,7 @@ struct px_thread_entry {
 	pid_t tid;
 	pthread_t self;
 	time_t started;
+	bool carries_calls;
 	struct px_thread_entry *next;
 };
 
@@ -35,6 +42,10 @@ struct thread_start {
 
 static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct px_thread_entry *threads;
+/* plexus.conf's call_nice, and whether setting it failed since it was last
+ * configured (said once, not at every session thread). threads_lock. */
+static int call_nice;
+static bool call_nice_refused;
 
 void px_thread_register_self(const char *name)
 {
@@ -84,6 +95,49 @@ static void *thread_main(void *p)
 	return ret;
 }
 
+/* Give thread tid the call threads' nice value. threads_lock held. */
+static void apply_call_nice_locked(pid_t tid)
+{
+	int err;
+
+	if (setpriority(PRIO_PROCESS, (id_t)tid, call_nice) == 0)
+		return;
+	err = errno;
+	if (call_nice_refused)
+		return;
+	call_nice_refused = true;
+	px_log_notice("The threads that carry calls cannot run at nice %d: %s; they run at "
+		      "the daemon's own (raising a priority takes root, CAP_SYS_NICE or "
+		      "RLIMIT_NICE; plexus.conf call_nice = 0 asks for none)",
+		      call_nice, strerror(err));
+}
+
+void px_thread_carries_calls(void)
+{
+	pthread_t self = pthread_self();
+
+	pthread_mutex_lock(&threads_lock);
+	for (struct px_thread_entry *t = threads; t; t = t->next) {
+		if (pthread_equal(t->self, self)) {
+			t->carries_calls = true;
+			apply_call_nice_locked(t->tid);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&threads_lock);
+}
+
+void px_thread_set_call_nice(int nice)
+{
+	pthread_mutex_lock(&threads_lock);
+	call_nice = nice;
+	call_nice_refused = false;
+	for (struct px_thread_entry *t = threads; t; t = t->next)
+		if (t->carries_calls)
+			apply_call_nice_locked(t->tid);
+	pthread_mutex_unlock(&threads_lock);
+}
+
 int px_thread_start_sized(pthread_t *out, const char *name, void *(*fn)(void *), void *arg,
 			  size_t stack_size)
 {
@@ -125,6 +179,7 @@ size_t px_thread_list(struct px_thread_info *out, size_t max)
 			snprintf(out[n].name, sizeof(out[n].name), "%s", t->name);
 			out[n].tid = t->tid;
 			out[n].started = t->started;
+			out[n].carries_calls = t->carries_calls;
 		}
 	}
 	pthread_mutex_unlock(&threads_lock);

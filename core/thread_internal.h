@@ -7,6 +7,7 @@
 #define PLEXUS_THREAD_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
@@ -15,12 +16,18 @@ struct px_thread_info {
 	char name[32];
 	pid_t tid;
 	time_t started;
+	bool carries_calls; /* said so by px_thread_carries_calls */
 };
 
 /* px_thread_start with a stack of stack_size bytes (0: the default, glibc's
  * RLIMIT_STACK, usually 8 MiB), for threads whose deepest path is known. */
 int px_thread_start_sized(pthread_t *out, const char *name, void *(*fn)(void *), void *arg,
 			  size_t stack_size);
+
+/* The nice value of the threads that carry calls (plexus.conf call_nice):
+ * set on those running now and on those that say so later. A value the
+ * kernel refuses is said once in the log, and the threads keep theirs. */
+void px_thread_set_call_nice(int nice);
 
 /* Fill up to max entries; returns the number of registered threads. */
 size_t px_thread_list(struct px_thread_info *out, size_t max);

@@ -42,6 +42,13 @@ void px_thread_register_self(const char *name);
 /* Called by a thread just before it returns. */
 void px_thread_unregister_self(void);
 /*
+ * Called by a thread that carries calls (signalling, dialplan sessions,
+ * media) as it starts: it runs at plexus.conf's call_nice from then on,
+ * and follows a reload that changes it, ahead of the daemon's other work
+ * and of other programs on the machine.
+ */
+void px_thread_carries_calls(void);
+/*
  * For a thread that runs a library's event loop which polls with a zero
  * timeout while its next timer is less than a millisecond away (sofia-sip):
  * after a few such polls in a row found nothing, the thread's next one
