@@ -10,7 +10,10 @@
 # no descriptor) with one log line each and loads the good ones; detached
 # (no -f) it returns 0 once ready with its pid in the pidfile, stops on
 # SIGTERM, and reports start-up failures on the terminal with a non-zero
-# status.
+# status. The threads that carry calls (here the media workers) run at
+# plexus.conf's call_nice, -5 by default, and follow a reload that changes
+# it; without the privilege to raise them plexusd says so once and they
+# keep its own nice value, and it runs as before.
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
@@ -132,6 +135,104 @@ test_core_reload_invalid() {
 	sed -i '/^this line is broken$/d' "$D/plexus.conf"
 	check_cmd "'core reload' with the repaired plexus.conf succeeds" 'core reload' 0 \
 		'^Reload complete\.$'
+}
+
+# ---------------------------------------------------------------- call threads' priority
+
+# thread_rows NAME_ERE: the rows of 'core show threads' for the threads
+# whose name matches NAME_ERE, as "name nice calls".
+thread_rows() {
+	px "$SOCK" 'core show threads'
+	printf '%s\n' "$PX_OUT" | awk -v re="^($1)\$" '$2 ~ re { print $2, $3, $4 }'
+}
+
+# expect_threads DESCRIPTION NAME_ERE NICE CALLS: every thread matching
+# NAME_ERE (at least one) shows NICE and CALLS (yes, no).
+expect_threads() {
+	local rows bad
+	rows=$(thread_rows "$2")
+	bad=$(printf '%s\n' "$rows" | awk -v n="$3" -v c="$4" 'NF && ($2 != n || $3 != c)')
+	if [ -z "$rows" ] || [ -n "$bad" ]; then
+		fail "$1" "expected: threads matching '$2' at nice $3, carrying calls: $4" \
+			"got:" "$PX_OUT"
+	fi
+	pass "$1"
+}
+
+test_call_nice() {
+	local mark
+	check_cmd "'core show settings' shows the call threads' nice value (-5 by default)" \
+		'core show settings' 0 "Call threads' nice value: +-5$"
+	expect_threads "the main and console threads do not carry calls and keep nice 0" \
+		'main|console-accept' 0 no
+	if [ "$(id -u)" = 0 ]; then
+		expect_threads "as root the media threads carry calls at nice -5" 'media/[0-9]+' -5 yes
+	else
+		expect_threads "without the privilege the media threads keep nice 0" \
+			'media/[0-9]+' 0 yes
+	fi
+	# Raising a nice value takes no privilege: the same for every user.
+	sed -i '/^\[options\]$/a call_nice = 4' "$D/plexus.conf"
+	mark=$(log_mark "$D/plexus.log")
+	check_cmd "'core reload' with call_nice = 4 succeeds" 'core reload' 0 '^Reload complete\.$'
+	expect_threads "after the reload the media threads run at nice 4" 'media/[0-9]+' 4 yes
+	expect_threads "the main thread keeps nice 0 after the reload" 'main' 0 no
+	if log_since "$D/plexus.log" "$mark" | grep -q 'cannot run at nice'; then
+		fail "a call_nice the kernel grants is not complained about" \
+			"got:" "$(log_since "$D/plexus.log" "$mark")"
+	fi
+	pass "a call_nice the kernel grants is not complained about"
+	sed -i 's/^call_nice = 4$/call_nice = 42/' "$D/plexus.conf"
+	px "$SOCK" 'core reload'
+	expect_status "'core reload' with call_nice = 42 fails" 1
+	expect_output "the error names plexus.conf's line of call_nice = 42" \
+		"plexus.conf:$(line_of "$D/plexus.conf" '^call_nice = 42$'):.*call_nice"
+	pass "call_nice = 42 is refused, naming plexus.conf's line"
+	expect_threads "the refused reload leaves the media threads at nice 4" 'media/[0-9]+' 4 yes
+	sed -i '/^call_nice = 42$/d' "$D/plexus.conf"
+	check_cmd "'core reload' back to the default call_nice succeeds" 'core reload' 0 \
+		'^Reload complete\.$'
+	if [ "$(id -u)" = 0 ]; then
+		expect_threads "back to the default the media threads run at nice -5 again" \
+			'media/[0-9]+' -5 yes
+	else
+		expect_threads "back to the default the media threads stay at nice 4 (lowering it is refused)" \
+			'media/[0-9]+' 4 yes
+	fi
+}
+
+# A plexusd that may not raise a priority (root without CAP_SYS_NICE, or
+# any other user, with RLIMIT_NICE at 0) says so once and runs its call
+# threads at its own nice value.
+test_call_nice_refused() {
+	local d=$TMP/nonice pid n
+	local -a drop=(prlimit --nice=0:0 --)
+	make_module_dir "$d/modules" res_db
+	write_plexus_conf "$d" "$d/modules"
+	write_modules_conf "$d" "autoload = yes"
+	[ "$(id -u)" = 0 ] && drop+=(setpriv --bounding-set=-sys_nice --)
+	"${drop[@]}" "$PLEXUSD" -f -c "$d" -C "$d/plexus.conf" >"$d/stdout" 2>"$d/stderr" &
+	pid=$!
+	track_pid "$pid"
+	if ! wait_for_socket "$d/plexus.ctl" 10 "$pid"; then
+		DAEMON_DIR=$d
+		fail "plexusd without the privilege to raise priorities starts" \
+			"got: $(cat "$d/stderr")"
+	fi
+	pass "plexusd without the privilege to raise priorities starts and answers"
+	wait_for_log "$d/plexus.log" 0 'The threads that carry calls cannot run at nice -5: ' 5 ||
+		fail "it says the call threads cannot run at nice -5" "got:" "$(cat "$d/plexus.log")"
+	n=$(grep -c 'cannot run at nice' "$d/plexus.log")
+	[ "$n" = 1 ] || fail "it says so once, not for every call thread" "got $n lines:" \
+		"$(grep 'cannot run at nice' "$d/plexus.log")"
+	pass "it says once that the call threads cannot run at nice -5"
+	SOCK=$d/plexus.ctl expect_threads "its media threads carry calls at nice 0" \
+		'media/[0-9]+' 0 yes
+	if ! stop_daemon "$pid" 10 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "it stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
+	fi
+	untrack_pid "$pid"
+	pass "it stops with status 0"
 }
 
 # ---------------------------------------------------------------- stop
@@ -330,6 +431,8 @@ test_second_instance_refused
 test_sighup_valid
 test_sighup_invalid
 test_core_reload_invalid
+test_call_nice
+test_call_nice_refused
 test_sigterm
 test_bad_config_at_start
 test_required_module_fails

@@ -12,6 +12,9 @@
 #     settings" says what the control watches and counts the refusals;
 #   - none of the calls is left behind, and the next call right after the
 #     storm is answered: 1001 calls 1002 through the dialplan;
+#   - the SIP thread and the session threads that carried the calls run at
+#     plexus.conf's call_nice (-5; nice 0 and a notice without the
+#     privilege), ahead of the console threads beside them;
 #   - plexusd stops cleanly.
 #
 # A stopped thread is not busy (no CPU time, no run-queue delay), so a
@@ -91,9 +94,36 @@ test_call_after() {
 	expect_idle "after that call no channel is left"
 }
 
+# The SIP thread and the session threads carry calls: as root they run at
+# call_nice (-5 by default), otherwise at the daemon's own nice value, said
+# once in the log.
+test_call_threads_nice() {
+	local want=-5 rows bad
+	if [ "$(id -u)" != 0 ]; then
+		want=0
+		grep -q 'The threads that carry calls cannot run at nice -5: ' "$D/plexus.log" ||
+			fail "without the privilege plexusd says the call threads keep its nice value" \
+				"got:" "$(tail -n 20 "$D/plexus.log")"
+	fi
+	px "$SOCK" 'core show threads'
+	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 == "sip" || $2 == "session" { print $2, $3, $4 }')
+	bad=$(printf '%s\n' "$rows" | awk -v n="$want" 'NF && ($2 != n || $3 != "yes")')
+	if ! printf '%s\n' "$rows" | grep -q '^sip ' || ! printf '%s\n' "$rows" | grep -q '^session ' ||
+		[ -n "$bad" ]; then
+		fail "the SIP and session threads carry calls at nice $want" "got:" "$PX_OUT"
+	fi
+	pass "the SIP thread and $(printf '%s\n' "$rows" | grep -c '^session ') session threads carry calls at nice $want"
+	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 ~ /^console\// { print $2, $4 }')
+	if [ -z "$rows" ] || printf '%s\n' "$rows" | grep -qv ' no$'; then
+		fail "the console threads do not carry calls" "got:" "$PX_OUT"
+	fi
+	pass "the console threads do not carry calls"
+}
+
 sip_start_standard
 test_storm
 test_call_after
+test_call_threads_nice
 if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
 	fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
 fi
