@@ -686,13 +686,24 @@ sample_start() {
 	ticks_v "$PD_PID" "$SIP_TID" && SAMPLE_PREV_S=$TICKS
 	schedwait_v "$PD_PID" "$SIP_TID"
 	SAMPLE_PREV_W=$WAIT_NS
-	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s %9s\n' t-s cpu% sip% sip-wait% threads rss-kB huge-MB \
-		sip-rxq-B drops probe-mem >"$SAMPLE_FILE"
+	SAMPLE_SIPP=()
+	SAMPLE_PREV_P=-1
+	printf '%6s %6s %6s %9s %6s %8s %9s %8s %9s %8s %9s\n' t-s cpu% sip% sip-wait% sipp% threads \
+		rss-kB huge-MB sip-rxq-B drops probe-mem >"$SAMPLE_FILE"
+}
+
+# sipp_ticks_v: the CPU ticks of the SIPps in SAMPLE_SIPP, in TICKS.
+sipp_ticks_v() {
+	local pid sum=0
+	for pid in "${SAMPLE_SIPP[@]}"; do
+		ticks_v "$pid" && sum=$((sum + TICKS))
+	done
+	TICKS=$sum
 }
 
 # Called every half second or so (forks nothing); writes a line a second.
 sample_tick() {
-	local el dt t s=0 w tasks
+	local el dt t s=0 w p sipp_pct tasks
 	now_v
 	el=$((NOW - SAMPLE_T0))
 	[ "$el" -ge "$SAMPLE_NEXT" ] || return 0
@@ -704,6 +715,8 @@ sample_tick() {
 	ticks_v "$PD_PID" "$SIP_TID" && s=$TICKS
 	schedwait_v "$PD_PID" "$SIP_TID"
 	w=$WAIT_NS
+	sipp_ticks_v
+	p=$TICKS
 	sipq_v
 	rss_v "$PD_PID"
 	huge_v "$PD_PID"
@@ -711,10 +724,14 @@ sample_tick() {
 	probe_latest
 	dt=$((NOW - SAMPLE_PREV_MS))
 	[ "$dt" -gt 0 ] || dt=1
-	printf '%6s %6s %6s %9s %8s %9s %8s %9s %8s %9s\n' $((el / 1000)) \
+	sipp_pct=-
+	[ "${#SAMPLE_SIPP[@]}" -gt 0 ] && [ "$SAMPLE_PREV_P" -ge 0 ] && [ "$p" -ge "$SAMPLE_PREV_P" ] &&
+		sipp_pct=$(((p - SAMPLE_PREV_P) * 100000 / HZ / dt))
+	printf '%6s %6s %6s %9s %6s %8s %9s %8s %9s %8s %9s\n' $((el / 1000)) \
 		$(((t - SAMPLE_PREV_T) * 100000 / HZ / dt)) $(((s - SAMPLE_PREV_S) * 100000 / HZ / dt)) \
-		$(((w - SAMPLE_PREV_W) / 10000 / dt)) "${#tasks[@]}" "$RSS" "${HUGE:--}" "$SOCK_RXQ" \
-		"$SOCK_DROPS" "$PROBE_MEM" >>"$SAMPLE_FILE"
+		$(((w - SAMPLE_PREV_W) / 10000 / dt)) "$sipp_pct" "${#tasks[@]}" "$RSS" "${HUGE:--}" \
+		"$SOCK_RXQ" "$SOCK_DROPS" "$PROBE_MEM" >>"$SAMPLE_FILE"
+	SAMPLE_PREV_P=$p
 	SAMPLE_PREV_W=$w
 	SAMPLE_PREV_T=$t
 	SAMPLE_PREV_S=$s
@@ -724,6 +741,7 @@ sample_tick() {
 show_samples() {
 	[ -s "$WORK/samples-$1.txt" ] || return 0
 	line "  per second during the step (plexusd; sip-wait%: its SIP thread runnable but not running;"
+	line "  sipp%: the two SIPps' CPU;"
 	line "  huge-MB: its memory in transparent huge pages; sip-rxq-B, drops: its SIP socket's"
 	line "  receive queue and drop count; probe-mem: the speed probe's last memory time, us;"
 	line "  idle machine: $PROBE_IDLE_MEM):"
@@ -893,6 +911,7 @@ call_run() {
 	sipp_bg "$name-uac" "$SLOT_UAC" "$target" -sf "$SCEN/uac_call.xml" -s 1000 -key caller uac \
 		-au uac -ap "$SECRET_UAC" -r "$rate" -m "$n" -timeout $((secs + 30))s -recv_timeout 8s
 	local uac_pid=$SIPP_PID
+	SAMPLE_SIPP=("$uas_pid" "$uac_pid")
 	sipp_wait "$uac_pid" $((secs + 40))
 	local uac_ticks=$SIPP_TICKS
 	ON_TICK=
