@@ -106,9 +106,9 @@ static void apply_call_nice_locked(pid_t tid)
 	if (call_nice_refused)
 		return;
 	call_nice_refused = true;
-	px_log_notice("The threads that carry calls cannot run at nice %d: %s; they run at "
-		      "the daemon's own (raising a priority takes root, CAP_SYS_NICE or "
-		      "RLIMIT_NICE; plexus.conf call_nice = 0 asks for none)",
+	px_log_notice("The threads that carry calls cannot run at nice %d: %s; they keep the "
+		      "nice value they started with (raising a priority takes root, "
+		      "CAP_SYS_NICE or RLIMIT_NICE; see call_nice in plexus.conf)",
 		      call_nice, strerror(err));
 }
 

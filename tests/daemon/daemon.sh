@@ -13,7 +13,7 @@
 # status. The threads that carry calls (here the media workers) run at
 # plexus.conf's call_nice, -5 by default, and follow a reload that changes
 # it; without the privilege to raise them plexusd says so once and they
-# keep its own nice value, and it runs as before.
+# keep the nice value they started with, and it runs as before.
 
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 
