@@ -51,6 +51,9 @@
 #   EVENT_FILTER [none]: the subscribers' filter (plexus -e FILTER), e.g.
 #             ModuleLoaded to have events built and matched but none sent:
 #             what emitting costs without the consoles' part.
+#   SIPP_NICE [unset]: the SIPps run under "nice -n SIPP_NICE" (-5: the
+#             priority of plexusd's call threads, plexus.conf call_nice), so
+#             that the load generator is not what waits for a core.
 #   BENCH_KEEP=1 keeps the work directory (logs, SIPp statistics, samples).
 #
 # bench/speed_probe (built here with cc) gauges the machine's own speed:
@@ -84,6 +87,7 @@ PLATEAU_SECS=${PLATEAU_SECS:-60}
 PLATEAU_RATE=${PLATEAU_RATE:-}
 PHASES=${PHASES:-"calls baseline register plateau"}
 EVENT_SUBSCRIBERS=${EVENT_SUBSCRIBERS:-0}
+SIPP_NICE=${SIPP_NICE:-}
 EVENT_OUTPUT=${EVENT_OUTPUT:-count}
 case $EVENT_OUTPUT in count | file) ;; *)
 	echo "run.sh: EVENT_OUTPUT=$EVENT_OUTPUT: count or file" >&2
@@ -767,6 +771,7 @@ sipp_bg() {
 		-trace_screen -screen_file "$WORK/$name.screen"
 		-trace_err -error_file "$WORK/$name.err"
 		"$@")
+	[ -n "$SIPP_NICE" ] && cmd=(nice -n "$SIPP_NICE" "${cmd[@]}")
 	rm -f "$WORK/$name".*
 	log_cmd "${cmd[*]}"
 	"${cmd[@]}" >"$WORK/$name.out" 2>&1 &
