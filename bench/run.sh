@@ -700,7 +700,7 @@ sample_start() {
 sipp_ticks_v() {
 	local pid sum=0
 	for pid in "${SAMPLE_SIPP[@]}"; do
-		ticks_v "$pid" && sum=$((sum + TICKS))
+		ticks_v "$pid" && sum=$((sum + TICKS)) && SIPP_SEEN_TICKS[$pid]=$TICKS
 	done
 	TICKS=$sum
 }
@@ -776,6 +776,7 @@ sipp_bg() {
 	log_cmd "${cmd[*]}"
 	"${cmd[@]}" >"$WORK/$name.out" 2>&1 &
 	SIPP_PID=$!
+	SIPP_SEEN_TICKS[$SIPP_PID]=0
 	STARTED+=("$SIPP_PID")
 }
 
@@ -783,25 +784,34 @@ sipp_bg() {
 # up in SIPP_TICKS and its exit status in SIPP_RC; calls the hook $ON_TICK
 # (if set) every half second. Returns 1, after stopping it, when it
 # outlives SECONDS.
+# bash reaps a background child as soon as it exits, so its /proc entry
+# and CPU times are gone by then: SIPP_TICKS is the last reading taken
+# while it ran (here, in sipp_ticks_v or by sipp_seen_ticks), up to half
+# a second short. A SIPp that ended before this was called keeps the
+# reading taken last, not 0.
+declare -A SIPP_SEEN_TICKS=()
 ON_TICK=
+sipp_seen_ticks() { # PID: read its ticks now if it still runs
+	ticks_v "$1" && SIPP_SEEN_TICKS[$1]=$TICKS
+	return 0
+}
 sipp_wait() {
 	local pid=$1 deadline
 	now_v
 	deadline=$((NOW + $2 * 1000))
-	SIPP_TICKS=0
 	while is_running "$pid"; do
-		ticks_v "$pid" && SIPP_TICKS=$TICKS
+		sipp_seen_ticks "$pid"
 		[ -n "$ON_TICK" ] && $ON_TICK
 		now_v
 		if [ "$NOW" -gt "$deadline" ]; then
 			echo "  !! SIPp (pid $pid) still running after $2 s: stopping it"
+			SIPP_TICKS=${SIPP_SEEN_TICKS[$pid]:-0}
 			stop_sipp "$pid"
 			return 1
 		fi
 		nap 0.5
 	done
-	# An exited child keeps its CPU times until it is waited for.
-	ticks_v "$pid" && SIPP_TICKS=$TICKS
+	SIPP_TICKS=${SIPP_SEEN_TICKS[$pid]:-0}
 	wait "$pid" 2>/dev/null
 	SIPP_RC=$?
 	return 0
@@ -919,6 +929,8 @@ call_run() {
 	SAMPLE_SIPP=("$uas_pid" "$uac_pid")
 	sipp_wait "$uac_pid" $((secs + 40))
 	local uac_ticks=$SIPP_TICKS
+	# The UAS may end with the UAC's last BYE, before anyone waits for it.
+	sipp_seen_ticks "$uas_pid"
 	ON_TICK=
 	t1=$(now_ms)
 	m1=$(machine_busy)

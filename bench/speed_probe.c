@@ -7,9 +7,10 @@
  * latency); ALU is a chain of multiplications (the core alone). The times are the thread's own CPU
  * time, so waiting for a core does not count: a MEM that rises while ALU
  * stays is memory that got slower, from our own load or from whatever
- * else shares the host's caches. On this project's virtual machine the
- * SIPps' CPU per call doubled in some steps and plexusd's SIP thread rose
- * with it; this says whether the machine slowed down in those steps.
+ * else shares the host's caches. On this project's virtual machine
+ * plexusd's CPU per call differs by a fifth between steps of the same
+ * rate and configuration; this says whether the machine slowed down in
+ * those steps.
  * (Measured on the idle machine: after half a second's sleep even 1 MiB
  * has left the caches, about 70 ns a load against 17 ns when warm, so MEM
  * is mostly the latency of memory and of caches shared with the host's
