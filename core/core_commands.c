@@ -127,6 +127,15 @@ static enum px_cli_status cmd_show_settings(px_cli *cli, int argc, char **argv)
 	return PX_CLI_SUCCESS;
 }
 
+/* "core show threads"'s Calls column: all for the thread every call
+ * passes, yes for the others that carry calls. */
+static const char *calls_column(const struct px_thread_info *t)
+{
+	if (t->carries_every_call)
+		return "all";
+	return t->carries_calls ? "yes" : "no";
+}
+
 static enum px_cli_status cmd_show_threads(px_cli *cli, int argc, char **argv)
 {
 	struct px_thread_info info[512];
@@ -146,7 +155,7 @@ static enum px_cli_status cmd_show_threads(px_cli *cli, int argc, char **argv)
 			snprintf(nice, sizeof(nice), "%d", prio);
 		format_duration(dur, sizeof(dur), (long)(time(NULL) - info[i].started));
 		px_cli_printf(cli, "%-8d %-24s %5s %-6s %s\n", (int)info[i].tid, info[i].name, nice,
-			      info[i].carries_calls ? "yes" : "no", dur);
+			      calls_column(&info[i]), dur);
 	}
 	px_cli_printf(cli, "%zu threads listed.\n", n);
 	return PX_CLI_SUCCESS;
@@ -448,8 +457,9 @@ static const struct px_cli_command core_commands[] = {
 	{"core show threads", "Show running threads",
 	 "Usage: core show threads\n"
 	 "       Lists the threads of plexusd with their kernel thread ids, their nice\n"
-	 "       values, and whether they carry calls (those run at plexus.conf's\n"
-	 "       call_nice).",
+	 "       values, and whether they carry calls: yes for those that run at\n"
+	 "       plexus.conf's call_nice, all for the one every call passes (the SIP\n"
+	 "       thread), which runs five levels ahead of it.",
 	 cmd_show_threads, NULL, PX_ROLE_MONITOR},
 	{"core show translation", "Display translation matrix",
 	 "Usage: core show translation [paths FORMAT]\n"

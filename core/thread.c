@@ -6,7 +6,9 @@
  * plexus.conf's call_nice: on a machine shared with other work (event
  * clients, a SIP load generator, builds) the one SIP thread that every
  * call passes must not wait behind them, or its socket queue grows until
- * the overload control refuses calls. Also the threads' scratch buffers,
+ * the overload control refuses calls. That thread runs a step further
+ * ahead (FUNNEL_NICE_STEP), so that the session threads, which are many,
+ * do not crowd it out either. Also the threads' scratch buffers,
  * allocated at first use instead of as static TLS (see thread_internal.h).
  */
 #include <errno.h>
@@ -31,6 +33,7 @@ struct px_thread_entry {
 	pthread_t self;
 	time_t started;
 	bool carries_calls;
+	bool carries_every_call; /* px_thread_carries_every_call */
 	struct px_thread_entry *next;
 };
 
@@ -42,10 +45,20 @@ struct thread_start {
 
 static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct px_thread_entry *threads;
-/* plexus.conf's call_nice, and whether setting it failed since it was last
- * configured (said once, not at every session thread). threads_lock. */
+/* plexus.conf's call_nice, and whether setting it (or the step ahead of it)
+ * failed since it was last configured (said once, not at every session
+ * thread). threads_lock. */
 static int call_nice;
 static bool call_nice_refused;
+static bool funnel_nice_refused;
+
+/* How many nice levels ahead of call_nice the thread that every call passes
+ * runs: 5 levels is three times the weight with Linux's scheduler (-10
+ * against -5). When calls slow down, hundreds of session threads at
+ * call_nice become runnable at once; at equal weight each takes as much of
+ * a core as the one thread that can clear the backlog. Measured in
+ * bench/README.md (session 19). */
+#define FUNNEL_NICE_STEP 5
 
 void px_thread_register_self(const char *name)
 {
@@ -95,14 +108,30 @@ static void *thread_main(void *p)
 	return ret;
 }
 
-/* Give thread tid the call threads' nice value. threads_lock held. */
-static void apply_call_nice_locked(pid_t tid)
+/* Give thread t the call threads' nice value, or the step ahead of it when
+ * every call passes t. threads_lock held. */
+static void apply_call_nice_locked(const struct px_thread_entry *t)
 {
-	int err;
+	int want = call_nice, err;
 
-	if (setpriority(PRIO_PROCESS, (id_t)tid, call_nice) == 0)
+	if (t->carries_every_call)
+		want = call_nice - FUNNEL_NICE_STEP < -20 ? -20 : call_nice - FUNNEL_NICE_STEP;
+	if (setpriority(PRIO_PROCESS, (id_t)t->tid, want) == 0)
 		return;
 	err = errno;
+	if (want != call_nice) {
+		/* The kernel may grant call_nice (RLIMIT_NICE) but not further. */
+		if (setpriority(PRIO_PROCESS, (id_t)t->tid, call_nice) == 0) {
+			if (!funnel_nice_refused)
+				px_log_notice("Thread %s, which every call passes, cannot run at "
+					      "nice %d: %s; it runs at call_nice (%d) like the "
+					      "other threads that carry calls",
+					      t->name, want, strerror(err), call_nice);
+			funnel_nice_refused = true;
+			return;
+		}
+		err = errno;
+	}
 	if (call_nice_refused)
 		return;
 	call_nice_refused = true;
@@ -112,7 +141,7 @@ static void apply_call_nice_locked(pid_t tid)
 		      call_nice, strerror(err));
 }
 
-void px_thread_carries_calls(void)
+static void mark_carrying_calls(bool every_call)
 {
 	pthread_t self = pthread_self();
 
@@ -120,11 +149,22 @@ void px_thread_carries_calls(void)
 	for (struct px_thread_entry *t = threads; t; t = t->next) {
 		if (pthread_equal(t->self, self)) {
 			t->carries_calls = true;
-			apply_call_nice_locked(t->tid);
+			t->carries_every_call = every_call;
+			apply_call_nice_locked(t);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&threads_lock);
+}
+
+void px_thread_carries_calls(void)
+{
+	mark_carrying_calls(false);
+}
+
+void px_thread_carries_every_call(void)
+{
+	mark_carrying_calls(true);
 }
 
 void px_thread_set_call_nice(int nice)
@@ -132,9 +172,10 @@ void px_thread_set_call_nice(int nice)
 	pthread_mutex_lock(&threads_lock);
 	call_nice = nice;
 	call_nice_refused = false;
+	funnel_nice_refused = false;
 	for (struct px_thread_entry *t = threads; t; t = t->next)
 		if (t->carries_calls)
-			apply_call_nice_locked(t->tid);
+			apply_call_nice_locked(t);
 	pthread_mutex_unlock(&threads_lock);
 }
 
@@ -180,6 +221,7 @@ size_t px_thread_list(struct px_thread_info *out, size_t max)
 			out[n].tid = t->tid;
 			out[n].started = t->started;
 			out[n].carries_calls = t->carries_calls;
+			out[n].carries_every_call = t->carries_every_call;
 		}
 	}
 	pthread_mutex_unlock(&threads_lock);

@@ -16,7 +16,8 @@ struct px_thread_info {
 	char name[32];
 	pid_t tid;
 	time_t started;
-	bool carries_calls; /* said so by px_thread_carries_calls */
+	bool carries_calls;      /* said so by px_thread_carries_calls */
+	bool carries_every_call; /* and by px_thread_carries_every_call */
 };
 
 /* px_thread_start with a stack of stack_size bytes (0: the default, glibc's
@@ -25,8 +26,10 @@ int px_thread_start_sized(pthread_t *out, const char *name, void *(*fn)(void *),
 			  size_t stack_size);
 
 /* The nice value of the threads that carry calls (plexus.conf call_nice):
- * set on those running now and on those that say so later. A value the
- * kernel refuses is said once in the log, and the threads keep theirs. */
+ * set on those running now and on those that say so later, five levels
+ * lower on the one that carries every call. A value the kernel refuses is
+ * said once in the log, and the threads keep theirs (that one: call_nice
+ * when the kernel grants it). */
 void px_thread_set_call_nice(int nice);
 
 /* Fill up to max entries; returns the number of registered threads. */

@@ -38,6 +38,8 @@ STARTED_PIDS=()
 DAEMON_PID=
 DAEMON_DIR=
 SOCK=
+# A command start_daemon runs plexusd under (prlimit ..., setpriv ...).
+DAEMON_PREFIX=()
 CHECKS=0
 TEST_START=$(date +%s)
 
@@ -279,7 +281,8 @@ start_daemon() {
 	local dir=$1 secs=${2:-10}
 	DAEMON_DIR=$dir
 	SOCK=$dir/plexus.ctl
-	"$PLEXUSD" -f -c "$dir" -C "$dir/plexus.conf" >>"$dir/stdout" 2>>"$dir/stderr" &
+	"${DAEMON_PREFIX[@]}" "$PLEXUSD" -f -c "$dir" -C "$dir/plexus.conf" \
+		>>"$dir/stdout" 2>>"$dir/stderr" &
 	DAEMON_PID=$!
 	track_pid "$DAEMON_PID"
 	if ! wait_for_socket "$SOCK" "$secs" "$DAEMON_PID"; then

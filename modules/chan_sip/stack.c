@@ -383,7 +383,7 @@ static void *sip_main(void *arg)
 	size_t udp_n = 0;
 
 	thread_self = pthread_self();
-	px_thread_carries_calls();
+	px_thread_carries_every_call();
 	/* sofia's loop rounds its timer timeouts down to whole milliseconds and
 	 * would otherwise spin through the last one before every timer. */
 	px_thread_avoid_poll_spin();

@@ -12,9 +12,13 @@
 #     settings" says what the control watches and counts the refusals;
 #   - none of the calls is left behind, and the next call right after the
 #     storm is answered: 1001 calls 1002 through the dialplan;
-#   - the SIP thread and the session threads that carried the calls run at
-#     plexus.conf's call_nice (-5; nice 0 and a notice without the
-#     privilege), ahead of the console threads beside them;
+#   - the session threads that carried the calls run at plexus.conf's
+#     call_nice (-5; nice 0 and a notice without the privilege), ahead of
+#     the console threads beside them, and the SIP thread, which every call
+#     passes, five levels further (-10);
+#   - a plexusd that the kernel lets run its call threads at call_nice but
+#     not the SIP thread five levels further runs that one at call_nice
+#     and says so once;
 #   - plexusd stops cleanly.
 #
 # A stopped thread is not busy (no CPU time, no run-queue delay), so a
@@ -94,30 +98,80 @@ test_call_after() {
 	expect_idle "after that call no channel is left"
 }
 
+# expect_call_threads SIP_NICE SESSION_NICE: in 'core show threads' (left
+# in PX_OUT), the SIP thread carries every call ("all") at SIP_NICE, each
+# session thread carries calls at SESSION_NICE.
+expect_call_threads() {
+	local rows bad
+	px "$SOCK" 'core show threads'
+	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 == "sip" || $2 == "session" { print $2, $3, $4 }')
+	bad=$(printf '%s\n' "$rows" | awk -v s="$1" -v n="$2" \
+		'($1 == "sip" && ($2 != s || $3 != "all")) || ($1 == "session" && ($2 != n || $3 != "yes"))')
+	if ! printf '%s\n' "$rows" | grep -q '^sip ' || ! printf '%s\n' "$rows" | grep -q '^session ' ||
+		[ -n "$bad" ]; then
+		fail "the SIP thread carries every call at nice $1, the session threads carry calls at nice $2" \
+			"got:" "$PX_OUT"
+	fi
+	pass "the SIP thread carries every call at nice $1, $(printf '%s\n' "$rows" |
+		grep -c '^session ') session threads carry calls at nice $2"
+}
+
 # The SIP thread and the session threads carry calls: as root they run at
-# call_nice (-5 by default), otherwise at the daemon's own nice value, said
-# once in the log.
+# call_nice (-5 by default) and the SIP thread five levels ahead (-10),
+# otherwise at the daemon's own nice value, said once in the log.
 test_call_threads_nice() {
-	local want=-5 rows bad
+	local rows
 	if [ "$(id -u)" != 0 ]; then
-		want=0
 		grep -q 'The threads that carry calls cannot run at nice -5: ' "$D/plexus.log" ||
 			fail "without the privilege plexusd says the call threads keep its nice value" \
 				"got:" "$(tail -n 20 "$D/plexus.log")"
+		expect_call_threads 0 0
+	else
+		expect_call_threads -10 -5
 	fi
-	px "$SOCK" 'core show threads'
-	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 == "sip" || $2 == "session" { print $2, $3, $4 }')
-	bad=$(printf '%s\n' "$rows" | awk -v n="$want" 'NF && ($2 != n || $3 != "yes")')
-	if ! printf '%s\n' "$rows" | grep -q '^sip ' || ! printf '%s\n' "$rows" | grep -q '^session ' ||
-		[ -n "$bad" ]; then
-		fail "the SIP and session threads carry calls at nice $want" "got:" "$PX_OUT"
-	fi
-	pass "the SIP thread and $(printf '%s\n' "$rows" | grep -c '^session ') session threads carry calls at nice $want"
 	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 ~ /^console\// { print $2, $4 }')
 	if [ -z "$rows" ] || printf '%s\n' "$rows" | grep -qv ' no$'; then
 		fail "the console threads do not carry calls" "got:" "$PX_OUT"
 	fi
 	pass "the console threads do not carry calls"
+}
+
+# A plexusd started at nice 10 that may not lower a nice value (RLIMIT_NICE
+# 0, and as root without CAP_SYS_NICE), with call_nice = 12: the kernel
+# grants 12 (above where the threads start) but not 7, the step further
+# for the SIP thread. That thread runs at call_nice with the session
+# threads, and the log says so once.
+test_sip_thread_nice_partly_refused() {
+	local mark n
+	mark=$(log_mark "$D/plexus.log")
+	sed -i '/^\[options\]$/a call_nice = 12' "$D/plexus.conf"
+	DAEMON_PREFIX=(prlimit --nice=0:0 --)
+	[ "$(id -u)" = 0 ] && DAEMON_PREFIX+=(setpriv --bounding-set=-sys_nice --)
+	DAEMON_PREFIX+=(nice -n 10)
+	start_daemon "$D"
+	DAEMON_PREFIX=()
+	sipp_run reg_1002b "$PORT_1002" register.xml -s 1002 -au 1002 -ap "$SECRET_1002" \
+		-key expires 3600
+	[ "$SIPP_RC" = 0 ] || sipp_fail "1002 registers with that plexusd" "status 0" reg_1002b
+	sipp_start phone_1002b "$PORT_1002" uas_answer.xml -s 1002
+	sipp_start call2 - uac_call.xml -s 1002 -key caller 1001 -au 1001 -ap "$SECRET_1001" -d 500
+	expect_sipp_ok "with call_nice = 12, 1001 calls 1002: answered, BYE" call2
+	expect_sipp_ok "1002 answered it" phone_1002b
+	expect_call_threads 12 12
+	n=$(log_since "$D/plexus.log" "$mark" |
+		grep -c 'Thread sip, which every call passes, cannot run at nice 7: .*; it runs at call_nice (12)')
+	[ "$n" = 1 ] || fail "it says once that the SIP thread cannot run at nice 7" \
+		"got $n such lines in:" "$(log_since "$D/plexus.log" "$mark" | tail -n 20)"
+	if log_since "$D/plexus.log" "$mark" | grep -q 'The threads that carry calls cannot run'; then
+		fail "it does not say that the other call threads cannot run at 12 (they can)" \
+			"got:" "$(log_since "$D/plexus.log" "$mark" | grep 'cannot run')"
+	fi
+	pass "it says once that the SIP thread cannot run at nice 7, and nothing about the others"
+	if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
+		fail "that plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
+	fi
+	untrack_pid "$DAEMON_PID"
+	pass "that plexusd stops with status 0"
 }
 
 sip_start_standard
@@ -127,5 +181,7 @@ test_call_threads_nice
 if ! stop_daemon "$DAEMON_PID" 10 || [ "$EXIT_STATUS" != 0 ]; then
 	fail "plexusd stops with status 0" "got: ${EXIT_STATUS:-(still running)}"
 fi
+untrack_pid "$DAEMON_PID"
 pass "plexusd stops with status 0"
+test_sip_thread_nice_partly_refused
 finish

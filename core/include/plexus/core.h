@@ -49,6 +49,16 @@ void px_thread_unregister_self(void);
  */
 void px_thread_carries_calls(void);
 /*
+ * Called instead by the one thread that every call passes (chan_sip's SIP
+ * thread, where all signalling is handled): it runs five nice levels
+ * ahead of call_nice (-10 with the default -5), so that the session
+ * threads, hundreds of which become runnable at once when calls slow
+ * down, do not take the cores from the thread that clears the backlog.
+ * When the kernel grants call_nice but not that, it runs at call_nice and
+ * the log says so once.
+ */
+void px_thread_carries_every_call(void);
+/*
  * For a thread that runs a library's event loop which polls with a zero
  * timeout while its next timer is less than a millisecond away (sofia-sip):
  * after a few such polls in a row found nothing, the thread's next one
