@@ -1766,6 +1766,11 @@ static void *session_keeper(void *arg)
 	bool backing_off = false;
 
 	(void)arg;
+	/* A call with no spare thread waits for this one; and it would
+	 * otherwise keep the nice value of the thread that started the first
+	 * session (the SIP thread's, ahead of call_nice), and compete with
+	 * that thread while it makes hundreds of threads in a burst. */
+	px_thread_carries_calls();
 	pthread_mutex_lock(&pool_lock);
 	while (!pool_stopping) {
 		pthread_t t;

@@ -86,33 +86,42 @@ test_storm() {
 	expect_idle "after the storm no channel is left"
 }
 
-test_call_after() {
-	sipp_run reg_1002 "$PORT_1002" register.xml -s 1002 -au 1002 -ap "$SECRET_1002" \
+# call_1001_1002 RUN WHEN: 1002 registers, then 1001 calls it through the
+# dialplan (answered, BYE half a second later); RUN names the SIPp runs,
+# WHEN ends the checks' descriptions ("after the storm").
+call_1001_1002() {
+	sipp_run "reg_$1" "$PORT_1002" register.xml -s 1002 -au 1002 -ap "$SECRET_1002" \
 		-key expires 3600
-	[ "$SIPP_RC" = 0 ] || sipp_fail "1002 registers after the storm" "status 0" reg_1002
-	sipp_start phone_1002 "$PORT_1002" uas_answer.xml -s 1002
-	sipp_start call - uac_call.xml -s 1002 -key caller 1001 -au 1001 -ap "$SECRET_1001" -d 500
-	expect_sipp_ok "after the storm 1001 calls 1002: answered, BYE" call
-	expect_sipp_ok "1002 answered the call after the storm" phone_1002
+	[ "$SIPP_RC" = 0 ] || sipp_fail "1002 registers $2" "status 0" "reg_$1"
+	sipp_start "phone_$1" "$PORT_1002" uas_answer.xml -s 1002
+	sipp_start "call_$1" - uac_call.xml -s 1002 -key caller 1001 -au 1001 -ap "$SECRET_1001" \
+		-d 500
+	expect_sipp_ok "1001 calls 1002 $2: answered, BYE" "call_$1"
+	expect_sipp_ok "1002 answered the call $2" "phone_$1"
+}
+
+test_call_after() {
+	call_1001_1002 after "after the storm"
 	pass "the first call after the storm is answered"
 	expect_idle "after that call no channel is left"
 }
 
 # expect_call_threads SIP_NICE SESSION_NICE: in 'core show threads' (left
 # in PX_OUT), the SIP thread carries every call ("all") at SIP_NICE, each
-# session thread carries calls at SESSION_NICE.
+# session thread and the session pool's keeper carry calls at
+# SESSION_NICE.
 expect_call_threads() {
 	local rows bad
 	px "$SOCK" 'core show threads'
-	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 == "sip" || $2 == "session" { print $2, $3, $4 }')
+	rows=$(printf '%s\n' "$PX_OUT" | awk '$2 ~ /^(sip|session|session-pool)$/ { print $2, $3, $4 }')
 	bad=$(printf '%s\n' "$rows" | awk -v s="$1" -v n="$2" \
-		'($1 == "sip" && ($2 != s || $3 != "all")) || ($1 == "session" && ($2 != n || $3 != "yes"))')
+		'($1 == "sip" && ($2 != s || $3 != "all")) || ($1 != "sip" && ($2 != n || $3 != "yes"))')
 	if ! printf '%s\n' "$rows" | grep -q '^sip ' || ! printf '%s\n' "$rows" | grep -q '^session ' ||
-		[ -n "$bad" ]; then
-		fail "the SIP thread carries every call at nice $1, the session threads carry calls at nice $2" \
+		! printf '%s\n' "$rows" | grep -q '^session-pool ' || [ -n "$bad" ]; then
+		fail "the SIP thread carries every call at nice $1, the session threads and their keeper carry calls at nice $2" \
 			"got:" "$PX_OUT"
 	fi
-	pass "the SIP thread carries every call at nice $1, $(printf '%s\n' "$rows" |
+	pass "the SIP thread carries every call at nice $1, the keeper and $(printf '%s\n' "$rows" |
 		grep -c '^session ') session threads carry calls at nice $2"
 }
 
@@ -150,13 +159,7 @@ test_sip_thread_nice_partly_refused() {
 	DAEMON_PREFIX+=(nice -n 10)
 	start_daemon "$D"
 	DAEMON_PREFIX=()
-	sipp_run reg_1002b "$PORT_1002" register.xml -s 1002 -au 1002 -ap "$SECRET_1002" \
-		-key expires 3600
-	[ "$SIPP_RC" = 0 ] || sipp_fail "1002 registers with that plexusd" "status 0" reg_1002b
-	sipp_start phone_1002b "$PORT_1002" uas_answer.xml -s 1002
-	sipp_start call2 - uac_call.xml -s 1002 -key caller 1001 -au 1001 -ap "$SECRET_1001" -d 500
-	expect_sipp_ok "with call_nice = 12, 1001 calls 1002: answered, BYE" call2
-	expect_sipp_ok "1002 answered it" phone_1002b
+	call_1001_1002 nice12 "with call_nice = 12"
 	expect_call_threads 12 12
 	n=$(log_since "$D/plexus.log" "$mark" |
 		grep -c 'Thread sip, which every call passes, cannot run at nice 7: .*; it runs at call_nice (12)')
